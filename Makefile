@@ -1,0 +1,31 @@
+# Two entry points (README): `make demo` and `make test`. Both create .venv on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PRESET ?= full
+OUT ?= build/$(PRESET)
+
+.PHONY: demo test lint regress bench clean
+
+$(BIN)/cimflow: pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/cimflow
+	$(BIN)/cimflow generate --preset $(PRESET) --out $(OUT)
+
+test: $(BIN)/cimflow
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n 2 --junitxml=build/test-results.xml
+
+regress: $(BIN)/cimflow
+	$(BIN)/cimflow regress --preset small
+
+bench: $(BIN)/cimflow
+	$(BIN)/python benchmarks/bench_spine.py
+
+clean:
+	rm -rf build

@@ -1,0 +1,1 @@
+"""NumPy/PyTorch golden model of the core. Never imports cimflow.hdl or Amaranth."""

@@ -1,0 +1,1 @@
+"""Compiler from trained PyTorch models to per-core programming images."""

@@ -1,0 +1,1 @@
+"""cocotb testbenches on Verilator joining cimflow.hdl and cimflow.golden."""
