@@ -24,6 +24,10 @@ class ConfigError(ValueError):
     """A CoreConfig field is missing, of the wrong type or out of range."""
 
 
+ADC_MODES = ("binary", "counting")
+"""Neuron ADC modes; the index is the RTL's ``adc_mode`` register code."""
+
+
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name} must be an integer, got {value!r}")
@@ -69,6 +73,11 @@ class CoreConfig:
     bl_max: int = 255
     """Largest BL the hardware supports; sets the BL register width."""
 
+    # --- neuron ADC (ALGORITHMS.md 4.7, NEURRAM_BOARD_FACTS.md; docs/cycle_interface.md) ---
+    adc_mode: str = "binary"
+    """Reset value of the ADC mode register: "binary" (sign + binary search, V_decr halved
+    per bit) or "counting" (sign + count of equal charge-decrement steps, the board default)."""
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "lfsr_a_taps", tuple(self.lfsr_a_taps))
         object.__setattr__(self, "lfsr_b_taps", tuple(self.lfsr_b_taps))
@@ -106,6 +115,10 @@ class CoreConfig:
         _check_int("str_gain_frac_bits", self.str_gain_frac_bits, 0, self.str_gain_bits)
         _check_int("bl_max", self.bl_max, 1, 65535)
         _check_int("bl", self.bl, 1, self.bl_max)
+        if self.adc_mode not in ADC_MODES:
+            raise ConfigError(
+                f"adc_mode = {self.adc_mode!r} is not one of: {', '.join(ADC_MODES)}"
+            )
 
     # ------------------------------------------------------------------ derived values
     @property
