@@ -15,7 +15,9 @@ from pathlib import Path
 
 __all__ = ["Experiment", "experiment", "registry"]
 
-EXPERIMENT_MODULES: list[str] = []
+EXPERIMENT_MODULES: list[str] = [
+    "cimflow.golden.experiments_programming",
+]
 """Modules imported to populate the registry (each registers with @experiment)."""
 
 
