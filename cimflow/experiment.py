@@ -17,6 +17,7 @@ __all__ = ["Experiment", "experiment", "registry"]
 
 EXPERIMENT_MODULES: list[str] = [
     "cimflow.golden.experiments_programming",
+    "cimflow.golden.experiments",
 ]
 """Modules imported to populate the registry (each registers with @experiment)."""
 
