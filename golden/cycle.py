@@ -1,0 +1,245 @@
+"""Cycle level: the control words the RTL drives, one phase per clock (docs/cycle_interface.md).
+
+:func:`mvm_program` is the sequencer: it yields one :class:`Control` per cycle for one input
+vector. :class:`CycleCore` executes them on the array and a :class:`~.neuron.NeuronBank`,
+settling the lines from the per-line driver codes, routing each neuron to its BL or SL
+through the corelet map, and writing the codes into the BL or SL registers. The arithmetic
+is the integer charge of :mod:`.neuron`, so with no dynamic non-ideality the codes equal
+:func:`.mvm.mvm`'s exactly.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .array import Crossbar, Direction, corelet_map
+from .mvm import MvmResult, MvmSettings, bit_planes, drive_lines
+from .neuron import CHARGE_FRAC_BITS, Activation, NeuronBank, sample_units
+from .nonideal import NonIdeal
+
+__all__ = [
+    "Phase", "NrnIn", "DRV_FLOAT", "DRV_LOW", "DRV_REF", "DRV_HIGH", "Control",
+    "mvm_program", "CycleCore", "cycle_count",
+]
+
+DRV_FLOAT, DRV_LOW, DRV_REF, DRV_HIGH = 0, 1, 2, 3
+"""Per-line driver code: float, V_ref - V_read, V_ref, V_ref + V_read."""
+_DRV_S = np.array([0, -1, 0, 1], dtype=np.int64)
+
+
+class Phase(enum.IntEnum):
+    """Neuron/array phase of one cycle; exactly one strobe is high per cycle."""
+
+    IDLE = 0
+    PRECHARGE = 1
+    WL_PULSE = 2
+    SAMPLE = 3
+    INTEGRATE = 4
+    INJECT = 5
+    COMPARE_SIGN = 6
+    DECREMENT = 7
+    COMPARE = 8
+    READOUT = 9
+
+
+class NrnIn(enum.IntEnum):
+    """Neuron input switch."""
+
+    NONE = 0
+    BL = 1
+    SL = 2
+
+
+@dataclass(frozen=True, eq=False)
+class Control:
+    """One cycle's control word (arrays are shared between cycles, never mutated)."""
+
+    phase: Phase
+    drv_bl: np.ndarray
+    drv_sl: np.ndarray
+    wl_en: np.ndarray
+    nrn_in: NrnIn = NrnIn.NONE
+    dac_code: int = 0
+    out_bl: bool = False
+
+
+def _drivers(xbar: Crossbar, st: MvmSettings, x: np.ndarray):
+    """Per-pulse driver codes (bl, sl, wl_en) for one input vector."""
+    cfg = xbar.config
+    planes = bit_planes(x, st.in_bits)
+    s, driven, _ = drive_lines(xbar, st.direction, planes)
+    codes = np.where(driven, (s + 2).astype(np.uint8), DRV_FLOAT).astype(np.uint8)
+    bl_float = np.zeros(cfg.rows, np.uint8)
+    sl_float = np.zeros(cfg.cols, np.uint8)
+    if st.direction is Direction.BACKWARD:
+        return [(bl_float, c, np.ones(cfg.rows, bool)) for c in codes]
+    return [(c, sl_float, driven) for c in codes]
+
+
+def mvm_program(xbar: Crossbar, x: np.ndarray, st: MvmSettings) -> Iterator[Control]:
+    """The sequencer: cycles of one MVM of integer input vector ``x``.
+
+    PRECHARGE; per magnitude bit m (LSB first): WL_PULSE, 2^(m-1) x (SAMPLE, INTEGRATE);
+    INJECT x inject_steps (stochastic); COMPARE_SIGN; binary: K x (DECREMENT m, COMPARE),
+    counting: (2^K - 1) x (DECREMENT K-1, COMPARE); READOUT.
+    """
+    cfg = xbar.config
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"mvm_program takes one input vector, got shape {x.shape}")
+    idle_bl = np.zeros(cfg.rows, np.uint8)
+    idle_sl = np.zeros(cfg.cols, np.uint8)
+    no_wl = np.zeros(cfg.rows, bool)
+    nrn_in = NrnIn.BL if st.direction is Direction.BACKWARD else NrnIn.SL
+    out_bl = st.direction is not Direction.FORWARD
+
+    def ctl(phase, **kw):
+        kw.setdefault("drv_bl", idle_bl)
+        kw.setdefault("drv_sl", idle_sl)
+        kw.setdefault("wl_en", no_wl)
+        return Control(phase, nrn_in=nrn_in, out_bl=out_bl, **kw)
+
+    yield ctl(Phase.PRECHARGE, drv_bl=np.full(cfg.rows, DRV_REF, np.uint8),
+              drv_sl=np.full(cfg.cols, DRV_REF, np.uint8))
+    for b, (bl, sl, wl) in enumerate(_drivers(xbar, st, x)):
+        yield ctl(Phase.WL_PULSE, drv_bl=bl, drv_sl=sl, wl_en=wl)
+        for _ in range(1 << b):
+            yield ctl(Phase.SAMPLE)
+            yield ctl(Phase.INTEGRATE)
+    if st.activation is Activation.STOCHASTIC:
+        for _ in range(st.inject_steps):
+            yield ctl(Phase.INJECT)
+    yield ctl(Phase.COMPARE_SIGN)
+    if st.adc_mode == "binary":
+        for m in range(st.k):
+            yield ctl(Phase.DECREMENT, dac_code=m)
+            yield ctl(Phase.COMPARE, dac_code=m)
+    else:
+        for _ in range((1 << st.k) - 1 if st.k else 0):
+            yield ctl(Phase.DECREMENT, dac_code=st.k - 1)
+            yield ctl(Phase.COMPARE, dac_code=st.k - 1)
+    yield ctl(Phase.READOUT)
+
+
+def cycle_count(st: MvmSettings) -> int:
+    """Cycles of one MVM: 1 + pulses + 2 (2^M - 1) + inject + 1 + ADC + 1."""
+    m = max(st.in_bits - 1, 1)
+    adc = 2 * (st.k if st.adc_mode == "binary" else (1 << st.k) - 1)
+    inj = st.inject_steps if st.activation is Activation.STOCHASTIC else 0
+    return 1 + m + 2 * ((1 << m) - 1) + inj + 1 + adc + 1
+
+
+class CycleCore:
+    """Array + neurons + registers of one core, advanced one :class:`Control` at a time."""
+
+    def __init__(self, xbar: Crossbar, nonideal: NonIdeal | None = None,
+                 offsets: np.ndarray | None = None, lfsr=None):
+        ni = nonideal or NonIdeal()
+        if ni.dynamic:
+            raise ValueError(
+                "the cycle level models static and integer non-idealities only; turn off "
+                "read_noise_v, ir_drop_ohm and cmp_noise_v"
+            )
+        cfg = xbar.config
+        self.xbar, self.nonideal, self.lfsr = xbar, ni, lfsr
+        self.g = xbar.codes()
+        self.bl_of, self.sl_of = corelet_map(cfg)
+        self.offsets = offsets
+        self.bl_sign = np.zeros(cfg.rows, np.uint8)
+        self.bl_mag = np.zeros(cfg.rows, np.int64)
+        self.sl_sign = np.zeros(cfg.cols, np.uint8)
+        self.sl_mag = np.zeros(cfg.cols, np.int64)
+        self.cycles = 0
+        self.trace: list[tuple[Phase, int, np.ndarray]] | None = None
+        self.configure(MvmSettings())
+
+    def configure(self, st: MvmSettings) -> None:
+        """Load the mode registers (ADC mode, K, activation, V_decr and V_inject codes)."""
+        self.st = st
+        n = self.xbar.config.rows
+        off = self.offsets if self.offsets is not None else self.nonideal.offsets(
+            n, st.v_read, np.random.default_rng(0))
+        self.bank = NeuronBank(n, clip=self.nonideal.clip_units(st.v_read), offset=off)
+        self.line_bl = np.zeros(self.xbar.config.rows, np.int64)
+        self.line_sl = np.zeros(self.xbar.config.cols, np.int64)
+
+    def step(self, c: Control) -> None:
+        st, bank = self.st, self.bank
+        p = c.phase
+        if p is Phase.PRECHARGE:
+            bank.precharge()
+            self.line_bl[:] = 0
+            self.line_sl[:] = 0
+        elif p is Phase.WL_PULSE:
+            self._settle(c)
+        elif p is Phase.SAMPLE:
+            if c.nrn_in is NrnIn.SL:
+                bank.sample(self.line_sl[self.sl_of])
+            elif c.nrn_in is NrnIn.BL:
+                bank.sample(self.line_bl[self.bl_of])
+        elif p is Phase.INTEGRATE:
+            bank.integrate()
+        elif p is Phase.INJECT:
+            if self.lfsr is None:
+                raise ValueError("INJECT needs an lfsr (stochastic activation)")
+            bank.inject(self.lfsr.bits(1)[0, :bank.n], st.inject_units)
+        elif p is Phase.COMPARE_SIGN:
+            bank.compare_sign()
+        elif p is Phase.DECREMENT:
+            counting = st.adc_mode == "counting"
+            bank.decrement(st.d_units >> c.dac_code, bank.active if counting else None)
+        elif p is Phase.COMPARE:
+            bank.compare(st.adc_mode == "counting")
+        elif p is Phase.READOUT:
+            sign, mag = bank.readout(st.k, st.adc_mode == "counting", st.activation)
+            if c.out_bl:
+                self.bl_sign[self.bl_of], self.bl_mag[self.bl_of] = sign, mag
+            else:
+                self.sl_sign[self.sl_of], self.sl_mag[self.sl_of] = sign, mag
+        self.cycles += 1
+        if self.trace is not None:
+            self.trace.append((p, c.dac_code, bank.cmp.copy()))
+
+    def _settle(self, c: Control) -> None:
+        """Lines settle to sum V_i G / sum G over conducting cells (voltage mode)."""
+        bl_drv, sl_drv = c.drv_bl != DRV_FLOAT, c.drv_sl != DRV_FLOAT
+        if bl_drv.any() and sl_drv.any():
+            raise ValueError("WL_PULSE with both BLs and SLs driven: one side must float")
+        s_bl, s_sl = _DRV_S[c.drv_bl], _DRV_S[c.drv_sl]
+        if bl_drv.any():
+            act = bl_drv & c.wl_en
+            g = self.g[act]
+            self.line_sl = sample_units(s_bl[act] @ g, g.sum(axis=0))
+            self.line_bl = s_bl << CHARGE_FRAC_BITS
+        else:
+            g = np.where(c.wl_en[:, None], self.g[:, sl_drv], 0)
+            self.line_bl = sample_units(g @ s_sl[sl_drv], g.sum(axis=1))
+            self.line_sl = s_sl << CHARGE_FRAC_BITS
+
+    def run(self, x: np.ndarray, st: MvmSettings) -> MvmResult:
+        """Run every input vector of ``x`` (..., n) through the sequencer; codes as in mvm()."""
+        self.configure(st)
+        x = np.asarray(x)
+        flat = x.reshape(-1, x.shape[-1])
+        out_bl = st.direction is not Direction.FORWARD
+        signs, mags, charges = [], [], []
+        for vec in flat:
+            for c in mvm_program(self.xbar, vec, st):
+                if c.phase is Phase.COMPARE_SIGN:
+                    charges.append(self.bank.q_integ.copy())
+                self.step(c)
+            signs.append((self.bl_sign if out_bl else self.sl_sign).copy())
+            mags.append((self.bl_mag if out_bl else self.sl_mag).copy())
+        lead = x.shape[:-1]
+        sign = np.array(signs).reshape(lead + (-1,))
+        mag = np.array(mags).reshape(lead + (-1,))
+        # the charge of neuron n, reported on the line its code is written to
+        q = np.array(charges).reshape(lead + (-1,))
+        line_of = self.bl_of if out_bl else self.sl_of
+        q_line = np.empty_like(q)
+        q_line[..., line_of] = q
+        return MvmResult(st, sign, mag, q_line)

@@ -1,0 +1,308 @@
+"""Algorithmic level of a NeuRRAM MVM: batched, vectorised (ALGORITHMS.md 4.3-4.7).
+
+One MVM, for every input of a batch at once:
+
+1. bit-serial input: magnitude bit m (LSB first) is one ternary pulse s_i in {-1, 0, +1};
+   the output lines settle to V_ref + V_read * N_j / Den_j with N_j = sum_i s_i G_ij and
+   Den_j = sum over driven input lines of G_ij (voltage-mode sensing);
+2. the sampled charge C_s (V_j - V_ref) is integrated 2^(m-1) times, so
+   Q = C_s V_read sum_m 2^(m-1) N_m / Den (integer charge units, see neuron.py);
+3. optional LFSR noise pulses (stochastic activation), then the ADC and the activation.
+
+Den is the "weight normalisation": :func:`recover` multiplies it back digitally using the
+*target* conductances, as the chip's host does. Forward MVMs use differential input (row
+pair 2r/2r+1 driven with +s/-s), backward MVMs differential output (the codes of BLs 2r and
+2r+1 are subtracted after each is multiplied by its own Den).
+
+With non-idealities off (or only static/integer ones) every number here is an exact integer
+computed the way :mod:`.cycle` computes it, so both levels give identical codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .array import G_FRAC_BITS, Crossbar, Direction, neuron_of_line
+from .neuron import (
+    CHARGE_FRAC_BITS, MAX_MAG_BITS, Activation, adc_convert, apply_activation, charge_units,
+    decr_units, sample_units, signed_value,
+)
+from .nonideal import NonIdeal
+
+__all__ = [
+    "MvmSettings", "MvmResult", "input_schedule", "bit_planes", "quantize_inputs", "settle",
+    "drive_lines", "mvm", "recover", "split_two_phase", "two_phase_mvm",
+]
+
+
+@dataclass(frozen=True)
+class MvmSettings:
+    """Operating point of one MVM. ``in_bits`` = 1 is an unsigned binary input {0, 1};
+    n >= 2 is 1 sign + (n - 1) magnitude bits. ``out_bits`` = 1 sign + K magnitude bits."""
+
+    direction: Direction = Direction.FORWARD
+    in_bits: int = 4
+    out_bits: int = 8
+    adc_mode: str = "binary"
+    activation: Activation = Activation.IDENTITY
+    v_read: float = 0.5
+    v_decr: float = 0.05
+    inject_steps: int = 0
+    v_inject: float = 0.0
+
+    def __post_init__(self) -> None:
+        def bad(name, lo, hi):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
+                raise ValueError(f"{name} = {v!r} is out of range [{lo}, {hi}]")
+
+        bad("in_bits", 1, 8)
+        bad("out_bits", 1, MAX_MAG_BITS + 1)
+        bad("inject_steps", 0, 1 << 16)
+        if not isinstance(self.direction, Direction):
+            raise ValueError(f"direction must be a Direction, got {self.direction!r}")
+        if not isinstance(self.activation, Activation):
+            raise ValueError(f"activation must be an Activation, got {self.activation!r}")
+        if self.adc_mode not in ("binary", "counting"):
+            raise ValueError(f"adc_mode {self.adc_mode!r} is not 'binary' or 'counting'")
+        for name in ("v_read", "v_decr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.v_inject < 0:
+            raise ValueError(f"v_inject must be >= 0, got {self.v_inject}")
+
+    @property
+    def k(self) -> int:
+        """ADC magnitude bits."""
+        return self.out_bits - 1
+
+    @property
+    def d_units(self) -> int:
+        """C_s V_decr in charge units."""
+        return decr_units(self.v_decr, self.v_read)
+
+    @property
+    def lsb_units(self) -> int:
+        return self.d_units >> max(self.k - 1, 0)
+
+    @property
+    def inject_units(self) -> int:
+        return int(np.rint(charge_units(self.v_inject, self.v_read)))
+
+
+@dataclass
+class MvmResult:
+    """Codes of every output line (forward: SL order; backward, recurrent: BL order)."""
+
+    settings: MvmSettings
+    sign: np.ndarray
+    mag: np.ndarray
+    charge: np.ndarray
+    """Integrated charge before conversion (units), same shape as the codes."""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def value(self) -> np.ndarray:
+        return signed_value(self.sign, self.mag, self.settings.k)
+
+
+def input_schedule(in_bits: int) -> tuple[int, int]:
+    """(WL pulses, sample+integrate cycles): (n-1, 2^(n-1)-1); binary input (1, 1)."""
+    if not 1 <= in_bits <= 8:
+        raise ValueError(f"in_bits = {in_bits} is out of range [1, 8]")
+    m = max(in_bits - 1, 1)
+    return m, (1 << m) - 1
+
+
+def quantize_inputs(x: np.ndarray, in_bits: int) -> np.ndarray:
+    """Floats in [-1, 1] (or [0, 1] for 1 bit) to integer inputs, round to nearest."""
+    x = np.asarray(x, dtype=np.float64)
+    if in_bits == 1:
+        return np.rint(np.clip(x, 0.0, 1.0)).astype(np.int64)
+    top = (1 << (in_bits - 1)) - 1
+    return np.rint(np.clip(x, -1.0, 1.0) * top).astype(np.int64)
+
+
+def _check_inputs(x: np.ndarray, in_bits: int) -> np.ndarray:
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.integer):
+        raise ValueError(f"inputs must be integers (see quantize_inputs), got dtype {x.dtype}")
+    lo, hi = (0, 1) if in_bits == 1 else (-((1 << (in_bits - 1)) - 1), (1 << (in_bits - 1)) - 1)
+    if x.size and (x.min() < lo or x.max() > hi):
+        raise ValueError(
+            f"inputs out of range for in_bits = {in_bits}: need {lo} <= x <= {hi}, got "
+            f"[{x.min()}, {x.max()}]"
+        )
+    return x.astype(np.int64)
+
+
+def bit_planes(x: np.ndarray, in_bits: int) -> np.ndarray:
+    """Ternary pulses (M, ..., n): plane m-1 = sign(x) * bit m of |x| (LSB first)."""
+    x = _check_inputs(x, in_bits)
+    m, _ = input_schedule(in_bits)
+    a, s = np.abs(x), np.sign(x)
+    return np.stack([s * ((a >> b) & 1) for b in range(m)]).astype(np.int8)
+
+
+def settle(v_in: np.ndarray, g: np.ndarray, driven: np.ndarray) -> np.ndarray:
+    """V_j = sum_i V_i G_ij / sum_i G_ij over driven input lines i (voltage-mode sensing)."""
+    w = g * np.asarray(driven, dtype=bool)[:, None]
+    return (np.asarray(v_in, dtype=np.float64) @ w) / w.sum(axis=0)
+
+
+def drive_lines(xbar: Crossbar, direction: Direction, planes: np.ndarray):
+    """Physical input pulses and the driven-line mask.
+
+    Returns ``(s, driven, g)``: s (..., input lines) in {-1, 0, 1}, driven (input lines,)
+    bool and the int64 conductance codes oriented (input lines, output lines).
+    """
+    m = xbar._need_mapping()
+    if direction is Direction.BACKWARD:
+        n, lines, g = m.n_out, xbar.config.cols, xbar.codes().T
+    else:
+        n, lines, g = m.n_in, xbar.config.rows, xbar.codes()
+    if planes.shape[-1] != n:
+        raise ValueError(
+            f"{direction.name.lower()} input has length {planes.shape[-1]}, the mapped "
+            f"matrix needs {n}"
+        )
+    s = np.zeros(planes.shape[:-1] + (lines,), dtype=np.int8)
+    driven = np.zeros(lines, dtype=bool)
+    if direction is Direction.BACKWARD:
+        s[..., :n] = planes
+        driven[:n] = True
+    else:
+        s[..., 0:2 * n:2] = planes
+        s[..., 1:2 * n:2] = -planes
+        driven[:2 * n] = True
+    return s, driven, g
+
+
+def _neurons_of_outputs(xbar: Crossbar, direction: Direction) -> np.ndarray:
+    return neuron_of_line(xbar.config, on_sl=direction is not Direction.BACKWARD)
+
+
+def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal | None = None,
+        rng: np.random.Generator | None = None, lfsr=None,
+        offsets: np.ndarray | None = None) -> MvmResult:
+    """Batched MVM of integer inputs ``x`` (..., n) on ``xbar``; see the module docstring.
+
+    ``offsets``: per-neuron comparator offsets (units), drawn from ``nonideal`` if None.
+    ``lfsr``: an ``LfsrChains``; needed for the stochastic activation with injection.
+    """
+    ni = nonideal or NonIdeal()
+    rng = rng if rng is not None else np.random.default_rng(0)
+    st = settings
+    x = np.asarray(x)
+    if x.ndim == 0:
+        raise ValueError("input must have at least one dimension (..., n)")
+    planes = bit_planes(x, st.in_bits)
+    s, driven, g = drive_lines(xbar, st.direction, planes)
+    gf = g.astype(np.float64)
+    den = (driven.astype(np.float64) @ gf).astype(np.int64)
+    clip = ni.clip_units(st.v_read)
+
+    q = np.zeros(x.shape[:-1] + (g.shape[1],), dtype=np.int64)
+    if ni.dynamic:
+        sf = s.astype(np.float64)
+        if ni.ir_drop_ohm:
+            sf = sf * ni.line_gain(gf / (1 << G_FRAC_BITS))
+        safe = np.where(den == 0, 1, den)
+        sigma = charge_units(ni.read_noise_v, st.v_read)
+    for b in range(planes.shape[0]):
+        reps = 1 << b
+        if ni.dynamic:
+            dv = np.where(den == 0, 0.0, (sf[b] @ gf) / safe)
+            add = reps * np.floor(dv * (1 << CHARGE_FRAC_BITS))
+            if sigma:
+                add = add + rng.normal(0.0, sigma * np.sqrt(reps), add.shape)
+            add = np.rint(add).astype(np.int64)
+        else:
+            num = (s[b].astype(np.float64) @ gf).astype(np.int64)  # exact: |sum| < 2**53
+            add = reps * sample_units(num, den)
+        q = q + add
+        if clip is not None:
+            np.clip(q, -clip, clip, out=q)
+
+    nrn = _neurons_of_outputs(xbar, st.direction)
+    if st.activation is Activation.STOCHASTIC and st.inject_steps:
+        if lfsr is None:
+            raise ValueError("the stochastic activation with inject_steps > 0 needs an lfsr")
+        batch = int(np.prod(x.shape[:-1], dtype=np.int64))
+        bits = lfsr.bits(batch * st.inject_steps)[:, nrn]
+        pulses = np.where(bits == 1, st.inject_units, -st.inject_units).astype(np.int64)
+        pulses = pulses.reshape(x.shape[:-1] + (st.inject_steps, nrn.size))
+        if clip is None:
+            q = q + pulses.sum(axis=-2)
+        else:
+            for t in range(st.inject_steps):
+                q = np.clip(q + pulses[..., t, :], -clip, clip)
+
+    if offsets is None:
+        offsets = ni.offsets(xbar.config.rows, st.v_read, rng)
+    sign, mag = adc_convert(q, st.d_units, st.k, st.adc_mode, offsets[nrn],
+                            ni.cmp_noise(st.v_read, rng))
+    sign, mag = apply_activation(sign, mag, st.activation)
+    if st.direction is Direction.RECURRENT:  # neuron n senses SL sl(n), writes BL n
+        sl = np.argsort(nrn)  # sl[n]: the SL of neuron n
+        sign, mag, q = sign[..., sl], mag[..., sl], q[..., sl]
+    return MvmResult(st, sign, mag, q, {"den": den})
+
+
+def _den_target(xbar: Crossbar, direction: Direction) -> np.ndarray:
+    m = xbar._need_mapping()
+    t = xbar.codes(target=True)
+    if direction is Direction.BACKWARD:
+        return t[:, :m.n_out].sum(axis=1)
+    return t[:2 * m.n_in, :].sum(axis=0)
+
+
+def recover(res: MvmResult, xbar: Crossbar) -> np.ndarray:
+    """Digital recovery of x_int . W (forward, recurrent) or W . x_int (backward) from the
+    codes: multiply back the pre-computed normalisation Den of the target conductances."""
+    st, m = res.settings, xbar._need_mapping()
+    if st.k == 0:
+        raise ValueError("recover needs out_bits >= 2 (a binary neuron has no magnitude)")
+    den = _den_target(xbar, st.direction).astype(np.float64) / (1 << G_FRAC_BITS)
+    scale = st.lsb_units / (1 << CHARGE_FRAC_BITS) * m.w_max / m.g_max
+    v = res.value.astype(np.float64)
+    if st.direction is Direction.BACKWARD:
+        y = v * den
+        return (y[..., 0:2 * m.n_in:2] - y[..., 1:2 * m.n_in:2]) * scale
+    y = v * den
+    if st.direction is Direction.RECURRENT:
+        y = y[..., _neurons_of_outputs(xbar, Direction.FORWARD)]  # BL order -> SL order
+    return y[..., :m.n_out] * scale
+
+
+def split_two_phase(x: np.ndarray, in_bits: int, n_lsb: int):
+    """Split signed inputs into (x_msb, x_lsb, msb_bits, lsb_bits): |x| = 2^n_lsb hi + lo,
+    both segments keep the sign of x."""
+    x = _check_inputs(x, in_bits)
+    if not 1 <= n_lsb <= in_bits - 2:
+        raise ValueError(f"n_lsb = {n_lsb} must be in [1, in_bits - 2 = {in_bits - 2}]")
+    a, s = np.abs(x), np.sign(x)
+    return s * (a >> n_lsb), s * (a & ((1 << n_lsb) - 1)), in_bits - n_lsb, n_lsb + 1
+
+
+def two_phase_mvm(xbar: Crossbar, x: np.ndarray, in_bits: int, n_lsb: int,
+                  msb: MvmSettings, lsb: MvmSettings, **kw):
+    """Two full MVM + ADC passes (MSB and LSB segments) and the digital shift-add.
+
+    ``msb``/``lsb`` give each phase's operating point (their in_bits are overridden).
+    Returns ``(estimate, res_msb, res_lsb)``; estimate = 2^n_lsb y_MSB + y_LSB, each y
+    recovered with its own phase's LSB (equal LSBs reduce this to adding the codes).
+    """
+    x_msb, x_lsb, b_msb, b_lsb = split_two_phase(x, in_bits, n_lsb)
+    r_msb = mvm(xbar, x_msb, _with(msb, in_bits=b_msb), **kw)
+    r_lsb = mvm(xbar, x_lsb, _with(lsb, in_bits=b_lsb), **kw)
+    est = (1 << n_lsb) * recover(r_msb, xbar) + recover(r_lsb, xbar)
+    return est, r_msb, r_lsb
+
+
+def _with(st: MvmSettings, **changes) -> MvmSettings:
+    from dataclasses import replace
+
+    return replace(st, **changes)

@@ -1,0 +1,265 @@
+"""The charge-domain neuron: sample, integrate, compare, decrement (ALGORITHMS.md 4.5-4.9).
+
+Charge is an integer in units of ``C_sample * V_read / 2**CHARGE_FRAC_BITS``. Every model
+level adds and subtracts the same integers, so output codes are reproducible bit for bit
+(no float ties at ADC thresholds). The unit is 2**-24 of one full-scale sample, far below
+any physical noise, so the quantisation is not a modelling error worth speaking of.
+
+Comparator convention (one for every comparison, sign included): ``cmp = residual > 0``.
+The first magnitude step uses the latched sign comparison, later ones the previous bit, so
+the converter is consistent at exactly zero charge (code 0, sign 0). Exact transfer, which
+equals the spec closed form ``min(floor(|q| 2^(K-1)), 2^K - 1)`` off ties:
+
+* q > 0:  |code| = min(ceil(q 2^(K-1)) - 1, 2^K - 1)
+* q <= 0: |code| = min(floor(-q 2^(K-1)), 2^K - 1), sign 0
+
+Binary search and counting share this transfer (same LSB ``C_s V_decr / 2^(K-1)``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = [
+    "C_SAMPLE", "C_INTEG", "CHARGE_FRAC_BITS", "MAX_MAG_BITS", "Activation",
+    "charge_units", "integ_units", "decr_units", "sample_units", "dac_levels",
+    "adc_exact", "adc_closed_form", "adc_binary", "adc_counting", "adc_convert",
+    "apply_activation", "signed_value", "NeuronBank",
+]
+
+C_SAMPLE = 17e-15
+"""Sampling capacitor (F)."""
+C_INTEG = 104e-15
+"""Integration capacitor (F)."""
+CHARGE_FRAC_BITS = 24
+"""One charge unit is C_SAMPLE * V_read / 2**24."""
+MAX_MAG_BITS = 9
+"""Largest magnitude width K (10-bit output); V_decr is a multiple of 2**K units so that the
+halved binary-search steps stay exact integers."""
+
+NoiseFn = Callable[[tuple[int, ...]], np.ndarray]
+
+
+class Activation(enum.Enum):
+    """Neuron activation; the value is the RTL ``act`` code."""
+
+    IDENTITY = 0
+    RELU = 1
+    """Sign 0 skips the magnitude conversion and reads out 0."""
+    STOCHASTIC = 2
+    """LFSR Bernoulli charge pulses are injected before conversion (RBM sampling)."""
+
+
+# ---------------------------------------------------------------- charge units
+def charge_units(v_line: float | np.ndarray, v_read: float):
+    """Charge C_s * v_line in units (float, unrounded)."""
+    return np.asarray(v_line) / v_read * (1 << CHARGE_FRAC_BITS)
+
+
+def integ_units(v_integ: float, v_read: float) -> float:
+    """Charge C_integ * v_integ (a voltage across C_integ) in units (float)."""
+    return C_INTEG * v_integ / (C_SAMPLE * v_read) * (1 << CHARGE_FRAC_BITS)
+
+
+def decr_units(v_decr: float, v_read: float) -> int:
+    """C_s * V_decr in units, rounded to a multiple of 2**MAX_MAG_BITS (exact halving)."""
+    if not v_decr > 0 or not v_read > 0:
+        raise ValueError(f"need v_decr > 0 and v_read > 0, got {v_decr}, {v_read}")
+    step = 1 << MAX_MAG_BITS
+    d = int(round(v_decr / v_read * (1 << CHARGE_FRAC_BITS) / step)) * step
+    return max(d, step)
+
+
+def sample_units(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Exact sampled charge floor(2**F * num / den) of a line settled to V_read * num / den.
+
+    ``num`` and ``den`` are integer conductance sums; a line with ``den == 0`` (nothing
+    driven reaches it) stays at V_ref and gives 0.
+    """
+    num = np.asarray(num, dtype=np.int64)
+    den = np.asarray(den, dtype=np.int64)
+    safe = np.where(den == 0, 1, den)
+    return np.where(den == 0, 0, (num << CHARGE_FRAC_BITS) // safe)
+
+
+def dac_levels(v_ref: float, v_decr: float, k: int) -> np.ndarray:
+    """The shared DAC's 2k rail voltages V_ref -/+ V_decr / 2^m, m = 0..k-1 (sorted)."""
+    m = np.arange(k)
+    return np.sort(np.concatenate([v_ref - v_decr / 2.0**m, v_ref + v_decr / 2.0**m]))
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= MAX_MAG_BITS:
+        raise ValueError(f"magnitude bits K = {k!r} out of range [0, {MAX_MAG_BITS}]")
+
+
+# ---------------------------------------------------------------- converters
+def adc_exact(q: np.ndarray, d: int, k: int, offset: np.ndarray | int = 0):
+    """Closed form of both converters on integer charge ``q`` (units), V_decr ``d`` units.
+
+    Returns ``(sign uint8, mag int64)``; ``offset`` is added at the comparator input.
+    """
+    _check_k(k)
+    qe = np.asarray(q, dtype=np.int64) + np.asarray(offset, dtype=np.int64)
+    sign = (qe > 0).astype(np.uint8)
+    if k == 0:
+        return sign, np.zeros(qe.shape, dtype=np.int64)
+    lsb = d >> (k - 1)
+    top = (1 << k) - 1
+    mag = np.where(qe > 0, (qe - 1) // lsb, (-qe) // lsb)
+    return sign, np.minimum(mag, top).astype(np.int64)
+
+
+def adc_closed_form(q: np.ndarray, k: int):
+    """Spec closed form on real q = Q / (C_s V_decr): (sign, min(floor(|q| 2^(K-1)), 2^K-1))."""
+    _check_k(k)
+    q = np.asarray(q, dtype=np.float64)
+    mag = np.minimum(np.floor(np.abs(q) * 2.0 ** (k - 1)), 2**k - 1) if k else 0 * q
+    return (q > 0).astype(np.uint8), mag.astype(np.int64)
+
+
+def _comparator(offset, noise: NoiseFn | None):
+    off = np.asarray(offset, dtype=np.int64)
+
+    def cmp(r):
+        x = r + off
+        if noise is not None:
+            return (x + noise(r.shape) > 0).astype(np.uint8)
+        return (x > 0).astype(np.uint8)
+
+    return cmp
+
+
+def adc_binary(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
+    """Step-by-step sign + binary search: V_decr halves per bit, the latched comparison picks
+    subtract (residual > 0) or add, magnitude bits inverted when the sign is 0."""
+    _check_k(k)
+    cmp = _comparator(offset, noise)
+    r = np.array(q, dtype=np.int64)
+    c = sign = cmp(r)
+    mag = np.zeros(r.shape, dtype=np.int64)
+    for m in range(k):
+        step = d >> m
+        r = np.where(c == 1, r - step, r + step)
+        c = cmp(r)
+        mag = (mag << 1) | c
+    mag = np.where(sign == 1, mag, ((1 << k) - 1) - mag)
+    return sign, mag
+
+
+def adc_counting(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
+    """Sign + count of equal steps of the LSB charge toward zero, at most 2^K - 1 steps;
+    a neuron stops counting (and decrementing) at its first comparator flip."""
+    _check_k(k)
+    cmp = _comparator(offset, noise)
+    r = np.array(q, dtype=np.int64)
+    sign = cmp(r)
+    count = np.zeros(r.shape, dtype=np.int64)
+    if k == 0:
+        return sign, count
+    lsb = d >> (k - 1)
+    active = np.ones(r.shape, dtype=bool)
+    for _ in range((1 << k) - 1):
+        r = np.where(active, np.where(sign == 1, r - lsb, r + lsb), r)
+        same = cmp(r) == sign
+        count += active & same
+        active &= same
+    return sign, count
+
+
+def adc_convert(q, d: int, k: int, mode: str = "binary", offset=0, noise: NoiseFn | None = None):
+    """Convert with either mode; noise-free conversions use the exact closed form."""
+    if mode not in ("binary", "counting"):
+        raise ValueError(f"adc mode {mode!r} is not 'binary' or 'counting'")
+    if noise is None:
+        return adc_exact(q, d, k, offset)
+    return (adc_binary if mode == "binary" else adc_counting)(q, d, k, offset, noise)
+
+
+def apply_activation(sign, mag, act: Activation):
+    """ReLU reads out 0 when the sign is 0; identity and stochastic leave codes alone."""
+    if act is Activation.RELU:
+        mag = np.where(sign == 1, mag, 0)
+    return sign, mag
+
+
+def signed_value(sign, mag, k: int) -> np.ndarray:
+    """Signed output: +/-mag for K >= 1; a binary neuron (K = 0) gives +1 / -1."""
+    sign = np.asarray(sign).astype(np.int64)
+    if k == 0:
+        return 2 * sign - 1
+    return np.where(sign == 1, mag, -np.asarray(mag, dtype=np.int64))
+
+
+# ---------------------------------------------------------------- stateful neurons
+class NeuronBank:
+    """State of all neurons of a core for the cycle level: one method per control strobe.
+
+    ``q_sample`` is the charge on C_sample and ``q_integ`` the charge on C_integ (units);
+    ``clip`` bounds |q_integ| (integrator swing), ``offset`` is per-neuron at the comparator.
+    """
+
+    def __init__(self, n: int, clip: int | None = None, offset: np.ndarray | None = None):
+        self.n, self.clip = n, clip
+        self.offset = np.zeros(n, np.int64) if offset is None else np.asarray(offset, np.int64)
+        self.precharge()
+
+    def precharge(self) -> None:
+        """C_sample to V_ref, C_integ discharged, comparator and converter state cleared."""
+        self.q_sample = np.zeros(self.n, np.int64)
+        self.q_integ = np.zeros(self.n, np.int64)
+        self.cmp = np.zeros(self.n, np.uint8)
+        self.sign = np.zeros(self.n, np.uint8)
+        self.mag = np.zeros(self.n, np.int64)
+        self.active = np.ones(self.n, bool)
+
+    def _clip(self) -> None:
+        if self.clip is not None:
+            np.clip(self.q_integ, -self.clip, self.clip, out=self.q_integ)
+
+    def sample(self, line_charge: np.ndarray) -> None:
+        """C_sample takes C_s (V_line - V_ref) from the selected line."""
+        self.q_sample = np.asarray(line_charge, np.int64).copy()
+
+    def integrate(self) -> None:
+        """C_sample's charge moves onto C_integ; C_sample is left at V_ref."""
+        self.q_integ += self.q_sample
+        self.q_sample[:] = 0
+        self._clip()
+
+    def inject(self, bits: np.ndarray, amp: int) -> None:
+        """One LFSR noise pulse: +amp for bit 1, -amp for bit 0."""
+        self.q_integ += np.where(np.asarray(bits) == 1, amp, -amp)
+        self._clip()
+
+    def compare_sign(self) -> np.ndarray:
+        self.cmp = (self.q_integ + self.offset > 0).astype(np.uint8)
+        self.sign = self.cmp.copy()
+        return self.cmp
+
+    def decrement(self, step: int, enable: np.ndarray | None = None) -> None:
+        """Charge step C_s V_decr,m: subtract if the latched comparison is 1, else add."""
+        delta = np.where(self.cmp == 1, -step, step)
+        if enable is not None:
+            delta = np.where(enable, delta, 0)
+        self.q_integ += delta
+
+    def compare(self, counting: bool) -> np.ndarray:
+        """Latch a magnitude comparison: shift a bit in, or count while the sign holds."""
+        self.cmp = (self.q_integ + self.offset > 0).astype(np.uint8)
+        if counting:
+            same = (self.cmp == self.sign) & self.active
+            self.mag += same
+            self.active &= same
+        else:
+            self.mag = (self.mag << 1) | self.cmp
+        return self.cmp
+
+    def readout(self, k: int, counting: bool, act: Activation):
+        """(sign, magnitude) as written to the registers."""
+        mag = self.mag if counting else np.where(self.sign == 1, self.mag,
+                                                ((1 << k) - 1) - self.mag)
+        return apply_activation(self.sign.copy(), mag, act)

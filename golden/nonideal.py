@@ -1,0 +1,130 @@
+"""Switchable non-idealities of one core; every one is off by default.
+
+Static effects (programming error, relaxation) change the array's conductances once, so
+both model levels see them alike. Dynamic ones (read noise, IR drop, comparator noise) are
+applied by the algorithmic level only. ADC offset and integrator swing are integer-charge
+effects that the cycle level reproduces exactly too.
+
+Models (each deliberately simple, for a golden reference rather than device physics):
+
+* programming error: G += N(0, prog_sigma_us^2) per cell (residual after write-verify).
+* relaxation: G += N(0, (relax_scale * sigma(G))^2), sigma(G) = 1.536e-4 G^3 - 1.167e-2 G^2
+  + 0.2374 G + 1.053 uS (CrossSim ``RRAM_Wan`` fit, G clamped to its range 0..39.26 uS).
+  relax_scale = 0.71 models the -29 % after 3 write-verify iterations (ALGORITHMS.md 4.11).
+* read noise: Gaussian on every sampled line voltage, std read_noise_v (kT/C and RTN).
+* IR drop: each input line is driven through a lumped series resistance ir_drop_ohm
+  (driver + wire) into the line's load, the sum of its cells' conductances to the floating
+  outputs held near V_ref, so the line's swing is scaled by 1 / (1 + R * sum_j G_ij).
+* ADC offset: a static per-neuron comparator offset, N(0, adc_offset_v^2) referred to the
+  integrator node (what is left after the calibration of 4.12 cancels the mean).
+* ADC dynamic range: the integrator saturates at +/- integrator_swing_v, the headroom
+  clipping that grows with the number of integration cycles (4.6).
+* small read margin: logistic comparator noise of scale cmp_noise_v (ALGORITHMS.md 3.2)
+  on every comparison, so thresholds become probabilistic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from .neuron import integ_units
+
+__all__ = ["NonIdeal", "relaxation_sigma", "inject_weight_noise", "REALISTIC"]
+
+_RELAX_G_MAX = 39.26
+
+
+def relaxation_sigma(g: np.ndarray) -> np.ndarray:
+    """CrossSim fit of the relaxation std (uS) at conductance g (uS)."""
+    g = np.clip(np.asarray(g, dtype=np.float64), 0.0, _RELAX_G_MAX)
+    return ((1.536e-4 * g - 1.167e-2) * g + 0.2374) * g + 1.053
+
+
+@dataclass(frozen=True)
+class NonIdeal:
+    """Non-ideality switches and parameters (all off by default)."""
+
+    prog_sigma_us: float = 0.0
+    relaxation: bool = False
+    relax_scale: float = 1.0
+    read_noise_v: float = 0.0
+    ir_drop_ohm: float = 0.0
+    adc_offset_v: float = 0.0
+    integrator_swing_v: float | None = None
+    cmp_noise_v: float = 0.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "relaxation":
+                if not isinstance(v, bool):
+                    raise ValueError(f"relaxation must be a bool, got {v!r}")
+            elif v is not None and not (isinstance(v, (int, float)) and v >= 0):
+                raise ValueError(f"{f.name} must be a number >= 0, got {v!r}")
+        if self.integrator_swing_v is not None and not self.integrator_swing_v > 0:
+            raise ValueError(f"integrator_swing_v must be > 0, got {self.integrator_swing_v}")
+
+    @property
+    def ideal(self) -> bool:
+        return self == NonIdeal()
+
+    @property
+    def dynamic(self) -> bool:
+        """True if an effect needs the float path (the cycle level does not model it)."""
+        return bool(self.read_noise_v or self.ir_drop_ohm or self.cmp_noise_v)
+
+    # ------------------------------------------------------------- static effects
+    def perturb(self, target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Actual conductances from the targets; unformed cells (0 uS) stay at 0."""
+        g = np.array(target, dtype=np.float64)
+        formed = g > 0
+        if self.prog_sigma_us:
+            g += formed * rng.normal(0.0, self.prog_sigma_us, g.shape)
+        if self.relaxation:
+            g += formed * rng.normal(0.0, 1.0, g.shape) * self.relax_scale * relaxation_sigma(g)
+        return np.maximum(g, 0.0)
+
+    def offsets(self, n: int, v_read: float, rng: np.random.Generator) -> np.ndarray:
+        """Per-neuron comparator offsets in charge units (int64)."""
+        if not self.adc_offset_v:
+            return np.zeros(n, np.int64)
+        v = rng.normal(0.0, self.adc_offset_v, n)
+        return np.rint(v * integ_units(1.0, v_read)).astype(np.int64)
+
+    def clip_units(self, v_read: float) -> int | None:
+        if self.integrator_swing_v is None:
+            return None
+        return int(integ_units(self.integrator_swing_v, v_read))
+
+    # ------------------------------------------------------------- dynamic effects
+    def line_gain(self, g_in_by_out: np.ndarray) -> np.ndarray:
+        """IR-drop gain of every input line; g_in_by_out is (input lines, output lines) uS."""
+        load = g_in_by_out.sum(axis=1) * 1e-6
+        return 1.0 / (1.0 + self.ir_drop_ohm * load)
+
+    def cmp_noise(self, v_read: float, rng: np.random.Generator):
+        """Comparator noise function for the ADC (charge units), or None when off."""
+        if not self.cmp_noise_v:
+            return None
+        scale = self.cmp_noise_v * integ_units(1.0, v_read)
+        return lambda shape: rng.logistic(0.0, scale, shape)
+
+
+REALISTIC = NonIdeal(
+    relaxation=True, relax_scale=0.71, read_noise_v=2e-3, ir_drop_ohm=100.0,
+    adc_offset_v=1e-3, integrator_swing_v=0.5, cmp_noise_v=0.5e-3,
+)
+"""The set used by the mvm-rmse experiment. Relaxation is the CrossSim fit scaled to after
+3 iterations; the voltages are assumptions (no chip value is published): 2 mV per-sample
+read noise, 100 ohm driver, 1 mV residual offset, +/-0.5 V integrator swing, 0.5 mV
+logistic comparator noise."""
+
+
+def inject_weight_noise(w: np.ndarray, nu: float, rng: np.random.Generator) -> np.ndarray:
+    """Training-time noise injection W + N(0, (nu max|W|)^2), a fresh draw per call (4.11)."""
+    w = np.asarray(w, dtype=np.float64)
+    if not nu >= 0:
+        raise ValueError(f"nu must be >= 0, got {nu}")
+    return w + rng.normal(0.0, nu * float(np.max(np.abs(w))), w.shape)
