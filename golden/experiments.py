@@ -17,7 +17,13 @@ from cimflow.experiment import experiment
 from .array import Crossbar, Direction
 from .mvm import MvmSettings, mvm, quantize_inputs, recover, split_two_phase
 from .neuron import (
-    CHARGE_FRAC_BITS, C_INTEG, C_SAMPLE, MAX_MAG_BITS, adc_closed_form, adc_counting, adc_exact,
+    C_INTEG,
+    C_SAMPLE,
+    CHARGE_FRAC_BITS,
+    MAX_MAG_BITS,
+    adc_closed_form,
+    adc_counting,
+    adc_exact,
     integ_units,
 )
 from .nonideal import REALISTIC, NonIdeal

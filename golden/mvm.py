@@ -26,8 +26,15 @@ import numpy as np
 
 from .array import G_FRAC_BITS, Crossbar, Direction, neuron_of_line
 from .neuron import (
-    CHARGE_FRAC_BITS, MAX_MAG_BITS, Activation, adc_convert, apply_activation, charge_units,
-    decr_units, sample_units, signed_value,
+    CHARGE_FRAC_BITS,
+    MAX_MAG_BITS,
+    Activation,
+    adc_convert,
+    apply_activation,
+    charge_units,
+    decr_units,
+    sample_units,
+    signed_value,
 )
 from .nonideal import NonIdeal
 
@@ -259,15 +266,20 @@ def _den_target(xbar: Crossbar, direction: Direction) -> np.ndarray:
     return t[:2 * m.n_in, :].sum(axis=0)
 
 
-def recover(res: MvmResult, xbar: Crossbar) -> np.ndarray:
+def recover(res: MvmResult, xbar: Crossbar, centre: bool = True) -> np.ndarray:
     """Digital recovery of x_int . W (forward, recurrent) or W . x_int (backward) from the
-    codes: multiply back the pre-computed normalisation Den of the target conductances."""
+    codes: multiply back the pre-computed normalisation Den of the target conductances.
+
+    ``centre`` reconstructs each code at the middle of its charge bin, (|code| + 1/2) LSB,
+    since the converter truncates; False gives |code| LSB (the raw shift-add value).
+    """
     st, m = res.settings, xbar._need_mapping()
     if st.k == 0:
         raise ValueError("recover needs out_bits >= 2 (a binary neuron has no magnitude)")
     den = _den_target(xbar, st.direction).astype(np.float64) / (1 << G_FRAC_BITS)
     scale = st.lsb_units / (1 << CHARGE_FRAC_BITS) * m.w_max / m.g_max
-    v = res.value.astype(np.float64)
+    v = res.mag.astype(np.float64) + (0.5 if centre else 0.0)
+    v = np.where(res.sign == 1, v, -v)
     if st.direction is Direction.BACKWARD:
         y = v * den
         return (y[..., 0:2 * m.n_in:2] - y[..., 1:2 * m.n_in:2]) * scale
