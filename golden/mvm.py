@@ -283,10 +283,9 @@ def recover(res: MvmResult, xbar: Crossbar, centre: bool = True) -> np.ndarray:
     if st.direction is Direction.BACKWARD:
         y = v * den
         return (y[..., 0:2 * m.n_in:2] - y[..., 1:2 * m.n_in:2]) * scale
-    y = v * den
     if st.direction is Direction.RECURRENT:
-        y = y[..., _neurons_of_outputs(xbar, Direction.FORWARD)]  # BL order -> SL order
-    return y[..., :m.n_out] * scale
+        v = v[..., _neurons_of_outputs(xbar, Direction.FORWARD)]  # BL order -> SL order
+    return (v * den)[..., :m.n_out] * scale
 
 
 def split_two_phase(x: np.ndarray, in_bits: int, n_lsb: int):

@@ -1,0 +1,186 @@
+"""Algorithmic MVM against closed forms (ALGORITHMS.md 4.5-4.6, 4.16 items 3, 4, 7)."""
+
+import numpy as np
+import pytest
+from cimflow.golden.array import G_FRAC_BITS, Crossbar, Direction
+from cimflow.golden.mvm import (
+    MvmSettings,
+    bit_planes,
+    input_schedule,
+    mvm,
+    quantize_inputs,
+    recover,
+    settle,
+    split_two_phase,
+    two_phase_mvm,
+)
+from cimflow.golden.neuron import CHARGE_FRAC_BITS
+from cimflow.golden.nonideal import NonIdeal
+
+from cimflow.config import PRESETS
+
+F = 1 << CHARGE_FRAC_BITS
+
+
+def _xbar(name="medium", n_in=20, n_out=30, seed=0):
+    rng = np.random.default_rng(seed)
+    xb = Crossbar(PRESETS[name])
+    w = rng.standard_normal((n_in, n_out))
+    xb.program(w)
+    return xb, w, rng
+
+
+def _dg(xb):
+    """G+ - G- (uS) of the programmed pairs, (n_in, n_out), from the grid codes."""
+    m, g = xb.mapping, xb.codes() / (1 << G_FRAC_BITS)
+    return g[0:2 * m.n_in:2, :m.n_out] - g[1:2 * m.n_in:2, :m.n_out]
+
+
+def test_settle_formula_and_differential_form():
+    rng = np.random.default_rng(1)
+    g = rng.uniform(1, 40, (12, 7))
+    v_ref, v_read = 0.9, 0.3
+    s = rng.integers(-1, 2, 6)
+    v = np.empty(12)
+    v[0::2], v[1::2] = v_ref + s * v_read, v_ref - s * v_read
+    got = settle(v, g, np.ones(12, bool))
+    loop = [sum(v[i] * g[i, j] for i in range(12)) / sum(g[:, j]) for j in range(7)]
+    np.testing.assert_allclose(got, loop, rtol=1e-14)
+    diff = v_read * (s @ (g[0::2] - g[1::2])) / g.sum(axis=0)
+    np.testing.assert_allclose(got - v_ref, diff, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+def test_input_schedule(n):
+    pulses, cycles = input_schedule(n)
+    if n == 1:
+        assert (pulses, cycles) == (1, 1)
+    else:
+        assert (pulses, cycles) == (n - 1, 2 ** (n - 1) - 1)
+    assert input_schedule(4) == (3, 7)
+
+
+def test_bit_planes_reassemble():
+    x = np.arange(-127, 128)
+    p = bit_planes(x, 8)
+    assert p.shape == (7, 255) and set(np.unique(p)) <= {-1, 0, 1}
+    assert np.array_equal((p * (1 << np.arange(7))[:, None]).sum(axis=0), x)
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_ideal_charge_closed_form(n):
+    """Q = C_s V_read sum_i x_i (G+ - G-) / sum G, up to the floor of each sample."""
+    xb, _, rng = _xbar()
+    top = 2 ** (n - 1) - 1
+    x = rng.integers(-top, top + 1, (50, 20))
+    r = mvm(xb, x, MvmSettings(in_bits=n, out_bits=8))
+    den = xb.codes()[:40].sum(axis=0)[:30] / (1 << G_FRAC_BITS)
+    expect = (x @ _dg(xb)) / den
+    q = r.charge[:, :30] / F
+    assert np.all(q <= expect + 1e-12) and np.all(expect - q < top / F + 1e-12)
+
+
+def test_recover_forward_backward_recurrent():
+    xb, _, rng = _xbar()
+    we = _dg(xb) * xb.mapping.w_max / xb.mapping.g_max  # weights the conductances hold
+    x = rng.integers(-7, 8, (40, 20))
+    st = MvmSettings(in_bits=4, out_bits=10, v_decr=4.0)
+    res = mvm(xb, x, st)
+    assert res.mag.max() < 511  # no saturation
+    fwd = recover(res, xb)
+    lsb = st.lsb_units / F * xb.mapping.w_max / xb.mapping.g_max
+    den = xb.codes()[:40].sum(axis=0)[:30] / (1 << G_FRAC_BITS)
+    assert np.all(np.abs(fwd - x @ we) <= 0.5 * lsb * den + 1e-9)
+    rec = mvm(xb, x, MvmSettings(Direction.RECURRENT, 4, 10, v_decr=4.0))
+    assert np.allclose(recover(rec, xb), fwd)
+    # recurrent codes are the forward codes permuted from SL to BL order
+    f = mvm(xb, x, st)
+    c = xb.config.corelet
+    for n in range(xb.config.rows):
+        i, j = divmod(n, c)
+        assert np.array_equal(rec.mag[:, c * i + j], f.mag[:, c * j + i])
+    d = rng.integers(-7, 8, (40, 30))
+    bst = MvmSettings(Direction.BACKWARD, 4, 10, v_decr=8.0)
+    bres = mvm(xb, d, bst)
+    assert bres.mag.max() < 511
+    bwd = recover(bres, xb)
+    g = xb.codes()[:40, :30] / (1 << G_FRAC_BITS)
+    blsb = bst.lsb_units / F * xb.mapping.w_max / xb.mapping.g_max
+    bound = 0.5 * blsb * (g[0::2].sum(axis=1) + g[1::2].sum(axis=1))
+    assert np.all(np.abs(bwd - d @ we.T) <= bound + 1e-9)
+
+
+def test_two_phase_shift_add_is_exact_in_charge():
+    xb, _, rng = _xbar()
+    x = rng.integers(-31, 32, (60, 20))
+    st = MvmSettings(in_bits=6, out_bits=10, v_decr=1.0)
+    q6 = mvm(xb, x, st).charge
+    x_msb, x_lsb, b_msb, b_lsb = split_two_phase(x, 6, 3)
+    assert (b_msb, b_lsb) == (3, 4)
+    assert np.array_equal(8 * np.abs(x_msb) + np.abs(x_lsb), np.abs(x))
+    q_msb = mvm(xb, x_msb, MvmSettings(in_bits=3)).charge
+    q_lsb = mvm(xb, x_lsb, MvmSettings(in_bits=4)).charge
+    assert np.array_equal(8 * q_msb + q_lsb, q6)
+    # codes: equal LSBs and no saturation -> y = 8 y_MSB + y_LSB within 10 of the 6-bit code
+    # (each code is within 1 LSB of its charge)
+    st = MvmSettings(out_bits=10, v_decr=4.0)
+    est, r_msb, r_lsb = two_phase_mvm(xb, x, 6, 3, st, st)
+    y6 = mvm(xb, x, MvmSettings(in_bits=6, out_bits=10, v_decr=4.0))
+    assert max(r_msb.mag.max(), r_lsb.mag.max(), y6.mag.max()) < 511
+    y = 8 * r_msb.value + r_lsb.value
+    assert np.abs(y - y6.value).max() <= 10
+    lsb = st.lsb_units
+    assert np.all(np.abs(y * lsb - q6) <= 10 * lsb)
+    assert est.shape == (60, 30)
+
+
+def test_bad_inputs_name_the_problem():
+    xb, _, _ = _xbar()
+    with pytest.raises(ValueError, match="length 19"):
+        mvm(xb, np.zeros((2, 19), np.int64), MvmSettings())
+    with pytest.raises(ValueError, match="out of range for in_bits = 4"):
+        mvm(xb, np.full((2, 20), 8), MvmSettings(in_bits=4))
+    with pytest.raises(ValueError, match="integers"):
+        mvm(xb, np.zeros((2, 20)), MvmSettings())
+    with pytest.raises(ValueError, match="in_bits = 9"):
+        MvmSettings(in_bits=9)
+    with pytest.raises(ValueError, match="out_bits = 11"):
+        MvmSettings(out_bits=11)
+    with pytest.raises(ValueError, match="adc_mode"):
+        MvmSettings(adc_mode="flash")
+    with pytest.raises(ValueError, match="n_lsb"):
+        split_two_phase(np.zeros(3, np.int64), 4, 3)
+    with pytest.raises(ValueError, match="lfsr"):
+        from cimflow.golden.neuron import Activation
+        mvm(xb, np.zeros((1, 20), np.int64),
+            MvmSettings(activation=Activation.STOCHASTIC, inject_steps=2))
+    with pytest.raises(ValueError, match="out_bits >= 2"):
+        recover(mvm(xb, np.zeros((1, 20), np.int64), MvmSettings(out_bits=1)), xb)
+
+
+def test_quantize_inputs():
+    assert list(quantize_inputs(np.array([-1.0, -0.5, 0.0, 0.49, 1.0]), 4)) == [-7, -4, 0, 3, 7]
+    assert list(quantize_inputs(np.array([0.2, 0.8]), 1)) == [0, 1]
+
+
+def test_noise_moves_codes_but_keeps_shape_and_seed_reproducible():
+    xb, _, rng = _xbar()
+    x = rng.integers(-7, 8, (30, 20))
+    st = MvmSettings(in_bits=4, out_bits=8, v_decr=0.5)
+    ni = NonIdeal(read_noise_v=5e-3, ir_drop_ohm=200.0, cmp_noise_v=1e-3)
+    a = mvm(xb, x, st, ni, np.random.default_rng(5))
+    b = mvm(xb, x, st, ni, np.random.default_rng(5))
+    c = mvm(xb, x, st)
+    assert np.array_equal(a.value, b.value) and not np.array_equal(a.value, c.value)
+    # IR drop scales each input line's swing by 1 / (1 + R sum_j G_ij): one active input
+    one = np.zeros((1, 20), np.int64)
+    one[0, 3] = 7
+    ni = NonIdeal(ir_drop_ohm=500.0)
+    d = mvm(xb, one, st, ni)
+    g = xb.codes() / (1 << G_FRAC_BITS)
+    a6, a7 = 1 / (1 + 500.0 * g[6:8].sum(axis=1) * 1e-6)
+    expect = 7 * (a6 * g[6, :30] - a7 * g[7, :30]) / g[:40, :30].sum(axis=0) * F
+    assert np.all(np.abs(d.charge[0, :30] - expect) <= 7 + 1)  # 1 + 2 + 4 floored samples
+    # integrator swing clips the charge
+    e = mvm(xb, x, st, NonIdeal(integrator_swing_v=0.01))
+    assert np.abs(e.charge).max() <= NonIdeal(integrator_swing_v=0.01).clip_units(0.5)
