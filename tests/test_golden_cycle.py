@@ -1,0 +1,130 @@
+"""Two levels, one truth: the cycle level gives the algorithmic level's codes bit for bit."""
+
+import numpy as np
+import pytest
+from cimflow.golden.array import Crossbar, Direction
+from cimflow.golden.cycle import (
+    DRV_FLOAT,
+    DRV_HIGH,
+    DRV_LOW,
+    DRV_REF,
+    CycleCore,
+    Phase,
+    cycle_count,
+    mvm_program,
+)
+from cimflow.golden.lfsr import LfsrChains
+from cimflow.golden.mvm import MvmSettings, mvm
+from cimflow.golden.neuron import Activation
+from cimflow.golden.nonideal import NonIdeal
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cimflow.config import PRESETS
+
+
+def _case(seed, name, direction, in_bits, out_bits, mode, act, static):
+    cfg = PRESETS[name]
+    rng = np.random.default_rng(seed)
+    xb = Crossbar(cfg)
+    n_in = int(rng.integers(1, cfg.rows // 2 + 1))
+    n_out = int(rng.integers(1, cfg.cols + 1))
+    xb.program(rng.standard_normal((n_in, n_out)) * rng.uniform(0.1, 10))
+    ni = NonIdeal()
+    if static:
+        ni = NonIdeal(relaxation=True, prog_sigma_us=0.5, adc_offset_v=2e-3,
+                      integrator_swing_v=float(rng.uniform(0.02, 0.5)))
+        xb.set_conductances(ni.perturb(xb.target, rng))
+    s = MvmSettings(direction, in_bits, out_bits, mode, act, v_read=float(rng.uniform(0.1, 0.5)),
+                    v_decr=float(rng.uniform(0.005, 0.8)), inject_steps=int(rng.integers(0, 6)),
+                    v_inject=float(rng.uniform(0, 0.05)))
+    n = n_out if direction is Direction.BACKWARD else n_in
+    if in_bits == 1:
+        x = rng.integers(0, 2, (3, n))
+    else:
+        top = (1 << (in_bits - 1)) - 1
+        x = rng.integers(-top, top + 1, (3, n))
+        x[0, :] = 0  # an all-zero input: every charge exactly 0
+    off = ni.offsets(cfg.rows, s.v_read, rng)
+    return xb, ni, s, x, off, cfg
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    name=st.sampled_from(["tiny", "small", "medium"]),
+    direction=st.sampled_from(list(Direction)),
+    in_bits=st.integers(1, 8),
+    out_bits=st.integers(1, 10),
+    mode=st.sampled_from(["binary", "counting"]),
+    act=st.sampled_from(list(Activation)),
+    static=st.booleans(),
+)
+def test_cycle_equals_algorithmic(seed, name, direction, in_bits, out_bits, mode, act, static):
+    if mode == "counting":
+        out_bits = min(out_bits, 7)  # 2^K - 1 steps: keep the cycle run short
+    xb, ni, s, x, off, cfg = _case(seed, name, direction, in_bits, out_bits, mode, act, static)
+    a = mvm(xb, x, s, ni, offsets=off, lfsr=LfsrChains(cfg, 5, 9))
+    c = CycleCore(xb, ni, offsets=off, lfsr=LfsrChains(cfg, 5, 9)).run(x, s)
+    assert np.array_equal(a.charge, c.charge)
+    assert np.array_equal(a.sign, c.sign)
+    assert np.array_equal(a.mag, c.mag)
+
+
+def test_full_size_core_agrees():
+    xb, ni, s, x, off, cfg = _case(7, "full", Direction.FORWARD, 4, 8, "binary",
+                                   Activation.IDENTITY, True)
+    a = mvm(xb, x, s, ni, offsets=off)
+    c = CycleCore(xb, ni, offsets=off).run(x, s)
+    assert np.array_equal(a.value, c.value) and (a.mag > 0).any() and (a.sign == 0).any()
+
+
+@pytest.mark.parametrize("mode", ["binary", "counting"])
+@pytest.mark.parametrize("in_bits", [1, 2, 4, 8])
+def test_program_phases_and_counts(mode, in_bits):
+    xb = Crossbar(PRESETS["small"])
+    xb.program(np.ones((4, 3)))
+    s = MvmSettings(in_bits=in_bits, out_bits=5, adc_mode=mode)
+    x = np.ones(4, np.int64)
+    prog = list(mvm_program(xb, x, s))
+    assert len(prog) == cycle_count(s)
+    phases = [c.phase for c in prog]
+    m = max(in_bits - 1, 1)
+    assert phases.count(Phase.WL_PULSE) == m
+    assert phases.count(Phase.SAMPLE) == phases.count(Phase.INTEGRATE) == 2**m - 1
+    assert phases[0] is Phase.PRECHARGE and phases[-1] is Phase.READOUT
+    dec = [c.dac_code for c in prog if c.phase is Phase.DECREMENT]
+    assert dec == ([0, 1, 2, 3] if mode == "binary" else [3] * 15)
+    # first pulse: pairs driven +/- for x = +1 on the LSB plane, outputs float
+    p = prog[1]
+    assert list(p.drv_bl[:8]) == [DRV_HIGH, DRV_LOW] * 4
+    assert np.all(p.drv_bl[8:] == DRV_FLOAT) and np.all(p.drv_sl == DRV_FLOAT)
+    assert list(p.wl_en[:9]) == [True] * 8 + [False]
+    assert np.all(prog[0].drv_bl == DRV_REF)
+
+
+def test_backward_program_drives_sls_and_all_wls():
+    xb = Crossbar(PRESETS["small"])
+    xb.program(np.ones((4, 3)))
+    s = MvmSettings(Direction.BACKWARD, in_bits=2, out_bits=3)
+    p = list(mvm_program(xb, np.array([1, 0, -1]), s))[1]
+    assert p.phase is Phase.WL_PULSE
+    assert list(p.drv_sl[:4]) == [DRV_HIGH, DRV_REF, DRV_LOW, DRV_FLOAT]
+    assert np.all(p.drv_bl == DRV_FLOAT) and np.all(p.wl_en)
+
+
+def test_trace_and_errors():
+    xb = Crossbar(PRESETS["tiny"])
+    xb.program(np.ones((2, 2)))
+    core = CycleCore(xb)
+    core.trace = []
+    s = MvmSettings(in_bits=3, out_bits=4)
+    core.run(np.array([[3, -2]]), s)
+    assert len(core.trace) == core.cycles == cycle_count(s)
+    with pytest.raises(ValueError, match="static and integer"):
+        CycleCore(xb, NonIdeal(read_noise_v=1e-3))
+    with pytest.raises(ValueError, match="one input vector"):
+        list(mvm_program(xb, np.zeros((2, 2), np.int64), s))
+    with pytest.raises(ValueError, match="lfsr"):
+        CycleCore(xb).run(np.array([[1, 1]]),
+                          MvmSettings(activation=Activation.STOCHASTIC, inject_steps=1))
