@@ -113,7 +113,7 @@ def mvm_rmse(out: Path, quick: bool, seed: int) -> dict:
     xbar.set_conductances(REALISTIC.perturb(xbar.target, rng))
     off_v = rng.normal(0.0, REALISTIC.adc_offset_v, PRESETS["full"].rows)
     names = ["fwd_4b", "bwd_4b", "fwd_6b", "fwd_6b_two_phase"]
-    results: dict = {"rmse": {}, "nrmse": {}, "rmse_no_nonideal": {}, "operating_point": {}}
+    results: dict = {"rmse": {}, "nrmse": {}, "operating_point": {}}
     plt = _plt()
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.2))
     for ax, name in zip(axes, names, strict=True):
@@ -132,13 +132,18 @@ def mvm_rmse(out: Path, quick: bool, seed: int) -> dict:
     fig.tight_layout()
     fig.savefig(out / "mvm_rmse_scatter.png", dpi=110)
     plt.close(fig)
-    # the same schemes with every non-ideality off: quantisation + g_min encoding only
+    # ablations on the ideal conductances: electrical non-idealities only (no relaxation),
+    # and nothing at all (input/output quantisation and the g_min encoding term only)
     g_actual = xbar.g
     xbar.set_conductances(ideal_g)
-    for name in names:
-        ref = xt @ w.T if name.startswith("bwd") else xt @ w
-        est, _ = _scheme_estimates(xbar, NonIdeal(), np.zeros_like(off_v), xc, xt, rng, name)
-        results["rmse_no_nonideal"][name] = float(np.sqrt(np.mean((est - ref) ** 2)))
+    ablations = {"rmse_no_relaxation": (replace(REALISTIC, relaxation=False), off_v),
+                 "rmse_no_nonideal": (NonIdeal(), np.zeros_like(off_v))}
+    for key, (ni, ov) in ablations.items():
+        results[key] = {}
+        for name in names:
+            ref = xt @ w.T if name.startswith("bwd") else xt @ w
+            est, _ = _scheme_estimates(xbar, ni, ov, xc, xt, rng, name)
+            results[key][name] = float(np.sqrt(np.mean((est - ref) ** 2)))
     xbar.set_conductances(g_actual)
     r = results["rmse"]
     results["silicon"] = {"bwd_4b": 0.582, "fwd_6b": 0.581, "fwd_6b_two_phase": 0.519}
