@@ -1,0 +1,155 @@
+"""Stochastic translator (STR) bank for the RPU parallel update (ALGORITHMS.md 1.2, 1.3).
+
+One translator per line (rows x_i first, then columns delta_j) turns an n-bit magnitude and
+a sign into a stream of BL pulses with P(pulse) = min(C*|v|, 1), by comparing a stored
+threshold with the line's LFSR word every slot. Writing a value stores
+
+    thr = min((mag * gain) >> str_gain_frac_bits, 2^n)
+
+so one shared multiplier scales values as they are written instead of one per line; the
+gain register is therefore sampled at write time. An update (``start``) runs the up/down
+phases that realise the sign of x_i * delta_j (phase p: rows of sign p>>1; columns of sign
+(p>>1) ^ (p&1); p&1 = 1 is a "down" phase), skipping phases with no active row, BL slots
+each, back to back. During a slot ``valid`` is high, ``row_pulse``/``col_pulse`` show the
+pulses and the LFSR advances at the clock edge that ends the slot. ``done`` pulses one cycle
+after the last slot.
+
+Rejected commands (``start`` while busy, before the LFSR is ready or with BL = 0; a write
+while busy or to an address >= lines) are ignored and pulse ``error`` for one cycle.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from cimflow.config import CoreConfig
+
+from .lfsr import LfsrChains
+
+__all__ = ["StochasticTranslatorBank"]
+
+
+class StochasticTranslatorBank(wiring.Component):
+    """The LFSR chains plus one translator per row and column."""
+
+    def __init__(self, config: CoreConfig):
+        self._config = config
+        cfg = config
+        super().__init__({
+            # LFSR seeds
+            "seed_a": In(max(cfg.lfsr_a_taps)),
+            "seed_b": In(max(cfg.lfsr_b_taps)),
+            "seed_load": In(1),
+            "ready": Out(1),
+            # value write port
+            "wr_en": In(1),
+            "wr_addr": In(range(max(cfg.lines, 2))),
+            "wr_mag": In(cfg.str_bits),
+            "wr_sign": In(1),
+            "gain": In(cfg.str_gain_bits),
+            # update command
+            "bl": In(cfg.bl_bits),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(1),
+            # pulse outputs
+            "valid": Out(1),
+            "phase": Out(2),
+            "up": Out(1),
+            "row_pulse": Out(cfg.rows),
+            "col_pulse": Out(cfg.cols),
+        })
+
+    @property
+    def config(self) -> CoreConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        n = cfg.str_bits
+        m.submodules.lfsr = lfsr = LfsrChains(cfg)
+        m.d.comb += [
+            lfsr.seed_a.eq(self.seed_a),
+            lfsr.seed_b.eq(self.seed_b),
+            lfsr.load.eq(self.seed_load),
+            self.ready.eq(lfsr.ready),
+        ]
+
+        thr = [Signal(n + 1, name=f"thr{k}") for k in range(cfg.lines)]
+        sign = [Signal(name=f"sign{k}") for k in range(cfg.lines)]
+
+        # --- value writes: one shared scaler
+        scaled = Signal(n + cfg.str_gain_bits)
+        m.d.comb += scaled.eq((self.wr_mag * self.gain) >> cfg.str_gain_frac_bits)
+        clipped = Mux(scaled > (1 << n), 1 << n, scaled)[: n + 1]
+        busy = Signal()
+        write_ok = self.wr_en & ~busy & (self.wr_addr < cfg.lines)
+        for k in range(cfg.lines):  # one enable per line keeps the Verilog linear in lines
+            with m.If(write_ok & (self.wr_addr == k)):
+                m.d.sync += [thr[k].eq(clipped), sign[k].eq(self.wr_sign)]
+
+        # --- which phases have an active row
+        any_pos = Signal()
+        any_neg = Signal()
+        m.d.comb += [
+            any_pos.eq(Cat((~sign[i]) & (thr[i] != 0) for i in range(cfg.rows)).any()),
+            any_neg.eq(Cat(sign[i] & (thr[i] != 0) for i in range(cfg.rows)).any()),
+        ]
+        mask_now = Cat(any_pos, any_pos, any_neg, any_neg)
+
+        phase = Signal(2)
+        mask = Signal(4)
+        slot = Signal(cfg.bl_bits)
+        bl = Signal(cfg.bl_bits)
+        # next enabled phase after the current one (0b100 = none)
+        later = Array(mask & ~((1 << (p + 1)) - 1) for p in range(4))[phase]
+        start_ok = self.start & ~busy & lfsr.ready & (self.bl != 0)
+
+        def first_phase(bits):
+            return Mux(bits[0], 0, Mux(bits[1], 1, Mux(bits[2], 2, 3)))
+
+        m.d.sync += [self.done.eq(0), self.error.eq(0)]
+        with m.If((self.start & ~start_ok) | (self.wr_en & ~write_ok)):
+            m.d.sync += self.error.eq(1)
+
+        with m.FSM(name="str_fsm"):
+            with m.State("IDLE"):
+                with m.If(start_ok):
+                    m.d.sync += [mask.eq(mask_now), bl.eq(self.bl), slot.eq(0),
+                                 phase.eq(first_phase(mask_now))]
+                    with m.If(mask_now == 0):
+                        m.d.sync += self.done.eq(1)
+                    with m.Else():
+                        m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += [busy.eq(1), lfsr.en.eq(1), self.valid.eq(1)]
+                m.d.sync += slot.eq(slot + 1)
+                with m.If(slot == bl - 1):
+                    m.d.sync += slot.eq(0)
+                    with m.If(later == 0):
+                        m.d.sync += self.done.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += phase.eq(first_phase(later))
+
+        row_sign, down = phase[1], phase[0]
+        # split the word bus once: slicing the wide bus per line makes elaboration quadratic
+        word = [Signal(n, name=f"word{k}") for k in range(cfg.lines)]
+        m.d.comb += Cat(*word).eq(lfsr.words)
+        m.d.comb += [
+            self.busy.eq(busy),
+            self.phase.eq(phase),
+            self.up.eq(~down),
+            self.row_pulse.eq(Cat(
+                self.valid & (word[i] < thr[i]) & (sign[i] == row_sign)
+                for i in range(cfg.rows))),
+            self.col_pulse.eq(Cat(
+                self.valid & (word[cfg.rows + j] < thr[cfg.rows + j])
+                & (sign[cfg.rows + j] == (row_sign ^ down))
+                for j in range(cfg.cols))),
+        ]
+        return m
