@@ -80,6 +80,13 @@ class MvmSettings:
         if self.v_inject < 0:
             raise ValueError(f"v_inject must be >= 0, got {self.v_inject}")
 
+    @classmethod
+    def from_config(cls, config, **changes) -> MvmSettings:
+        """Defaults from a CoreConfig (input_bits, output_bits, adc_mode), then ``changes``."""
+        base = dict(in_bits=config.input_bits, out_bits=config.output_bits,
+                    adc_mode=config.adc_mode)
+        return cls(**{**base, **changes})
+
     @property
     def k(self) -> int:
         """ADC magnitude bits."""

@@ -184,3 +184,30 @@ def test_noise_moves_codes_but_keeps_shape_and_seed_reproducible():
     # integrator swing clips the charge
     e = mvm(xb, x, st, NonIdeal(integrator_swing_v=0.01))
     assert np.abs(e.charge).max() <= NonIdeal(integrator_swing_v=0.01).clip_units(0.5)
+
+
+def test_settings_from_config():
+    cfg = PRESETS["small"].replace(input_bits=6, output_bits=9, adc_mode="counting")
+    st = MvmSettings.from_config(cfg, v_decr=0.2)
+    assert (st.in_bits, st.out_bits, st.adc_mode, st.v_decr) == (6, 9, "counting", 0.2)
+
+
+def test_stochastic_binary_neuron_with_lfsr_follows_binomial():
+    """Binary neurons (out_bits 1) with T LFSR pulses of +-A: P(sign 1) = P(Q + A(2B-T) > 0)."""
+    from cimflow.golden.lfsr import LfsrChains
+    from cimflow.golden.neuron import Activation
+    from scipy.stats import binom
+
+    xb, _, rng = _xbar("small", 8, 16)
+    x = np.repeat(rng.integers(-7, 8, (1, 8)), 3000, axis=0)
+    t = 16
+    st = MvmSettings(in_bits=4, out_bits=1, activation=Activation.STOCHASTIC, inject_steps=t,
+                     v_inject=0.01)
+    r = mvm(xb, x, st, lfsr=LfsrChains(PRESETS["small"], 0x1234, 0x567))
+    q0 = mvm(xb, x[:1], MvmSettings(in_bits=4, out_bits=1)).charge[0, :16]
+    a = st.inject_units
+    need = np.floor((t * a - q0) / (2 * a)).astype(int) + 1
+    expect = binom.sf(need - 1, t, 0.5)
+    p = r.sign[:, :16].mean(axis=0)
+    assert np.all(np.abs(p - expect) < 4 * np.sqrt(expect * (1 - expect) / 3000) + 0.01)
+    assert np.any((expect > 0.05) & (expect < 0.95))  # some neurons are genuinely random
