@@ -20,7 +20,7 @@ computed the way :mod:`.cycle` computes it, so both levels give identical codes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -256,6 +256,12 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
 
     if offsets is None:
         offsets = ni.offsets(xbar.config.rows, st.v_read, rng)
+    offsets = np.asarray(offsets)
+    if offsets.shape != (xbar.config.rows,) or not np.issubdtype(offsets.dtype, np.integer):
+        raise ValueError(
+            f"offsets must be integer charge units, one per neuron, shape "
+            f"({xbar.config.rows},); got {offsets.dtype} {offsets.shape}"
+        )
     sign, mag = adc_convert(q, st.d_units, st.k, st.adc_mode, offsets[nrn],
                             ni.cmp_noise(st.v_read, rng))
     sign, mag = apply_activation(sign, mag, st.activation)
@@ -314,13 +320,8 @@ def two_phase_mvm(xbar: Crossbar, x: np.ndarray, in_bits: int, n_lsb: int,
     recovered with its own phase's LSB (equal LSBs reduce this to adding the codes).
     """
     x_msb, x_lsb, b_msb, b_lsb = split_two_phase(x, in_bits, n_lsb)
-    r_msb = mvm(xbar, x_msb, _with(msb, in_bits=b_msb), **kw)
-    r_lsb = mvm(xbar, x_lsb, _with(lsb, in_bits=b_lsb), **kw)
+    r_msb = mvm(xbar, x_msb, replace(msb, in_bits=b_msb), **kw)
+    r_lsb = mvm(xbar, x_lsb, replace(lsb, in_bits=b_lsb), **kw)
     est = (1 << n_lsb) * recover(r_msb, xbar) + recover(r_lsb, xbar)
     return est, r_msb, r_lsb
 
-
-def _with(st: MvmSettings, **changes) -> MvmSettings:
-    from dataclasses import replace
-
-    return replace(st, **changes)

@@ -154,6 +154,8 @@ def test_bad_inputs_name_the_problem():
         from cimflow.golden.neuron import Activation
         mvm(xb, np.zeros((1, 20), np.int64),
             MvmSettings(activation=Activation.STOCHASTIC, inject_steps=2))
+    with pytest.raises(ValueError, match="one per neuron"):
+        mvm(xb, np.zeros((1, 20), np.int64), MvmSettings(), offsets=np.zeros(3, np.int64))
     with pytest.raises(ValueError, match="out_bits >= 2"):
         recover(mvm(xb, np.zeros((1, 20), np.int64), MvmSettings(out_bits=1)), xb)
 
