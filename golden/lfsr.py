@@ -123,6 +123,8 @@ class LfsrChains:
         """Random words, shape (n_cycles, lines), for the next ``n_cycles`` cycles; advances."""
         cfg = self.config
         n, lines = cfg.str_bits, cfg.lines
+        if n_cycles == 0:
+            return np.zeros((0, lines), dtype=np.uint64)
         base = n * (cfg.lfsr_warmup_cycles + self.cycle + np.arange(n_cycles, dtype=np.int64))
         bits = self._gather(self._a, base, self._pos_a)
         if self._b is not None:

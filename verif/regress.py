@@ -1,0 +1,193 @@
+"""The co-simulation regression: cocotb testbenches on cached Verilator builds.
+
+``REGRESSION`` lists every test, the presets it runs on and its seeds. ``run_regression``
+builds each (top, preset) once, runs the tests (optionally in parallel threads: each test
+is its own simulator process), collects pass/fail from cocotb's results XML and the
+figures each testbench records (seeds, cycles compared, statistics), writes one JUnit XML
+and re-runs failing tests with waveforms, keeping the trace. The table printed by
+``cimflow regress`` comes from ``format_table``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cocotb_tools.check_results import get_results
+
+from cimflow.atomic import write_atomic
+from cimflow.config import CoreConfig, preset
+
+from .build import _FastVerilator, build_sim
+
+__all__ = ["RegressionTest", "REGRESSION", "Result", "run_regression", "format_table",
+           "DEFAULT_PRESETS"]
+
+
+@dataclass(frozen=True)
+class RegressionTest:
+    name: str
+    top: str
+    module: str
+    testcase: str
+    presets: tuple[str, ...]
+    seeds: tuple[tuple[int, int], ...]
+    cycles: int = 0
+
+
+# Seeds are reduced into each chain's range [1, 2^d - 1] for the preset in use.
+_SEEDS = ((1, 1), (0x2B5E_1F3A_77C1, 0x1D_0F0F_3C3C), (0x7FFF_FFFF_FFFF, 0x12345))
+
+REGRESSION: tuple[RegressionTest, ...] = (
+    RegressionTest("str_bank.bit_exact", "str_bank", "cimflow.verif.tb_str_bank",
+                   "test_bit_exact", ("tiny", "small", "medium"), _SEEDS, 100_000),
+    RegressionTest("str_bank.statistics", "str_bank", "cimflow.verif.tb_str_bank",
+                   "test_statistics", ("small", "medium"), ((0xACE1, 0xBEEF),), 40_000),
+    RegressionTest("str_bank.smoke", "str_bank", "cimflow.verif.tb_str_bank",
+                   "test_smoke", ("full",), ((0x1234_5678, 0x9ABC),)),
+)
+
+DEFAULT_PRESETS = ("tiny", "small", "medium")
+"""Presets `cimflow regress` runs when none is named; `full` has its own smoke test."""
+
+
+@dataclass
+class Result:
+    test: str
+    preset: str
+    passed: bool
+    seconds: float
+    figures: dict = field(default_factory=dict)
+    waves: Path | None = None
+    log: Path | None = None
+
+
+def _seed_pair(cfg: CoreConfig, pair: tuple[int, int]) -> str:
+    da, db = max(cfg.lfsr_a_taps), max(cfg.lfsr_b_taps)
+    return f"{pair[0] % ((1 << da) - 1) + 1}:{pair[1] % ((1 << db) - 1) + 1}"
+
+
+def select(presets, pattern: str | None) -> list[tuple[RegressionTest, str]]:
+    chosen = []
+    for t in REGRESSION:
+        for p in t.presets:
+            if p in presets and (pattern is None or re.search(pattern, f"{t.name}[{p}]")):
+                chosen.append((t, p))
+    return chosen
+
+
+def _run_one(test: RegressionTest, name: str, out: Path, waves: bool) -> Result:
+    cfg = preset(name)
+    build = build_sim(cfg, test.top, waves=waves)
+    test_dir = out / name / (test.name + ("-waves" if waves else ""))
+    test_dir.mkdir(parents=True, exist_ok=True)
+    metrics = test_dir / "metrics.jsonl"
+    metrics.unlink(missing_ok=True)
+    results = test_dir / "results.xml"
+    env = {
+        "CIMFLOW_CONFIG": cfg.to_json(),
+        "CIMFLOW_SEEDS": ",".join(_seed_pair(cfg, s) for s in test.seeds),
+        "CIMFLOW_CYCLES": str(test.cycles),
+        "CIMFLOW_METRICS": str(metrics),
+    }
+    t0 = time.perf_counter()
+    passed = False
+    try:
+        _FastVerilator().test(
+            test_module=test.module, hdl_toplevel=build.toplevel, hdl_toplevel_lang="verilog",
+            testcase=test.testcase,
+            build_dir=build.build_dir, test_dir=test_dir, results_xml=str(results),
+            extra_env=env, waves=waves, log_file=test_dir / "sim.log",
+        )
+        n_tests, n_failed = get_results(results)
+        passed = n_tests == 1 and n_failed == 0
+    except (SystemExit, RuntimeError):
+        passed = False
+    figures = {}
+    if metrics.exists():
+        for line in metrics.read_text().splitlines():
+            figures.update(json.loads(line))
+    wave = test_dir / "dump.vcd"
+    return Result(test.name, name, passed, time.perf_counter() - t0, figures,
+                  wave if waves and wave.exists() else None, test_dir / "sim.log")
+
+
+def run_regression(presets=DEFAULT_PRESETS, pattern: str | None = None,
+                   out: Path = Path("build/regress"), jobs: int = 1,
+                   waves: str = "fail", progress=print) -> list[Result]:
+    """Run the selected tests; ``waves`` is 'fail' (re-run failures with traces), 'all', 'none'."""
+    chosen = select(presets, pattern)
+    if not chosen:
+        raise ValueError(f"no regression test matches presets {list(presets)} "
+                         f"and pattern {pattern!r}")
+    os.environ.pop("PYTEST_CURRENT_TEST", None)  # the runner must not act as a pytest plugin
+    out = Path(out)
+    for top, p in sorted({(t.top, p) for t, p in chosen}):
+        t0 = time.perf_counter()
+        build_sim(preset(p), top, waves=(waves == "all"))
+        progress(f"built {top}[{p}] in {time.perf_counter() - t0:.1f} s")
+
+    def job(item):
+        t, p = item
+        r = _run_one(t, p, out, waves == "all")
+        progress(f"{'PASS' if r.passed else 'FAIL'} {t.name}[{p}] ({r.seconds:.1f} s)")
+        if not r.passed and waves == "fail":
+            rerun = _run_one(t, p, out, True)
+            r.waves = rerun.waves
+        return r
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(job, chosen))
+    write_junit(results, out / "junit.xml")
+    return results
+
+
+def write_junit(results: list[Result], path: Path) -> None:
+    suite = ET.Element("testsuite", name="cimflow.regress", tests=str(len(results)),
+                       failures=str(sum(not r.passed for r in results)))
+    for r in results:
+        case = ET.SubElement(suite, "testcase", classname=f"cimflow.{r.preset}", name=r.test,
+                             time=f"{r.seconds:.3f}")
+        props = ET.SubElement(case, "properties")
+        for k, v in r.figures.items():
+            ET.SubElement(props, "property", name=k, value=json.dumps(v))
+        if not r.passed:
+            fail = ET.SubElement(case, "failure", message="test failed")
+            fail.text = f"log: {r.log}\nwaves: {r.waves}"
+    write_atomic(path, ET.tostring(suite, encoding="unicode"))
+
+
+def _stat_summary(fig: dict) -> str:
+    parts = []
+    for key, label in (("binomial", "binom p_min"), ("coincidences", "coinc |z|max"),
+                       ("correlation", "corr |z|max"), ("single_chain_correlation",
+                                                        "1-chain |z|max")):
+        if key in fig:
+            v = fig[key].get("min_p_value", fig[key].get("max_abs_z"))
+            parts.append(f"{label}={v:.3g}")
+    return ", ".join(parts)
+
+
+def format_table(results: list[Result]) -> str:
+    rows = [("test", "preset", "seeds", "cycles compared", "result", "statistics")]
+    for r in results:
+        seeds = r.figures.get("seeds", [])
+        rows.append((r.test, r.preset, str(len(seeds)) + (f" ({', '.join(seeds)})"
+                     if len(seeds) <= 1 else ""), f"{r.figures.get('cycles', 0):,}",
+                     "PASS" if r.passed else "FAIL", _stat_summary(r.figures)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for r in results:
+        if r.waves:
+            lines.append(f"waveform of failing {r.test}[{r.preset}]: {r.waves}")
+    passed = sum(r.passed for r in results)
+    lines.append(f"{passed} passed, {len(results) - passed} failed")
+    return "\n".join(lines)
