@@ -22,12 +22,12 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+
+from cimflow.config import PRESETS
 from cimflow.golden.array import Crossbar
 from cimflow.golden.cycle import CycleCore
 from cimflow.golden.mvm import MvmSettings, mvm
 from cimflow.golden.nonideal import REALISTIC
-
-from cimflow.config import PRESETS
 
 Row = tuple[str, int, float]
 """(name, batch, MVMs per second)."""

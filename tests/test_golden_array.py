@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+
+from cimflow.config import PRESETS
 from cimflow.golden.array import (
     G_FRAC_BITS,
     Crossbar,
@@ -9,8 +11,6 @@ from cimflow.golden.array import (
     encode_differential,
     neuron_of_line,
 )
-
-from cimflow.config import PRESETS
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

@@ -2,6 +2,10 @@
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cimflow.config import PRESETS
 from cimflow.golden.array import Crossbar, Direction
 from cimflow.golden.cycle import (
     DRV_FLOAT,
@@ -17,10 +21,6 @@ from cimflow.golden.lfsr import LfsrChains
 from cimflow.golden.mvm import MvmSettings, mvm
 from cimflow.golden.neuron import Activation
 from cimflow.golden.nonideal import NonIdeal
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from cimflow.config import PRESETS
 
 
 def _case(seed, name, direction, in_bits, out_bits, mode, act, static):

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+
+from cimflow.config import PRESETS
 from cimflow.golden.array import G_FRAC_BITS, Crossbar, Direction
 from cimflow.golden.mvm import (
     MvmSettings,
@@ -16,8 +18,6 @@ from cimflow.golden.mvm import (
 )
 from cimflow.golden.neuron import CHARGE_FRAC_BITS
 from cimflow.golden.nonideal import NonIdeal
-
-from cimflow.config import PRESETS
 
 F = 1 << CHARGE_FRAC_BITS
 
@@ -196,9 +196,10 @@ def test_settings_from_config():
 
 def test_stochastic_binary_neuron_with_lfsr_follows_binomial():
     """Binary neurons (out_bits 1) with T LFSR pulses of +-A: P(sign 1) = P(Q + A(2B-T) > 0)."""
+    from scipy.stats import binom
+
     from cimflow.golden.lfsr import LfsrChains
     from cimflow.golden.neuron import Activation
-    from scipy.stats import binom
 
     xb, _, rng = _xbar("small", 8, 16)
     x = np.repeat(rng.integers(-7, 8, (1, 8)), 3000, axis=0)

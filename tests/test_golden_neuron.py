@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from scipy.stats import binom
+
 from cimflow.golden.experiments import adc_reference
 from cimflow.golden.neuron import (
     MAX_MAG_BITS,
@@ -19,7 +21,6 @@ from cimflow.golden.neuron import (
     signed_value,
 )
 from cimflow.golden.nonideal import NonIdeal, inject_weight_noise, relaxation_sigma
-from scipy.stats import binom
 
 
 @pytest.mark.parametrize("k", range(0, MAX_MAG_BITS + 1))

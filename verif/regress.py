@@ -127,7 +127,7 @@ def run_regression(presets=DEFAULT_PRESETS, pattern: str | None = None,
         raise ValueError(f"no regression test matches presets {list(presets)} "
                          f"and pattern {pattern!r}")
     os.environ.pop("PYTEST_CURRENT_TEST", None)  # the runner must not act as a pytest plugin
-    out = Path(out)
+    out = Path(out).resolve()  # the simulator runs in the test folder
     for top, p in sorted({(t.top, p) for t, p in chosen}):
         t0 = time.perf_counter()
         build_sim(preset(p), top, waves=(waves == "all"))

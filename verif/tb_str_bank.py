@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import cocotb
 import numpy as np
@@ -51,7 +52,8 @@ class StrBankTb:
 
     def __init__(self, dut, cfg: CoreConfig):
         self.dut, self.cfg = dut, cfg
-        self.cycles = 0
+        self.cycles = 0  # cycles whose outputs were compared with the golden model
+        self.simulated = 0  # all clock cycles
 
     async def start(self) -> None:
         cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
@@ -65,6 +67,7 @@ class StrBankTb:
     async def tick(self, n: int = 1) -> None:
         for _ in range(n):
             await FallingEdge(self.dut.clk)
+        self.simulated += n
 
     async def load_seeds(self, seed_a: int, seed_b: int) -> None:
         d = self.dut
@@ -133,6 +136,7 @@ async def test_bit_exact(dut):
     await tb.start()
     rng = np.random.default_rng(seeds[0][0])
     updates = 0
+    t0 = time.perf_counter()
     for seed_a, seed_b in seeds:
         await tb.load_seeds(seed_a, seed_b)
         golden = GoldenStrBank(cfg, seed_a, seed_b)
@@ -144,7 +148,7 @@ async def test_bit_exact(dut):
             _compare(await tb.run(upd.bl), golden.run(upd.bl), f"seeds {seed_a}:{seed_b}")
             updates += 1
     _record("str_bank.bit_exact", seeds=[f"{a}:{b}" for a, b in seeds], cycles=tb.cycles,
-            updates=updates)
+            updates=updates, simulated=tb.simulated, seconds=time.perf_counter() - t0)
 
 
 @cocotb.test()

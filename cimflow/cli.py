@@ -1,0 +1,144 @@
+"""`cimflow` command line: generate, regress, experiment.
+
+Every user error (bad preset, unreadable config, out-of-range field, unknown experiment)
+ends in one line ``cimflow: error: ...`` and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .atomic import write_atomic
+from .config import ConfigError, CoreConfig, preset
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """A problem with the user's input, reported in one line."""
+
+
+def _config(args) -> CoreConfig:
+    if getattr(args, "config", None):
+        return CoreConfig.load(args.config)
+    return preset(args.preset or "full")
+
+
+def cmd_generate(args) -> int:
+    from .hdl.tops import TOPS
+    from .verif.build import lint, write_verilog
+
+    cfg = _config(args)
+    if args.top not in TOPS:
+        raise UsageError(f"unknown top {args.top!r}; choose one of: {', '.join(TOPS)}")
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    vpath = write_verilog(cfg, args.top, out)
+    gen_s = time.perf_counter() - t0
+    cpath = write_atomic(out / "config.json", cfg.to_json() + "\n")
+    text = vpath.read_text()
+    print(f"wrote {vpath} ({len(text.splitlines()):,} lines, {gen_s:.1f} s)")
+    print(f"wrote {cpath}")
+    print(f"  array {cfg.rows} x {cfg.cols}, corelet {cfg.corelet}, lines {cfg.lines}, "
+          f"LFSR chains {cfg.lfsr_chain_length} stages (taps A {list(cfg.lfsr_a_taps)}, "
+          f"B {list(cfg.lfsr_b_taps)}), STR {cfg.str_bits} bit, BL <= {cfg.bl_max}")
+    if not args.no_lint:
+        t0 = time.perf_counter()
+        lint(vpath, args.top)
+        print(f"verilator --lint-only -Wall: clean ({time.perf_counter() - t0:.1f} s, "
+              f"waivers in cimflow/verif/lint_waivers.vlt)")
+    return 0
+
+
+def cmd_regress(args) -> int:
+    from .verif.regress import DEFAULT_PRESETS, format_table, run_regression
+
+    presets = (args.preset,) if args.preset else DEFAULT_PRESETS
+    for p in presets:
+        preset(p)  # validates the name
+    results = run_regression(presets, args.k, Path(args.out), jobs=args.n,
+                             waves=args.waves)
+    print(format_table(results))
+    print(f"JUnit XML: {Path(args.out) / 'junit.xml'}")
+    return 0 if all(r.passed for r in results) else 1
+
+
+def cmd_experiment(args) -> int:
+    from .experiment import registry
+
+    reg = registry()
+    if args.list or not args.name:
+        for e in reg.values():
+            print(f"{e.name:16s} {e.summary}")
+        return 0
+    if args.name not in reg:
+        raise UsageError(f"unknown experiment {args.name!r}; `cimflow experiment --list` "
+                         f"names them: {', '.join(reg)}")
+    if not args.out:
+        raise UsageError("experiment needs --out DIR")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    figures = reg[args.name].run(out, args.quick, args.seed)
+    path = write_atomic(out / "results.json", json.dumps(figures, indent=2, default=float))
+    print(json.dumps(figures, indent=2, default=float)[:4000])
+    print(f"wrote {path} and plots in {out} ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cimflow", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write Verilog and config.json for a core design")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--preset", help="named configuration (default: full)")
+    src.add_argument("--config", help="CoreConfig JSON file")
+    g.add_argument("--top", default="str_bank", help="design to emit (default: str_bank)")
+    g.add_argument("--out", required=True, help="output folder")
+    g.add_argument("--no-lint", action="store_true", help="skip the Verilator lint")
+    g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("regress", help="run the cocotb co-simulation regression")
+    r.add_argument("--preset", help="run one preset only (default: tiny, small, medium)")
+    r.add_argument("-k", metavar="PATTERN", help="regex selecting tests, e.g. 'statistics'")
+    r.add_argument("-n", type=int, default=1, metavar="N", help="parallel simulations")
+    r.add_argument("--out", default="build/regress", help="results folder")
+    r.add_argument("--waves", choices=("fail", "all", "none"), default="fail",
+                   help="keep waveforms of failing tests (default), of all, or none")
+    r.set_defaults(func=cmd_regress)
+
+    e = sub.add_parser("experiment", help="run a named reproducible experiment")
+    e.add_argument("name", nargs="?", help="experiment name (see --list)")
+    e.add_argument("--list", action="store_true", help="list experiments")
+    e.add_argument("--out", help="output folder (results.json and PNG plots)")
+    e.add_argument("--quick", action="store_true", help="reduced run (< 1 minute)")
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(func=cmd_experiment)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from .verif.build import LintError
+
+    try:
+        return args.func(args)
+    except LintError as e:
+        print(f"cimflow: error: {e}", file=sys.stderr)
+        return 1
+    except (UsageError, ConfigError, ValueError, FileNotFoundError, OSError) as e:
+        print(f"cimflow: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cimflow: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
