@@ -1,0 +1,330 @@
+"""MVM engine: neuron sequencer, line-driver control and the digital half of every neuron.
+
+Implements ``docs/cycle_interface.md``: from ``start`` it emits one control word per clock,
+exactly the sequence of the golden ``mvm_program`` for the mode inputs and line registers
+
+    PRECHARGE; per magnitude bit m = 1..M (LSB first): WL_PULSE, 2^(m-1) x (SAMPLE,
+    INTEGRATE); INJECT x T (stochastic); COMPARE_SIGN; binary: K x (DECREMENT m, COMPARE m),
+    counting: (2^K - 1) x (DECREMENT K-1, COMPARE K-1); READOUT
+
+and keeps each neuron's sign latch, magnitude shift register / counter and ``active`` flag,
+so the analog macro only has to return one comparator bit per neuron.
+
+Timing (pinned in docs/core_architecture.md):
+
+* The control word of a cycle is combinational from the sequencer state, ``hold``, the mode
+  inputs and the line registers; the macro executes it in that cycle.
+* ``cmp`` is sampled at the clock edge that ends a COMPARE_SIGN or COMPARE cycle: the macro
+  presents the result of that cycle's comparison during the same cycle (as the golden
+  ``CycleCore.step`` followed by ``bank.cmp`` does). In other cycles ``cmp`` is ignored.
+* ``hold`` high freezes the engine: the word of that cycle is the no-op IDLE word (phase 0,
+  every driver 0, every ``wl_en`` 0, ``nrn_in`` 0, no ``lfsr_en``/``wb_en``) and no state
+  changes at the following edge, so the sequence of non-held words is unchanged.
+* ``start`` is accepted in the idle state only (also while ``hold`` is high); ``start`` while
+  ``busy`` is ignored (the controller flags it). ``busy`` is high from the cycle after the
+  accepted ``start`` through READOUT; ``done`` pulses for one cycle right after READOUT.
+* A stochastic MVM (``act`` = 2, ``inject_steps`` > 0) started while ``lfsr_ready`` is low
+  waits in a busy IDLE-word state until it rises, then runs: the LFSR never advances before
+  its warm-up is over, and the word sequence is unchanged, only delayed.
+
+Mode inputs are read live and must stay constant during an MVM (the controller's registers).
+``in_m`` 0 behaves as 1; ``out_k`` above 9 behaves as 9 in the sequencer; magnitudes are
+``W - 1`` bits wide, so ``out_k`` must not exceed ``W - 1``. ``direction`` 3 behaves as
+recurrent.
+
+Line registers are sign-magnitude with the neurons' convention: sign bit W-1 is 1 for
+positive, magnitude right-aligned. The driver of line r in the pulse of magnitude bit m
+(LSB first, m = 0..M-1 here) takes s = bit m of the magnitude, negated when the sign bit is
+0: code 3 / 1 / 2 for s = +1 / -1 / 0. An ``in_bits`` = 1 input x = 1 is therefore written as
+sign 1, magnitude 1; with W = 1 the single bit is both sign and magnitude bit 0 (s in {0, 1}).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, C, Cat, Module, Mux, Signal
+from amaranth.lib import enum, wiring
+from amaranth.lib.wiring import In, Out
+
+from cimflow.config import CoreConfig
+
+__all__ = ["Phase", "MvmEngine", "MAX_K", "MAX_M"]
+
+MAX_K = 9
+"""Largest ADC magnitude width the sequencer counts for (10-bit outputs)."""
+MAX_M = 7
+"""Largest number of input magnitude bits (8-bit inputs)."""
+
+
+class Phase(enum.Enum, shape=4):
+    """Control-word phase; the values are the golden ``Phase`` codes."""
+
+    IDLE = 0
+    PRECHARGE = 1
+    WL_PULSE = 2
+    SAMPLE = 3
+    INTEGRATE = 4
+    INJECT = 5
+    COMPARE_SIGN = 6
+    DECREMENT = 7
+    COMPARE = 8
+    READOUT = 9
+
+
+def line_width(config: CoreConfig) -> int:
+    """W: width of every line register."""
+    return max(config.input_bits, config.output_bits)
+
+
+class MvmEngine(wiring.Component):
+    """Sequencer + WL/BL/SL driver control + digital neurons of one core (see module doc)."""
+
+    def __init__(self, config: CoreConfig):
+        self._config = cfg = config
+        w = line_width(cfg)
+        super().__init__({
+            # mode (constant during an MVM)
+            "direction": In(2),
+            "adc_mode": In(1),
+            "out_k": In(4),
+            "in_m": In(3),
+            "act": In(2),
+            "inject_steps": In(16),
+            "in_len": In(9),
+            "start": In(1),
+            "hold": In(1),
+            # data
+            "bl_values": In(cfg.rows * w),
+            "sl_values": In(cfg.cols * w),
+            "cmp": In(cfg.rows),
+            "lfsr_ready": In(1),
+            # control word
+            "phase": Out(4),
+            "drv_bl": Out(cfg.rows * 2),
+            "drv_sl": Out(cfg.cols * 2),
+            "wl_en": Out(cfg.rows),
+            "nrn_in": Out(2),
+            "out_bl": Out(1),
+            "dac_code": Out(4),
+            "dec_en": Out(cfg.rows),
+            "lfsr_en": Out(1),
+            # results
+            "wb_en": Out(1),
+            "wb_bank": Out(1),
+            "wb_data": Out(cfg.rows * w),
+            "busy": Out(1),
+            "done": Out(1),
+        })
+
+    @property
+    def config(self) -> CoreConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        w = line_width(cfg)
+        km = max(w - 1, 1)  # magnitude register width of a neuron
+        n_nrn = cfg.rows
+
+        # ---------------------------------------------------------------- mode decode
+        bwd = Signal()
+        stochastic = Signal()
+        counting = Signal()
+        k_eff = Signal(4)
+        m.d.comb += [
+            bwd.eq(self.direction == 1),
+            stochastic.eq((self.act == 2) & (self.inject_steps != 0)),
+            counting.eq(self.adc_mode),
+            k_eff.eq(Mux(self.out_k > MAX_K, MAX_K, self.out_k)),
+        ]
+        last_b = Signal(3)
+        m.d.comb += last_b.eq(Mux(self.in_m == 0, 0, self.in_m - 1))
+
+        # ---------------------------------------------------------------- sequencer
+        ph = Signal(4)  # phase of this cycle (IDLE while held or idle)
+        run = ~self.hold
+        b = Signal(3)  # current input magnitude bit
+        rep = Signal(MAX_M)  # SAMPLE/INTEGRATE repetition within a bit
+        inj = Signal(16)
+        adc = Signal(MAX_K)  # DECREMENT/COMPARE pair index
+        reps_last = Array(C((1 << i) - 1, MAX_M) for i in range(8))[b]
+        adc_last = Signal(MAX_K)
+        m.d.comb += adc_last.eq(Mux(
+            counting,
+            Array(C(max((1 << k) - 2, 0), MAX_K) for k in range(MAX_K + 1))[k_eff],
+            k_eff - 1))
+        busy = Signal()
+        m.d.sync += self.done.eq(0)
+
+        with m.FSM(name="mvm_fsm"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    with m.If(stochastic & ~self.lfsr_ready):
+                        m.next = "WAIT_LFSR"
+                    with m.Else():
+                        m.next = "PRECHARGE"
+            with m.State("WAIT_LFSR"):
+                m.d.comb += busy.eq(1)
+                with m.If(run & self.lfsr_ready):
+                    m.next = "PRECHARGE"
+            with m.State("PRECHARGE"):
+                m.d.comb += busy.eq(1)
+                with m.If(run):
+                    m.d.comb += ph.eq(Phase.PRECHARGE)
+                    m.d.sync += b.eq(0)
+                    m.next = "WL_PULSE"
+            with m.State("WL_PULSE"):
+                m.d.comb += busy.eq(1)
+                with m.If(run):
+                    m.d.comb += ph.eq(Phase.WL_PULSE)
+                    m.d.sync += rep.eq(0)
+                    m.next = "SAMPLE"
+            with m.State("SAMPLE"):
+                m.d.comb += busy.eq(1)
+                with m.If(run):
+                    m.d.comb += ph.eq(Phase.SAMPLE)
+                    m.next = "INTEGRATE"
+            with m.State("INTEGRATE"):
+                m.d.comb += busy.eq(1)
+                with m.If(run):
+                    m.d.comb += ph.eq(Phase.INTEGRATE)
+                    m.d.sync += rep.eq(rep + 1)
+                    with m.If(rep != reps_last):
+                        m.next = "SAMPLE"
+                    with m.Elif(b != last_b):
+                        m.d.sync += b.eq(b + 1)
+                        m.next = "WL_PULSE"
+                    with m.Elif(stochastic):
+                        m.d.sync += inj.eq(0)
+                        m.next = "INJECT"
+                    with m.Else():
+                        m.next = "COMPARE_SIGN"
+            with m.State("INJECT"):
+                m.d.comb += busy.eq(1)
+                with m.If(run):
+                    m.d.comb += ph.eq(Phase.INJECT)
+                    m.d.sync += inj.eq(inj + 1)
+                    with m.If(inj == self.inject_steps - 1):
+                        m.next = "COMPARE_SIGN"
+            with m.State("COMPARE_SIGN"):
+                m.d.comb += busy.eq(1)
+                with m.If(run):
+                    m.d.comb += ph.eq(Phase.COMPARE_SIGN)
+                    m.d.sync += adc.eq(0)
+                    with m.If(k_eff == 0):
+                        m.next = "READOUT"
+                    with m.Else():
+                        m.next = "DECREMENT"
+            with m.State("DECREMENT"):
+                m.d.comb += busy.eq(1)
+                with m.If(run):
+                    m.d.comb += ph.eq(Phase.DECREMENT)
+                    m.next = "COMPARE"
+            with m.State("COMPARE"):
+                m.d.comb += busy.eq(1)
+                with m.If(run):
+                    m.d.comb += ph.eq(Phase.COMPARE)
+                    m.d.sync += adc.eq(adc + 1)
+                    with m.If(adc == adc_last):
+                        m.next = "READOUT"
+                    with m.Else():
+                        m.next = "DECREMENT"
+            with m.State("READOUT"):
+                m.d.comb += busy.eq(1)
+                with m.If(run):
+                    m.d.comb += ph.eq(Phase.READOUT)
+                    m.d.sync += self.done.eq(1)
+                    m.next = "IDLE"
+
+        active_word = ph != Phase.IDLE
+        in_adc = (ph == Phase.DECREMENT) | (ph == Phase.COMPARE)
+        m.d.comb += [
+            self.phase.eq(ph),
+            self.busy.eq(busy),
+            self.nrn_in.eq(Mux(active_word, Mux(bwd, 1, 2), 0)),
+            self.out_bl.eq(active_word & (self.direction != 0)),
+            self.dac_code.eq(Mux(in_adc, Mux(counting, k_eff - 1, adc), 0)),
+            self.lfsr_en.eq(ph == Phase.INJECT),
+            self.wb_en.eq(ph == Phase.READOUT),
+            self.wb_bank.eq(self.direction != 0),
+        ]
+
+        # ---------------------------------------------------------------- line drivers
+        pre = Signal()
+        pulse = Signal()
+        pulse_bl = Signal()
+        pulse_sl = Signal()
+        bitsel = Signal(MAX_M)  # one-hot: the magnitude bit of this pulse
+        m.d.comb += [
+            pre.eq(ph == Phase.PRECHARGE),
+            pulse.eq(ph == Phase.WL_PULSE),
+            pulse_bl.eq(pulse & ~bwd),
+            pulse_sl.eq(pulse & bwd),
+            bitsel.eq(C(1, MAX_M) << b),
+        ]
+        n_lines = max(cfg.rows, cfg.cols)
+        in_range = [Signal(name=f"in_range{r}") for r in range(n_lines)]
+        for r in range(n_lines):
+            m.d.comb += in_range[r].eq(self.in_len > r)
+
+        def drivers(values, count, enable, side):
+            """Per-line driver codes of one bank; the bus is split into lines once."""
+            regs = [Signal(w, name=f"{side}_reg{r}") for r in range(count)]
+            m.d.comb += Cat(*regs).eq(values)
+            codes = []
+            sel = bitsel[:min(km, MAX_M)]
+            for r, v in enumerate(regs):
+                mag = v[:w - 1] if w > 1 else v
+                mb = Signal(name=f"{side}_bit{r}")
+                m.d.comb += mb.eq((mag[:len(sel)] & sel[:len(mag)]).any())
+                en = enable & in_range[r]
+                # code 2 + s: bit 0 = driven & |s|, bit 1 = precharge | driven & (s >= 0)
+                codes.append(Cat(en & mb, pre | (en & (~mb | v[w - 1]))))
+            return Cat(*codes)
+
+        m.d.comb += [
+            self.drv_bl.eq(drivers(self.bl_values, cfg.rows, pulse_bl, "bl")),
+            self.drv_sl.eq(drivers(self.sl_values, cfg.cols, pulse_sl, "sl")),
+            self.wl_en.eq(Cat(pulse & (bwd | in_range[r]) for r in range(cfg.rows))),
+        ]
+
+        # ---------------------------------------------------------------- digital neurons
+        cmp = [Signal(name=f"cmp{n}") for n in range(n_nrn)]
+        m.d.comb += Cat(*cmp).eq(self.cmp)
+        sign = [Signal(name=f"sign{n}") for n in range(n_nrn)]
+        mag = [Signal(km, name=f"mag{n}") for n in range(n_nrn)]
+        active = [Signal(init=1, name=f"active{n}") for n in range(n_nrn)]
+
+        with m.If(ph == Phase.PRECHARGE):
+            for n in range(n_nrn):
+                m.d.sync += [sign[n].eq(0), mag[n].eq(0), active[n].eq(1)]
+        with m.Elif(ph == Phase.COMPARE_SIGN):
+            for n in range(n_nrn):
+                m.d.sync += sign[n].eq(cmp[n])
+        with m.Elif((ph == Phase.COMPARE) & counting):
+            for n in range(n_nrn):
+                same = active[n] & (cmp[n] == sign[n])
+                m.d.sync += [mag[n].eq(mag[n] + same), active[n].eq(same)]
+        with m.Elif(ph == Phase.COMPARE):
+            for n in range(n_nrn):
+                m.d.sync += mag[n].eq(Cat(cmp[n], mag[n][:km - 1]))
+        m.d.comb += self.dec_en.eq(Cat(active[n] | ~counting for n in range(n_nrn)))
+
+        # readout codes: binary magnitudes inverted for sign 0; ReLU zeroes sign-0 magnitudes
+        k_mask = Signal(km)
+        m.d.comb += k_mask.eq(Array(C((1 << k) - 1, km) for k in range(MAX_K + 1))[k_eff])
+        relu = Signal()
+        m.d.comb += relu.eq(self.act == 1)
+        codes = [Signal(w, name=f"code{n}") for n in range(n_nrn)]
+        for n in range(n_nrn):
+            inv = Mux(counting | sign[n], 0, k_mask)
+            mag_out = Mux(relu & ~sign[n], 0, mag[n] ^ inv)
+            if w > 1:
+                m.d.comb += codes[n].eq(Cat(mag_out[:w - 1], sign[n]))
+            else:
+                m.d.comb += codes[n].eq(sign[n])
+        c = cfg.corelet
+        # SL line l = c*j + i carries neuron n = c*i + j; BL line n carries neuron n
+        sl_order = [codes[c * (l % c) + l // c] for l in range(cfg.cols)]
+        m.d.comb += self.wb_data.eq(Mux(self.wb_bank, Cat(*codes), Cat(*sl_order)))
+        return m

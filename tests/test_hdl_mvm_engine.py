@@ -1,0 +1,271 @@
+"""MvmEngine under Amaranth's simulator with the golden CycleCore as the analog macro.
+
+Every cycle the engine's control word is compared with golden ``mvm_program`` (phase,
+drivers, wl_en, nrn_in, out_bl, dac_code; dec_en and lfsr_en too), then executed by
+``CycleCore.step``; the core's comparator bits go back into ``cmp`` before the clock edge.
+The written-back codes are compared with CycleCore's registers and with algorithmic mvm().
+"""
+
+import time
+import warnings
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+from amaranth.sim import Simulator
+
+from cimflow.config import PRESETS
+from cimflow.golden.array import Crossbar, Direction, corelet_map
+from cimflow.golden.cycle import Control, CycleCore, NrnIn, Phase, cycle_count, mvm_program
+from cimflow.golden.lfsr import LfsrChains
+from cimflow.golden.mvm import MvmSettings, mvm
+from cimflow.golden.neuron import Activation
+from cimflow.golden.nonideal import NonIdeal
+from cimflow.hdl.mvm_engine import MvmEngine, line_width
+
+pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
+
+SEEDS = (5, 9)
+
+
+def _cfg(name, in_bits=8, out_bits=10):
+    return PRESETS[name].replace(input_bits=in_bits, output_bits=out_bits)
+
+
+def _enc(v, w, rng):
+    """Sign-magnitude register word (sign 1 = positive); zero gets a random sign."""
+    if w == 1:
+        return int(v)
+    sign = 1 if v > 0 else (0 if v < 0 else int(rng.integers(0, 2)))
+    return (sign << (w - 1)) | abs(int(v))
+
+
+def _pack(words, width):
+    out = 0
+    for i, v in enumerate(words):
+        out |= int(v) << (i * width)
+    return out
+
+
+def _unpack(value, n, width):
+    mask = (1 << width) - 1
+    return np.array([(value >> (i * width)) & mask for i in range(n)], dtype=np.int64)
+
+
+def random_case(cfg, rng, *, direction=None, in_bits=None, out_bits=None, mode=None,
+                act=None, static=None, max_counting_k=7, inject_steps=None):
+    w = line_width(cfg)
+    xb = Crossbar(cfg)
+    n_in = int(rng.integers(1, cfg.rows // 2 + 1))
+    n_out = int(rng.integers(1, cfg.cols + 1))
+    xb.program(rng.standard_normal((n_in, n_out)) * rng.uniform(0.1, 10))
+    direction = direction or list(Direction)[rng.integers(0, 3)]
+    mode = mode or ("binary", "counting")[rng.integers(0, 2)]
+    in_bits = in_bits or int(rng.integers(1, min(w, 8) + 1))
+    top_out = min(w, 10) if mode == "binary" else min(w, max_counting_k + 1)
+    out_bits = out_bits or int(rng.integers(1, top_out + 1))
+    act = act or list(Activation)[rng.integers(0, 3)]
+    ni = NonIdeal()
+    if static if static is not None else rng.integers(0, 2):
+        ni = NonIdeal(relaxation=True, prog_sigma_us=0.5, adc_offset_v=2e-3,
+                      integrator_swing_v=float(rng.uniform(0.02, 0.5)))
+        xb.set_conductances(ni.perturb(xb.target, rng))
+    st = MvmSettings(direction, in_bits, out_bits, mode, act, v_read=float(rng.uniform(0.1, 0.5)),
+                     v_decr=float(rng.uniform(0.005, 0.8)),
+                     inject_steps=int(rng.integers(0, 6) if inject_steps is None else inject_steps),
+                     v_inject=float(rng.uniform(0, 0.05)))
+    n = n_out if direction is Direction.BACKWARD else n_in
+    if in_bits == 1:
+        x = rng.integers(0, 2, n)
+    else:
+        top = (1 << (in_bits - 1)) - 1
+        x = rng.integers(-top, top + 1, n)
+        if rng.integers(0, 6) == 0:
+            x[:] = 0
+    off = ni.offsets(cfg.rows, st.v_read, rng)
+    # line registers: the driven lines hold the inputs, every other line random junk
+    bl = rng.integers(0, 1 << w, cfg.rows)
+    sl = rng.integers(0, 1 << w, cfg.cols)
+    if direction is Direction.BACKWARD:
+        sl[:n] = [_enc(v, w, rng) for v in x]
+        in_len = n
+    else:
+        bl[0:2 * n:2] = [_enc(v, w, rng) for v in x]
+        bl[1:2 * n:2] = [_enc(-v, w, rng) for v in x]
+        in_len = 2 * n
+    return dict(xb=xb, ni=ni, st=st, x=x, off=off, bl=bl, sl=sl, in_len=in_len)
+
+
+def _modes(case):
+    st = case["st"]
+    return {
+        "direction": st.direction.value,
+        "adc_mode": int(st.adc_mode == "counting"),
+        "out_k": st.k,
+        "in_m": max(st.in_bits - 1, 1),
+        "act": st.activation.value,
+        "inject_steps": st.inject_steps,
+        "in_len": case["in_len"],
+    }
+
+
+def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0):
+    """Run ``cases`` back to back on one simulated engine; check every word and readout."""
+    dut = MvmEngine(cfg)
+    w = line_width(cfg)
+    rows, cols = cfg.rows, cfg.cols
+    bl_of, sl_of = corelet_map(cfg)
+    stats = {"cycles": 0, "held": 0}
+
+    async def bench(ctx):
+        for case in cases:
+            st = case["st"]
+            for name, value in _modes(case).items():
+                ctx.set(getattr(dut, name), value)
+            ctx.set(dut.bl_values, _pack(case["bl"], w))
+            ctx.set(dut.sl_values, _pack(case["sl"], w))
+            stoch = st.activation is Activation.STOCHASTIC and st.inject_steps > 0
+            ctx.set(dut.lfsr_ready, 0 if (lfsr_wait and stoch) else 1)
+            core = CycleCore(case["xb"], case["ni"], offsets=case["off"],
+                             lfsr=LfsrChains(cfg, *SEEDS))
+            core.configure(st)
+            want = list(mvm_program(case["xb"], case["x"], st))
+            assert len(want) == cycle_count(st)
+            assert not ctx.get(dut.busy)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            if lfsr_wait and stoch:
+                for _ in range(lfsr_wait):
+                    assert ctx.get(dut.busy) and ctx.get(dut.phase) == 0
+                    assert ctx.get(dut.lfsr_en) == 0
+                    await ctx.tick()
+                ctx.set(dut.lfsr_ready, 1)  # seen at the next edge: one more idle word
+                assert ctx.get(dut.busy) and ctx.get(dut.phase) == 0
+                await ctx.tick()
+            i = 0
+            wb = None
+            while i < len(want):
+                hold = int(rng.random() < hold_p)
+                ctx.set(dut.hold, hold)
+                ctx.set(dut.start, int(rng.random() < start_p))  # ignored while busy
+                assert ctx.get(dut.busy) and not ctx.get(dut.done)
+                ph = ctx.get(dut.phase)
+                drv_bl = _unpack(ctx.get(dut.drv_bl), rows, 2).astype(np.uint8)
+                drv_sl = _unpack(ctx.get(dut.drv_sl), cols, 2).astype(np.uint8)
+                wl = _unpack(ctx.get(dut.wl_en), rows, 1).astype(bool)
+                if hold:
+                    assert ph == 0 and not drv_bl.any() and not drv_sl.any() and not wl.any()
+                    assert ctx.get(dut.nrn_in) == 0 and not ctx.get(dut.lfsr_en)
+                    assert not ctx.get(dut.wb_en)
+                    ctx.set(dut.cmp, int(rng.integers(0, 1 << rows)))  # must be ignored
+                    stats["held"] += 1
+                    await ctx.tick()
+                    continue
+                got = Control(Phase(ph), drv_bl, drv_sl, wl, NrnIn(ctx.get(dut.nrn_in)),
+                              ctx.get(dut.dac_code), bool(ctx.get(dut.out_bl)))
+                exp = want[i]
+                where = f"cycle {i}: {exp.phase.name} vs {got.phase.name}"
+                assert got.phase is exp.phase, where
+                assert np.array_equal(got.drv_bl, exp.drv_bl), where
+                assert np.array_equal(got.drv_sl, exp.drv_sl), where
+                assert np.array_equal(got.wl_en, exp.wl_en), where
+                assert got.nrn_in is exp.nrn_in and got.out_bl == exp.out_bl, where
+                assert got.dac_code == exp.dac_code, where
+                assert ctx.get(dut.lfsr_en) == (exp.phase is Phase.INJECT), where
+                assert ctx.get(dut.wb_en) == (exp.phase is Phase.READOUT), where
+                if exp.phase is Phase.DECREMENT:
+                    dec = _unpack(ctx.get(dut.dec_en), rows, 1).astype(bool)
+                    if st.adc_mode == "counting":
+                        assert np.array_equal(dec, core.bank.active), where
+                    else:
+                        assert dec.all(), where
+                if exp.phase is Phase.READOUT:
+                    wb = (ctx.get(dut.wb_bank), ctx.get(dut.wb_data))
+                core.step(got)
+                ctx.set(dut.cmp, _pack(core.bank.cmp, 1))
+                i += 1
+                await ctx.tick()
+            ctx.set(dut.hold, 0)
+            ctx.set(dut.start, 0)
+            assert ctx.get(dut.done) and not ctx.get(dut.busy)
+            stats["cycles"] += len(want)
+            # results: CycleCore registers and algorithmic mvm(), bit for bit
+            out_bl = st.direction is not Direction.FORWARD
+            assert wb[0] == int(out_bl)
+            codes = _unpack(wb[1], rows, w)
+            sign = codes >> (w - 1)
+            mag = codes & ((1 << (w - 1)) - 1)
+            c_sign = core.bl_sign if out_bl else core.sl_sign
+            c_mag = core.bl_mag if out_bl else core.sl_mag
+            assert np.array_equal(sign, c_sign)
+            assert np.array_equal(mag, c_mag)
+            a = mvm(case["xb"], case["x"][None], st, case["ni"], offsets=case["off"],
+                    lfsr=LfsrChains(cfg, *SEEDS))
+            assert np.array_equal(sign, a.sign[0]) and np.array_equal(mag, a.mag[0])
+            line = bl_of if out_bl else sl_of
+            assert np.array_equal(sign[line], core.bank.sign)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        sim.run()
+    return stats
+
+
+@pytest.mark.parametrize("name,seed,n", [("tiny", 1, 14), ("small", 2, 8), ("small", 3, 8)])
+def test_random_mvms_match_golden(name, seed, n):
+    cfg = _cfg(name)
+    rng = np.random.default_rng(seed)
+    cases = [random_case(cfg, rng) for _ in range(n)]
+    run_cases(cfg, cases, rng)
+
+
+@pytest.mark.parametrize("direction", list(Direction))
+@pytest.mark.parametrize("mode", ["binary", "counting"])
+def test_every_direction_and_mode(direction, mode):
+    """Each direction x mode with all three activations and the widest counting K."""
+    cfg = _cfg("small")
+    rng = np.random.default_rng(100 + direction.value * 2 + (mode == "counting"))
+    cases = [random_case(cfg, rng, direction=direction, mode=mode, act=a, in_bits=ib,
+                         out_bits=ob, static=False)
+             for a, ib, ob in [(Activation.IDENTITY, 4, 8 if mode == "counting" else 10),
+                               (Activation.RELU, 2, 5), (Activation.STOCHASTIC, 1, 1)]]
+    run_cases(cfg, cases, rng)
+
+
+def test_hold_and_start_while_busy_leave_sequence_unchanged():
+    cfg = _cfg("tiny")
+    rng = np.random.default_rng(11)
+    cases = [random_case(cfg, rng, max_counting_k=4) for _ in range(10)]
+    stats = run_cases(cfg, cases, rng, hold_p=0.3, start_p=0.2)
+    assert stats["held"] > 50
+
+
+def test_stochastic_waits_for_lfsr_ready():
+    cfg = _cfg("tiny")
+    rng = np.random.default_rng(12)
+    cases = [random_case(cfg, rng, act=Activation.STOCHASTIC, mode="binary", out_bits=4,
+                         inject_steps=t) for t in (1, 3, 7)]
+    run_cases(cfg, cases, rng, lfsr_wait=5)
+
+
+@pytest.mark.parametrize("in_bits,out_bits", [(4, 8), (1, 1), (8, 3)])
+def test_config_line_widths(in_bits, out_bits):
+    """Default-width registers (W = 8), W = 1 (single bit: sign and magnitude bit 0), W = 8."""
+    cfg = _cfg("tiny", in_bits, out_bits)
+    rng = np.random.default_rng(20 + in_bits)
+    directions = [Direction.BACKWARD] if in_bits == out_bits == 1 else list(Direction)
+    cases = [random_case(cfg, rng, direction=d) for d in directions for _ in range(2)]
+    run_cases(cfg, cases, rng)
+
+
+def test_verilog_full_preset_is_fast():
+    t0 = time.perf_counter()
+    text = verilog.convert(MvmEngine(PRESETS["full"]), name="cimflow_mvm_engine",
+                           emit_src=False)
+    dt = time.perf_counter() - t0
+    assert "module cimflow_mvm_engine" in text
+    assert dt < 30, f"Verilog generation took {dt:.1f} s"
