@@ -1,0 +1,319 @@
+"""Core controller: command decoder, mode registers, sequencing of the working units.
+
+A command is one cycle with ``cmd_valid`` high, an opcode ``cmd_op`` (4 bits) and an
+argument ``cmd_arg`` (16 bits); the table is in docs/command_set.md (``Op`` below). The
+controller holds the mode registers of docs/cycle_interface.md (they drive the MvmEngine
+directly and stay constant while it runs because a command while busy is refused), the
+LFSR seed assembly registers, the programming pulse settings and the control bits, and it
+starts the units that do the work by pulsing a ``*_start`` output for one cycle and
+waiting for their ``done`` input:
+
+* MVM: ``mvm_start``, wait ``mvm_done`` (MvmEngine; its mode comes from ``direction``...).
+* RPU update: ``rpu_start`` with ``rpu_bl``, wait ``rpu_done`` (StochasticTranslatorBank);
+  its ``error`` (``rpu_error``) ends the wait with cause UNIT.
+* Seed load: ``seed_load`` with ``seed_a``/``seed_b``, wait until ``rpu_ready`` (the LFSR
+  warm-up is over).
+* Programming one cell: the pulse generator holds ``prog_op`` (1 SET, 2 RESET, 3 READ)
+  and raises ``prog_pulse`` for exactly ``width`` cycles (or one trigger cycle when a
+  delay-line tap is selected, ``prog_tap`` != 0); ``prog_amp`` is the amplitude DAC code.
+
+Every accepted command pulses ``done`` once: register commands the next cycle, operations
+when they finish (CLEAR_ERROR accepted while busy is the only exception, so ``done``
+while busy always means the running operation finished). A refused command changes no
+state except ``error`` (sticky until CLEAR_ERROR) and the cause field of ``status``.
+Refusal order: power-gated, busy, unknown opcode, bad argument, then the state checks
+(selection for PROGRAM, LFSR not ready for RPU_UPDATE and a stochastic MVM).
+
+``status`` = {clk_gate, pwr_gate, cause[2:0], error, done, busy} (bit 7 .. bit 0);
+``done`` there is sticky: set when an operation finishes, cleared when a command is
+accepted.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import enum, wiring
+from amaranth.lib.wiring import In, Out
+
+from cimflow.config import ADC_MODES, CoreConfig
+
+__all__ = ["Controller", "Op", "Cause", "ProgOp", "MAX_TAP", "TAP_NS", "CLOCK_NS"]
+
+CLOCK_NS = 10
+"""System clock period the pulse-width documentation assumes (100 MHz)."""
+TAP_NS = 1
+"""Delay-line tap step: tap t (1..MAX_TAP) gives a t ns pulse."""
+MAX_TAP = 10
+
+
+class Op(enum.Enum, shape=4):
+    """Opcodes (docs/command_set.md)."""
+
+    NOP = 0x0
+    SET_MODE = 0x1
+    SET_PRECISION = 0x2
+    SET_INJECT = 0x3
+    SET_IN_LEN = 0x4
+    MVM = 0x5
+    RPU_UPDATE = 0x6
+    SEED_A = 0x7
+    SEED_B = 0x8
+    SEED_LOAD = 0x9
+    SET_PULSE = 0xA
+    SET_WIDTH = 0xB
+    PROGRAM = 0xC
+    # 0xD is unassigned (unknown opcode)
+    POWER = 0xE
+    CLEAR_ERROR = 0xF
+
+
+class Cause(enum.Enum, shape=3):
+    """Last error cause (``status`` bits 5..3)."""
+
+    NONE = 0
+    UNKNOWN_OPCODE = 1
+    BUSY = 2
+    BAD_ARG = 3
+    POWER_GATED = 4
+    SELECTION = 5
+    """PROGRAM with not exactly one row and one column register equal to 1."""
+    NOT_READY = 6
+    """RPU_UPDATE or a stochastic MVM while the LFSR is not ready."""
+    UNIT = 7
+    """The STR bank reported an error during RPU_UPDATE."""
+
+
+class ProgOp(enum.Enum, shape=2):
+    NONE = 0
+    SET = 1
+    RESET = 2
+    READ = 3
+
+
+class Controller(wiring.Component):
+    """Command decoder and sequencer; ports listed in docs/command_set.md."""
+
+    def __init__(self, config: CoreConfig):
+        self._config = config
+        cfg = config
+        da, db = max(cfg.lfsr_a_taps), max(cfg.lfsr_b_taps)
+        super().__init__({
+            # command port and status
+            "cmd_valid": In(1),
+            "cmd_op": In(4),
+            "cmd_arg": In(16),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(1),
+            "status": Out(8),
+            # mode registers (to the MvmEngine)
+            "direction": Out(2),
+            "adc_mode": Out(1, init=ADC_MODES.index(cfg.adc_mode)),
+            "out_k": Out(4, init=cfg.output_bits - 1),
+            "in_m": Out(3, init=self.max_in_m),
+            "act": Out(2),
+            "inject_steps": Out(16),
+            "in_len": Out(9, init=cfg.rows),
+            "neuron_test": Out(1),
+            "mvm_start": Out(1),
+            "mvm_done": In(1),
+            # RPU update (StochasticTranslatorBank)
+            "rpu_start": Out(1),
+            "rpu_bl": Out(cfg.bl_bits, init=cfg.bl),
+            "rpu_done": In(1),
+            "rpu_error": In(1),
+            "rpu_ready": In(1),
+            # LFSR seeds
+            "seed_a": Out(da, init=1),
+            "seed_b": Out(db, init=1),
+            "seed_load": Out(1),
+            # programming pulse generator
+            "prog_op": Out(2),
+            "prog_amp": Out(8),
+            "prog_tap": Out(4),
+            "prog_width": Out(16, init=1),
+            "prog_pulse": Out(1),
+            "prog_sel_ok": In(1),
+            # gating
+            "clk_gate": Out(1),
+            "pwr_gate": Out(1),
+        })
+
+    @property
+    def config(self) -> CoreConfig:
+        return self._config
+
+    @property
+    def max_in_m(self) -> int:
+        return max(self._config.input_bits - 1, 1)
+
+    @property
+    def max_out_k(self) -> int:
+        return self._config.output_bits - 1
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        op, arg = self.cmd_op, self.cmd_arg
+
+        # ---------------------------------------------------------------- decode
+        unknown = Signal()
+        bad_arg = Signal()
+        state_err = Signal()
+        state_cause = Signal(Cause)
+        with m.Switch(op):
+            with m.Case(Op.NOP, Op.MVM, Op.SEED_LOAD, Op.CLEAR_ERROR):
+                m.d.comb += bad_arg.eq(arg != 0)
+                with m.If(op == Op.MVM):
+                    m.d.comb += [state_err.eq((self.act == 2) & ~self.rpu_ready),
+                                 state_cause.eq(Cause.NOT_READY)]
+            with m.Case(Op.SET_MODE):
+                m.d.comb += bad_arg.eq((arg[0:2] == 3) | (arg[3:5] == 3) | (arg[6:] != 0))
+            with m.Case(Op.SET_PRECISION):
+                m.d.comb += bad_arg.eq((arg[0:4] > self.max_out_k) | (arg[4:7] == 0)
+                                       | (arg[4:7] > self.max_in_m) | (arg[7:] != 0))
+            with m.Case(Op.SET_INJECT, Op.SEED_A, Op.SEED_B):
+                pass
+            with m.Case(Op.SET_IN_LEN):
+                m.d.comb += bad_arg.eq((arg == 0) | (arg > cfg.rows))
+            with m.Case(Op.RPU_UPDATE):
+                m.d.comb += [bad_arg.eq((arg == 0) | (arg > cfg.bl_max)),
+                             state_err.eq(~self.rpu_ready),
+                             state_cause.eq(Cause.NOT_READY)]
+            with m.Case(Op.SET_PULSE):
+                m.d.comb += bad_arg.eq((arg[8:12] > MAX_TAP) | (arg[12:] != 0))
+            with m.Case(Op.SET_WIDTH):
+                m.d.comb += bad_arg.eq(arg == 0)
+            with m.Case(Op.PROGRAM):
+                m.d.comb += [bad_arg.eq((arg[0:2] == 0) | (arg[2:] != 0)),
+                             state_err.eq(~self.prog_sel_ok),
+                             state_cause.eq(Cause.SELECTION)]
+            with m.Case(Op.POWER):
+                m.d.comb += bad_arg.eq(arg[2:] != 0)
+            with m.Default():
+                m.d.comb += unknown.eq(1)
+
+        busy = Signal()
+        power_up = (op == Op.POWER) & ~arg[0]
+        reject = Signal()
+        cause = Signal(Cause)
+        with m.If(self.pwr_gate & ~power_up):
+            m.d.comb += [reject.eq(1), cause.eq(Cause.POWER_GATED)]
+        with m.Elif(busy & (op != Op.CLEAR_ERROR)):
+            m.d.comb += [reject.eq(1), cause.eq(Cause.BUSY)]
+        with m.Elif(unknown):
+            m.d.comb += [reject.eq(1), cause.eq(Cause.UNKNOWN_OPCODE)]
+        with m.Elif(bad_arg):
+            m.d.comb += [reject.eq(1), cause.eq(Cause.BAD_ARG)]
+        with m.Elif(state_err):
+            m.d.comb += [reject.eq(1), cause.eq(state_cause)]
+
+        accept = Signal()
+        m.d.comb += accept.eq(self.cmd_valid & ~reject)
+
+        # ---------------------------------------------------------------- state
+        err = Signal()
+        err_cause = Signal(Cause)
+        done_sticky = Signal()
+        prog_op = Signal(2)
+        count = Signal(16)
+
+        done_next = Signal()
+        m.d.sync += [
+            self.mvm_start.eq(0),
+            self.rpu_start.eq(0),
+            self.seed_load.eq(0),
+        ]
+        with m.If(self.cmd_valid & reject):
+            m.d.sync += [err.eq(1), err_cause.eq(cause)]
+
+        go = {k: Signal(name=f"go_{k}") for k in ("mvm", "rpu", "seed", "pulse")}
+        with m.If(accept):
+            with m.Switch(op):
+                with m.Case(Op.NOP):
+                    pass
+                with m.Case(Op.SET_MODE):
+                    m.d.sync += [self.direction.eq(arg[0:2]), self.adc_mode.eq(arg[2]),
+                                 self.act.eq(arg[3:5]), self.neuron_test.eq(arg[5])]
+                with m.Case(Op.SET_PRECISION):
+                    m.d.sync += [self.out_k.eq(arg[0:4]), self.in_m.eq(arg[4:7])]
+                with m.Case(Op.SET_INJECT):
+                    m.d.sync += [self.inject_steps.eq(arg)]
+                with m.Case(Op.SET_IN_LEN):
+                    m.d.sync += [self.in_len.eq(arg)]
+                with m.Case(Op.MVM):
+                    m.d.comb += go["mvm"].eq(1)
+                    m.d.sync += self.mvm_start.eq(1)
+                with m.Case(Op.RPU_UPDATE):
+                    m.d.comb += go["rpu"].eq(1)
+                    m.d.sync += [self.rpu_start.eq(1), self.rpu_bl.eq(arg)]
+                with m.Case(Op.SEED_A):
+                    m.d.sync += [self.seed_a.eq(Cat(arg, self.seed_a))]
+                with m.Case(Op.SEED_B):
+                    m.d.sync += [self.seed_b.eq(Cat(arg, self.seed_b))]
+                with m.Case(Op.SEED_LOAD):
+                    m.d.comb += go["seed"].eq(1)
+                    m.d.sync += self.seed_load.eq(1)
+                with m.Case(Op.SET_PULSE):
+                    m.d.sync += [self.prog_amp.eq(arg[0:8]), self.prog_tap.eq(arg[8:12])]
+                with m.Case(Op.SET_WIDTH):
+                    m.d.sync += [self.prog_width.eq(arg)]
+                with m.Case(Op.PROGRAM):
+                    m.d.comb += go["pulse"].eq(1)
+                    m.d.sync += [prog_op.eq(arg[0:2]),
+                                 count.eq(Mux(self.prog_tap != 0, 1, self.prog_width))]
+                with m.Case(Op.POWER):
+                    m.d.sync += [self.pwr_gate.eq(arg[0]), self.clk_gate.eq(arg[1])]
+                with m.Case(Op.CLEAR_ERROR):
+                    m.d.sync += [err.eq(0), err_cause.eq(Cause.NONE)]
+
+        finish = Signal()
+        with m.FSM(name="ctrl_fsm") as fsm:
+            with m.State("IDLE"):
+                with m.If(go["mvm"]):
+                    m.next = "MVM"
+                with m.Elif(go["rpu"]):
+                    m.next = "RPU"
+                with m.Elif(go["seed"]):
+                    m.next = "SEED"
+                with m.Elif(go["pulse"]):
+                    m.next = "PULSE"
+            with m.State("MVM"):
+                with m.If(self.mvm_done):
+                    m.d.comb += finish.eq(1)
+                    m.next = "IDLE"
+            with m.State("RPU"):
+                with m.If(self.rpu_error):
+                    m.d.sync += [err.eq(1), err_cause.eq(Cause.UNIT)]
+                    m.d.comb += finish.eq(1)
+                    m.next = "IDLE"
+                with m.Elif(self.rpu_done):
+                    m.d.comb += finish.eq(1)
+                    m.next = "IDLE"
+            with m.State("SEED"):
+                # seed_load is high in this state's first cycle; ready drops with it
+                with m.If(~self.seed_load & self.rpu_ready):
+                    m.d.comb += finish.eq(1)
+                    m.next = "IDLE"
+            with m.State("PULSE"):
+                m.d.comb += [self.prog_pulse.eq(1), self.prog_op.eq(prog_op)]
+                m.d.sync += count.eq(count - 1)
+                with m.If(count == 1):
+                    m.d.comb += finish.eq(1)
+                    m.next = "IDLE"
+        operation = go["mvm"] | go["rpu"] | go["seed"] | go["pulse"]
+        m.d.comb += done_next.eq(finish | (accept & ~busy & ~operation))
+        m.d.sync += self.done.eq(done_next)
+        with m.If(done_next):
+            m.d.sync += done_sticky.eq(1)
+        with m.Elif(accept & ~busy):
+            m.d.sync += done_sticky.eq(0)
+
+        m.d.comb += [
+            busy.eq(~fsm.ongoing("IDLE")),
+            self.busy.eq(busy),
+            self.error.eq(err),
+            self.status.eq(Cat(busy, done_sticky, err, err_cause, self.pwr_gate,
+                               self.clk_gate)),
+        ]
+        return m

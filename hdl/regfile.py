@@ -1,0 +1,127 @@
+"""Row (BL) and column (SL) line register files of one core (ALGORITHMS.md 4.1).
+
+Each BL and each SL has one W-bit register, ``W = max(input_bits, output_bits)``
+(sign-magnitude: sign at bit W-1, magnitude right-aligned; docs/core_architecture.md). The
+registers are reached three ways, as on the chip ("via SPI, or random access with an 8-bit
+address decoder, or written internally by the neurons"):
+
+* Host port: ``addr`` is 9 bits, bit 8 the bank (0 = BL rows, 1 = SL cols) and bits 7..0 the
+  line, decoded by an 8-bit decoder. ``we`` writes ``wdata`` at the clock edge; ``re`` loads
+  ``rdata`` at the clock edge, so the value is valid the cycle after ``re`` (read before
+  write when both are high). A line index at or beyond the bank size is out of range: the
+  access is ignored and ``error`` pulses for one cycle (the cycle after the access).
+  The SPI target (hdl/spi.py) drives this port, arbitrating with a parallel host.
+* Write-back port: ``wb_en`` writes the whole bank ``wb_bank`` from ``wb_data`` (line k's
+  code in bits k*W..k*W+W-1) in one cycle: the MVM engine's READOUT. The write-back wins over
+  a host write to the same bank in the same cycle (the engine owns the bank during an MVM).
+* Parallel outputs ``bl_values`` / ``sl_values`` (line k in bits k*W..k*W+W-1) feed the
+  drivers continuously.
+
+Each line has its own write enable ``en & (line == k)`` rather than one big case statement
+over the address: the case form made the generated Verilog quadratic in the line count.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from cimflow.config import CoreConfig
+
+__all__ = ["LineRegisters", "register_width", "ADDR_BITS", "LINE_BITS"]
+
+LINE_BITS = 8
+"""Width of the line field of a host address (the chip's 8-bit address decoder)."""
+ADDR_BITS = LINE_BITS + 1
+"""Host address: bank bit (bit 8) + line."""
+
+
+def register_width(config: CoreConfig) -> int:
+    """W, the width of every line register."""
+    return max(config.input_bits, config.output_bits)
+
+
+class LineRegisters(wiring.Component):
+    """BL and SL register files with a host port, a write-back port and parallel outputs.
+
+    Ports (W = ``register_width(config)``):
+
+    * ``addr`` In 9, ``wdata`` In W, ``we`` In 1, ``re`` In 1, ``rdata`` Out W,
+      ``error`` Out 1: host port.
+    * ``wb_en`` In 1, ``wb_bank`` In 1 (0 BL, 1 SL), ``wb_data`` In rows*W: write-back.
+    * ``bl_values`` Out rows*W, ``sl_values`` Out cols*W: every register, in line order.
+    """
+
+    def __init__(self, config: CoreConfig):
+        if config.rows > 1 << LINE_BITS or config.cols > 1 << LINE_BITS:
+            raise ValueError(
+                f"the {LINE_BITS}-bit line decoder addresses at most {1 << LINE_BITS} lines "
+                f"per bank; config has rows={config.rows}, cols={config.cols}"
+            )
+        self._config = config
+        w = register_width(config)
+        super().__init__({
+            "addr": In(ADDR_BITS),
+            "wdata": In(w),
+            "we": In(1),
+            "re": In(1),
+            "rdata": Out(w),
+            "error": Out(1),
+            "wb_en": In(1),
+            "wb_bank": In(1),
+            "wb_data": In(config.rows * w),
+            "bl_values": Out(config.rows * w),
+            "sl_values": Out(config.cols * w),
+        })
+
+    @property
+    def config(self) -> CoreConfig:
+        return self._config
+
+    @property
+    def width(self) -> int:
+        return register_width(self._config)
+
+    def elaborate(self, platform):
+        cfg = self._config
+        w = self.width
+        m = Module()
+
+        bl = [Signal(w, name=f"bl{k}") for k in range(cfg.rows)]
+        sl = [Signal(w, name=f"sl{k}") for k in range(cfg.cols)]
+        # split the write-back bus once; slicing it inside the per-line loop is quadratic
+        wb = [Signal(w, name=f"wb{k}") for k in range(cfg.rows)]
+        m.d.comb += Cat(*wb).eq(self.wb_data)
+
+        bank = self.addr[LINE_BITS]
+        line = self.addr[:LINE_BITS]
+        in_range = Signal()
+        m.d.comb += in_range.eq(Mux(bank, line < cfg.cols, line < cfg.rows))
+
+        host_bl = Signal()
+        host_sl = Signal()
+        wb_bl = Signal()
+        wb_sl = Signal()
+        m.d.comb += [
+            host_bl.eq(self.we & in_range & ~bank),
+            host_sl.eq(self.we & in_range & bank),
+            wb_bl.eq(self.wb_en & ~self.wb_bank),
+            wb_sl.eq(self.wb_en & self.wb_bank),
+        ]
+        for regs, wb_on, host_on in ((bl, wb_bl, host_bl), (sl, wb_sl, host_sl)):
+            for k, reg in enumerate(regs):
+                with m.If(wb_on):
+                    m.d.sync += reg.eq(wb[k])
+                with m.Elif(host_on & (line == k)):
+                    m.d.sync += reg.eq(self.wdata)
+
+        with m.If(self.re & in_range):
+            m.d.sync += self.rdata.eq(Mux(bank, Array(sl)[line], Array(bl)[line]))
+        m.d.sync += self.error.eq((self.we | self.re) & ~in_range)
+
+        m.d.comb += [
+            self.bl_values.eq(Cat(*bl)),
+            self.sl_values.eq(Cat(*sl)),
+        ]
+        return m

@@ -1,0 +1,174 @@
+"""SPI target for the line registers (NEURRAM_BOARD_FACTS.md "Register access").
+
+SPI mode 0 (CPOL 0, CPHA 0): the host changes MOSI while SCK is low and both sides sample
+on the rising SCK edge; the target changes MISO after the falling edge. The target runs on
+the system clock: SCK, CS_n and MOSI each pass through a 2-flop synchroniser and SCK/CS_n
+edges are found by comparing the synchronised value with its previous one. Sampling the
+bus with the system clock (instead of clocking logic with SCK) keeps the core in one clock
+domain; the price is a speed limit: **SCK high and low must each last at least 4 system
+clock cycles** (SCK <= f_sys / 8, 12.5 MHz at 100 MHz), and CS_n must stay high at least
+4 cycles between frames. MISO changes 3 cycles after a falling SCK edge, so it is stable a
+cycle before the next rising edge.
+
+Frame (CS_n low, 32 SCK cycles, MSB first)::
+
+    bits 31..24  byte 0 = {rw, 6'b000000, bank}   rw 1 = write, 0 = read; bank 0 BL, 1 SL
+    bits 23..16  byte 1 = line
+    bits 15..0   bytes 2-3 = data (low W bits used; upper bits ignored on writes, 0 on reads)
+
+Writes take effect when CS_n rises after exactly 32 bits. Reads fetch the register as soon
+as bytes 0-1 are in (after the 16th rising edge) and shift it out on MISO in bytes 2-3
+(MISO is 0 during bytes 0-1); the read is free of side effects, so it is not an "access"
+that a malformed frame has to undo. A frame is malformed when CS_n rises after fewer than 32
+or more than 32 rising SCK edges (a CS_n glitch is a frame of 0 bits) or when a reserved
+bit of byte 0 is 1: then nothing is written and ``error`` pulses for one cycle. A good frame
+pulses ``done``. An out-of-range line is passed to the register file, which ignores the
+access and pulses its own ``error``.
+
+Arbitration with the parallel host port (``p_*``): the SPI access wins. An SPI access lasts
+one cycle per frame (the read at bit 16 or the write at the frame's end); in that cycle
+``p_ready`` is low and the parallel access is not performed: the parallel master holds its
+request until ``p_ready`` is high (a stream-style ready). ``p_rdata`` is the register file's
+``rdata``, valid the cycle after an accepted ``p_re``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from cimflow.config import CoreConfig
+
+from .regfile import ADDR_BITS, LINE_BITS, register_width
+
+__all__ = ["SpiTarget", "FRAME_BITS", "MIN_HALF_PERIOD"]
+
+FRAME_BITS = 32
+MIN_HALF_PERIOD = 4
+"""Fewest system clock cycles SCK may stay high or low."""
+
+
+class SpiTarget(wiring.Component):
+    """SPI mode 0 target plus a parallel host port, arbitrated onto one register port.
+
+    Ports (W = register width):
+
+    * SPI: ``sck`` In 1, ``cs_n`` In 1 (reset value 1), ``mosi`` In 1, ``miso`` Out 1.
+    * Parallel host: ``p_addr`` In 9, ``p_wdata`` In W, ``p_we`` In 1, ``p_re`` In 1,
+      ``p_ready`` Out 1, ``p_rdata`` Out W.
+    * Register port (to ``LineRegisters``): ``addr`` Out 9, ``wdata`` Out W, ``we`` Out 1,
+      ``re`` Out 1, ``rdata`` In W.
+    * ``error`` Out 1 (malformed frame, one-cycle pulse), ``done`` Out 1 (good frame).
+    """
+
+    def __init__(self, config: CoreConfig):
+        if register_width(config) > 16:
+            raise ValueError("SPI frames carry at most 16 data bits")
+        self._config = config
+        w = register_width(config)
+        super().__init__({
+            "sck": In(1),
+            "cs_n": In(1, init=1),
+            "mosi": In(1),
+            "miso": Out(1),
+            "p_addr": In(ADDR_BITS),
+            "p_wdata": In(w),
+            "p_we": In(1),
+            "p_re": In(1),
+            "p_ready": Out(1),
+            "p_rdata": Out(w),
+            "addr": Out(ADDR_BITS),
+            "wdata": Out(w),
+            "we": Out(1),
+            "re": Out(1),
+            "rdata": In(w),
+            "error": Out(1),
+            "done": Out(1),
+        })
+
+    @property
+    def config(self) -> CoreConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        w = register_width(self._config)
+        m = Module()
+
+        # --- synchronisers (2 flops) and edge detection (one more flop)
+        sck_m, sck_s, sck_d = Signal(), Signal(), Signal()
+        cs_m, cs_s, cs_d = Signal(init=1), Signal(init=1), Signal(init=1)
+        mosi_m, mosi_s = Signal(), Signal()
+        m.d.sync += [
+            sck_m.eq(self.sck), sck_s.eq(sck_m), sck_d.eq(sck_s),
+            cs_m.eq(self.cs_n), cs_s.eq(cs_m), cs_d.eq(cs_s),
+            mosi_m.eq(self.mosi), mosi_s.eq(mosi_m),
+        ]
+        rise = Signal()
+        fall = Signal()
+        cs_fall = Signal()
+        cs_rise = Signal()
+        m.d.comb += [
+            rise.eq(sck_s & ~sck_d & ~cs_s),
+            fall.eq(~sck_s & sck_d & ~cs_s),
+            cs_fall.eq(~cs_s & cs_d),
+            cs_rise.eq(cs_s & ~cs_d),
+        ]
+
+        # --- receive
+        rx = Signal(FRAME_BITS)  # newest bit in bit 0
+        count = Signal(range(FRAME_BITS + 1))  # rising edges in this frame, saturating
+        over = Signal()  # a 33rd rising edge was seen
+        tx = Signal(16)
+        rd_req = Signal()  # one cycle after the 16th rising edge
+        rd_load = Signal()  # the cycle rdata holds the SPI read
+        wr_req = Signal()  # one cycle after a good write frame ended
+
+        with m.If(cs_fall):
+            m.d.sync += [count.eq(0), over.eq(0), tx.eq(0)]
+        with m.Elif(rise):
+            m.d.sync += rx.eq(Cat(mosi_s, rx[:-1]))
+            with m.If(count == FRAME_BITS):
+                m.d.sync += over.eq(1)
+            with m.Else():
+                m.d.sync += count.eq(count + 1)
+        with m.Elif(fall & (count > 16) & (count < FRAME_BITS)):
+            m.d.sync += tx.eq(Cat(0, tx[:-1]))
+        with m.Elif(rd_load):
+            m.d.sync += tx.eq(self.rdata)
+
+        m.d.sync += rd_req.eq(rise & ~cs_fall & (count == 15))
+
+        # header after 16 bits (rx[15..0]) and after 32 bits (rx[31..0])
+        rd_rw, rd_res, rd_bank, rd_line = rx[15], rx[9:15], rx[8], rx[:8]
+        wr_rw, wr_res, wr_bank, wr_line, wr_data = rx[31], rx[25:31], rx[24], rx[16:24], rx[:16]
+
+        spi_re = Signal()
+        spi_we = Signal()
+        m.d.comb += [
+            spi_re.eq(rd_req & ~rd_rw & (rd_res == 0)),
+            spi_we.eq(wr_req),
+        ]
+        m.d.sync += rd_load.eq(spi_re)
+
+        good = (count == FRAME_BITS) & ~over & (wr_res == 0)
+        m.d.sync += [
+            self.done.eq(cs_rise & good),
+            self.error.eq(cs_rise & ~good),
+            wr_req.eq(cs_rise & good & wr_rw),
+        ]
+
+        # --- arbitration: SPI first
+        spi_req = spi_re | spi_we
+        spi_addr = Mux(spi_we, Cat(wr_line, wr_bank), Cat(rd_line, rd_bank))
+        assert LINE_BITS == 8
+        m.d.comb += [
+            self.miso.eq(tx[15]),
+            self.addr.eq(Mux(spi_req, spi_addr, self.p_addr)),
+            self.wdata.eq(Mux(spi_we, wr_data[:w], self.p_wdata)),
+            self.we.eq(Mux(spi_req, spi_we, self.p_we)),
+            self.re.eq(Mux(spi_req, spi_re, self.p_re)),
+            self.p_ready.eq(~spi_req),
+            self.p_rdata.eq(self.rdata),
+        ]
+        return m
