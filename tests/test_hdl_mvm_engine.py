@@ -115,7 +115,7 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0):
     w = line_width(cfg)
     rows, cols = cfg.rows, cfg.cols
     bl_of, sl_of = corelet_map(cfg)
-    stats = {"cycles": 0, "held": 0}
+    stats = {"cycles": 0, "held": 0, "mag>0": 0, "sign0": 0, "sign1": 0}
 
     async def bench(ctx):
         for case in cases:
@@ -204,6 +204,9 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0):
                     lfsr=LfsrChains(cfg, *SEEDS))
             assert np.array_equal(sign, a.sign[0]) and np.array_equal(mag, a.mag[0])
             line = bl_of if out_bl else sl_of
+            stats["mag>0"] += int((mag > 0).sum())
+            stats["sign0"] += int((sign == 0).sum())
+            stats["sign1"] += int((sign == 1).sum())
             assert np.array_equal(sign[line], core.bank.sign)
 
     sim = Simulator(dut)
@@ -220,7 +223,8 @@ def test_random_mvms_match_golden(name, seed, n):
     cfg = _cfg(name)
     rng = np.random.default_rng(seed)
     cases = [random_case(cfg, rng) for _ in range(n)]
-    run_cases(cfg, cases, rng)
+    stats = run_cases(cfg, cases, rng)
+    assert min(stats["mag>0"], stats["sign0"], stats["sign1"]) > 0, stats
 
 
 @pytest.mark.parametrize("direction", list(Direction))
