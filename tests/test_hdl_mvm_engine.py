@@ -218,7 +218,7 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0):
     return stats
 
 
-@pytest.mark.parametrize("name,seed,n", [("tiny", 1, 14), ("small", 2, 8), ("small", 3, 8)])
+@pytest.mark.parametrize("name,seed,n", [("tiny", 1, 30), ("small", 2, 16), ("small", 3, 16)])
 def test_random_mvms_match_golden(name, seed, n):
     cfg = _cfg(name)
     rng = np.random.default_rng(seed)
