@@ -37,6 +37,8 @@ positive, magnitude right-aligned. The driver of line r in the pulse of magnitud
 (LSB first, m = 0..M-1 here) takes s = bit m of the magnitude, negated when the sign bit is
 0: code 3 / 1 / 2 for s = +1 / -1 / 0. An ``in_bits`` = 1 input x = 1 is therefore written as
 sign 1, magnitude 1; with W = 1 the single bit is both sign and magnitude bit 0 (s in {0, 1}).
+A 1-bit register cannot hold -1, so forward and recurrent MVMs (+x on BL 2r, -x on
+BL 2r+1) need W >= 2; ``in_m`` = 1 serves both 1-bit and 2-bit inputs.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-__all__ = ["Phase", "MvmEngine", "MAX_K", "MAX_M"]
+__all__ = ["Phase", "MvmEngine", "MAX_K", "MAX_M", "line_width"]
 
 MAX_K = 9
 """Largest ADC magnitude width the sequencer counts for (10-bit outputs)."""
