@@ -1,0 +1,318 @@
+"""Synthesizable behavioural model of the RRAM array and the neuron charge domain.
+
+`AnalogMacro` executes the analog side of the cycle interface (docs/cycle_interface.md) with
+the golden integer arithmetic, so a core built around it simulates in Verilator and fits an
+FPGA. It takes the control word of `MvmEngine` and returns the comparator bits ``cmp``.
+
+Numbers (all integers, as in the golden model):
+
+* conductance codes of ``2**-10`` uS, ``g_bits`` (16) bits unsigned, in a block RAM of
+  ``rows`` words of ``cols * g_bits`` bits (one whole row per read, one cell per write);
+* charge in units of ``C_s V_read / 2**24``: a settled line is ``floor(2**24 N / Den)``
+  with ``N = sum s_i G_i`` and ``Den = sum G_i`` over the conducting cells (0 if
+  ``Den = 0``), a signed 26-bit value in ``[-2**24, 2**24]``;
+* per neuron a sample register (26 bits) and an integrator register of ``charge_bits``
+  (36) bits, saturated at ``+/-clip_units`` by INTEGRATE and INJECT (not by DECREMENT,
+  as in the golden ``NeuronBank``); ``clip_units = 2**(charge_bits-1) - 1`` is "no swing
+  limit" (exact while the golden charge stays inside the register).
+
+WL_PULSE timing (the only multi-cycle phase; ``hold`` is high while it needs more clocks,
+the control word must stay applied): ``rows + 28`` clocks, ``hold`` high in the first
+``rows + 27``.
+
+* clock 0: latch the driver codes of the driven side and ``wl_en``, clear the line
+  accumulators, read row 0;
+* clocks 1..rows: one array row per clock. Forward (BLs driven): every SL j accumulates
+  ``P_j += (s_i + 1) G_ij`` and ``Den_j += G_ij`` for a conducting row i. Backward (SLs
+  driven): an adder tree sums row r's cells into ``P_r``, ``Den_r`` (0 if WL r is off) and
+  shifts them into the accumulator chain, so line r holds them after the last row;
+* clock rows+1: set up the division; clocks rows+2..rows+27: 26 steps of a restoring
+  division, one divider per line, all lines in parallel:
+  ``floor(2**24 N / Den) = floor(2**24 P / Den) - 2**24`` with ``P = N + Den`` in
+  ``[0, 2 Den]``, so the dividend is non-negative and no sign correction is needed.
+
+Every other phase takes one clock. If both sides are driven (the golden model rejects it)
+the BL side wins; if neither is, every line settles to 0.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from cimflow.config import CoreConfig
+
+__all__ = [
+    "AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "PH_IDLE", "PH_PRECHARGE",
+    "PH_WL_PULSE", "PH_SAMPLE", "PH_INTEGRATE", "PH_INJECT", "PH_COMPARE_SIGN",
+    "PH_DECREMENT", "PH_COMPARE", "PH_READOUT", "wl_pulse_cycles", "macro_resources",
+]
+
+CHARGE_FRAC_BITS = 24
+"""One charge unit is C_s V_read / 2**24 (golden ``neuron.CHARGE_FRAC_BITS``)."""
+LINE_BITS = CHARGE_FRAC_BITS + 2
+"""Signed width of a settled line value in [-2**24, 2**24]; also the quotient width."""
+
+# Phase codes of the control word (golden ``cycle.Phase``).
+(PH_IDLE, PH_PRECHARGE, PH_WL_PULSE, PH_SAMPLE, PH_INTEGRATE, PH_INJECT, PH_COMPARE_SIGN,
+ PH_DECREMENT, PH_COMPARE, PH_READOUT) = range(10)
+NRN_BL, NRN_SL = 1, 2
+DRV_LOW, DRV_REF, DRV_HIGH = 1, 2, 3
+
+
+def wl_pulse_cycles(config: CoreConfig) -> int:
+    """Clocks one WL_PULSE occupies (``hold`` is high in all but the last)."""
+    return config.rows + 2 + LINE_BITS
+
+
+def _den_bits(config: CoreConfig, g_bits: int) -> int:
+    return g_bits + (config.rows - 1).bit_length()
+
+
+def macro_resources(config: CoreConfig, g_bits: int = 16, charge_bits: int = 36) -> dict:
+    """Estimate: block RAM bits and flip-flops of an `AnalogMacro`."""
+    n, d = config.rows, _den_bits(config, g_bits)
+    per_line = (d + 1) + d + LINE_BITS + 1 + 2  # P/remainder, Den, value/quotient, Den=0, code
+    per_neuron = LINE_BITS + charge_bits + 1  # sample, integrator, cmp
+    ctrl = n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4  # wl, side, cnt, col, fsm
+    return {
+        "memory_bits": config.rows * config.cols * g_bits,
+        "memory_shape": (config.rows, config.cols * g_bits),
+        "flops": n * per_line + n * per_neuron + ctrl,
+    }
+
+
+def _split(m: Module, bus, n: int, width: int, name: str) -> list[Signal]:
+    parts = [Signal(width, name=f"{name}{k}") for k in range(n)]
+    m.d.comb += Cat(*parts).eq(bus)
+    return parts
+
+
+def _tree(terms):
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+class AnalogMacro(wiring.Component):
+    """Array + neurons of one core as synchronous logic; see the module docstring.
+
+    Ports: control word ``phase`` 4, ``drv_bl`` rows*2, ``drv_sl`` cols*2, ``wl_en`` rows,
+    ``nrn_in`` 2, ``dac_code`` 4, ``dec_en`` rows; ``lfsr_bits`` rows (INJECT noise bit of
+    neuron n); bias codes ``d_units``, ``inject_units``, ``clip_units`` (charge units,
+    charge_bits-1 each); conductance port ``g_we``, ``g_re``, ``g_row``, ``g_col``,
+    ``g_wdata``, ``g_rdata`` (cell (g_row, g_col) the cycle after ``g_re``); outputs ``cmp``
+    rows, ``hold``; debug ``dbg_nrn`` -> ``dbg_charge`` (integrator charge of that neuron).
+    """
+
+    def __init__(self, config: CoreConfig, *, g_bits: int = 16, charge_bits: int = 36):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, got {config!r}")
+        if not 4 <= g_bits <= 24:
+            raise ValueError(f"g_bits = {g_bits} is out of range [4, 24]")
+        if not LINE_BITS + 2 <= charge_bits <= 48:
+            raise ValueError(f"charge_bits = {charge_bits} is out of range [{LINE_BITS + 2}, 48]")
+        self._config, self._g_bits, self._charge_bits = config, g_bits, charge_bits
+        rows, cols = config.rows, config.cols
+        super().__init__({
+            "phase": In(4),
+            "drv_bl": In(2 * rows),
+            "drv_sl": In(2 * cols),
+            "wl_en": In(rows),
+            "nrn_in": In(2),
+            "dac_code": In(4),
+            "dec_en": In(rows),
+            "lfsr_bits": In(rows),
+            "d_units": In(charge_bits - 1),
+            "inject_units": In(charge_bits - 1),
+            "clip_units": In(charge_bits - 1, init=(1 << (charge_bits - 1)) - 1),
+            "g_we": In(1),
+            "g_re": In(1),
+            "g_row": In(range(max(rows, 2))),
+            "g_col": In(range(max(cols, 2))),
+            "g_wdata": In(g_bits),
+            "g_rdata": Out(g_bits),
+            "cmp": Out(rows),
+            "hold": Out(1),
+            "dbg_nrn": In(range(max(rows, 2))),
+            "dbg_charge": Out(signed(charge_bits)),
+        })
+
+    @property
+    def config(self) -> CoreConfig:
+        return self._config
+
+    @property
+    def g_bits(self) -> int:
+        return self._g_bits
+
+    @property
+    def charge_bits(self) -> int:
+        return self._charge_bits
+
+    def elaborate(self, platform):
+        cfg, gb, qb = self._config, self._g_bits, self._charge_bits
+        n = cfg.rows  # lines per side == neurons
+        c = cfg.corelet
+        m = Module()
+
+        # ---------------------------------------------------------------- array memory
+        m.submodules.mem = mem = Memory(shape=n * gb, depth=n, init=[])
+        wr = mem.write_port(granularity=gb)
+        rd = mem.read_port()
+        lane_en = _split(m, wr.en, n, 1, "lane_en")
+        m.d.comb += [wr.addr.eq(self.g_row), wr.data.eq(Cat(*([self.g_wdata] * n)))]
+        m.d.comb += [lane_en[k].eq(self.g_we & (self.g_col == k)) for k in range(n)]
+        g = _split(m, rd.data, n, gb, "g")
+        col_q = Signal.like(self.g_col)
+        with m.If(self.g_re):
+            m.d.sync += col_q.eq(self.g_col)
+        m.d.comb += self.g_rdata.eq(Array(g)[col_q])
+
+        # ---------------------------------------------------------------- split control word
+        drv_bl = _split(m, self.drv_bl, n, 2, "drv_bl")
+        drv_sl = _split(m, self.drv_sl, n, 2, "drv_sl")
+        dec_en = _split(m, self.dec_en, n, 1, "dec_en")
+        lfsr = _split(m, self.lfsr_bits, n, 1, "lfsr")
+        phase = self.phase
+
+        # ---------------------------------------------------------------- line state
+        db = _den_bits(cfg, gb)
+        ab = db + 1  # P = N + Den <= 2 Den; the division remainder (shifted) as well
+        acc_p = [Signal(ab, name=f"acc_p{k}") for k in range(n)]
+        acc_d = [Signal(db, name=f"acc_d{k}") for k in range(n)]
+        val = [Signal(signed(LINE_BITS), name=f"val{k}") for k in range(n)]
+        dz = [Signal(name=f"dz{k}") for k in range(n)]
+        ins = [Signal(2, name=f"ins{k}") for k in range(n)]  # driver code of the input side
+        side_bl = Signal()  # 1: outputs on the BLs (backward), 0: outputs on the SLs
+        wl = Signal(n)
+        cnt = Signal(range(max(n, LINE_BITS) + 1))
+
+        row_code = Signal(2)
+        row_wl = Signal()
+        m.d.comb += [row_code.eq(Array(ins)[cnt]), row_wl.eq(wl.bit_select(cnt, 1))]
+        row_act = Signal()
+        m.d.comb += row_act.eq(row_wl & (row_code != 0))
+
+        last_div = Signal()
+        m.d.comb += [rd.en.eq(self.g_re), rd.addr.eq(self.g_row)]
+
+        with m.FSM(name="pulse"):
+            with m.State("IDLE"):
+                with m.If(phase == PH_WL_PULSE):
+                    m.d.comb += [self.hold.eq(1), rd.en.eq(1), rd.addr.eq(0)]
+                    bl_any = self.drv_bl != 0
+                    m.d.sync += [side_bl.eq(~bl_any), wl.eq(self.wl_en), cnt.eq(0)]
+                    for k in range(n):
+                        m.d.sync += [ins[k].eq(Mux(bl_any, drv_bl[k], drv_sl[k])),
+                                     acc_p[k].eq(0), acc_d[k].eq(0)]
+                    m.next = "STREAM"
+            with m.State("STREAM"):
+                m.d.comb += [self.hold.eq(1), rd.en.eq(1), rd.addr.eq(cnt + 1)]
+                m.d.sync += cnt.eq(cnt + 1)
+                with m.If(cnt == n - 1):
+                    m.next = "INIT"
+                with m.If(side_bl):
+                    # backward: row cnt's cells summed over the driven SLs
+                    tp = [Mux(ins[k] == DRV_HIGH, g[k] << 1, Mux(ins[k] == DRV_REF, g[k], 0))
+                          for k in range(n)]
+                    td = [Mux(ins[k] != 0, g[k], 0) for k in range(n)]
+                    sum_p, sum_d = Signal(ab), Signal(db)
+                    m.d.comb += [sum_p.eq(Mux(row_wl, _tree(tp), 0)),
+                                 sum_d.eq(Mux(row_wl, _tree(td), 0))]
+                    for k in range(n):
+                        nxt_p = acc_p[k + 1] if k + 1 < n else sum_p
+                        nxt_d = acc_d[k + 1] if k + 1 < n else sum_d
+                        m.d.sync += [acc_p[k].eq(nxt_p), acc_d[k].eq(nxt_d)]
+                with m.Else():
+                    # forward: row cnt conducts into every SL accumulator
+                    two = Signal()
+                    one = Signal()
+                    m.d.comb += [two.eq(row_act & (row_code == DRV_HIGH)),
+                                 one.eq(row_act & (row_code == DRV_REF))]
+                    for k in range(n):
+                        m.d.sync += [
+                            acc_p[k].eq(acc_p[k] + Mux(two, g[k] << 1, Mux(one, g[k], 0))),
+                            acc_d[k].eq(acc_d[k] + Mux(row_act, g[k], 0)),
+                        ]
+            with m.State("INIT"):
+                m.d.comb += self.hold.eq(1)
+                m.d.sync += cnt.eq(0)
+                for k in range(n):
+                    # dividend P * 2**24 = {P >> 2, P[1:0] << 24}
+                    m.d.sync += [acc_p[k].eq(acc_p[k] >> 2),
+                                 val[k].eq(Cat(C(0, CHARGE_FRAC_BITS), acc_p[k][:2])),
+                                 dz[k].eq(acc_d[k] == 0)]
+                m.next = "DIV"
+            with m.State("DIV"):
+                m.d.comb += [last_div.eq(cnt == LINE_BITS - 1), self.hold.eq(~last_div)]
+                m.d.sync += cnt.eq(cnt + 1)
+                with m.If(last_div):
+                    m.next = "IDLE"
+                for k in range(n):
+                    sh = Cat(val[k][-1], acc_p[k][:ab - 1])
+                    diff = Signal(signed(ab + 1), name=f"diff{k}")
+                    q_next = Signal(LINE_BITS, name=f"q_next{k}")
+                    ge = ~diff[-1]
+                    m.d.comb += [diff.eq(sh - acc_d[k]), q_next.eq(Cat(ge, val[k][:-1]))]
+                    m.d.sync += acc_p[k].eq(Mux(ge, diff[:ab], sh))
+                    with m.If(last_div):
+                        m.d.sync += val[k].eq(
+                            Mux(dz[k], 0, q_next - (1 << CHARGE_FRAC_BITS)))
+                    with m.Else():
+                        m.d.sync += val[k].eq(q_next)
+
+        with m.If(phase == PH_PRECHARGE):
+            m.d.sync += [v.eq(0) for v in val] + [s.eq(0) for s in ins]
+
+        # ---------------------------------------------------------------- neurons
+        unit = 1 << CHARGE_FRAC_BITS
+
+        def drive_value(code):
+            return Mux(code == DRV_HIGH, unit, Mux(code == DRV_LOW, -unit, 0))
+
+        step = Signal(qb - 1)
+        neg_step = Signal(signed(qb))
+        neg_inj = Signal(signed(qb))
+        clip_hi = Signal(signed(qb))
+        clip_lo = Signal(signed(qb))
+        m.d.comb += [step.eq(self.d_units >> self.dac_code), neg_step.eq(-step),
+                     neg_inj.eq(-self.inject_units), clip_hi.eq(self.clip_units),
+                     clip_lo.eq(-self.clip_units)]
+        q_s = [Signal(signed(LINE_BITS), name=f"q_sample{k}") for k in range(n)]
+        q_i = [Signal(signed(qb), name=f"q_integ{k}") for k in range(n)]
+        cmp = [Signal(name=f"cmp{k}") for k in range(n)]
+        is_int = phase == PH_INTEGRATE
+        is_inj = phase == PH_INJECT
+        for k in range(n):
+            sl = c * (k % c) + k // c  # neuron k = c*i + j senses BL k and SL c*j + i
+            add = Signal(signed(qb), name=f"add{k}")
+            tot = Signal(signed(qb + 1), name=f"tot{k}")
+            sat = Signal(signed(qb), name=f"sat{k}")
+            m.d.comb += [
+                add.eq(Mux(is_int, q_s[k], Mux(is_inj, Mux(lfsr[k], self.inject_units, neg_inj),
+                                                 Mux(dec_en[k], Mux(cmp[k], neg_step, step), 0)))),
+                tot.eq(q_i[k] + add),
+                sat.eq(Mux(tot > clip_hi, clip_hi, Mux(tot < clip_lo, clip_lo, tot))),
+            ]
+            with m.Switch(phase):
+                with m.Case(PH_PRECHARGE):
+                    m.d.sync += [q_s[k].eq(0), q_i[k].eq(0), cmp[k].eq(0)]
+                with m.Case(PH_SAMPLE):
+                    with m.If(self.nrn_in == NRN_SL):
+                        m.d.sync += q_s[k].eq(Mux(side_bl, drive_value(ins[sl]), val[sl]))
+                    with m.Elif(self.nrn_in == NRN_BL):
+                        m.d.sync += q_s[k].eq(Mux(side_bl, val[k], drive_value(ins[k])))
+                with m.Case(PH_INTEGRATE):
+                    m.d.sync += [q_i[k].eq(sat), q_s[k].eq(0)]
+                with m.Case(PH_INJECT):
+                    m.d.sync += q_i[k].eq(sat)
+                with m.Case(PH_DECREMENT):
+                    m.d.sync += q_i[k].eq(tot)
+                with m.Case(PH_COMPARE_SIGN, PH_COMPARE):
+                    m.d.sync += cmp[k].eq(q_i[k] > 0)
+        m.d.comb += [self.cmp.eq(Cat(*cmp)), self.dbg_charge.eq(Array(q_i)[self.dbg_nrn])]
+        return m
