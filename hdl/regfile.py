@@ -55,6 +55,7 @@ class LineRegisters(wiring.Component):
 
     def __init__(self, config: CoreConfig):
         if config.rows > 1 << LINE_BITS or config.cols > 1 << LINE_BITS:
+            self._MustUse__silence = True  # refused, not forgotten: no UnusedElaboratable
             raise ValueError(
                 f"the {LINE_BITS}-bit line decoder addresses at most {1 << LINE_BITS} lines "
                 f"per bank; config has rows={config.rows}, cols={config.cols}"
