@@ -1,0 +1,510 @@
+"""Controller (and ProgDrivers) under Amaranth's simulator.
+
+``CtrlSystem`` wires the controller to the real StochasticTranslatorBank (seed load, RPU
+update), a LineRegisters and the ProgDrivers selection check, as a top level would; the
+MvmEngine's ``done`` is driven by the testbench.
+"""
+
+import time
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+from amaranth.hdl import Elaboratable, Module
+from amaranth.sim import Simulator
+
+from cimflow.config import ADC_MODES, PRESETS
+from cimflow.hdl.controller import MAX_TAP, Cause, Controller, Op
+from cimflow.hdl.prog_drivers import ProgDrivers
+from cimflow.hdl.regfile import LineRegisters, register_width
+from cimflow.hdl.stochastic_translator import StochasticTranslatorBank
+
+TINY = PRESETS["tiny"]
+
+
+class CtrlSystem(Elaboratable):
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.ctrl = Controller(cfg)
+        self.bank = StochasticTranslatorBank(cfg)
+        self.regs = LineRegisters(cfg)
+        self.prog = ProgDrivers(cfg)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.ctrl = c = self.ctrl
+        m.submodules.bank = b = self.bank
+        m.submodules.regs = r = self.regs
+        m.submodules.prog = p = self.prog
+        m.d.comb += [
+            b.seed_a.eq(c.seed_a), b.seed_b.eq(c.seed_b), b.seed_load.eq(c.seed_load),
+            b.start.eq(c.rpu_start), b.bl.eq(c.rpu_bl),
+            c.rpu_done.eq(b.done), c.rpu_error.eq(b.error), c.rpu_ready.eq(b.ready),
+            p.bl_values.eq(r.bl_values), p.sl_values.eq(r.sl_values),
+            c.prog_sel_ok.eq(p.sel_ok),
+        ]
+        return m
+
+
+def run_sim(dut, bench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+async def command(ctx, c, op, arg=0):
+    """One command cycle; returns with the registered outputs of that edge visible."""
+    ctx.set(c.cmd_valid, 1)
+    ctx.set(c.cmd_op, getattr(op, "value", op))
+    ctx.set(c.cmd_arg, arg)
+    await ctx.tick()
+    ctx.set(c.cmd_valid, 0)
+
+
+STATE = ("direction", "adc_mode", "out_k", "in_m", "act", "inject_steps", "in_len",
+         "neuron_test", "rpu_bl", "seed_a", "seed_b", "prog_amp", "prog_tap", "prog_width",
+         "clk_gate", "pwr_gate", "busy")
+PULSES = ("mvm_start", "rpu_start", "seed_load", "prog_pulse")
+
+
+def snapshot(ctx, c):
+    s = {name: ctx.get(getattr(c, name)) for name in STATE}
+    s["done_sticky"] = (ctx.get(c.status) >> 1) & 1
+    return s
+
+
+def cause_of(ctx, c):
+    return (ctx.get(c.status) >> 3) & 7
+
+
+async def expect_reject(ctx, c, op, arg, cause):
+    before = snapshot(ctx, c)
+    await command(ctx, c, op, arg)
+    assert ctx.get(c.error) == 1, (op, arg)
+    assert (ctx.get(c.status) >> 2) & 1 == 1
+    assert cause_of(ctx, c) == cause.value, (op, arg, cause_of(ctx, c))
+    assert ctx.get(c.done) == 0
+    for p in PULSES:
+        assert ctx.get(getattr(c, p)) == 0, (op, p)
+    assert snapshot(ctx, c) == before, (op, arg)
+
+
+async def clear_error(ctx, c):
+    await command(ctx, c, Op.CLEAR_ERROR)
+    assert ctx.get(c.error) == 0 and cause_of(ctx, c) == 0
+
+
+async def select_cell(ctx, regs, row, col, w):
+    """Registers: 1 at BL row and SL col, 0 elsewhere (programming selection)."""
+    cfg = TINY
+    for bank, n, sel in ((0, cfg.rows, row), (1, cfg.cols, col)):
+        for k in range(n):
+            await reg_write(ctx, regs, bank, k, int(k == sel))
+
+
+async def reg_write(ctx, regs, bank, line, v):
+    ctx.set(regs.addr, (bank << 8) | line)
+    ctx.set(regs.wdata, v)
+    ctx.set(regs.we, 1)
+    await ctx.tick()
+    ctx.set(regs.we, 0)
+
+
+# ------------------------------------------------------------------ reset values
+
+
+@pytest.mark.parametrize("adc", ADC_MODES)
+def test_reset_values(adc):
+    cfg = PRESETS["full"].replace(adc_mode=adc)
+    c = Controller(cfg)
+
+    async def bench(ctx):
+        assert ctx.get(c.adc_mode) == ADC_MODES.index(adc)
+        assert ctx.get(c.out_k) == cfg.output_bits - 1
+        assert ctx.get(c.in_m) == cfg.input_bits - 1
+        assert ctx.get(c.in_len) == cfg.rows
+        assert ctx.get(c.rpu_bl) == cfg.bl
+        assert (ctx.get(c.seed_a), ctx.get(c.seed_b)) == (1, 1)
+        assert ctx.get(c.prog_width) == 1
+        for name in ("direction", "act", "inject_steps", "neuron_test", "clk_gate",
+                     "pwr_gate", "busy", "done", "error", "status", "prog_op", "prog_pulse"):
+            assert ctx.get(getattr(c, name)) == 0, name
+
+    run_sim(c, bench)
+
+
+# ------------------------------------------------------------------ register commands
+
+
+def test_register_commands():
+    """Each register command's effect on the outputs, with a done pulse and no busy."""
+    sys = CtrlSystem(TINY)
+    c = sys.ctrl
+
+    async def bench(ctx):
+        cases = [
+            (Op.NOP, 0, {}),
+            (Op.SET_MODE, 2 | (1 << 2) | (1 << 3) | (1 << 5),
+             {"direction": 2, "adc_mode": 1, "act": 1, "neuron_test": 1}),
+            (Op.SET_MODE, 1 | (2 << 3), {"direction": 1, "adc_mode": 0, "act": 2,
+                                         "neuron_test": 0}),
+            (Op.SET_PRECISION, 5 | (2 << 4), {"out_k": 5, "in_m": 2}),
+            (Op.SET_PRECISION, 7 | (3 << 4), {"out_k": 7, "in_m": 3}),
+            (Op.SET_PRECISION, 0 | (1 << 4), {"out_k": 0, "in_m": 1}),
+            (Op.SET_INJECT, 0xBEEF, {"inject_steps": 0xBEEF}),
+            (Op.SET_IN_LEN, 1, {"in_len": 1}),
+            (Op.SET_IN_LEN, TINY.rows, {"in_len": TINY.rows}),
+            (Op.SET_PULSE, 0xC5 | (MAX_TAP << 8), {"prog_amp": 0xC5, "prog_tap": MAX_TAP}),
+            (Op.SET_WIDTH, 0xFFFF, {"prog_width": 0xFFFF}),
+            (Op.POWER, 2, {"clk_gate": 1, "pwr_gate": 0}),
+            (Op.POWER, 0, {"clk_gate": 0, "pwr_gate": 0}),
+        ]
+        for op, arg, want in cases:
+            before = snapshot(ctx, c)
+            await command(ctx, c, op, arg)
+            assert ctx.get(c.done) == 1 and ctx.get(c.busy) == 0, op
+            assert ctx.get(c.error) == 0
+            for p in PULSES:
+                assert ctx.get(getattr(c, p)) == 0
+            after = snapshot(ctx, c)
+            assert after["done_sticky"] == 1
+            before.update(want, done_sticky=1)
+            assert after == before, (op, arg)
+            await ctx.tick()
+            assert ctx.get(c.done) == 0  # one-cycle pulse
+            assert (ctx.get(c.status) >> 1) & 1 == 1  # sticky done in status
+
+    run_sim(sys, bench)
+
+
+def test_seed_assembly_full():
+    """Seeds are assembled from 16-bit words, most significant word first, and loaded."""
+    cfg = PRESETS["full"]
+    c = Controller(cfg)
+    da, db = max(cfg.lfsr_a_taps), max(cfg.lfsr_b_taps)
+    rng = np.random.default_rng(2)
+    a = int(rng.integers(0, 1 << 62)) | (1 << 62)
+    b = int(rng.integers(0, 1 << 47))
+
+    async def bench(ctx):
+        ctx.set(c.rpu_ready, 1)
+        for word in (0xFFFF, 0x1234):  # stale words are shifted out
+            await command(ctx, c, Op.SEED_A, word)
+        for k in reversed(range(4)):
+            await command(ctx, c, Op.SEED_A, (a >> (16 * k)) & 0xFFFF)
+            assert ctx.get(c.done) == 1
+        for k in reversed(range(3)):
+            await command(ctx, c, Op.SEED_B, (b >> (16 * k)) & 0xFFFF)
+        assert ctx.get(c.seed_a) == a & ((1 << da) - 1)
+        assert ctx.get(c.seed_b) == b & ((1 << db) - 1)
+        await command(ctx, c, Op.SEED_LOAD)
+        assert ctx.get(c.seed_load) == 1 and ctx.get(c.busy) == 1
+        await ctx.tick()
+        assert ctx.get(c.seed_load) == 0 and ctx.get(c.busy) == 1  # seeing ready again
+        await ctx.tick()
+        assert ctx.get(c.done) == 1 and ctx.get(c.busy) == 0
+        assert ctx.get(c.seed_a) == a & ((1 << da) - 1)  # kept after the load
+
+    run_sim(c, bench)
+
+
+def test_seed_load_and_rpu_update_with_bank():
+    """SEED_LOAD waits for the LFSR warm-up; RPU_UPDATE runs the STR bank to its done."""
+    cfg = TINY
+    sys = CtrlSystem(cfg)
+    c, bank = sys.ctrl, sys.bank
+
+    async def bench(ctx):
+        await command(ctx, c, Op.SEED_A, 0x2B)
+        await command(ctx, c, Op.SEED_B, 0x11)
+        await command(ctx, c, Op.SEED_LOAD)
+        assert ctx.get(c.seed_load) == 1
+        assert (ctx.get(bank.seed_a), ctx.get(bank.seed_b)) == (0x2B, 0x11)
+        busy = 0
+        while not ctx.get(c.done):
+            assert ctx.get(c.busy) == 1
+            busy += 1
+            await ctx.tick()
+        assert ctx.get(c.busy) == 0 and ctx.get(bank.ready) == 1
+        # the load cycle, the warm-up, and the cycle that sees ready again
+        assert busy == cfg.lfsr_warmup_cycles + 2
+        # translator values: every row positive and non-zero -> phases 0 and 1 only
+        ctx.set(bank.gain, 1 << cfg.str_gain_frac_bits)
+        ctx.set(bank.wr_en, 1)
+        for k in range(cfg.lines):
+            ctx.set(bank.wr_addr, k)
+            ctx.set(bank.wr_mag, 3)
+            ctx.set(bank.wr_sign, 0)
+            await ctx.tick()
+        ctx.set(bank.wr_en, 0)
+        await command(ctx, c, Op.RPU_UPDATE, 3)
+        assert ctx.get(c.rpu_start) == 1 and ctx.get(c.rpu_bl) == 3
+        assert ctx.get(c.busy) == 1
+        slots = 0
+        cycles = 0
+        while not ctx.get(c.done):
+            slots += ctx.get(bank.valid)
+            await ctx.tick()
+            cycles += 1
+            assert cycles < 100
+        assert slots == 2 * 3
+        assert ctx.get(c.busy) == 0 and ctx.get(c.error) == 0
+
+    run_sim(sys, bench)
+
+
+@pytest.mark.parametrize("direction", [0, 1, 2])
+def test_mvm_start_and_done(direction):
+    sys = CtrlSystem(TINY)
+    c = sys.ctrl
+
+    async def bench(ctx):
+        await command(ctx, c, Op.SET_MODE, direction | (1 << 2))
+        await command(ctx, c, Op.SET_INJECT, 5)
+        await command(ctx, c, Op.MVM)
+        assert ctx.get(c.mvm_start) == 1 and ctx.get(c.busy) == 1
+        assert ctx.get(c.done) == 0 and (ctx.get(c.status) >> 1) & 1 == 0
+        assert ctx.get(c.direction) == direction and ctx.get(c.adc_mode) == 1
+        for _ in range(7):
+            await ctx.tick()
+            assert ctx.get(c.mvm_start) == 0 and ctx.get(c.busy) == 1
+            assert ctx.get(c.status) & 1 == 1
+        ctx.set(c.mvm_done, 1)
+        await ctx.tick()
+        ctx.set(c.mvm_done, 0)
+        assert ctx.get(c.done) == 1 and ctx.get(c.busy) == 0
+        assert ctx.get(c.status) & 0b111 == 0b010
+        await ctx.tick()
+        assert ctx.get(c.done) == 0
+
+    run_sim(sys, bench)
+
+
+# ------------------------------------------------------------------ programming pulses
+
+
+def test_program_pulse_width_and_selection():
+    cfg = TINY
+    w = register_width(cfg)
+    sys = CtrlSystem(cfg)
+    c, regs, prog = sys.ctrl, sys.regs, sys.prog
+
+    async def pulse(ctx, op, expect_cycles, amp):
+        await command(ctx, c, Op.PROGRAM, op)
+        assert ctx.get(c.busy) == 1
+        n = 0
+        while ctx.get(c.prog_pulse):
+            assert ctx.get(c.prog_op) == op and ctx.get(c.prog_amp) == amp
+            assert ctx.get(c.busy) == 1 and ctx.get(c.done) == 0
+            n += 1
+            await ctx.tick()
+        assert n == expect_cycles
+        assert ctx.get(c.done) == 1 and ctx.get(c.busy) == 0 and ctx.get(c.prog_op) == 0
+
+    async def bench(ctx):
+        await select_cell(ctx, regs, 2, 1, w)
+        assert ctx.get(prog.prog_sel_bl) == 1 << 2 and ctx.get(prog.prog_sel_sl) == 1 << 1
+        assert ctx.get(prog.sel_ok) == 1
+        await command(ctx, c, Op.SET_PULSE, 0x9C)
+        for width, op in [(1, 1), (2, 2), (3, 3), (10, 1), (100, 2)]:
+            await command(ctx, c, Op.SET_WIDTH, width)
+            await pulse(ctx, op, width, 0x9C)
+        # delay-line tap: a one-cycle trigger whatever the width
+        await command(ctx, c, Op.SET_PULSE, 0x40 | (5 << 8))
+        await pulse(ctx, 2, 1, 0x40)
+        await command(ctx, c, Op.SET_PULSE, 0x40)
+        # -1 (sign-magnitude 0x81) in another row does not select it
+        await reg_write(ctx, regs, 0, 3, 0x81)
+        await pulse(ctx, 1, 100, 0x40)
+        # two rows selected
+        await reg_write(ctx, regs, 0, 3, 1)
+        assert ctx.get(prog.sel_ok) == 0
+        await expect_reject(ctx, c, Op.PROGRAM, 1, Cause.SELECTION)
+        await clear_error(ctx, c)
+        # no column selected
+        await reg_write(ctx, regs, 0, 3, 0)
+        await reg_write(ctx, regs, 1, 1, 2)
+        await expect_reject(ctx, c, Op.PROGRAM, 3, Cause.SELECTION)
+        await clear_error(ctx, c)
+        await reg_write(ctx, regs, 1, 1, 1)
+        await pulse(ctx, 3, 100, 0x40)
+
+    run_sim(sys, bench)
+
+
+def test_prog_drivers_masks():
+    """Random register contents: masks are (value == 1), sel_ok iff exactly one of each,
+    error pulses after a check with a bad selection."""
+    cfg = PRESETS["small"]
+    w = register_width(cfg)
+    dut = ProgDrivers(cfg)
+    rng = np.random.default_rng(9)
+
+    async def bench(ctx):
+        for trial in range(60):
+            n_bl, n_sl = int(rng.integers(0, 3)), int(rng.integers(0, 3))
+            bl = [int(v) for v in rng.choice([0, 2, 0x81, 0x80], cfg.rows)]
+            sl = [int(v) for v in rng.choice([0, 3, 0x81], cfg.cols)]
+            for k in rng.choice(cfg.rows, n_bl, replace=False):
+                bl[k] = 1
+            for k in rng.choice(cfg.cols, n_sl, replace=False):
+                sl[k] = 1
+            ctx.set(dut.bl_values, sum(v << (k * w) for k, v in enumerate(bl)))
+            ctx.set(dut.sl_values, sum(v << (k * w) for k, v in enumerate(sl)))
+            check = trial % 2
+            ctx.set(dut.check, check)
+            ok = n_bl == 1 and n_sl == 1
+            assert ctx.get(dut.prog_sel_bl) == sum(1 << k for k, v in enumerate(bl) if v == 1)
+            assert ctx.get(dut.prog_sel_sl) == sum(1 << k for k, v in enumerate(sl) if v == 1)
+            assert ctx.get(dut.sel_ok) == ok
+            await ctx.tick()
+            assert ctx.get(dut.error) == (check and not ok)
+
+    run_sim(dut, bench)
+
+
+# ------------------------------------------------------------------ errors
+
+
+def bad_args(cfg):
+    kmax, mmax = cfg.output_bits - 1, max(cfg.input_bits - 1, 1)
+    return [
+        (Op.NOP, 1),
+        (Op.SET_MODE, 3), (Op.SET_MODE, 3 << 3), (Op.SET_MODE, 1 << 6),
+        (Op.SET_MODE, 1 << 15),
+        (Op.SET_PRECISION, (kmax + 1) | (1 << 4)), (Op.SET_PRECISION, 1),
+        (Op.SET_PRECISION, 1 | ((mmax + 1) << 4)), (Op.SET_PRECISION, 1 | (1 << 4) | (1 << 7)),
+        (Op.SET_IN_LEN, 0), (Op.SET_IN_LEN, cfg.rows + 1), (Op.SET_IN_LEN, 0x8000),
+        (Op.MVM, 1),
+        (Op.RPU_UPDATE, 0), (Op.RPU_UPDATE, cfg.bl_max + 1),
+        (Op.SEED_LOAD, 2),
+        (Op.SET_PULSE, (MAX_TAP + 1) << 8), (Op.SET_PULSE, 1 << 12),
+        (Op.SET_WIDTH, 0),
+        (Op.PROGRAM, 0), (Op.PROGRAM, 1 | (1 << 2)),
+        (Op.POWER, 4),
+        (Op.CLEAR_ERROR, 1),
+    ]
+
+
+def test_unknown_opcode_and_bad_arguments():
+    cfg = TINY
+    sys = CtrlSystem(cfg)
+    c = sys.ctrl
+
+    async def bench(ctx):
+        await command(ctx, c, Op.SET_MODE, 1 | (1 << 3))
+        await command(ctx, c, Op.SET_IN_LEN, 3)
+        await expect_reject(ctx, c, 0xD, 0, Cause.UNKNOWN_OPCODE)
+        # sticky: good commands do not clear it
+        await command(ctx, c, Op.NOP)
+        assert ctx.get(c.done) == 1 and ctx.get(c.error) == 1
+        assert cause_of(ctx, c) == Cause.UNKNOWN_OPCODE.value
+        await clear_error(ctx, c)
+        for op, arg in bad_args(cfg):
+            await expect_reject(ctx, c, op, arg, Cause.BAD_ARG)
+            await ctx.tick()
+            assert ctx.get(c.error) == 1  # sticky
+            await clear_error(ctx, c)
+        # a second error overwrites the cause; CLEAR_ERROR pulses done when idle
+        await expect_reject(ctx, c, 0xD, 7, Cause.UNKNOWN_OPCODE)
+        await expect_reject(ctx, c, Op.SET_WIDTH, 0, Cause.BAD_ARG)
+        await command(ctx, c, Op.CLEAR_ERROR)
+        assert ctx.get(c.done) == 1 and ctx.get(c.status) & 0b111100 == 0
+
+    run_sim(sys, bench)
+
+
+def test_command_while_busy():
+    cfg = TINY
+    sys = CtrlSystem(cfg)
+    c = sys.ctrl
+
+    async def bench(ctx):
+        await command(ctx, c, Op.MVM)
+        assert ctx.get(c.busy) == 1
+        for op in Op:
+            if op is Op.CLEAR_ERROR:
+                continue
+            arg = {Op.SET_PRECISION: 1 | (1 << 4), Op.SET_IN_LEN: 1, Op.RPU_UPDATE: 1,
+                   Op.SET_WIDTH: 1, Op.PROGRAM: 1}.get(op, 0)
+            await expect_reject(ctx, c, op, arg, Cause.BUSY)
+        await expect_reject(ctx, c, 0xD, 0, Cause.BUSY)  # busy checked before the opcode
+        # CLEAR_ERROR is accepted while busy, without a done pulse
+        await command(ctx, c, Op.CLEAR_ERROR)
+        assert ctx.get(c.error) == 0 and ctx.get(c.done) == 0 and ctx.get(c.busy) == 1
+        ctx.set(c.mvm_done, 1)
+        await ctx.tick()
+        ctx.set(c.mvm_done, 0)
+        assert ctx.get(c.done) == 1 and ctx.get(c.busy) == 0 and ctx.get(c.error) == 0
+
+    run_sim(sys, bench)
+
+
+def test_power_gated():
+    cfg = TINY
+    sys = CtrlSystem(cfg)
+    c = sys.ctrl
+
+    async def bench(ctx):
+        await command(ctx, c, Op.POWER, 1)
+        assert ctx.get(c.pwr_gate) == 1 and ctx.get(c.clk_gate) == 0 and ctx.get(c.done) == 1
+        assert (ctx.get(c.status) >> 6) & 1 == 1
+        for op in Op:
+            await expect_reject(ctx, c, op, 1 if op is Op.POWER else 0, Cause.POWER_GATED)
+        await expect_reject(ctx, c, Op.POWER, 3, Cause.POWER_GATED)
+        await expect_reject(ctx, c, 0xD, 0, Cause.POWER_GATED)
+        # POWER_UP (bit 0 clear), here also turning the clock gate on
+        await command(ctx, c, Op.POWER, 2)
+        assert ctx.get(c.pwr_gate) == 0 and ctx.get(c.clk_gate) == 1 and ctx.get(c.done) == 1
+        assert ctx.get(c.error) == 1  # still sticky
+        assert ctx.get(c.status) >> 6 == 0b10
+        await clear_error(ctx, c)
+        await command(ctx, c, Op.SET_INJECT, 9)
+        assert ctx.get(c.inject_steps) == 9
+
+    run_sim(sys, bench)
+
+
+def test_not_ready_and_unit_error():
+    """Standalone controller: LFSR not ready refuses RPU_UPDATE and a stochastic MVM; an
+    STR bank error ends the update with cause UNIT."""
+    cfg = TINY
+    c = Controller(cfg)
+
+    async def bench(ctx):
+        ctx.set(c.rpu_ready, 0)
+        await expect_reject(ctx, c, Op.RPU_UPDATE, 2, Cause.NOT_READY)
+        await clear_error(ctx, c)
+        await command(ctx, c, Op.SET_MODE, 2 << 3)
+        await expect_reject(ctx, c, Op.MVM, 0, Cause.NOT_READY)
+        await clear_error(ctx, c)
+        await command(ctx, c, Op.SET_MODE, 0)
+        await command(ctx, c, Op.MVM)  # not stochastic: no LFSR needed
+        assert ctx.get(c.mvm_start) == 1
+        ctx.set(c.mvm_done, 1)
+        await ctx.tick()
+        ctx.set(c.mvm_done, 0)
+        ctx.set(c.rpu_ready, 1)
+        await command(ctx, c, Op.RPU_UPDATE, 2)
+        assert ctx.get(c.rpu_start) == 1 and ctx.get(c.busy) == 1
+        await ctx.tick().repeat(3)
+        ctx.set(c.rpu_error, 1)
+        await ctx.tick()
+        ctx.set(c.rpu_error, 0)
+        assert ctx.get(c.busy) == 0 and ctx.get(c.done) == 1 and ctx.get(c.error) == 1
+        assert cause_of(ctx, c) == Cause.UNIT.value
+
+    run_sim(c, bench)
+
+
+# ------------------------------------------------------------------ Verilog
+
+
+@pytest.mark.parametrize("cls", [Controller, ProgDrivers])
+def test_verilog_full(cls):
+    t = time.perf_counter()
+    text = verilog.convert(cls(PRESETS["full"]), name="top", emit_src=False)
+    dt = time.perf_counter() - t
+    assert dt < 10, dt
+    assert "module top" in text
