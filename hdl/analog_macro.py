@@ -163,9 +163,11 @@ class AnalogMacro(wiring.Component):
         m.submodules.mem = mem = Memory(shape=n * gb, depth=n, init=[])
         wr = mem.write_port(granularity=gb)
         rd = mem.read_port()
-        lane_en = _split(m, wr.en, n, 1, "lane_en")
-        m.d.comb += [wr.addr.eq(self.g_row), wr.data.eq(Cat(*([self.g_wdata] * n)))]
-        m.d.comb += [lane_en[k].eq(self.g_we & (self.g_col == k)) for k in range(n)]
+        m.d.comb += [
+            wr.addr.eq(self.g_row),
+            wr.data.eq(Cat(*([self.g_wdata] * n))),
+            wr.en.eq(Cat(*(self.g_we & (self.g_col == k) for k in range(n)))),
+        ]
         g = _split(m, rd.data, n, gb, "g")
         col_q = Signal.like(self.g_col)
         with m.If(self.g_re):

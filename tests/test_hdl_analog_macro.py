@@ -1,0 +1,279 @@
+"""AnalogMacro under Amaranth's simulator, bit-exact against the golden CycleCore.
+
+Every control word of golden ``mvm_program`` is applied to the macro (held while ``hold`` is
+high), ``cmp`` is compared with the golden ``bank.cmp`` after every word, the integrator
+charge (debug port) at COMPARE_SIGN and at the end, and the codes that a digital neuron
+builds from the macro's ``cmp`` sequence with the golden result registers.
+"""
+
+import re
+import time
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+from amaranth.sim import Simulator
+
+from cimflow.config import PRESETS
+from cimflow.golden.array import Crossbar, Direction, corelet_map
+from cimflow.golden.cycle import CycleCore, Phase, mvm_program
+from cimflow.golden.lfsr import LfsrChains as GoldenChains
+from cimflow.golden.mvm import MvmSettings
+from cimflow.golden.neuron import Activation
+from cimflow.golden.nonideal import NonIdeal
+from cimflow.hdl.analog_macro import AnalogMacro, macro_resources, wl_pulse_cycles
+
+
+def run_sim(dut, bench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def bus(values, width):
+    out = 0
+    for k, v in enumerate(np.asarray(values).tolist()):
+        out |= int(v) << (width * k)
+    return out
+
+
+def bits_of(v, n):
+    return np.array([(v >> k) & 1 for k in range(n)], dtype=np.uint8)
+
+
+async def load_codes(ctx, dut, codes):
+    ctx.set(dut.g_we, 1)
+    for r, c in np.ndindex(codes.shape):
+        ctx.set(dut.g_row, r)
+        ctx.set(dut.g_col, c)
+        ctx.set(dut.g_wdata, int(codes[r, c]))
+        await ctx.tick()
+    ctx.set(dut.g_we, 0)
+
+
+async def read_code(ctx, dut, r, c):
+    ctx.set(dut.g_row, r)
+    ctx.set(dut.g_col, c)
+    ctx.set(dut.g_re, 1)
+    await ctx.tick()
+    ctx.set(dut.g_re, 0)
+    return ctx.get(dut.g_rdata)
+
+
+class DigitalNeurons:
+    """The engine's side of the neurons (sign, active, magnitude), driven by the macro's cmp."""
+
+    def __init__(self, n, st):
+        self.n, self.st = n, st
+        self.counting = st.adc_mode == "counting"
+        self.sign = np.zeros(n, np.uint8)
+        self.active = np.ones(n, bool)
+        self.mag = np.zeros(n, np.int64)
+
+    def dec_en(self):
+        return self.active if self.counting else np.ones(self.n, bool)
+
+    def after(self, phase, cmp):
+        if phase is Phase.COMPARE_SIGN:
+            self.sign, self.active, self.mag = cmp.copy(), np.ones(self.n, bool), 0 * self.mag
+        elif phase is Phase.COMPARE:
+            if self.counting:
+                same = (cmp == self.sign) & self.active
+                self.mag = self.mag + same
+                self.active &= same
+            else:
+                self.mag = (self.mag << 1) | cmp
+
+    def codes(self):
+        k = self.st.k
+        mag = self.mag if self.counting else np.where(self.sign == 1, self.mag,
+                                                      ((1 << k) - 1) - self.mag)
+        if self.st.activation is Activation.RELU:
+            mag = np.where(self.sign == 1, mag, 0)
+        return self.sign.copy(), mag
+
+
+def random_case(cfg, rng):
+    """A programmed crossbar (sometimes with arbitrary cell codes) and a random operating point."""
+    xbar = Crossbar(cfg)
+    n_in = int(rng.integers(1, cfg.rows // 2 + 1))
+    n_out = int(rng.integers(1, cfg.cols + 1))
+    xbar.program(rng.normal(size=(n_in, n_out)))
+    if rng.random() < 0.4:  # arbitrary codes up to 2**16 - 1, zeros included (Den = 0 lines)
+        g = rng.uniform(0.0, 63.9, (cfg.rows, cfg.cols))
+        g[rng.random(g.shape) < 0.3] = 0.0
+        g[:, rng.integers(cfg.cols)] = 0.0
+        xbar.set_conductances(g)
+    return xbar
+
+
+def random_settings(rng):
+    direction = Direction(int(rng.integers(3)))
+    adc_mode = "counting" if rng.random() < 0.35 else "binary"
+    out_bits = int(rng.integers(1, 7 if adc_mode == "counting" else 11))
+    act = Activation(int(rng.integers(3)))
+    st = MvmSettings(
+        direction=direction, in_bits=int(rng.integers(1, 9)), out_bits=out_bits,
+        adc_mode=adc_mode, activation=act, v_read=float(rng.uniform(0.2, 0.8)),
+        v_decr=float(rng.uniform(0.02, 0.9)),
+        inject_steps=int(rng.integers(0, 6)) if act is Activation.STOCHASTIC else 0,
+        v_inject=float(rng.uniform(0.0, 0.2)),
+    )
+    swing = float(rng.uniform(0.02, 1.0)) if rng.random() < 0.4 else None
+    return st, NonIdeal(integrator_swing_v=swing)
+
+
+def random_input(xbar, st, rng):
+    m = xbar.mapping
+    n = m.n_out if st.direction is Direction.BACKWARD else m.n_in
+    if st.in_bits == 1:
+        return rng.integers(0, 2, n)
+    top = (1 << (st.in_bits - 1)) - 1
+    pick = rng.random()
+    if pick < 0.15:  # all at full scale, one sign: lines settle to exactly +/-2**24
+        return np.full(n, top if rng.random() < 0.5 else -top)
+    return rng.integers(-top, top + 1, n)
+
+
+def check_mvms(name, seed, n_cases, n_mvms):
+    cfg = PRESETS[name]
+    n = cfg.rows
+    rng = np.random.default_rng(seed)
+    dut = AnalogMacro(cfg)
+    bl_of, sl_of = corelet_map(cfg)
+    qmax = (1 << (dut.charge_bits - 1)) - 1
+    stats = {"words": 0, "cycles": 0, "mvms": 0, "saturated": 0}
+
+    async def bench(ctx):
+        for _ in range(n_cases):
+            xbar = random_case(cfg, rng)
+            codes = xbar.codes()
+            await load_codes(ctx, dut, codes)
+            for _ in range(n_mvms):
+                st, ni = random_settings(rng)
+                seeds = [int(rng.integers(1, 1 << max(t)))
+                         for t in (cfg.lfsr_a_taps, cfg.lfsr_b_taps)]
+                core = CycleCore(xbar, nonideal=ni, lfsr=GoldenChains(cfg, *seeds))
+                core.configure(st)
+                noise = GoldenChains(cfg, *seeds)
+                clip = ni.clip_units(st.v_read)
+                ctx.set(dut.d_units, st.d_units)
+                ctx.set(dut.inject_units, st.inject_units)
+                ctx.set(dut.clip_units, qmax if clip is None else clip)
+                digital = DigitalNeurons(n, st)
+                x = random_input(xbar, st, rng)
+                for c in mvm_program(xbar, x, st):
+                    await apply(ctx, c, digital, noise, core)
+                    if c.phase is Phase.READOUT:
+                        sign, mag = digital.codes()
+                        line = bl_of if c.out_bl else sl_of
+                        want_s = core.bl_sign if c.out_bl else core.sl_sign
+                        want_m = core.bl_mag if c.out_bl else core.sl_mag
+                        assert (want_s[line] == sign).all(), (st, x)
+                        assert (want_m[line] == mag).all(), (st, x)
+                await check_charges(ctx, core, st)
+                stats["mvms"] += 1
+
+    async def check_charges(ctx, core, st):
+        for k in range(n):
+            ctx.set(dut.dbg_nrn, k)
+            assert ctx.get(dut.dbg_charge) == core.bank.q_integ[k], (k, st)
+
+    async def apply(ctx, c, digital, noise, core):
+        ctx.set(dut.phase, int(c.phase))
+        ctx.set(dut.drv_bl, bus(c.drv_bl, 2))
+        ctx.set(dut.drv_sl, bus(c.drv_sl, 2))
+        ctx.set(dut.wl_en, bus(c.wl_en, 1))
+        ctx.set(dut.nrn_in, int(c.nrn_in))
+        ctx.set(dut.dac_code, c.dac_code)
+        ctx.set(dut.dec_en, bus(digital.dec_en(), 1))
+        if c.phase is Phase.INJECT:
+            ctx.set(dut.lfsr_bits, bus(noise.bits(1)[0, :n], 1))
+        if c.phase is Phase.COMPARE_SIGN:
+            await check_charges(ctx, core, core.st)
+            clip = core.bank.clip
+            stats["saturated"] += clip is not None and bool((abs(core.bank.q_integ) == clip).any())
+        cycles = 1
+        while ctx.get(dut.hold):
+            await ctx.tick()
+            cycles += 1
+        await ctx.tick()
+        assert cycles == (wl_pulse_cycles(cfg) if c.phase is Phase.WL_PULSE else 1)
+        core.step(c)
+        cmp = bits_of(ctx.get(dut.cmp), n)
+        assert (cmp == core.bank.cmp).all(), (c.phase, cmp, core.bank.cmp)
+        digital.after(c.phase, cmp)
+        stats["words"] += 1
+        stats["cycles"] += cycles
+
+    run_sim(dut, bench)
+    return stats
+
+
+@pytest.mark.parametrize("name, seed, n_cases, n_mvms", [
+    ("tiny", 1, 12, 8),
+    ("small", 2, 6, 6),
+])
+def test_macro_bit_exact_mvm_program(name, seed, n_cases, n_mvms):
+    stats = check_mvms(name, seed, n_cases, n_mvms)
+    assert stats["mvms"] == n_cases * n_mvms
+    assert stats["saturated"] > 0  # the integrator swing limit was exercised
+
+
+def test_conductance_readback():
+    cfg = PRESETS["small"]
+    rng = np.random.default_rng(5)
+    dut = AnalogMacro(cfg)
+    codes = rng.integers(0, 1 << dut.g_bits, (cfg.rows, cfg.cols))
+
+    async def bench(ctx):
+        await load_codes(ctx, dut, codes)
+        for r, c in np.ndindex(codes.shape):
+            assert await read_code(ctx, dut, r, c) == codes[r, c], (r, c)
+        # one cell rewritten: its neighbours keep their codes; g_rdata holds without g_re
+        ctx.set(dut.g_row, 3)
+        ctx.set(dut.g_col, 7)
+        ctx.set(dut.g_wdata, 12345)
+        ctx.set(dut.g_we, 1)
+        await ctx.tick()
+        ctx.set(dut.g_we, 0)
+        codes[3, 7] = 12345
+        for c in range(cfg.cols):
+            assert await read_code(ctx, dut, 3, c) == codes[3, c]
+        assert await read_code(ctx, dut, 3, 7) == 12345
+        ctx.set(dut.g_row, 0)
+        await ctx.tick()
+        assert ctx.get(dut.g_rdata) == 12345
+
+    run_sim(dut, bench)
+
+
+def _flops(text):
+    """Flip-flop bits of a Yosys-written Verilog module: widths of registers written in
+    ``always @(posedge clk)`` blocks (the memory array itself excluded)."""
+    widths = {}
+    for msb, lsb, name in re.findall(r"reg (?:signed )?\[(\d+):(\d+)\] (\S+)(?: =[^;]*)?;", text):
+        widths[name] = int(msb) - int(lsb) + 1
+    for name in re.findall(r"\breg (?:signed )?([A-Za-z_\\$][^\s\[;]*)(?: =[^;]*)?;", text):
+        widths.setdefault(name, 1)
+    assigned = set(re.findall(r"always @\(posedge clk\)(?:\s*begin)?\s+(?:if \([^)]*\) begin\s+)?"
+                              r"(\S+) <=", text))
+    return sum(widths.get(a, 1) for a in assigned)
+
+
+def test_verilog_full():
+    cfg = PRESETS["full"]
+    t0 = time.perf_counter()
+    text = verilog.convert(AnalogMacro(cfg), name="cimflow_analog_macro", emit_src=False)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 60, elapsed
+    assert "module cimflow_analog_macro" in text
+    est = macro_resources(cfg)
+    flops = _flops(text)
+    print(f"\nfull AnalogMacro: {elapsed:.1f} s, {text.count(chr(10))} lines, "
+          f"{flops} flops in the Verilog (estimate {est['flops']}), memory {est['memory_shape']}"
+          f" = {est['memory_bits']} bits")
+    assert est["memory_bits"] == 256 * 256 * 16
+    # the estimate counts the same registers (the RAM's read register of one row excluded)
+    assert abs(flops - cfg.cols * 16 - est["flops"]) < 0.05 * est["flops"], flops
