@@ -8,9 +8,9 @@ LFSR seed assembly registers, the programming pulse settings and the control bit
 starts the units that do the work by pulsing a ``*_start`` output for one cycle and
 waiting for their ``done`` input:
 
-* MVM: ``mvm_start``, wait ``mvm_done`` (MvmEngine; its mode comes from ``direction``...).
+* MVM: ``mvm_start``, wait ``mvm_done`` (MvmEngine, which reads the mode registers).
 * RPU update: ``rpu_start`` with ``rpu_bl``, wait ``rpu_done`` (StochasticTranslatorBank);
-  its ``error`` (``rpu_error``) ends the wait with cause UNIT.
+  its ``error`` (``rpu_error``) ends the wait with cause UNIT (and a ``done`` pulse).
 * Seed load: ``seed_load`` with ``seed_a``/``seed_b``, wait until ``rpu_ready`` (the LFSR
   warm-up is over).
 * Programming one cell: the pulse generator holds ``prog_op`` (1 SET, 2 RESET, 3 READ)
