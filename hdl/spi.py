@@ -17,13 +17,13 @@ Frame (CS_n low, 32 SCK cycles, MSB first)::
     bits 15..0   bytes 2-3 = data (low W bits used; upper bits ignored on writes, 0 on reads)
 
 Writes take effect when CS_n rises after exactly 32 bits. Reads fetch the register as soon
-as bytes 0-1 are in (after the 16th rising edge) and shift it out on MISO in bytes 2-3
-(MISO is 0 during bytes 0-1); the read is free of side effects, so it is not an "access"
-that a malformed frame has to undo. A frame is malformed when CS_n rises after fewer than 32
-or more than 32 rising SCK edges (a CS_n glitch is a frame of 0 bits) or when a reserved
-bit of byte 0 is 1: then nothing is written and ``error`` pulses for one cycle. A good frame
-pulses ``done``. An out-of-range line is passed to the register file, which ignores the
-access and pulses its own ``error``.
+as bytes 0-1 are in (after the 16th rising edge) and shift it out on MISO in bytes 2-3 (MISO
+is 0 during bytes 0-1 and between frames); the read is free of side effects, so it is not an
+"access" that a malformed frame has to undo. A frame is malformed when CS_n rises after
+fewer than 32 or more than 32 rising SCK edges (a CS_n glitch is a frame of 0 bits) or when
+a reserved bit of byte 0 is 1: then nothing is written and ``error`` pulses for one cycle. A
+good frame pulses ``done``. An out-of-range line is passed to the register file, which
+ignores the access and pulses its own ``error``.
 
 Arbitration with the parallel host port (``p_*``): the SPI access wins. An SPI access lasts
 one cycle per frame (the read at bit 16 or the write at the frame's end); in that cycle
@@ -137,6 +137,8 @@ class SpiTarget(wiring.Component):
             m.d.sync += tx.eq(Cat(0, tx[:-1]))
         with m.Elif(rd_load):
             m.d.sync += tx.eq(self.rdata)
+        with m.Elif(cs_rise):
+            m.d.sync += tx.eq(0)  # MISO idles at 0 between frames
 
         m.d.sync += rd_req.eq(rise & ~cs_fall & (count == 15))
 

@@ -132,6 +132,7 @@ def test_spi_readback(half):
                     await parallel_write(ctx, sys.spi, bank, line, v)
         for (bank, line), v in ref.items():
             assert await master.read(ctx, bank, line) == v, (bank, line)
+            assert ctx.get(sys.spi.miso) == 0  # idle between frames
         bl, sl = bank_values(ctx, sys.regs, cfg)
         assert bl == [ref[0, k] for k in range(cfg.rows)]
         assert sl == [ref[1, k] for k in range(cfg.cols)]
@@ -142,7 +143,7 @@ def test_spi_readback(half):
 
 
 @pytest.mark.parametrize("kind", ["short", "long", "cs_glitch", "one_bit", "reserved",
-                                  "short_read"])
+                                  "short_read", "cs_high_glitch"])
 def test_spi_malformed(kind):
     """A malformed frame writes nothing and pulses error once."""
     cfg = PRESETS["tiny"]
@@ -155,6 +156,7 @@ def test_spi_malformed(kind):
         before = bank_values(ctx, sys.regs, cfg)
         dones = master.dones
         word = frame_word(1, 0, 1, 0x5A)
+        errors_expected = 1
         if kind == "short":
             await master.frame(ctx, word, nbits=31)
         elif kind == "long":
@@ -165,19 +167,23 @@ def test_spi_malformed(kind):
             await master.frame(ctx, frame_word(1, 0, 1, 0x5A, reserved=0x10))
         elif kind == "short_read":
             await master.frame(ctx, frame_word(0, 1, 2), nbits=24)
+        elif kind == "cs_high_glitch":  # CS_n high for a moment mid-frame: two halves
+            await master.frame(ctx, word, nbits=16, gap=MIN_HALF_PERIOD)
+            await master.frame(ctx, word << 16, nbits=16)
+            errors_expected = 2
         else:  # CS_n low for a few cycles with no SCK edge
             ctx.set(sys.spi.cs_n, 0)
             await master.tick(ctx, 5)
             ctx.set(sys.spi.cs_n, 1)
             await master.tick(ctx, 6)
-        assert master.errors == 1
+        assert master.errors == errors_expected
         assert master.dones == dones
         assert bank_values(ctx, sys.regs, cfg) == before
         # the target recovers: the next good frame works
         await master.write(ctx, 0, 1, 0x33)
         assert await master.read(ctx, 0, 1) == 0x33
         assert await master.read(ctx, 1, 2) == 0x22
-        assert master.errors == 1
+        assert master.errors == errors_expected
 
     run_sim(sys, bench)
 
