@@ -16,9 +16,16 @@ Numbers (all integers, as in the golden model):
   as in the golden ``NeuronBank``); ``clip_units = 2**(charge_bits-1) - 1`` is "no swing
   limit" (exact while the golden charge stays inside the register).
 
-WL_PULSE timing (the only multi-cycle phase; ``hold`` is high while it needs more clocks,
-the control word must stay applied): ``rows + 28`` clocks, ``hold`` high in the first
-``rows + 27``.
+Timing (the MvmEngine contract of docs/core_architecture.md): a control word is executed in
+a clock where ``hold`` is low; the word of a clock where ``hold`` is high is ignored (the
+engine sends IDLE words then, a word left applied does no harm). ``hold`` is a register
+output, so there is no combinational path from the word to ``hold``. ``cmp`` shows the
+comparison of a COMPARE_SIGN / COMPARE clock within that clock (the engine samples it at
+the edge that ends it) and the latched comparator bits (golden ``bank.cmp``) otherwise.
+
+WL_PULSE is the only multi-clock phase: ``rows + 28`` clocks, the WL_PULSE word's own clock
+followed by ``rows + 27`` clocks with ``hold`` high; the next word (SAMPLE) then sees the
+settled lines. Every other phase takes one clock.
 
 * clock 0: latch the driver codes of the driven side and ``wl_en``, clear the line
   accumulators, read row 0;
@@ -27,11 +34,13 @@ the control word must stay applied): ``rows + 28`` clocks, ``hold`` high in the 
   driven): an adder tree sums row r's cells into ``P_r``, ``Den_r`` (0 if WL r is off) and
   shifts them into the accumulator chain, so line r holds them after the last row;
 * clock rows+1: set up the division; clocks rows+2..rows+27: 26 steps of a restoring
-  division, one divider per line, all lines in parallel:
+  division, one divider per line, all lines in parallel (a shared divider would cost
+  ``rows`` times the clocks; per line it is one 25-bit subtractor and reuses the P and
+  value registers as remainder and quotient):
   ``floor(2**24 N / Den) = floor(2**24 P / Den) - 2**24`` with ``P = N + Den`` in
   ``[0, 2 Den]``, so the dividend is non-negative and no sign correction is needed.
 
-Every other phase takes one clock. If both sides are driven (the golden model rejects it)
+If both sides are driven (the golden model rejects it)
 the BL side wins; if neither is, every line settles to 0.
 """
 
@@ -63,7 +72,7 @@ DRV_LOW, DRV_REF, DRV_HIGH = 1, 2, 3
 
 
 def wl_pulse_cycles(config: CoreConfig) -> int:
-    """Clocks one WL_PULSE occupies (``hold`` is high in all but the last)."""
+    """Clocks one WL_PULSE occupies: its own clock, then ``rows + 27`` with ``hold`` high."""
     return config.rows + 2 + LINE_BITS
 
 
@@ -179,7 +188,8 @@ class AnalogMacro(wiring.Component):
         drv_sl = _split(m, self.drv_sl, n, 2, "drv_sl")
         dec_en = _split(m, self.dec_en, n, 1, "dec_en")
         lfsr = _split(m, self.lfsr_bits, n, 1, "lfsr")
-        phase = self.phase
+        phase = Signal(4)  # the word of a held cycle is ignored
+        m.d.comb += phase.eq(Mux(self.hold, PH_IDLE, self.phase))
 
         # ---------------------------------------------------------------- line state
         db = _den_bits(cfg, gb)
@@ -205,7 +215,7 @@ class AnalogMacro(wiring.Component):
         with m.FSM(name="pulse"):
             with m.State("IDLE"):
                 with m.If(phase == PH_WL_PULSE):
-                    m.d.comb += [self.hold.eq(1), rd.en.eq(1), rd.addr.eq(0)]
+                    m.d.comb += [rd.en.eq(1), rd.addr.eq(0)]
                     bl_any = self.drv_bl != 0
                     m.d.sync += [side_bl.eq(~bl_any), wl.eq(self.wl_en), cnt.eq(0)]
                     for k in range(n):
@@ -250,7 +260,7 @@ class AnalogMacro(wiring.Component):
                                  dz[k].eq(acc_d[k] == 0)]
                 m.next = "DIV"
             with m.State("DIV"):
-                m.d.comb += [last_div.eq(cnt == LINE_BITS - 1), self.hold.eq(~last_div)]
+                m.d.comb += [last_div.eq(cnt == LINE_BITS - 1), self.hold.eq(1)]
                 m.d.sync += cnt.eq(cnt + 1)
                 with m.If(last_div):
                     m.next = "IDLE"
@@ -316,5 +326,11 @@ class AnalogMacro(wiring.Component):
                     m.d.sync += q_i[k].eq(tot)
                 with m.Case(PH_COMPARE_SIGN, PH_COMPARE):
                     m.d.sync += cmp[k].eq(q_i[k] > 0)
-        m.d.comb += [self.cmp.eq(Cat(*cmp)), self.dbg_charge.eq(Array(q_i)[self.dbg_nrn])]
+        # cmp shows the comparison of a COMPARE_SIGN / COMPARE cycle within that cycle (the
+        # engine samples it at the edge that ends it), the latched comparison otherwise
+        is_cmp = (phase == PH_COMPARE_SIGN) | (phase == PH_COMPARE)
+        m.d.comb += [
+            self.cmp.eq(Cat(*(Mux(is_cmp, q_i[k] > 0, cmp[k]) for k in range(n)))),
+            self.dbg_charge.eq(Array(q_i)[self.dbg_nrn]),
+        ]
         return m

@@ -1,9 +1,11 @@
 """AnalogMacro under Amaranth's simulator, bit-exact against the golden CycleCore.
 
-Every control word of golden ``mvm_program`` is applied to the macro (held while ``hold`` is
-high), ``cmp`` is compared with the golden ``bank.cmp`` after every word, the integrator
-charge (debug port) at COMPARE_SIGN and at the end, and the codes that a digital neuron
-builds from the macro's ``cmp`` sequence with the golden result registers.
+Every control word of golden ``mvm_program`` is applied to the macro for one clock, then the
+bench waits while ``hold`` is high (sending IDLE words, as MvmEngine does, or leaving the word
+applied). ``cmp`` is compared with the golden ``bank.cmp`` within COMPARE_SIGN / COMPARE
+clocks and as the latch after every word, the integrator charge (debug port) at
+COMPARE_SIGN and at the end of every MVM, and the codes that a digital neuron builds from
+the macro's ``cmp`` sequence with the golden result registers.
 """
 
 import re
@@ -163,8 +165,9 @@ def check_mvms(name, seed, n_cases, n_mvms):
                 ctx.set(dut.clip_units, qmax if clip is None else clip)
                 digital = DigitalNeurons(n, st)
                 x = random_input(xbar, st, rng)
+                keep_word = bool(rng.integers(2))
                 for c in mvm_program(xbar, x, st):
-                    await apply(ctx, c, digital, noise, core)
+                    await apply(ctx, c, digital, noise, core, keep_word)
                     if c.phase is Phase.READOUT:
                         sign, mag = digital.codes()
                         line = bl_of if c.out_bl else sl_of
@@ -180,7 +183,8 @@ def check_mvms(name, seed, n_cases, n_mvms):
             ctx.set(dut.dbg_nrn, k)
             assert ctx.get(dut.dbg_charge) == core.bank.q_integ[k], (k, st)
 
-    async def apply(ctx, c, digital, noise, core):
+    async def apply(ctx, c, digital, noise, core, keep_word):
+        assert not ctx.get(dut.hold)
         ctx.set(dut.phase, int(c.phase))
         ctx.set(dut.drv_bl, bus(c.drv_bl, 2))
         ctx.set(dut.drv_sl, bus(c.drv_sl, 2))
@@ -194,18 +198,27 @@ def check_mvms(name, seed, n_cases, n_mvms):
             await check_charges(ctx, core, core.st)
             clip = core.bank.clip
             stats["saturated"] += clip is not None and bool((abs(core.bank.q_integ) == clip).any())
-        cycles = 1
+        cmp_now = bits_of(ctx.get(dut.cmp), n)  # the engine samples it at the coming edge
+        await ctx.tick()
+        core.step(c)
+        if c.phase in (Phase.COMPARE_SIGN, Phase.COMPARE):
+            assert (cmp_now == core.bank.cmp).all(), (c.phase, cmp_now, core.bank.cmp)
+        if not keep_word:  # the engine sends IDLE words while held
+            ctx.set(dut.phase, 0)
+            ctx.set(dut.drv_bl, 0)
+            ctx.set(dut.drv_sl, 0)
+            ctx.set(dut.wl_en, 0)
+        held = 0
         while ctx.get(dut.hold):
             await ctx.tick()
-            cycles += 1
-        await ctx.tick()
-        assert cycles == (wl_pulse_cycles(cfg) if c.phase is Phase.WL_PULSE else 1)
-        core.step(c)
-        cmp = bits_of(ctx.get(dut.cmp), n)
+            held += 1
+        assert held == (wl_pulse_cycles(cfg) - 1 if c.phase is Phase.WL_PULSE else 0)
+        ctx.set(dut.phase, 0)
+        cmp = bits_of(ctx.get(dut.cmp), n)  # the latched comparator bits
         assert (cmp == core.bank.cmp).all(), (c.phase, cmp, core.bank.cmp)
         digital.after(c.phase, cmp)
         stats["words"] += 1
-        stats["cycles"] += cycles
+        stats["cycles"] += 1 + held
 
     run_sim(dut, bench)
     return stats
