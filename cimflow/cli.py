@@ -51,6 +51,15 @@ def cmd_generate(args) -> int:
         lint(vpath, args.top)
         print(f"verilator --lint-only -Wall: clean ({time.perf_counter() - t0:.1f} s, "
               f"waivers in cimflow/verif/lint_waivers.vlt)")
+    if args.report:
+        from .synth import format_report, synth_estimate
+
+        t0 = time.perf_counter()
+        rows = {f"{args.top} ({cfg.rows}x{cfg.cols})": synth_estimate(vpath, vpath.stem)}
+        report = format_report(rows)
+        write_atomic(out / "resources.txt", report + "\n")
+        print(report)
+        print(f"wrote {out / 'resources.txt'} ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
@@ -101,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--top", default="str_bank", help="design to emit (default: str_bank)")
     g.add_argument("--out", required=True, help="output folder")
     g.add_argument("--no-lint", action="store_true", help="skip the Verilator lint")
+    g.add_argument("--report", action="store_true",
+                   help="also print a Yosys resource estimate (Lattice ECP5)")
     g.set_defaults(func=cmd_generate)
 
     r = sub.add_parser("regress", help="run the cocotb co-simulation regression")

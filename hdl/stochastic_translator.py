@@ -14,6 +14,9 @@ each, back to back. During a slot ``valid`` is high, ``row_pulse``/``col_pulse``
 pulses and the LFSR advances at the clock edge that ends the slot. ``done`` pulses one cycle
 after the last slot.
 
+Between updates ``noise_en`` advances the same LFSR for the neurons' noise injection;
+``noise_bits`` are the random bits of lines 0..rows-1 (the golden ``LfsrChains.bits``).
+
 Rejected commands (``start`` while busy, before the LFSR is ready or with BL = 0; a write
 while busy or to an address >= lines) are ignored and pulse ``error`` for one cycle.
 """
@@ -61,6 +64,9 @@ class StochasticTranslatorBank(wiring.Component):
             "up": Out(1),
             "row_pulse": Out(cfg.rows),
             "col_pulse": Out(cfg.cols),
+            # the same LFSR serves the neurons' noise injection between updates
+            "noise_en": In(1),
+            "noise_bits": Out(cfg.rows),
         })
 
     @property
@@ -126,7 +132,7 @@ class StochasticTranslatorBank(wiring.Component):
                     with m.Else():
                         m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += [busy.eq(1), lfsr.en.eq(1), self.valid.eq(1)]
+                m.d.comb += [busy.eq(1), self.valid.eq(1)]
                 m.d.sync += slot.eq(slot + 1)
                 with m.If(slot == bl - 1):
                     m.d.sync += slot.eq(0)
@@ -135,6 +141,11 @@ class StochasticTranslatorBank(wiring.Component):
                         m.next = "IDLE"
                     with m.Else():
                         m.d.sync += phase.eq(first_phase(later))
+
+        m.d.comb += [
+            lfsr.en.eq(busy | self.noise_en),
+            self.noise_bits.eq(lfsr.bits[: cfg.rows]),
+        ]
 
         row_sign, down = phase[1], phase[0]
         # split the word bus once: slicing the wide bus per line makes elaboration quadratic

@@ -13,12 +13,14 @@ from amaranth.lib import wiring
 
 from cimflow.config import CoreConfig
 
+from .mvm_engine import MvmEngine
 from .stochastic_translator import StochasticTranslatorBank
 
 __all__ = ["TOPS", "build_top", "module_name", "emit_verilog"]
 
 TOPS: dict[str, Callable[[CoreConfig], wiring.Component]] = {
     "str_bank": StochasticTranslatorBank,
+    "mvm_engine": MvmEngine,
 }
 
 
