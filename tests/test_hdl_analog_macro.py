@@ -290,3 +290,89 @@ def test_verilog_full():
     assert est["memory_bits"] == 256 * 256 * 16
     # the estimate counts the same registers (the RAM's read register of one row excluded)
     assert abs(flops - cfg.cols * 16 - est["flops"]) < 0.05 * est["flops"], flops
+
+
+def _sign_mag(v, w):
+    """Line register word: sign 1 = positive (zero: sign 1), magnitude right-aligned."""
+    return (int(v >= 0) << (w - 1)) | abs(int(v))
+
+
+@pytest.mark.parametrize("name, seed, n_mvms", [("tiny", 11, 10), ("small", 12, 5)])
+def test_macro_with_mvm_engine(name, seed, n_mvms):
+    """MvmEngine + AnalogMacro + LfsrChains wired as in the core: the written-back codes equal
+    the golden CycleCore's, and every WL_PULSE adds rows + 27 held clocks to the MVM."""
+    from amaranth.hdl import Module
+
+    from cimflow.golden.cycle import cycle_count
+    from cimflow.hdl.lfsr import LfsrChains
+    from cimflow.hdl.mvm_engine import MvmEngine, line_width
+
+    cfg = PRESETS[name].replace(input_bits=8, output_bits=10)
+    w, rows = line_width(cfg), cfg.rows
+    rng = np.random.default_rng(seed)
+    m = Module()
+    m.submodules.eng = eng = MvmEngine(cfg)
+    m.submodules.mac = mac = AnalogMacro(cfg)
+    m.submodules.lfsr = lfsr = LfsrChains(cfg)
+    m.d.comb += [
+        mac.phase.eq(eng.phase), mac.drv_bl.eq(eng.drv_bl), mac.drv_sl.eq(eng.drv_sl),
+        mac.wl_en.eq(eng.wl_en), mac.nrn_in.eq(eng.nrn_in), mac.dac_code.eq(eng.dac_code),
+        mac.dec_en.eq(eng.dec_en), mac.lfsr_bits.eq(lfsr.bits[:rows]), lfsr.en.eq(eng.lfsr_en),
+        eng.cmp.eq(mac.cmp), eng.hold.eq(mac.hold), eng.lfsr_ready.eq(lfsr.ready),
+    ]
+    qmax = (1 << (mac.charge_bits - 1)) - 1
+
+    async def bench(ctx):
+        xbar = random_case(cfg, rng)
+        await load_codes(ctx, mac, xbar.codes())
+        for _ in range(n_mvms):
+            st, ni = random_settings(rng)
+            seeds = [int(rng.integers(1, 1 << max(t))) for t in (cfg.lfsr_a_taps, cfg.lfsr_b_taps)]
+            ctx.set(lfsr.seed_a, seeds[0])
+            ctx.set(lfsr.seed_b, seeds[1])
+            ctx.set(lfsr.load, 1)
+            await ctx.tick()
+            ctx.set(lfsr.load, 0)
+            clip = ni.clip_units(st.v_read)
+            ctx.set(mac.d_units, st.d_units)
+            ctx.set(mac.inject_units, st.inject_units)
+            ctx.set(mac.clip_units, qmax if clip is None else clip)
+            x = random_input(xbar, st, rng)
+            bl = rng.integers(0, 1 << w, rows)
+            sl = rng.integers(0, 1 << w, rows)
+            if st.direction is Direction.BACKWARD:
+                sl[:x.size] = [_sign_mag(v, w) for v in x]
+                in_len = x.size
+            else:
+                bl[0:2 * x.size:2] = [_sign_mag(v, w) for v in x]
+                bl[1:2 * x.size:2] = [_sign_mag(-v, w) for v in x]
+                in_len = 2 * x.size
+            for port, value in [
+                ("direction", st.direction.value), ("adc_mode", int(st.adc_mode == "counting")),
+                ("out_k", st.k), ("in_m", max(st.in_bits - 1, 1)), ("act", st.activation.value),
+                ("inject_steps", st.inject_steps), ("in_len", in_len),
+                ("bl_values", bus(bl, w)), ("sl_values", bus(sl, w)),
+            ]:
+                ctx.set(getattr(eng, port), value)
+            while not ctx.get(lfsr.ready):
+                await ctx.tick()
+            ctx.set(eng.start, 1)
+            await ctx.tick()
+            ctx.set(eng.start, 0)
+            cycles, wb = 1, None
+            while not ctx.get(eng.done):
+                if ctx.get(eng.wb_en):
+                    wb = (ctx.get(eng.wb_bank), ctx.get(eng.wb_data))
+                await ctx.tick()
+                cycles += 1
+            pulses = max(st.in_bits - 1, 1)
+            assert cycles == cycle_count(st) + 1 + pulses * (wl_pulse_cycles(cfg) - 1)
+            core = CycleCore(xbar, nonideal=ni, lfsr=GoldenChains(cfg, *seeds))
+            res = core.run(x[None], st)
+            out_bl = st.direction is not Direction.FORWARD
+            assert wb is not None and wb[0] == int(out_bl)
+            codes = np.array([(wb[1] >> (k * w)) & ((1 << w) - 1) for k in range(rows)])
+            assert np.array_equal(codes >> (w - 1), res.sign[0]), (st, x)
+            assert np.array_equal(codes & ((1 << (w - 1)) - 1), res.mag[0]), (st, x)
+
+    run_sim(m, bench)
