@@ -80,11 +80,12 @@ def _den_bits(config: CoreConfig, g_bits: int) -> int:
     return g_bits + (config.rows - 1).bit_length()
 
 
-def macro_resources(config: CoreConfig, g_bits: int = 16, charge_bits: int = 36) -> dict:
+def macro_resources(config: CoreConfig, g_bits: int = 16, charge_bits: int = 36,
+                    offset_bits: int = 0) -> dict:
     """Estimate: block RAM bits and flip-flops of an `AnalogMacro`."""
     n, d = config.rows, _den_bits(config, g_bits)
     per_line = (d + 1) + d + LINE_BITS + 1 + 2  # P/remainder, Den, value/quotient, Den=0, code
-    per_neuron = LINE_BITS + charge_bits + 1  # sample, integrator, cmp
+    per_neuron = LINE_BITS + charge_bits + 1 + offset_bits  # sample, integrator, cmp, offset
     ctrl = n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4  # wl, side, cnt, col, fsm
     return {
         "memory_bits": config.rows * config.cols * g_bits,
@@ -115,17 +116,30 @@ class AnalogMacro(wiring.Component):
     charge_bits-1 each); conductance port ``g_we``, ``g_re``, ``g_row``, ``g_col``,
     ``g_wdata``, ``g_rdata`` (cell (g_row, g_col) the cycle after ``g_re``); outputs ``cmp``
     rows, ``hold``; debug ``dbg_nrn`` -> ``dbg_charge`` (integrator charge of that neuron).
+
+    ``offset_bits`` > 0 adds static per-neuron comparator offsets (golden ``offsets``, charge
+    units, signed ``offset_bits``): every comparison is ``q_integ + offset > 0``; port
+    ``off_we``, ``off_nrn``, ``off_wdata`` writes neuron ``off_nrn``'s offset (reset 0).
     """
 
-    def __init__(self, config: CoreConfig, *, g_bits: int = 16, charge_bits: int = 36):
+    def __init__(self, config: CoreConfig, *, g_bits: int = 16, charge_bits: int = 36,
+                 offset_bits: int = 0):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, got {config!r}")
         if not 4 <= g_bits <= 24:
             raise ValueError(f"g_bits = {g_bits} is out of range [4, 24]")
         if not LINE_BITS + 2 <= charge_bits <= 48:
             raise ValueError(f"charge_bits = {charge_bits} is out of range [{LINE_BITS + 2}, 48]")
+        if not 0 <= offset_bits <= charge_bits - 1:
+            raise ValueError(f"offset_bits = {offset_bits} is out of range [0, {charge_bits - 1}]")
         self._config, self._g_bits, self._charge_bits = config, g_bits, charge_bits
+        self._offset_bits = offset_bits
         rows, cols = config.rows, config.cols
+        offset_ports = {
+            "off_we": In(1),
+            "off_nrn": In(range(max(rows, 2))),
+            "off_wdata": In(signed(offset_bits)),
+        } if offset_bits else {}
         super().__init__({
             "phase": In(4),
             "drv_bl": In(2 * rows),
@@ -148,6 +162,7 @@ class AnalogMacro(wiring.Component):
             "hold": Out(1),
             "dbg_nrn": In(range(max(rows, 2))),
             "dbg_charge": Out(signed(charge_bits)),
+            **offset_ports,
         })
 
     @property
@@ -161,6 +176,10 @@ class AnalogMacro(wiring.Component):
     @property
     def charge_bits(self) -> int:
         return self._charge_bits
+
+    @property
+    def offset_bits(self) -> int:
+        return self._offset_bits
 
     def elaborate(self, platform):
         cfg, gb, qb = self._config, self._g_bits, self._charge_bits
@@ -297,6 +316,15 @@ class AnalogMacro(wiring.Component):
         q_s = [Signal(signed(LINE_BITS), name=f"q_sample{k}") for k in range(n)]
         q_i = [Signal(signed(qb), name=f"q_integ{k}") for k in range(n)]
         cmp = [Signal(name=f"cmp{k}") for k in range(n)]
+        positive = [Signal(name=f"positive{k}") for k in range(n)]  # comparator input > 0
+        if self._offset_bits:
+            off = [Signal(signed(self._offset_bits), name=f"offset{k}") for k in range(n)]
+            for k in range(n):
+                with m.If(self.off_we & (self.off_nrn == k)):
+                    m.d.sync += off[k].eq(self.off_wdata)
+                m.d.comb += positive[k].eq(q_i[k] > -off[k])
+        else:
+            m.d.comb += [positive[k].eq(q_i[k] > 0) for k in range(n)]
         is_int = phase == PH_INTEGRATE
         is_inj = phase == PH_INJECT
         for k in range(n):
@@ -325,12 +353,12 @@ class AnalogMacro(wiring.Component):
                 with m.Case(PH_DECREMENT):
                     m.d.sync += q_i[k].eq(tot)
                 with m.Case(PH_COMPARE_SIGN, PH_COMPARE):
-                    m.d.sync += cmp[k].eq(q_i[k] > 0)
+                    m.d.sync += cmp[k].eq(positive[k])
         # cmp shows the comparison of a COMPARE_SIGN / COMPARE cycle within that cycle (the
         # engine samples it at the edge that ends it), the latched comparison otherwise
         is_cmp = (phase == PH_COMPARE_SIGN) | (phase == PH_COMPARE)
         m.d.comb += [
-            self.cmp.eq(Cat(*(Mux(is_cmp, q_i[k] > 0, cmp[k]) for k in range(n)))),
+            self.cmp.eq(Cat(*(Mux(is_cmp, positive[k], cmp[k]) for k in range(n)))),
             self.dbg_charge.eq(Array(q_i)[self.dbg_nrn]),
         ]
         return m

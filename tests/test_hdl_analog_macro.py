@@ -110,7 +110,7 @@ def random_case(cfg, rng):
     return xbar
 
 
-def random_settings(rng):
+def random_settings(rng, offsets=False):
     direction = Direction(int(rng.integers(3)))
     adc_mode = "counting" if rng.random() < 0.35 else "binary"
     out_bits = int(rng.integers(1, 7 if adc_mode == "counting" else 11))
@@ -123,7 +123,8 @@ def random_settings(rng):
         v_inject=float(rng.uniform(0.0, 0.2)),
     )
     swing = float(rng.uniform(0.02, 1.0)) if rng.random() < 0.4 else None
-    return st, NonIdeal(integrator_swing_v=swing)
+    offset_v = float(rng.uniform(0.0, 5e-3)) if offsets else 0.0
+    return st, NonIdeal(integrator_swing_v=swing, adc_offset_v=offset_v)
 
 
 def random_input(xbar, st, rng):
@@ -138,11 +139,11 @@ def random_input(xbar, st, rng):
     return rng.integers(-top, top + 1, n)
 
 
-def check_mvms(name, seed, n_cases, n_mvms):
+def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
     cfg = PRESETS[name]
     n = cfg.rows
     rng = np.random.default_rng(seed)
-    dut = AnalogMacro(cfg)
+    dut = AnalogMacro(cfg, offset_bits=offset_bits)
     bl_of, sl_of = corelet_map(cfg)
     qmax = (1 << (dut.charge_bits - 1)) - 1
     stats = {"words": 0, "cycles": 0, "mvms": 0, "saturated": 0}
@@ -153,10 +154,14 @@ def check_mvms(name, seed, n_cases, n_mvms):
             codes = xbar.codes()
             await load_codes(ctx, dut, codes)
             for _ in range(n_mvms):
-                st, ni = random_settings(rng)
+                st, ni = random_settings(rng, offsets=offset_bits > 0)
                 seeds = [int(rng.integers(1, 1 << max(t)))
                          for t in (cfg.lfsr_a_taps, cfg.lfsr_b_taps)]
-                core = CycleCore(xbar, nonideal=ni, lfsr=GoldenChains(cfg, *seeds))
+                off = ni.offsets(n, st.v_read, rng)
+                if offset_bits:
+                    await load_offsets(ctx, off)
+                core = CycleCore(xbar, nonideal=ni, offsets=off,
+                                 lfsr=GoldenChains(cfg, *seeds))
                 core.configure(st)
                 noise = GoldenChains(cfg, *seeds)
                 clip = ni.clip_units(st.v_read)
@@ -177,6 +182,15 @@ def check_mvms(name, seed, n_cases, n_mvms):
                         assert (want_m[line] == mag).all(), (st, x)
                 await check_charges(ctx, core, st)
                 stats["mvms"] += 1
+
+    async def load_offsets(ctx, off):
+        assert np.abs(off).max() < 1 << (offset_bits - 1)
+        ctx.set(dut.off_we, 1)
+        for k in range(n):
+            ctx.set(dut.off_nrn, k)
+            ctx.set(dut.off_wdata, int(off[k]))
+            await ctx.tick()
+        ctx.set(dut.off_we, 0)
 
     async def check_charges(ctx, core, st):
         for k in range(n):
@@ -224,12 +238,15 @@ def check_mvms(name, seed, n_cases, n_mvms):
     return stats
 
 
-@pytest.mark.parametrize("name, seed, n_cases, n_mvms", [
-    ("tiny", 1, 12, 8),
-    ("small", 2, 6, 6),
+@pytest.mark.parametrize("name, seed, n_cases, n_mvms, offset_bits", [
+    ("tiny", 1, 12, 8, 0),
+    ("small", 2, 6, 6, 0),
+    ("tiny", 3, 6, 8, 30),
+    ("small", 4, 3, 6, 30),
 ])
-def test_macro_bit_exact_mvm_program(name, seed, n_cases, n_mvms):
-    stats = check_mvms(name, seed, n_cases, n_mvms)
+def test_macro_bit_exact_mvm_program(name, seed, n_cases, n_mvms, offset_bits):
+    """Static offsets (``offset_bits`` > 0) are drawn from NonIdeal(adc_offset_v)."""
+    stats = check_mvms(name, seed, n_cases, n_mvms, offset_bits)
     assert stats["mvms"] == n_cases * n_mvms
     assert stats["saturated"] > 0  # the integrator swing limit was exercised
 
