@@ -139,8 +139,12 @@ def random_input(xbar, st, rng):
     return rng.integers(-top, top + 1, n)
 
 
+ODD = PRESETS["tiny"].replace(rows=9, cols=9, corelet=3)
+"""A corelet that is not a power of two (9 lines: 4-bit addresses, ragged adder tree)."""
+
+
 def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
-    cfg = PRESETS[name]
+    cfg = ODD if name == "odd" else PRESETS[name]
     n = cfg.rows
     rng = np.random.default_rng(seed)
     dut = AnalogMacro(cfg, offset_bits=offset_bits)
@@ -243,6 +247,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
     ("small", 2, 6, 6, 0),
     ("tiny", 3, 6, 8, 30),
     ("small", 4, 3, 6, 30),
+    ("odd", 5, 3, 6, 30),
 ])
 def test_macro_bit_exact_mvm_program(name, seed, n_cases, n_mvms, offset_bits):
     """Static offsets (``offset_bits`` > 0) are drawn from NonIdeal(adc_offset_v)."""
