@@ -1,6 +1,6 @@
 """Core controller: command decoder, mode registers, sequencing of the working units.
 
-A command is one cycle with ``cmd_valid`` high, an opcode ``cmd_op`` (4 bits) and an
+A command is one cycle with ``cmd_valid`` high, an opcode ``cmd_op`` (5 bits) and an
 argument ``cmd_arg`` (16 bits); the table is in docs/command_set.md (``Op`` below). The
 controller holds the mode registers of docs/cycle_interface.md (they drive the MvmEngine
 directly and stay constant while it runs because a command while busy is refused), the
@@ -46,7 +46,7 @@ TAP_NS = 1
 MAX_TAP = 10
 
 
-class Op(enum.Enum, shape=4):
+class Op(enum.Enum, shape=5):
     """Opcodes (docs/command_set.md)."""
 
     NOP = 0x0
@@ -65,6 +65,8 @@ class Op(enum.Enum, shape=4):
     # 0xD is unassigned (unknown opcode)
     POWER = 0xE
     CLEAR_ERROR = 0xF
+    SET_GAIN = 0x10
+    """STR gain code C * 2^str_gain_frac_bits for RPU updates (arg < 2^str_gain_bits)."""
 
 
 class Cause(enum.Enum, shape=3):
@@ -100,7 +102,7 @@ class Controller(wiring.Component):
         super().__init__({
             # command port and status
             "cmd_valid": In(1),
-            "cmd_op": In(4),
+            "cmd_op": In(5),
             "cmd_arg": In(16),
             "busy": Out(1),
             "done": Out(1),
@@ -123,6 +125,7 @@ class Controller(wiring.Component):
             "rpu_done": In(1),
             "rpu_error": In(1),
             "rpu_ready": In(1),
+            "str_gain": Out(cfg.str_gain_bits, init=1 << cfg.str_gain_frac_bits),
             # LFSR seeds
             "seed_a": Out(da, init=1),
             "seed_b": Out(db, init=1),
@@ -190,6 +193,8 @@ class Controller(wiring.Component):
                              state_cause.eq(Cause.SELECTION)]
             with m.Case(Op.POWER):
                 m.d.comb += bad_arg.eq(arg[2:] != 0)
+            with m.Case(Op.SET_GAIN):
+                m.d.comb += bad_arg.eq((arg >> cfg.str_gain_bits) != 0)
             with m.Default():
                 m.d.comb += unknown.eq(1)
 
@@ -264,6 +269,8 @@ class Controller(wiring.Component):
                                  count.eq(Mux(self.prog_tap != 0, 1, self.prog_width))]
                 with m.Case(Op.POWER):
                     m.d.sync += [self.pwr_gate.eq(arg[0]), self.clk_gate.eq(arg[1])]
+                with m.Case(Op.SET_GAIN):
+                    m.d.sync += self.str_gain.eq(arg)
                 with m.Case(Op.CLEAR_ERROR):
                     m.d.sync += [err.eq(0), err_cause.eq(Cause.NONE)]
 

@@ -13,6 +13,7 @@ from amaranth.lib import wiring
 
 from cimflow.config import CoreConfig
 
+from .core import NeurramCore
 from .mvm_engine import MvmEngine
 from .stochastic_translator import StochasticTranslatorBank
 
@@ -21,6 +22,7 @@ __all__ = ["TOPS", "build_top", "module_name", "emit_verilog"]
 TOPS: dict[str, Callable[[CoreConfig], wiring.Component]] = {
     "str_bank": StochasticTranslatorBank,
     "mvm_engine": MvmEngine,
+    "core": NeurramCore,
 }
 
 

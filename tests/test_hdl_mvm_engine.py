@@ -15,13 +15,13 @@ from amaranth.back import verilog
 from amaranth.sim import Simulator
 
 from cimflow.config import PRESETS
-from cimflow.golden.array import Crossbar, Direction, corelet_map
+from cimflow.golden.array import Direction, corelet_map
 from cimflow.golden.cycle import Control, CycleCore, NrnIn, Phase, cycle_count, mvm_program
 from cimflow.golden.lfsr import LfsrChains
-from cimflow.golden.mvm import MvmSettings, mvm
+from cimflow.golden.mvm import mvm
 from cimflow.golden.neuron import Activation
-from cimflow.golden.nonideal import NonIdeal
 from cimflow.hdl.mvm_engine import MvmEngine, line_width
+from cimflow.verif.mvm_scenario import mode_registers, pack, random_case, unpack
 
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
 
@@ -30,83 +30,6 @@ SEEDS = (5, 9)
 
 def _cfg(name, in_bits=8, out_bits=10):
     return PRESETS[name].replace(input_bits=in_bits, output_bits=out_bits)
-
-
-def _enc(v, w, rng):
-    """Sign-magnitude register word (sign 1 = positive); zero gets a random sign."""
-    if w == 1:
-        return int(v)
-    sign = 1 if v > 0 else (0 if v < 0 else int(rng.integers(0, 2)))
-    return (sign << (w - 1)) | abs(int(v))
-
-
-def _pack(words, width):
-    out = 0
-    for i, v in enumerate(words):
-        out |= int(v) << (i * width)
-    return out
-
-
-def _unpack(value, n, width):
-    mask = (1 << width) - 1
-    return np.array([(value >> (i * width)) & mask for i in range(n)], dtype=np.int64)
-
-
-def random_case(cfg, rng, *, direction=None, in_bits=None, out_bits=None, mode=None,
-                act=None, static=None, max_counting_k=7, inject_steps=None):
-    w = line_width(cfg)
-    xb = Crossbar(cfg)
-    n_in = int(rng.integers(1, cfg.rows // 2 + 1))
-    n_out = int(rng.integers(1, cfg.cols + 1))
-    xb.program(rng.standard_normal((n_in, n_out)) * rng.uniform(0.1, 10))
-    direction = direction or list(Direction)[rng.integers(0, 3)]
-    mode = mode or ("binary", "counting")[rng.integers(0, 2)]
-    in_bits = in_bits or int(rng.integers(1, min(w, 8) + 1))
-    top_out = min(w, 10) if mode == "binary" else min(w, max_counting_k + 1)
-    out_bits = out_bits or int(rng.integers(1, top_out + 1))
-    act = act or list(Activation)[rng.integers(0, 3)]
-    ni = NonIdeal()
-    if static if static is not None else rng.integers(0, 2):
-        ni = NonIdeal(relaxation=True, prog_sigma_us=0.5, adc_offset_v=2e-3,
-                      integrator_swing_v=float(rng.uniform(0.02, 0.5)))
-        xb.set_conductances(ni.perturb(xb.target, rng))
-    st = MvmSettings(direction, in_bits, out_bits, mode, act, v_read=float(rng.uniform(0.1, 0.5)),
-                     v_decr=float(rng.uniform(0.005, 0.8)),
-                     inject_steps=int(rng.integers(0, 6) if inject_steps is None else inject_steps),
-                     v_inject=float(rng.uniform(0, 0.05)))
-    n = n_out if direction is Direction.BACKWARD else n_in
-    if in_bits == 1:
-        x = rng.integers(0, 2, n)
-    else:
-        top = (1 << (in_bits - 1)) - 1
-        x = rng.integers(-top, top + 1, n)
-        if rng.integers(0, 6) == 0:
-            x[:] = 0
-    off = ni.offsets(cfg.rows, st.v_read, rng)
-    # line registers: the driven lines hold the inputs, every other line random junk
-    bl = rng.integers(0, 1 << w, cfg.rows)
-    sl = rng.integers(0, 1 << w, cfg.cols)
-    if direction is Direction.BACKWARD:
-        sl[:n] = [_enc(v, w, rng) for v in x]
-        in_len = n
-    else:
-        bl[0:2 * n:2] = [_enc(v, w, rng) for v in x]
-        bl[1:2 * n:2] = [_enc(-v, w, rng) for v in x]
-        in_len = 2 * n
-    return dict(xb=xb, ni=ni, st=st, x=x, off=off, bl=bl, sl=sl, in_len=in_len)
-
-
-def _modes(case):
-    st = case["st"]
-    return {
-        "direction": st.direction.value,
-        "adc_mode": int(st.adc_mode == "counting"),
-        "out_k": st.k,
-        "in_m": max(st.in_bits - 1, 1),
-        "act": st.activation.value,
-        "inject_steps": st.inject_steps,
-        "in_len": case["in_len"],
-    }
 
 
 def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0):
@@ -120,10 +43,10 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0):
     async def bench(ctx):
         for case in cases:
             st = case["st"]
-            for name, value in _modes(case).items():
+            for name, value in mode_registers(case).items():
                 ctx.set(getattr(dut, name), value)
-            ctx.set(dut.bl_values, _pack(case["bl"], w))
-            ctx.set(dut.sl_values, _pack(case["sl"], w))
+            ctx.set(dut.bl_values, pack(case["bl"], w))
+            ctx.set(dut.sl_values, pack(case["sl"], w))
             stoch = st.activation is Activation.STOCHASTIC and st.inject_steps > 0
             ctx.set(dut.lfsr_ready, 0 if (lfsr_wait and stoch) else 1)
             core = CycleCore(case["xb"], case["ni"], offsets=case["off"],
@@ -151,9 +74,9 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0):
                 ctx.set(dut.start, int(rng.random() < start_p))  # ignored while busy
                 assert ctx.get(dut.busy) and not ctx.get(dut.done)
                 ph = ctx.get(dut.phase)
-                drv_bl = _unpack(ctx.get(dut.drv_bl), rows, 2).astype(np.uint8)
-                drv_sl = _unpack(ctx.get(dut.drv_sl), cols, 2).astype(np.uint8)
-                wl = _unpack(ctx.get(dut.wl_en), rows, 1).astype(bool)
+                drv_bl = unpack(ctx.get(dut.drv_bl), rows, 2).astype(np.uint8)
+                drv_sl = unpack(ctx.get(dut.drv_sl), cols, 2).astype(np.uint8)
+                wl = unpack(ctx.get(dut.wl_en), rows, 1).astype(bool)
                 if hold:
                     assert ph == 0 and not drv_bl.any() and not drv_sl.any() and not wl.any()
                     assert ctx.get(dut.nrn_in) == 0 and not ctx.get(dut.lfsr_en)
@@ -175,7 +98,7 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0):
                 assert ctx.get(dut.lfsr_en) == (exp.phase is Phase.INJECT), where
                 assert ctx.get(dut.wb_en) == (exp.phase is Phase.READOUT), where
                 if exp.phase is Phase.DECREMENT:
-                    dec = _unpack(ctx.get(dut.dec_en), rows, 1).astype(bool)
+                    dec = unpack(ctx.get(dut.dec_en), rows, 1).astype(bool)
                     if st.adc_mode == "counting":
                         assert np.array_equal(dec, core.bank.active), where
                     else:
@@ -183,7 +106,7 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0):
                 if exp.phase is Phase.READOUT:
                     wb = (ctx.get(dut.wb_bank), ctx.get(dut.wb_data))
                 core.step(got)
-                ctx.set(dut.cmp, _pack(core.bank.cmp, 1))
+                ctx.set(dut.cmp, pack(core.bank.cmp, 1))
                 i += 1
                 await ctx.tick()
             ctx.set(dut.hold, 0)
@@ -193,7 +116,7 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0):
             # results: CycleCore registers and algorithmic mvm(), bit for bit
             out_bl = st.direction is not Direction.FORWARD
             assert wb[0] == int(out_bl)
-            codes = _unpack(wb[1], rows, w)
+            codes = unpack(wb[1], rows, w)
             sign = codes >> (w - 1)
             mag = codes & ((1 << (w - 1)) - 1)
             c_sign = core.bl_sign if out_bl else core.sl_sign
