@@ -25,6 +25,8 @@ from cimflow.golden.neuron import Activation
 from cimflow.golden.nonideal import NonIdeal
 from cimflow.hdl.analog_macro import AnalogMacro, macro_resources, wl_pulse_cycles
 
+pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
+
 
 def run_sim(dut, bench):
     sim = Simulator(dut)
@@ -319,8 +321,9 @@ def _sign_mag(v, w):
     return (int(v >= 0) << (w - 1)) | abs(int(v))
 
 
-@pytest.mark.parametrize("name, seed, n_mvms", [("tiny", 11, 10), ("small", 12, 5)])
-def test_macro_with_mvm_engine(name, seed, n_mvms):
+@pytest.mark.parametrize("name, seed, n_mvms, offset_bits",
+                         [("tiny", 11, 10, 0), ("small", 12, 5, 30)])
+def test_macro_with_mvm_engine(name, seed, n_mvms, offset_bits):
     """MvmEngine + AnalogMacro + LfsrChains wired as in the core: the written-back codes equal
     the golden CycleCore's, and every WL_PULSE adds rows + 27 held clocks to the MVM."""
     from amaranth.hdl import Module
@@ -334,7 +337,7 @@ def test_macro_with_mvm_engine(name, seed, n_mvms):
     rng = np.random.default_rng(seed)
     m = Module()
     m.submodules.eng = eng = MvmEngine(cfg)
-    m.submodules.mac = mac = AnalogMacro(cfg)
+    m.submodules.mac = mac = AnalogMacro(cfg, offset_bits=offset_bits)
     m.submodules.lfsr = lfsr = LfsrChains(cfg)
     m.d.comb += [
         mac.phase.eq(eng.phase), mac.drv_bl.eq(eng.drv_bl), mac.drv_sl.eq(eng.drv_sl),
@@ -348,8 +351,16 @@ def test_macro_with_mvm_engine(name, seed, n_mvms):
         xbar = random_case(cfg, rng)
         await load_codes(ctx, mac, xbar.codes())
         for _ in range(n_mvms):
-            st, ni = random_settings(rng)
+            st, ni = random_settings(rng, offsets=offset_bits > 0)
             seeds = [int(rng.integers(1, 1 << max(t))) for t in (cfg.lfsr_a_taps, cfg.lfsr_b_taps)]
+            off = ni.offsets(rows, st.v_read, rng)
+            if offset_bits:
+                ctx.set(mac.off_we, 1)
+                for k in range(rows):
+                    ctx.set(mac.off_nrn, k)
+                    ctx.set(mac.off_wdata, int(off[k]))
+                    await ctx.tick()
+                ctx.set(mac.off_we, 0)
             ctx.set(lfsr.seed_a, seeds[0])
             ctx.set(lfsr.seed_b, seeds[1])
             ctx.set(lfsr.load, 1)
@@ -389,7 +400,7 @@ def test_macro_with_mvm_engine(name, seed, n_mvms):
                 cycles += 1
             pulses = max(st.in_bits - 1, 1)
             assert cycles == cycle_count(st) + 1 + pulses * (wl_pulse_cycles(cfg) - 1)
-            core = CycleCore(xbar, nonideal=ni, lfsr=GoldenChains(cfg, *seeds))
+            core = CycleCore(xbar, nonideal=ni, offsets=off, lfsr=GoldenChains(cfg, *seeds))
             res = core.run(x[None], st)
             out_bl = st.direction is not Direction.FORWARD
             assert wb is not None and wb[0] == int(out_bl)
