@@ -49,10 +49,12 @@ class CoreConfig:
     corelet x corelet grid of corelets, so rows == cols == corelet**2."""
 
     # --- neuron precisions (ALGORITHMS.md 4.6, 4.7) ---
-    input_bits: int = 4
-    """Signed MVM input precision: 1 sign + (input_bits - 1) magnitude bits, 1..8."""
-    output_bits: int = 8
-    """Neuron output precision: 1 sign + (output_bits - 1) magnitude bits, 1..10."""
+    input_bits: int = 8
+    """Widest signed MVM input the hardware supports: 1 sign + (input_bits - 1) magnitude
+    bits, 1..8 (NeuRRAM: 1-8). The precision of one MVM is a run-time mode register."""
+    output_bits: int = 10
+    """Widest neuron output: 1 sign + (output_bits - 1) magnitude bits, 1..10 (NeuRRAM:
+    1-10). Sets the line-register width max(input_bits, output_bits)."""
 
     # --- random numbers (ALGORITHMS.md 4.9, NEURRAM_BOARD_FACTS.md) ---
     lfsr_a_taps: tuple[int, ...] = (63, 62)

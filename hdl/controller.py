@@ -173,8 +173,10 @@ class Controller(wiring.Component):
             with m.Case(Op.SET_MODE):
                 m.d.comb += bad_arg.eq((arg[0:2] == 3) | (arg[3:5] == 3) | (arg[6:] != 0))
             with m.Case(Op.SET_PRECISION):
+                # (no `> max_in_m` test when every 3-bit value is legal: lint CMPCONST)
+                in_m_bad = (arg[4:7] > self.max_in_m) if self.max_in_m < 7 else 0
                 m.d.comb += bad_arg.eq((arg[0:4] > self.max_out_k) | (arg[4:7] == 0)
-                                       | (arg[4:7] > self.max_in_m) | (arg[7:] != 0))
+                                       | in_m_bad | (arg[7:] != 0))
             with m.Case(Op.SET_INJECT, Op.SEED_A, Op.SEED_B):
                 pass
             with m.Case(Op.SET_IN_LEN):

@@ -132,7 +132,8 @@ class NeurramCore(wiring.Component):
             engine.hold.eq(self.hold | ctrl.clk_gate),
             engine.bl_values.eq(regs.bl_values), engine.sl_values.eq(regs.sl_values),
             engine.cmp.eq(self.cmp), engine.lfsr_ready.eq(strb.ready),
-            regs.wb_en.eq(engine.wb_en), regs.wb_bank.eq(engine.wb_bank),
+            # the engine's wb_bank is out_bl (1 = BL); the register file's bank bit is 0 = BL
+            regs.wb_en.eq(engine.wb_en), regs.wb_bank.eq(~engine.wb_bank),
             regs.wb_data.eq(engine.wb_data),
             self.phase.eq(engine.phase), self.drv_bl.eq(engine.drv_bl),
             self.drv_sl.eq(engine.drv_sl),

@@ -46,12 +46,15 @@ def random_case(cfg, rng, *, direction=None, in_bits=None, out_bits=None, mode=N
     n_in = int(rng.integers(1, cfg.rows // 2 + 1))
     n_out = int(rng.integers(1, cfg.cols + 1))
     xb.program(rng.standard_normal((n_in, n_out)) * rng.uniform(0.1, 10))
-    direction = direction or list(Direction)[rng.integers(0, 3)]
+    if direction is None:  # Direction.FORWARD is 0: test for None, not truth
+        direction = list(Direction)[rng.integers(0, 3)]
     mode = mode or ("binary", "counting")[rng.integers(0, 2)]
-    in_bits = in_bits or int(rng.integers(1, min(w, 8) + 1))
-    top_out = min(w, 10) if mode == "binary" else min(w, max_counting_k + 1)
+    in_bits = in_bits or int(rng.integers(1, min(w, cfg.input_bits) + 1))
+    top_out = cfg.output_bits if mode == "binary" else min(cfg.output_bits, max_counting_k + 1)
+    top_out = min(top_out, w)
     out_bits = out_bits or int(rng.integers(1, top_out + 1))
-    act = act or list(Activation)[rng.integers(0, 3)]
+    if act is None:  # Activation.IDENTITY is 0
+        act = list(Activation)[rng.integers(0, 3)]
     ni = NonIdeal()
     if static if static is not None else rng.integers(0, 2):
         ni = NonIdeal(relaxation=True, prog_sigma_us=0.5, adc_offset_v=2e-3,

@@ -51,6 +51,16 @@ REGRESSION: tuple[RegressionTest, ...] = (
                    "test_statistics", ("small", "medium"), ((0xACE1, 0xBEEF),), 40_000),
     RegressionTest("str_bank.smoke", "str_bank", "cimflow.verif.tb_str_bank",
                    "test_smoke", ("full",), ((0x1234_5678, 0x9ABC),)),
+    RegressionTest("core.mvm_random", "core", "cimflow.verif.tb_core", "test_mvm_random",
+                   ("tiny", "small"), ((0x5EED, 0xC0DE),), 3_000),
+    RegressionTest("core.rpu_update", "core", "cimflow.verif.tb_core", "test_rpu_update",
+                   ("tiny", "small"), ((0xACE1, 0xBEEF),)),
+    RegressionTest("core.program", "core", "cimflow.verif.tb_core", "test_program_and_read_back",
+                   ("tiny", "small"), ((7, 1),)),
+    RegressionTest("core.bad_inputs", "core", "cimflow.verif.tb_core", "test_bad_inputs",
+                   ("tiny", "small"), ((1, 1),)),
+    RegressionTest("core.smoke", "core", "cimflow.verif.tb_core", "test_smoke",
+                   ("full",), ((0x1234_5678, 0x9ABC),)),
 )
 
 DEFAULT_PRESETS = ("tiny", "small", "medium")
