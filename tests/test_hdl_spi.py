@@ -127,7 +127,8 @@ def test_spi_readback(half):
                 v = int(rng.integers(0, 1 << w))
                 ref[bank, line] = v
                 if (bank + line) % 2:
-                    await master.write(ctx, bank, line, v | ((0xFFFF << w) & 0xFFFF))  # high bits ignored
+                    high = (0xFFFF << w) & 0xFFFF  # bits above W are ignored
+                    await master.write(ctx, bank, line, v | high)
                 else:
                     await parallel_write(ctx, sys.spi, bank, line, v)
         for (bank, line), v in ref.items():
