@@ -208,6 +208,10 @@ class Controller(wiring.Component):
             m.d.comb += [reject.eq(1), cause.eq(Cause.POWER_GATED)]
         with m.Elif(busy & (op != Op.CLEAR_ERROR)):
             m.d.comb += [reject.eq(1), cause.eq(Cause.BUSY)]
+        with m.Elif(self.clk_gate & ((op == Op.MVM) | (op == Op.RPU_UPDATE)
+                                     | (op == Op.SEED_LOAD) | (op == Op.PROGRAM))):
+            # the array periphery's clock is off: no operation can run
+            m.d.comb += [reject.eq(1), cause.eq(Cause.POWER_GATED)]
         with m.Elif(unknown):
             m.d.comb += [reject.eq(1), cause.eq(Cause.UNKNOWN_OPCODE)]
         with m.Elif(bad_arg):

@@ -14,6 +14,7 @@ from amaranth.lib import wiring
 from cimflow.config import CoreConfig
 
 from .core import NeurramCore
+from .core_fpga import NeurramCoreFpga
 from .mvm_engine import MvmEngine
 from .stochastic_translator import StochasticTranslatorBank
 
@@ -23,6 +24,7 @@ TOPS: dict[str, Callable[[CoreConfig], wiring.Component]] = {
     "str_bank": StochasticTranslatorBank,
     "mvm_engine": MvmEngine,
     "core": NeurramCore,
+    "core_fpga": NeurramCoreFpga,
 }
 
 

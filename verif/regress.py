@@ -25,6 +25,7 @@ from cimflow.atomic import write_atomic
 from cimflow.config import CoreConfig, preset
 
 from .build import _FastVerilator, build_sim
+from .coverage import coverage_table
 
 __all__ = ["RegressionTest", "REGRESSION", "Result", "run_regression", "format_table",
            "DEFAULT_PRESETS"]
@@ -52,13 +53,17 @@ REGRESSION: tuple[RegressionTest, ...] = (
     RegressionTest("str_bank.smoke", "str_bank", "cimflow.verif.tb_str_bank",
                    "test_smoke", ("full",), ((0x1234_5678, 0x9ABC),)),
     RegressionTest("core.mvm_random", "core", "cimflow.verif.tb_core", "test_mvm_random",
-                   ("tiny", "small"), ((0x5EED, 0xC0DE),), 3_000),
+                   ("tiny", "small"), ((0x5EED, 0xC0DE),), 20_000),
     RegressionTest("core.rpu_update", "core", "cimflow.verif.tb_core", "test_rpu_update",
                    ("tiny", "small"), ((0xACE1, 0xBEEF),)),
     RegressionTest("core.program", "core", "cimflow.verif.tb_core", "test_program_and_read_back",
                    ("tiny", "small"), ((7, 1),)),
     RegressionTest("core.bad_inputs", "core", "cimflow.verif.tb_core", "test_bad_inputs",
                    ("tiny", "small"), ((1, 1),)),
+    RegressionTest("core.gating", "core", "cimflow.verif.tb_core",
+                   "test_gating_and_neuron_test", ("tiny", "small"), ((1, 1),)),
+    RegressionTest("core_fpga.program_mvm", "core_fpga", "cimflow.verif.tb_core_fpga",
+                   "test_program_and_mvm", ("tiny", "small"), ((0xF00D, 0x1EAF),), 10),
     RegressionTest("core.smoke", "core", "cimflow.verif.tb_core", "test_smoke",
                    ("full",), ((0x1234_5678, 0x9ABC),)),
 )
@@ -198,6 +203,9 @@ def format_table(results: list[Result]) -> str:
     for r in results:
         if r.waves:
             lines.append(f"waveform of failing {r.test}[{r.preset}]: {r.waves}")
+    points = [p for r in results for p in r.figures.get("coverage", [])]
+    if points:
+        lines.append(coverage_table(points))
     passed = sum(r.passed for r in results)
     lines.append(f"{passed} passed, {len(results) - passed} failed")
     return "\n".join(lines)

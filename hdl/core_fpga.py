@@ -1,0 +1,122 @@
+"""The whole core for FPGA prototyping: the digital core plus the behavioural analog macro.
+
+``NeurramCoreFpga(config)`` closes ``NeurramCore``'s analog interface with
+``AnalogMacro`` (conductances in block RAM, fixed-point neuron charge), so the core runs
+stand-alone in Verilator or on an FPGA with only the host ports: SPI, the register port
+and the command port. The analog bias settings that live outside the digital core on the
+chip (C_s V_decr, the injection step, the integrator swing; docs/cycle_interface.md) are
+input ports here, in the macro's integer charge units.
+
+Programming interface: a PROGRAM pulse acts on the cell selected by the line registers
+(its BL and SL registers equal 1). The behavioural cell is deterministic: every clock of
+a SET pulse raises the conductance code by the amplitude code ``prog_amp``, every clock of
+a RESET pulse lowers it by ``prog_amp`` (clamped to [0, 2^16 - 1]); READ returns the code
+in ``read_data``. A host loads a programming image with a write-verify loop of these
+commands, as on the chip. The selected cell is read continuously while the engine is idle,
+so READ is valid for any pulse width; SET/RESET write back once the pulse ends.
+RPU updates are driven to ``row_pulse``/``col_pulse`` but the macro does not model
+conductance changes from coincidences.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from cimflow.config import CoreConfig
+
+from .analog_macro import AnalogMacro
+from .core import NeurramCore, host_signature
+
+__all__ = ["NeurramCoreFpga"]
+
+CHARGE_BITS = 36
+G_BITS = 16
+
+
+def _encode(m: Module, onehot, width: int, name: str) -> Signal:
+    """Index of the set bit of a one-hot vector (the highest, if several)."""
+    idx = Signal(range(max(width, 2)), name=name)
+    for k in range(width):
+        with m.If(onehot[k]):
+            m.d.comb += idx.eq(k)
+    return idx
+
+
+class NeurramCoreFpga(wiring.Component):
+    """Digital core + behavioural macro; ports: host ports, bias codes, RPU pulses."""
+
+    def __init__(self, config: CoreConfig):
+        self._config = config
+        super().__init__({
+            **host_signature(config),
+            "d_units": In(CHARGE_BITS - 1),
+            "inject_units": In(CHARGE_BITS - 1),
+            "clip_units": In(CHARGE_BITS - 1, init=(1 << (CHARGE_BITS - 1)) - 1),
+            "rpu_valid": Out(1), "rpu_up": Out(1),
+            "row_pulse": Out(config.rows), "col_pulse": Out(config.cols),
+        })
+
+    @property
+    def config(self) -> CoreConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        core = m.submodules.core = NeurramCore(cfg)
+        macro = m.submodules.macro = AnalogMacro(cfg, g_bits=G_BITS, charge_bits=CHARGE_BITS)
+
+        for name in host_signature(cfg):
+            port, inner = getattr(self, name), getattr(core, name)
+            is_input = core.signature.members[name].flow == In
+            m.d.comb += inner.eq(port) if is_input else port.eq(inner)
+        for name in ("rpu_valid", "rpu_up", "row_pulse", "col_pulse"):
+            m.d.comb += getattr(self, name).eq(getattr(core, name))
+
+        m.d.comb += [
+            macro.phase.eq(core.phase), macro.drv_bl.eq(core.drv_bl),
+            macro.drv_sl.eq(core.drv_sl), macro.wl_en.eq(core.wl_en),
+            macro.nrn_in.eq(core.nrn_in), macro.dac_code.eq(core.dac_code),
+            macro.dec_en.eq(core.dec_en), macro.lfsr_bits.eq(core.noise_bits),
+            macro.d_units.eq(self.d_units), macro.inject_units.eq(self.inject_units),
+            macro.clip_units.eq(self.clip_units),
+            core.cmp.eq(macro.cmp), core.hold.eq(macro.hold),
+        ]
+
+        # --- programming: read the selected cell while idle, write back after SET/RESET
+        row = _encode(m, core.prog_sel_bl, cfg.rows, "prog_row")
+        col = _encode(m, core.prog_sel_sl, cfg.cols, "prog_col")
+        op = Signal(2)
+        delta = Signal(G_BITS + 16)
+        g_max = (1 << G_BITS) - 1
+        up = macro.g_rdata + delta
+        down = macro.g_rdata - delta
+        m.d.comb += [
+            macro.g_row.eq(row), macro.g_col.eq(col),
+            macro.g_re.eq((core.phase == 0) & ~macro.hold & ~macro.g_we),
+            core.g_read.eq(macro.g_rdata),
+        ]
+        with m.FSM(name="prog_fsm"):
+            with m.State("IDLE"):
+                with m.If(core.prog_pulse):
+                    m.d.sync += [op.eq(core.prog_op), delta.eq(core.prog_amp)]
+                    m.next = "PULSE"
+            with m.State("PULSE"):
+                with m.If(core.prog_pulse):
+                    m.d.sync += delta.eq(delta + core.prog_amp)
+                with m.Else():
+                    m.next = "APPLY"
+            with m.State("APPLY"):
+                with m.If(op == 1):
+                    m.d.comb += [macro.g_we.eq(1),
+                                 macro.g_wdata.eq(Mux(up > g_max, g_max, up))]
+                with m.Elif(op == 2):
+                    m.d.comb += [macro.g_we.eq(1),
+                                 macro.g_wdata.eq(Mux(delta > macro.g_rdata, 0, down))]
+                m.next = "SETTLE"
+            with m.State("SETTLE"):  # one read cycle so g_rdata shows the new value
+                m.next = "IDLE"
+        return m
+
