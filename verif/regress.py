@@ -40,6 +40,7 @@ class RegressionTest:
     presets: tuple[str, ...]
     seeds: tuple[tuple[int, int], ...]
     cycles: int = 0
+    quick: bool = False  # unoptimised C++ build (full-size smoke tests)
 
 
 # Seeds are reduced into each chain's range [1, 2^d - 1] for the preset in use.
@@ -51,7 +52,7 @@ REGRESSION: tuple[RegressionTest, ...] = (
     RegressionTest("str_bank.statistics", "str_bank", "cimflow.verif.tb_str_bank",
                    "test_statistics", ("small", "medium"), ((0xACE1, 0xBEEF),), 40_000),
     RegressionTest("str_bank.smoke", "str_bank", "cimflow.verif.tb_str_bank",
-                   "test_smoke", ("full",), ((0x1234_5678, 0x9ABC),)),
+                   "test_smoke", ("full",), ((0x1234_5678, 0x9ABC),), quick=True),
     RegressionTest("core.mvm_random", "core", "cimflow.verif.tb_core", "test_mvm_random",
                    ("tiny", "small"), ((0x5EED, 0xC0DE),), 20_000),
     RegressionTest("core.rpu_update", "core", "cimflow.verif.tb_core", "test_rpu_update",
@@ -65,7 +66,7 @@ REGRESSION: tuple[RegressionTest, ...] = (
     RegressionTest("core_fpga.program_mvm", "core_fpga", "cimflow.verif.tb_core_fpga",
                    "test_program_and_mvm", ("tiny", "small"), ((0xF00D, 0x1EAF),), 10),
     RegressionTest("core.smoke", "core", "cimflow.verif.tb_core", "test_smoke",
-                   ("full",), ((0x1234_5678, 0x9ABC),)),
+                   ("full",), ((0x1234_5678, 0x9ABC),), quick=True),
 )
 
 DEFAULT_PRESETS = ("tiny", "small", "medium")
@@ -97,9 +98,10 @@ def select(presets, pattern: str | None) -> list[tuple[RegressionTest, str]]:
     return chosen
 
 
-def _run_one(test: RegressionTest, name: str, out: Path, waves: bool) -> Result:
+def _run_one(test: RegressionTest, name: str, out: Path, waves: bool,
+             extra_env: dict | None = None) -> Result:
     cfg = preset(name)
-    build = build_sim(cfg, test.top, waves=waves)
+    build = build_sim(cfg, test.top, waves=waves, quick=test.quick)
     test_dir = out / name / (test.name + ("-waves" if waves else ""))
     test_dir.mkdir(parents=True, exist_ok=True)
     metrics = test_dir / "metrics.jsonl"
@@ -110,6 +112,7 @@ def _run_one(test: RegressionTest, name: str, out: Path, waves: bool) -> Result:
         "CIMFLOW_SEEDS": ",".join(_seed_pair(cfg, s) for s in test.seeds),
         "CIMFLOW_CYCLES": str(test.cycles),
         "CIMFLOW_METRICS": str(metrics),
+        **(extra_env or {}),
     }
     t0 = time.perf_counter()
     passed = False
@@ -143,10 +146,10 @@ def run_regression(presets=DEFAULT_PRESETS, pattern: str | None = None,
                          f"and pattern {pattern!r}")
     os.environ.pop("PYTEST_CURRENT_TEST", None)  # the runner must not act as a pytest plugin
     out = Path(out).resolve()  # the simulator runs in the test folder
-    for top, p in sorted({(t.top, p) for t, p in chosen}):
-        t0 = time.perf_counter()
-        build_sim(preset(p), top, waves=(waves == "all"))
-        progress(f"built {top}[{p}] in {time.perf_counter() - t0:.1f} s")
+    for top, p, quick in sorted({(t.top, p, t.quick) for t, p in chosen}):
+        b = build_sim(preset(p), top, waves=(waves == "all"), quick=quick)
+        progress(f"built {top}[{p}] in {b.seconds:.1f} s" if b.seconds else
+                 f"using cached build of {top}[{p}]")
 
     def job(item):
         t, p = item

@@ -16,7 +16,8 @@ import time
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, First, RisingEdge
+from cocotb.utils import get_sim_time
 
 from cimflow.golden.array import Direction
 from cimflow.golden.cycle import Control, CycleCore, NrnIn, Phase, mvm_program
@@ -55,7 +56,11 @@ class CoreTb:
         self.dut, self.cfg = dut, cfg
         self.w = max(cfg.input_bits, cfg.output_bits)
         self.cycles = 0  # control words compared with the golden sequence
-        self.simulated = 0
+
+    @property
+    def simulated(self) -> int:
+        """Clock cycles simulated so far (10 ns clock)."""
+        return int(get_sim_time("ns")) // 10
 
     async def start(self) -> None:
         cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
@@ -72,7 +77,6 @@ class CoreTb:
     async def tick(self, n: int = 1) -> None:
         for _ in range(n):
             await FallingEdge(self.dut.clk)
-        self.simulated += n
 
     async def cmd(self, op: str | int, arg: int = 0, *, expect_ok: bool = True) -> int:
         """Issue one command; wait for ``done`` (accepted) or return at once if refused."""
@@ -88,12 +92,14 @@ class CoreTb:
             return int(d.status.value)
         return int(d.status.value)
 
-    async def wait_done(self, limit: int = 100_000) -> None:
-        for _ in range(limit):
-            if int(self.dut.done.value):
-                return
-            await self.tick()
-        raise AssertionError("no done")
+    async def wait_done(self, limit: int = 1_000_000) -> None:
+        """Let the simulator run (no Python per cycle) until ``done``, then resync."""
+        if int(self.dut.done.value):
+            return
+        result = await First(RisingEdge(self.dut.done), ClockCycles(self.dut.clk, limit))
+        if not int(self.dut.done.value) and isinstance(result, ClockCycles):
+            raise AssertionError(f"no done within {limit} cycles")
+        await FallingEdge(self.dut.clk)
 
     async def write_reg(self, bank: int, line: int, value: int) -> None:
         d = self.dut

@@ -8,6 +8,7 @@ through the register port, must equal the golden model's bit for bit.
 
 from __future__ import annotations
 
+import os
 import time
 
 import cocotb
@@ -135,3 +136,69 @@ def _with_input(case, x, w, rng, cfg):
         bl[1:2 * n:2] = [encode_line(-v, w, rng) for v in x]
         in_len = 2 * n
     return {**case, "x": x, "bl": bl, "sl": sl, "in_len": in_len}
+
+
+def read_cases(path):
+    """Parse a verif/bench_cases.py workload file."""
+    it = iter(open(path).read().split())
+    nxt = lambda: int(next(it))  # noqa: E731
+    w, rows, cols = nxt(), nxt(), nxt()
+    cells = [(nxt(), nxt(), nxt()) for _ in range(nxt())]
+    mvms = []
+    for _ in range(nxt()):
+        head = [nxt() for _ in range(8)]
+        bl = [nxt() for _ in range(rows)]
+        sl = [nxt() for _ in range(cols)]
+        expect = [nxt() for _ in range(cols if head[7] else rows)]
+        mvms.append((head, bl, sl, expect))
+    return w, cells, mvms
+
+
+@cocotb.test()
+async def test_throughput(dut):
+    """The benchmark workload (CIMFLOW_CASES_FILE): program, then verified MVMs, timed."""
+    cfg, _, _ = _env()
+    path = os.environ.get("CIMFLOW_CASES_FILE")
+    if not path:
+        return
+    w, cells, mvms = read_cases(path)
+    tb = CoreTb(dut, cfg)
+    await tb.start()
+    await tb.write_bank(0, [0] * cfg.rows)
+    await tb.write_bank(1, [0] * cfg.cols)
+    t0, c0 = time.perf_counter(), tb.simulated
+    prev = (None, None)
+    for r, c, code in cells:
+        if r != prev[0]:
+            if prev[0] is not None:
+                await tb.write_reg(0, prev[0], 0)
+            await tb.write_reg(0, r, 1)
+        if c != prev[1]:
+            if prev[1] is not None:
+                await tb.write_reg(1, prev[1], 0)
+            await tb.write_reg(1, c, 1)
+        prev = (r, c)
+        for amp, width in ((255, code // 255), (code % 255, 1)):
+            if amp and width:
+                await tb.cmd("SET_PULSE", amp)
+                await tb.cmd("SET_WIDTH", width)
+                await tb.cmd("PROGRAM", 1)
+                await tb.wait_done()
+    t1, c1 = time.perf_counter(), tb.simulated
+    for head, bl, sl, expect in mvms:
+        set_mode, set_prec, in_len, inject, d_units, inject_units, clip, bank = head
+        await tb.write_bank(0, bl)
+        await tb.write_bank(1, sl)
+        dut.d_units.value, dut.inject_units.value, dut.clip_units.value = \
+            d_units, inject_units, clip
+        for op, arg in (("SET_MODE", set_mode), ("SET_PRECISION", set_prec),
+                        ("SET_IN_LEN", in_len), ("SET_INJECT", inject)):
+            await tb.cmd(op, arg)
+        await tb.cmd("MVM")
+        await tb.wait_done()
+        got = await tb.read_bank(bank, len(expect))
+        assert got.tolist() == expect, "benchmark MVM output differs from golden"
+    t2, c2 = time.perf_counter(), tb.simulated
+    _record("core_fpga.throughput", seeds=["-"], cycles=c2 - c0, program_cycles=c1 - c0,
+            program_seconds=t1 - t0, mvm_cycles=c2 - c1, mvm_seconds=t2 - t1,
+            mvms=len(mvms))
