@@ -107,16 +107,14 @@ class NeurramCoreFpga(wiring.Component):
                 with m.If(core.prog_pulse):
                     m.d.sync += delta.eq(delta + core.prog_amp)
                 with m.Else():
-                    m.next = "APPLY"
-            with m.State("APPLY"):
-                with m.If(op == 1):
-                    m.d.comb += [macro.g_we.eq(1),
-                                 macro.g_wdata.eq(Mux(up > g_max, g_max, up))]
-                with m.Elif(op == 2):
-                    m.d.comb += [macro.g_we.eq(1),
-                                 macro.g_wdata.eq(Mux(delta > macro.g_rdata, 0, down))]
-                m.next = "SETTLE"
-            with m.State("SETTLE"):  # one read cycle so g_rdata shows the new value
-                m.next = "IDLE"
+                    # write back in the cycle after the pulse, while the controller shows
+                    # `done` and before a host write can change the cell selection
+                    with m.If(op == 1):
+                        m.d.comb += [macro.g_we.eq(1),
+                                     macro.g_wdata.eq(Mux(up > g_max, g_max, up))]
+                    with m.Elif(op == 2):
+                        m.d.comb += [macro.g_we.eq(1),
+                                     macro.g_wdata.eq(Mux(delta > macro.g_rdata, 0, down))]
+                    m.next = "IDLE"
         return m
 

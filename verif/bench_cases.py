@@ -60,7 +60,7 @@ def make_cases(cfg: CoreConfig, n_in: int, n_mvms: int, seed: int, path: Path) -
         case = {"st": st, "in_len": 2 * n_in}
         regs = mode_registers(case)
         want = CycleCore(xb, NonIdeal(), lfsr=lfsr).run(x[None], st)
-        expect = (want.sign[0] << (w - 1)) | want.mag[0]
+        expect = (want.sign[0].astype(np.int64) << (w - 1)) | want.mag[0]
         set_mode = regs["direction"] | regs["adc_mode"] << 2 | regs["act"] << 3
         set_prec = regs["out_k"] | regs["in_m"] << 4
         lines.append(f"{set_mode} {set_prec} {regs['in_len']} {regs['inject_steps']} "

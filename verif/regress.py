@@ -99,9 +99,9 @@ def select(presets, pattern: str | None) -> list[tuple[RegressionTest, str]]:
 
 
 def _run_one(test: RegressionTest, name: str, out: Path, waves: bool,
-             extra_env: dict | None = None) -> Result:
+             extra_env: dict | None = None, build_root: Path | None = None) -> Result:
     cfg = preset(name)
-    build = build_sim(cfg, test.top, waves=waves, quick=test.quick)
+    build = build_sim(cfg, test.top, waves=waves, quick=test.quick, root=build_root)
     test_dir = out / name / (test.name + ("-waves" if waves else ""))
     test_dir.mkdir(parents=True, exist_ok=True)
     metrics = test_dir / "metrics.jsonl"

@@ -53,8 +53,7 @@ async def program_codes(tb: CoreTb, codes: np.ndarray) -> int:
                     await tb.cmd("PROGRAM", 1)
                     await tb.wait_done()
                     pulses += 1
-            await tb.tick(2)
-            await tb.cmd("PROGRAM", 3)
+            await tb.cmd("PROGRAM", 3)  # back to back: no idle cycles after the SET
             await tb.wait_done()
             got = int(d.read_data.value)
             assert got == code, f"cell ({r}, {c}): read back {got}, programmed {code}"
