@@ -140,6 +140,11 @@ class CoreConfig:
         return math.ceil(max(self.lfsr_chain_length - d, 0) / self.str_bits)
 
     @property
+    def line_bits(self) -> int:
+        """W: width of every line register (sign-magnitude, sign 1 = positive)."""
+        return max(self.input_bits, self.output_bits)
+
+    @property
     def bl_bits(self) -> int:
         return self.bl_max.bit_length()
 

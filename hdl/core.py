@@ -34,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 from cimflow.config import CoreConfig
 
 from .controller import Controller, Op
-from .mvm_engine import MvmEngine, line_width
+from .mvm_engine import MvmEngine
 from .prog_drivers import ProgDrivers
 from .regfile import ADDR_BITS, LineRegisters
 from .spi import SpiTarget
@@ -45,7 +45,7 @@ __all__ = ["NeurramCore", "host_signature", "analog_signature"]
 
 def host_signature(config: CoreConfig) -> dict:
     """Ports a host (FPGA board controller) uses: SPI, register port, command port."""
-    w = line_width(config)
+    w = config.line_bits
     return {
         "sck": In(1), "cs_n": In(1, init=1), "mosi": In(1), "miso": Out(1),
         "p_addr": In(ADDR_BITS), "p_wdata": In(w), "p_we": In(1), "p_re": In(1),
@@ -85,7 +85,7 @@ class NeurramCore(wiring.Component):
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
-        w = line_width(cfg)
+        w = cfg.line_bits
         regs = m.submodules.regs = LineRegisters(cfg)
         spi = m.submodules.spi = SpiTarget(cfg)
         ctrl = m.submodules.ctrl = Controller(cfg)

@@ -49,7 +49,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-__all__ = ["Phase", "MvmEngine", "MAX_K", "MAX_M", "line_width"]
+__all__ = ["Phase", "MvmEngine", "MAX_K", "MAX_M"]
 
 MAX_K = 9
 """Largest ADC magnitude width the sequencer counts for (10-bit outputs)."""
@@ -72,17 +72,12 @@ class Phase(enum.Enum, shape=4):
     READOUT = 9
 
 
-def line_width(config: CoreConfig) -> int:
-    """W: width of every line register."""
-    return max(config.input_bits, config.output_bits)
-
-
 class MvmEngine(wiring.Component):
     """Sequencer + WL/BL/SL driver control + digital neurons of one core (see module doc)."""
 
     def __init__(self, config: CoreConfig):
         self._config = cfg = config
-        w = line_width(cfg)
+        w = cfg.line_bits
         super().__init__({
             # mode (constant during an MVM)
             "direction": In(2),
@@ -124,7 +119,7 @@ class MvmEngine(wiring.Component):
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
-        w = line_width(cfg)
+        w = cfg.line_bits
         km = max(w - 1, 1)  # magnitude register width of a neuron
         n_nrn = cfg.rows
 

@@ -20,8 +20,6 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .regfile import register_width
-
 __all__ = ["ProgDrivers", "one_hot"]
 
 
@@ -36,7 +34,7 @@ class ProgDrivers(wiring.Component):
 
     def __init__(self, config: CoreConfig):
         self._config = config
-        w = register_width(config)
+        w = config.line_bits
         super().__init__({
             "bl_values": In(config.rows * w),
             "sl_values": In(config.cols * w),
@@ -53,7 +51,7 @@ class ProgDrivers(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self._config
-        w = register_width(cfg)
+        w = cfg.line_bits
         m = Module()
         # split each bus once; slicing inside the per-line loop is quadratic
         bl = [Signal(w, name=f"bl{k}") for k in range(cfg.rows)]

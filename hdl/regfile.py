@@ -29,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-__all__ = ["LineRegisters", "register_width", "ADDR_BITS", "LINE_BITS"]
+__all__ = ["LineRegisters", "ADDR_BITS", "LINE_BITS"]
 
 LINE_BITS = 8
 """Width of the line field of a host address (the chip's 8-bit address decoder)."""
@@ -37,15 +37,10 @@ ADDR_BITS = LINE_BITS + 1
 """Host address: bank bit (bit 8) + line."""
 
 
-def register_width(config: CoreConfig) -> int:
-    """W, the width of every line register."""
-    return max(config.input_bits, config.output_bits)
-
-
 class LineRegisters(wiring.Component):
     """BL and SL register files with a host port, a write-back port and parallel outputs.
 
-    Ports (W = ``register_width(config)``):
+    Ports (W = ``config.line_bits``):
 
     * ``addr`` In 9, ``wdata`` In W, ``we`` In 1, ``re`` In 1, ``rdata`` Out W,
       ``error`` Out 1: host port.
@@ -61,7 +56,7 @@ class LineRegisters(wiring.Component):
                 f"per bank; config has rows={config.rows}, cols={config.cols}"
             )
         self._config = config
-        w = register_width(config)
+        w = config.line_bits
         super().__init__({
             "addr": In(ADDR_BITS),
             "wdata": In(w),
@@ -82,7 +77,7 @@ class LineRegisters(wiring.Component):
 
     @property
     def width(self) -> int:
-        return register_width(self._config)
+        return self._config.line_bits
 
     def elaborate(self, platform):
         cfg = self._config

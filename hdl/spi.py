@@ -40,7 +40,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .regfile import ADDR_BITS, LINE_BITS, register_width
+from .regfile import ADDR_BITS, LINE_BITS
 
 __all__ = ["SpiTarget", "FRAME_BITS", "MIN_HALF_PERIOD"]
 
@@ -63,11 +63,11 @@ class SpiTarget(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        if register_width(config) > 16:
+        if config.line_bits > 16:
             self._MustUse__silence = True  # refused, not forgotten: no UnusedElaboratable
             raise ValueError("SPI frames carry at most 16 data bits")
         self._config = config
-        w = register_width(config)
+        w = config.line_bits
         super().__init__({
             "sck": In(1),
             "cs_n": In(1, init=1),
@@ -93,7 +93,7 @@ class SpiTarget(wiring.Component):
         return self._config
 
     def elaborate(self, platform):
-        w = register_width(self._config)
+        w = self._config.line_bits
         m = Module()
 
         # --- synchronisers (2 flops) and edge detection (one more flop)

@@ -330,10 +330,10 @@ def test_macro_with_mvm_engine(name, seed, n_mvms, offset_bits):
 
     from cimflow.golden.cycle import cycle_count
     from cimflow.hdl.lfsr import LfsrChains
-    from cimflow.hdl.mvm_engine import MvmEngine, line_width
+    from cimflow.hdl.mvm_engine import MvmEngine
 
     cfg = PRESETS[name].replace(input_bits=8, output_bits=10)
-    w, rows = line_width(cfg), cfg.rows
+    w, rows = cfg.line_bits, cfg.rows
     rng = np.random.default_rng(seed)
     m = Module()
     m.submodules.eng = eng = MvmEngine(cfg)

@@ -16,7 +16,7 @@ from amaranth.sim import Simulator
 from cimflow.config import ADC_MODES, PRESETS
 from cimflow.hdl.controller import MAX_TAP, Cause, Controller, Op
 from cimflow.hdl.prog_drivers import ProgDrivers
-from cimflow.hdl.regfile import LineRegisters, register_width
+from cimflow.hdl.regfile import LineRegisters
 from cimflow.hdl.stochastic_translator import StochasticTranslatorBank
 
 TINY = PRESETS["tiny"]
@@ -286,7 +286,7 @@ def test_mvm_start_and_done(direction):
 
 def test_program_pulse_width_and_selection():
     cfg = TINY
-    w = register_width(cfg)
+    w = cfg.line_bits
     sys = CtrlSystem(cfg)
     c, regs, prog = sys.ctrl, sys.regs, sys.prog
 
@@ -337,7 +337,7 @@ def test_prog_drivers_masks():
     """Random register contents: masks are (value == 1), sel_ok iff exactly one of each,
     error pulses after a check with a bad selection."""
     cfg = PRESETS["small"]
-    w = register_width(cfg)
+    w = cfg.line_bits
     dut = ProgDrivers(cfg)
     rng = np.random.default_rng(9)
 

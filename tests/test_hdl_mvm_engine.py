@@ -20,7 +20,7 @@ from cimflow.golden.cycle import Control, CycleCore, NrnIn, Phase, cycle_count, 
 from cimflow.golden.lfsr import LfsrChains
 from cimflow.golden.mvm import mvm
 from cimflow.golden.neuron import Activation
-from cimflow.hdl.mvm_engine import MvmEngine, line_width
+from cimflow.hdl.mvm_engine import MvmEngine
 from cimflow.verif.mvm_scenario import mode_registers, pack, random_case, unpack
 
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
@@ -35,7 +35,7 @@ def _cfg(name, in_bits=8, out_bits=10):
 def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0):
     """Run ``cases`` back to back on one simulated engine; check every word and readout."""
     dut = MvmEngine(cfg)
-    w = line_width(cfg)
+    w = cfg.line_bits
     rows, cols = cfg.rows, cfg.cols
     bl_of, sl_of = corelet_map(cfg)
     stats = {"cycles": 0, "held": 0, "mag>0": 0, "sign0": 0, "sign1": 0}

@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 from test_hdl_spi import SpiMaster, SpiSystem, bank_values
 
 from cimflow.config import PRESETS
-from cimflow.hdl.regfile import LineRegisters, register_width
+from cimflow.hdl.regfile import LineRegisters
 
 
 def run_sim(dut, bench):
@@ -31,7 +31,7 @@ def ref_lists(cfg, ref):
 def test_parallel_port_random(name):
     """Random writes, reads, write+read and out-of-range accesses through the host port."""
     cfg = PRESETS[name]
-    w = register_width(cfg)
+    w = cfg.line_bits
     rng = np.random.default_rng(11)
     dut = LineRegisters(cfg)
 
@@ -74,7 +74,7 @@ def test_write_back_whole_bank():
     """wb_en writes a whole bank; it beats a host write to that bank in the same cycle;
     a host write to the other bank in that cycle still lands."""
     cfg = PRESETS["small"]
-    w = register_width(cfg)
+    w = cfg.line_bits
     rng = np.random.default_rng(5)
     dut = LineRegisters(cfg)
 
@@ -149,7 +149,7 @@ def test_spi_frames_random():
     """Random SPI write/read frames (bit-banged) against the dict reference, with
     out-of-range lines mixed in."""
     cfg = PRESETS["small"]
-    w = register_width(cfg)
+    w = cfg.line_bits
     rng = np.random.default_rng(3)
     sys = SpiSystem(cfg)
     master = SpiMaster(sys)

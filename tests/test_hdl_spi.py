@@ -13,7 +13,7 @@ from amaranth.hdl import Elaboratable, Module
 from amaranth.sim import Simulator
 
 from cimflow.config import PRESETS
-from cimflow.hdl.regfile import LineRegisters, register_width
+from cimflow.hdl.regfile import LineRegisters
 from cimflow.hdl.spi import MIN_HALF_PERIOD, SpiTarget
 
 
@@ -96,7 +96,7 @@ def run_sim(dut, bench):
 
 
 def bank_values(ctx, regs, cfg):
-    w = register_width(cfg)
+    w = cfg.line_bits
     bl, sl = ctx.get(regs.bl_values), ctx.get(regs.sl_values)
     mask = (1 << w) - 1
     return ([(bl >> (k * w)) & mask for k in range(cfg.rows)],
@@ -115,7 +115,7 @@ async def parallel_write(ctx, spi, bank, line, data):
 def test_spi_readback(half):
     """Values written over SPI and over the parallel port read back over MISO."""
     cfg = PRESETS["tiny"]
-    w = register_width(cfg)
+    w = cfg.line_bits
     rng = np.random.default_rng(half)
     sys = SpiSystem(cfg)
     master = SpiMaster(sys, half)

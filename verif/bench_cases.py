@@ -36,7 +36,7 @@ QMAX = (1 << 35) - 1
 def make_cases(cfg: CoreConfig, n_in: int, n_mvms: int, seed: int, path: Path) -> dict:
     """Write the workload to ``path``; return a summary."""
     rng = np.random.default_rng(seed)
-    w = max(cfg.input_bits, cfg.output_bits)
+    w = cfg.line_bits
     xb = Crossbar(cfg)
     xb.program(rng.standard_normal((n_in, cfg.cols)))
     codes = xb.codes()

@@ -14,7 +14,6 @@ from cimflow.golden.array import Crossbar, Direction
 from cimflow.golden.mvm import MvmSettings
 from cimflow.golden.neuron import Activation
 from cimflow.golden.nonideal import NonIdeal
-from cimflow.hdl.mvm_engine import line_width
 
 __all__ = ["encode_line", "pack", "unpack", "random_case", "mode_registers"]
 
@@ -41,7 +40,7 @@ def unpack(value, n, width):
 
 def random_case(cfg, rng, *, direction=None, in_bits=None, out_bits=None, mode=None,
                 act=None, static=None, max_counting_k=7, inject_steps=None):
-    w = line_width(cfg)
+    w = cfg.line_bits
     xb = Crossbar(cfg)
     n_in = int(rng.integers(1, cfg.rows // 2 + 1))
     n_out = int(rng.integers(1, cfg.cols + 1))

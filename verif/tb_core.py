@@ -54,7 +54,7 @@ class CoreTb:
 
     def __init__(self, dut, cfg):
         self.dut, self.cfg = dut, cfg
-        self.w = max(cfg.input_bits, cfg.output_bits)
+        self.w = cfg.line_bits
         self.cycles = 0  # control words compared with the golden sequence
 
     @property
