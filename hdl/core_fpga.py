@@ -12,8 +12,9 @@ Programming interface: a PROGRAM pulse acts on the cell selected by the line reg
 a SET pulse raises the conductance code by the amplitude code ``prog_amp``, every clock of
 a RESET pulse lowers it by ``prog_amp`` (clamped to [0, 2^16 - 1]); READ returns the code
 in ``read_data``. A host loads a programming image with a write-verify loop of these
-commands, as on the chip. The selected cell is read continuously while the engine is idle,
-so READ is valid for any pulse width; SET/RESET write back once the pulse ends.
+commands, as on the chip. The selected cell is read continuously while the engine is idle
+and SET/RESET write through on every pulse clock (with a bypass for the read latency), so
+any command, issued back to back after ``done``, sees the new value.
 RPU updates are driven to ``row_pulse``/``col_pulse`` but the macro does not model
 conductance changes from coincidences.
 """
@@ -85,36 +86,50 @@ class NeurramCoreFpga(wiring.Component):
             core.cmp.eq(macro.cmp), core.hold.eq(macro.hold),
         ]
 
-        # --- programming: read the selected cell while idle, write back after SET/RESET
+        # --- programming: read the selected cell while idle; SET/RESET write through
         row = _encode(m, core.prog_sel_bl, cfg.rows, "prog_row")
         col = _encode(m, core.prog_sel_sl, cfg.cols, "prog_col")
-        op = Signal(2)
-        delta = Signal(G_BITS + 16)
         g_max = (1 << G_BITS) - 1
-        up = macro.g_rdata + delta
-        down = macro.g_rdata - delta
+        base = Signal(G_BITS)  # the cell's code when the pulse started
+        acc = Signal(G_BITS + 16)  # amplitude summed over the pulse so far
+        base_now = Signal(G_BITS)
+        total = Signal(G_BITS + 16)
+        write = Signal()
+        # bypass: the read port shows a write two clocks later, a back-to-back command
+        # must already see it
+        wr_val = Signal(G_BITS)
+        wr_row = Signal.like(row)
+        wr_col = Signal.like(col)
+        recent = Signal(2)
+        cell_now = Mux((recent != 0) & (row == wr_row) & (col == wr_col), wr_val,
+                       macro.g_rdata)
+        up = base_now + total
+        value = Mux(core.prog_op == 1, Mux(up > g_max, g_max, up),
+                    Mux(total > base_now, 0, base_now - total))
         m.d.comb += [
             macro.g_row.eq(row), macro.g_col.eq(col),
-            macro.g_re.eq((core.phase == 0) & ~macro.hold & ~macro.g_we),
-            core.g_read.eq(macro.g_rdata),
+            macro.g_re.eq((core.phase == 0) & ~macro.hold & ~write),
+            macro.g_we.eq(write), macro.g_wdata.eq(value[:G_BITS]),
+            core.g_read.eq(cell_now),
         ]
+        m.d.sync += recent.eq(Mux(recent != 0, recent - 1, 0))
+        with m.If(write):
+            m.d.sync += [wr_val.eq(value[:G_BITS]), wr_row.eq(row), wr_col.eq(col),
+                         recent.eq(2)]
+        set_or_reset = (core.prog_op == 1) | (core.prog_op == 2)
         with m.FSM(name="prog_fsm"):
             with m.State("IDLE"):
-                with m.If(core.prog_pulse):
-                    m.d.sync += [op.eq(core.prog_op), delta.eq(core.prog_amp)]
+                with m.If(core.prog_pulse & set_or_reset):
+                    m.d.comb += [base_now.eq(cell_now), total.eq(core.prog_amp),
+                                 write.eq(1)]
+                    m.d.sync += [base.eq(cell_now), acc.eq(core.prog_amp)]
                     m.next = "PULSE"
             with m.State("PULSE"):
                 with m.If(core.prog_pulse):
-                    m.d.sync += delta.eq(delta + core.prog_amp)
+                    m.d.comb += [base_now.eq(base), total.eq(acc + core.prog_amp),
+                                 write.eq(1)]
+                    m.d.sync += acc.eq(acc + core.prog_amp)
                 with m.Else():
-                    # write back in the cycle after the pulse, while the controller shows
-                    # `done` and before a host write can change the cell selection
-                    with m.If(op == 1):
-                        m.d.comb += [macro.g_we.eq(1),
-                                     macro.g_wdata.eq(Mux(up > g_max, g_max, up))]
-                    with m.Elif(op == 2):
-                        m.d.comb += [macro.g_we.eq(1),
-                                     macro.g_wdata.eq(Mux(delta > macro.g_rdata, 0, down))]
                     m.next = "IDLE"
         return m
 

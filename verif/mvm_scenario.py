@@ -15,7 +15,7 @@ from cimflow.golden.mvm import MvmSettings
 from cimflow.golden.neuron import Activation
 from cimflow.golden.nonideal import NonIdeal
 
-__all__ = ["encode_line", "pack", "unpack", "random_case", "mode_registers"]
+__all__ = ["encode_line", "pack", "unpack", "random_case", "mode_registers", "write_inputs"]
 
 
 def encode_line(v, w, rng):
@@ -75,14 +75,23 @@ def random_case(cfg, rng, *, direction=None, in_bits=None, out_bits=None, mode=N
     # line registers: the driven lines hold the inputs, every other line random junk
     bl = rng.integers(0, 1 << w, cfg.rows)
     sl = rng.integers(0, 1 << w, cfg.cols)
+    in_len = write_inputs(direction, x, w, rng, bl, sl)
+    return dict(xb=xb, ni=ni, st=st, x=x, off=off, bl=bl, sl=sl, in_len=in_len)
+
+
+def write_inputs(direction, x, w: int, rng, bl: np.ndarray, sl: np.ndarray) -> int:
+    """Put input vector ``x`` into the line registers ``bl``/``sl`` (in place).
+
+    Backward: SL r holds x_r. Forward/recurrent: BL 2r holds +x_r, BL 2r+1 holds -x_r (the
+    differential pair). Returns ``in_len``, the number of driven lines.
+    """
+    n = len(x)
     if direction is Direction.BACKWARD:
         sl[:n] = [encode_line(v, w, rng) for v in x]
-        in_len = n
-    else:
-        bl[0:2 * n:2] = [encode_line(v, w, rng) for v in x]
-        bl[1:2 * n:2] = [encode_line(-v, w, rng) for v in x]
-        in_len = 2 * n
-    return dict(xb=xb, ni=ni, st=st, x=x, off=off, bl=bl, sl=sl, in_len=in_len)
+        return n
+    bl[0:2 * n:2] = [encode_line(v, w, rng) for v in x]
+    bl[1:2 * n:2] = [encode_line(-v, w, rng) for v in x]
+    return 2 * n
 
 
 def mode_registers(case):

@@ -158,15 +158,19 @@ class CoreTb:
         await self.cmd("SEED_LOAD")
         await self.wait_done()
 
+    async def set_mode(self, regs: dict, neuron_test: bool = False) -> None:
+        """Load the mode registers (verif.mvm_scenario.mode_registers) by commands."""
+        await self.cmd("SET_MODE", regs["direction"] | regs["adc_mode"] << 2
+                       | regs["act"] << 3 | int(neuron_test) << 5)
+        await self.cmd("SET_PRECISION", regs["out_k"] | regs["in_m"] << 4)
+        await self.cmd("SET_IN_LEN", regs["in_len"])
+        await self.cmd("SET_INJECT", regs["inject_steps"])
+
     async def run_mvm(self, case, lfsr) -> tuple[np.ndarray, np.ndarray, CycleCore]:
         """Program the mode, start an MVM, close the loop with the golden macro."""
         d, cfg = self.dut, self.cfg
         st = case["st"]
-        regs = mode_registers(case)
-        await self.cmd("SET_MODE", regs["direction"] | regs["adc_mode"] << 2 | regs["act"] << 3)
-        await self.cmd("SET_PRECISION", regs["out_k"] | regs["in_m"] << 4)
-        await self.cmd("SET_IN_LEN", regs["in_len"])
-        await self.cmd("SET_INJECT", regs["inject_steps"])
+        await self.set_mode(mode_registers(case))
         await self.tick()
         core = CycleCore(case["xb"], case["ni"], offsets=case["off"], lfsr=lfsr)
         core.configure(st)
@@ -471,9 +475,7 @@ async def test_gating_and_neuron_test(dut):
     case["bl"][0] = encode_line(3, tb.w, rng)
     await tb.write_bank(0, case["bl"])
     regs = mode_registers(case)
-    await tb.cmd("SET_MODE", 1 << 5)  # forward, binary, identity, neuron test
-    await tb.cmd("SET_PRECISION", regs["out_k"] | regs["in_m"] << 4)
-    await tb.cmd("SET_IN_LEN", regs["in_len"])
+    await tb.set_mode(regs, neuron_test=True)  # forward, binary, identity
     await tb.cmd("MVM")
     pulses = 0
     for _ in range(2000):

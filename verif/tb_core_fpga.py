@@ -19,7 +19,7 @@ from cimflow.golden.cycle import CycleCore, cycle_count
 from cimflow.golden.lfsr import LfsrChains
 from cimflow.golden.neuron import Activation
 
-from .mvm_scenario import encode_line, mode_registers, random_case
+from .mvm_scenario import mode_registers, random_case, write_inputs
 from .tb_core import CoreTb
 from .tb_str_bank import _env, _record
 
@@ -86,7 +86,7 @@ async def test_program_and_mvm(dut):
         if len(x) != n_in:  # re-draw the input for the programmed matrix
             top = max((1 << (st.in_bits - 1)) - 1, 1)
             x = rng.integers(-top if st.in_bits > 1 else 0, top + 1, n_in)
-            case = _with_input(case, x, tb.w, rng, cfg)
+            case = _with_input(case, x, tb.w, rng)
         regs = mode_registers(case)
         await tb.write_bank(0, case["bl"])
         await tb.write_bank(1, case["sl"])
@@ -94,10 +94,7 @@ async def test_program_and_mvm(dut):
         dut.inject_units.value = st.inject_units
         clip = case["ni"].clip_units(st.v_read)
         dut.clip_units.value = QMAX if clip is None else clip
-        await tb.cmd("SET_MODE", regs["direction"] | regs["adc_mode"] << 2 | regs["act"] << 3)
-        await tb.cmd("SET_PRECISION", regs["out_k"] | regs["in_m"] << 4)
-        await tb.cmd("SET_IN_LEN", regs["in_len"])
-        await tb.cmd("SET_INJECT", regs["inject_steps"])
+        await tb.set_mode(regs)
         core = CycleCore(xb, case["ni"], offsets=case["off"], lfsr=lfsr)
         want = core.run(x[None], st)
         start = tb.simulated
@@ -122,18 +119,10 @@ async def test_program_and_mvm(dut):
             seconds=time.perf_counter() - t0, coverage=points)
 
 
-def _with_input(case, x, w, rng, cfg):
+def _with_input(case, x, w, rng):
     """The case with input vector ``x`` written into its line registers."""
-    st = case["st"]
     bl, sl = case["bl"].copy(), case["sl"].copy()
-    n = len(x)
-    if st.direction is Direction.BACKWARD:
-        sl[:n] = [encode_line(v, w, rng) for v in x]
-        in_len = n
-    else:
-        bl[0:2 * n:2] = [encode_line(v, w, rng) for v in x]
-        bl[1:2 * n:2] = [encode_line(-v, w, rng) for v in x]
-        in_len = 2 * n
+    in_len = write_inputs(case["st"].direction, x, w, rng, bl, sl)
     return {**case, "x": x, "bl": bl, "sl": sl, "in_len": in_len}
 
 
