@@ -17,8 +17,10 @@ absent (e.g. a ``bench_aihwkit()``).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,7 +34,20 @@ from cimflow.golden.nonideal import REALISTIC
 Row = tuple[str, int, float]
 """(name, batch, MVMs per second)."""
 
-OPTIONAL_BENCHES: list[Callable[[float], list[Row] | None]] = []
+def bench_aihwkit_rows(min_time: float) -> list[Row] | None:
+    """IBM aihwkit AnalogLinear(256, 256), run in its own venv (benchmarks/bench_aihwkit.py)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_aihwkit import bench_aihwkit_subprocess
+
+    res = bench_aihwkit_subprocess(seconds=max(min_time, 0.5))
+    if res is None:
+        print("(aihwkit not available: set AIHWKIT_PYTHON to compare; skipped)")
+        return None
+    return [(f"aihwkit {res['aihwkit']} AnalogLinear, noise {n}", b,
+             res["mvm_per_s"][f"batch{b}_noise_{n}"]) for b in (1, 1024) for n in ("off", "on")]
+
+
+OPTIONAL_BENCHES: list[Callable[[float], list[Row] | None]] = [bench_aihwkit_rows]
 """Extra benchmarks ``fn(min_time) -> rows | None`` (None: dependency not installed)."""
 
 SETTINGS = MvmSettings(in_bits=4, out_bits=8, v_decr=0.3)
