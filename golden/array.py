@@ -94,8 +94,11 @@ class Crossbar:
         self.target = np.zeros((config.rows, config.cols))
         """Programmed target conductances (uS): what the digital side believes."""
         self.g = np.zeros((config.rows, config.cols))
-        """Actual conductances (uS) after non-idealities; equals ``target`` when ideal."""
+        """Actual conductances (uS) after non-idealities; equals ``target`` when ideal.
+        Replaced, never written in place (read-only), so its codes can be cached."""
+        self.g.flags.writeable = False
         self.mapping: Mapping | None = None
+        self._codes_cache: tuple[np.ndarray, np.ndarray] | None = None
 
     def program(self, w: np.ndarray, w_max: float | None = None) -> Mapping:
         """Write W (n_in x n_out) differentially; rows 2r/2r+1 hold G+/G- of input r."""
@@ -113,6 +116,7 @@ class Crossbar:
         self.target[0:2 * n_in:2, :n_out] = gp
         self.target[1:2 * n_in:2, :n_out] = gm
         self.g = self.target.copy()
+        self.g.flags.writeable = False
         self.mapping = Mapping(n_in, n_out, w_max, self.g_min, self.g_max)
         return self.mapping
 
@@ -122,11 +126,23 @@ class Crossbar:
         if g.shape != self.target.shape:
             raise ValueError(f"conductances must have shape {self.target.shape}, got {g.shape}")
         self.g = np.maximum(g, 0.0)
+        self.g.flags.writeable = False
 
     def codes(self, target: bool = False) -> np.ndarray:
-        """Conductances as int64 codes of 2**-G_FRAC_BITS uS (round to nearest)."""
-        g = self.target if target else self.g
-        return np.rint(g * (1 << G_FRAC_BITS)).astype(np.int64)
+        """Conductances as int64 codes of 2**-G_FRAC_BITS uS (round to nearest).
+
+        The codes of the actual conductances are cached (every MVM needs them); ``g`` is
+        replaced, never written in place, so the cache is valid while ``g`` is the same
+        array. The returned array is read-only.
+        """
+        if target:
+            return np.rint(self.target * (1 << G_FRAC_BITS)).astype(np.int64)
+        cached = self._codes_cache
+        if cached is None or cached[0] is not self.g:
+            codes = np.rint(self.g * (1 << G_FRAC_BITS)).astype(np.int64)
+            codes.flags.writeable = False
+            self._codes_cache = cached = (self.g, codes)
+        return cached[1]
 
     def weights(self) -> np.ndarray:
         """W as represented by the actual conductances, (G+ - G-) w_max / g_max."""
