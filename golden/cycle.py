@@ -83,7 +83,8 @@ def _drivers(xbar: Crossbar, st: MvmSettings, x: np.ndarray):
 def mvm_program(xbar: Crossbar, x: np.ndarray, st: MvmSettings) -> Iterator[Control]:
     """The sequencer: cycles of one MVM of integer input vector ``x``.
 
-    PRECHARGE; per magnitude bit m (LSB first): WL_PULSE, 2^(m-1) x (SAMPLE, INTEGRATE);
+    PRECHARGE; per magnitude bit m (LSB first): WL_PULSE, 2^(m-1) x (SAMPLE, INTEGRATE)
+    (each of these three held for ``t_wl`` / ``t_sample`` / ``t_integ`` clocks);
     INJECT x inject_steps (stochastic); COMPARE_SIGN; binary: K x (DECREMENT m, COMPARE),
     counting: (2^K - 1) x (DECREMENT K-1, COMPARE); READOUT.
     """
@@ -106,10 +107,15 @@ def mvm_program(xbar: Crossbar, x: np.ndarray, st: MvmSettings) -> Iterator[Cont
     yield ctl(Phase.PRECHARGE, drv_bl=np.full(cfg.rows, DRV_REF, np.uint8),
               drv_sl=np.full(cfg.cols, DRV_REF, np.uint8))
     for b, (bl, sl, wl) in enumerate(_drivers(xbar, st, x)):
-        yield ctl(Phase.WL_PULSE, drv_bl=bl, drv_sl=sl, wl_en=wl)
+        # a strobe held for t clocks is the same word t times: settling, sampling and
+        # integrating (which empties C_sample) are idempotent, so only timing changes
+        for _ in range(st.t_wl):
+            yield ctl(Phase.WL_PULSE, drv_bl=bl, drv_sl=sl, wl_en=wl)
         for _ in range(1 << b):
-            yield ctl(Phase.SAMPLE)
-            yield ctl(Phase.INTEGRATE)
+            for _ in range(st.t_sample):
+                yield ctl(Phase.SAMPLE)
+            for _ in range(st.t_integ):
+                yield ctl(Phase.INTEGRATE)
     if st.activation is Activation.STOCHASTIC:
         for _ in range(st.inject_steps):
             yield ctl(Phase.INJECT)
@@ -126,11 +132,11 @@ def mvm_program(xbar: Crossbar, x: np.ndarray, st: MvmSettings) -> Iterator[Cont
 
 
 def cycle_count(st: MvmSettings) -> int:
-    """Cycles of one MVM: 1 + pulses + 2 (2^M - 1) + inject + 1 + ADC + 1."""
+    """Cycles of one MVM: 1 + M t_wl + (t_sample + t_integ)(2^M - 1) + inject + 1 + ADC + 1."""
     m = max(st.in_bits - 1, 1)
     adc = 2 * (st.k if st.adc_mode == "binary" else (1 << st.k) - 1)
     inj = st.inject_steps if st.activation is Activation.STOCHASTIC else 0
-    return 1 + m + 2 * ((1 << m) - 1) + inj + 1 + adc + 1
+    return 1 + m * st.t_wl + (st.t_sample + st.t_integ) * ((1 << m) - 1) + inj + 1 + adc + 1
 
 
 class CycleCore:

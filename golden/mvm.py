@@ -58,6 +58,12 @@ class MvmSettings:
     v_decr: float = 0.05
     inject_steps: int = 0
     v_inject: float = 0.0
+    t_wl: int = 1
+    """Clocks the WL pulse strobe is held (the pulse generator's width; 10 ns each)."""
+    t_sample: int = 1
+    """Clocks each SAMPLE strobe is held."""
+    t_integ: int = 1
+    """Clocks each INTEGRATE strobe is held (NeuRRAM: 240 ns = 24 clocks)."""
 
     def __post_init__(self) -> None:
         def bad(name, lo, hi):
@@ -68,6 +74,9 @@ class MvmSettings:
         bad("in_bits", 1, 8)
         bad("out_bits", 1, MAX_MAG_BITS + 1)
         bad("inject_steps", 0, 1 << 16)
+        bad("t_wl", 1, 15)
+        bad("t_sample", 1, 15)
+        bad("t_integ", 1, 255)
         if not isinstance(self.direction, Direction):
             raise ValueError(f"direction must be a Direction, got {self.direction!r}")
         if not isinstance(self.activation, Activation):

@@ -67,6 +67,8 @@ class Op(enum.Enum, shape=5):
     CLEAR_ERROR = 0xF
     SET_GAIN = 0x10
     """STR gain code C * 2^str_gain_frac_bits for RPU updates (arg < 2^str_gain_bits)."""
+    SET_TIMING = 0x11
+    """MVM strobe widths in clocks: [3:0] WL pulse, [7:4] sample, [15:8] integrate (>= 1)."""
 
 
 class Cause(enum.Enum, shape=3):
@@ -115,6 +117,9 @@ class Controller(wiring.Component):
             "in_m": Out(3, init=self.max_in_m),
             "act": Out(2),
             "inject_steps": Out(16),
+            "t_wl": Out(4, init=1),
+            "t_sample": Out(4, init=1),
+            "t_integ": Out(8, init=1),
             "in_len": Out(9, init=cfg.rows),
             "neuron_test": Out(1),
             "mvm_start": Out(1),
@@ -197,6 +202,8 @@ class Controller(wiring.Component):
                 m.d.comb += bad_arg.eq(arg[2:] != 0)
             with m.Case(Op.SET_GAIN):
                 m.d.comb += bad_arg.eq((arg >> cfg.str_gain_bits) != 0)
+            with m.Case(Op.SET_TIMING):
+                m.d.comb += bad_arg.eq((arg[0:4] == 0) | (arg[4:8] == 0) | (arg[8:16] == 0))
             with m.Default():
                 m.d.comb += unknown.eq(1)
 
@@ -277,6 +284,9 @@ class Controller(wiring.Component):
                     m.d.sync += [self.pwr_gate.eq(arg[0]), self.clk_gate.eq(arg[1])]
                 with m.Case(Op.SET_GAIN):
                     m.d.sync += self.str_gain.eq(arg)
+                with m.Case(Op.SET_TIMING):
+                    m.d.sync += [self.t_wl.eq(arg[0:4]), self.t_sample.eq(arg[4:8]),
+                                 self.t_integ.eq(arg[8:16])]
                 with m.Case(Op.CLEAR_ERROR):
                     m.d.sync += [err.eq(0), err_cause.eq(Cause.NONE)]
 

@@ -128,6 +128,8 @@ class NeurramCore(wiring.Component):
             engine.direction.eq(ctrl.direction), engine.adc_mode.eq(ctrl.adc_mode),
             engine.out_k.eq(ctrl.out_k), engine.in_m.eq(ctrl.in_m), engine.act.eq(ctrl.act),
             engine.inject_steps.eq(ctrl.inject_steps), engine.in_len.eq(ctrl.in_len),
+            engine.t_wl.eq(ctrl.t_wl), engine.t_sample.eq(ctrl.t_sample),
+            engine.t_integ.eq(ctrl.t_integ),
             engine.start.eq(ctrl.mvm_start), ctrl.mvm_done.eq(engine.done),
             engine.hold.eq(self.hold | ctrl.clk_gate),
             engine.bl_values.eq(regs.bl_values), engine.sl_values.eq(regs.sl_values),

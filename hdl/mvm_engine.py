@@ -43,6 +43,8 @@ BL 2r+1) need W >= 2; ``in_m`` = 1 serves both 1-bit and 2-bit inputs.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from amaranth.hdl import Array, C, Cat, Module, Mux, Signal
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
@@ -86,6 +88,10 @@ class MvmEngine(wiring.Component):
             "in_m": In(3),
             "act": In(2),
             "inject_steps": In(16),
+            # pulse-generator widths in clocks (0 behaves as 1): WL, sample, integrate
+            "t_wl": In(4),
+            "t_sample": In(4),
+            "t_integ": In(8),
             "in_len": In(9),
             "start": In(1),
             "hold": In(1),
@@ -153,6 +159,19 @@ class MvmEngine(wiring.Component):
         busy = Signal()
         m.d.sync += self.done.eq(0)
 
+        # the pulse generator: a WL/SAMPLE/INTEGRATE strobe stays on for its width in
+        # clocks; the state's transition (the body) happens in its last clock only
+        strobe = Signal(8)
+
+        @contextmanager
+        def held(width):
+            last = Mux(width == 0, 0, width - 1)
+            with m.If(strobe != last):
+                m.d.sync += strobe.eq(strobe + 1)
+            with m.Else():
+                m.d.sync += strobe.eq(0)
+                yield
+
         with m.FSM(name="mvm_fsm"):
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -174,17 +193,20 @@ class MvmEngine(wiring.Component):
                 m.d.comb += busy.eq(1)
                 with m.If(run):
                     m.d.comb += ph.eq(Phase.WL_PULSE)
-                    m.d.sync += rep.eq(0)
-                    m.next = "SAMPLE"
+                    with held(self.t_wl):
+                        m.d.sync += rep.eq(0)
+                        m.next = "SAMPLE"
             with m.State("SAMPLE"):
                 m.d.comb += busy.eq(1)
                 with m.If(run):
                     m.d.comb += ph.eq(Phase.SAMPLE)
-                    m.next = "INTEGRATE"
+                    with held(self.t_sample):
+                        m.next = "INTEGRATE"
             with m.State("INTEGRATE"):
                 m.d.comb += busy.eq(1)
                 with m.If(run):
                     m.d.comb += ph.eq(Phase.INTEGRATE)
+                with m.If(run), held(self.t_integ):
                     m.d.sync += rep.eq(rep + 1)
                     with m.If(rep != reps_last):
                         m.next = "SAMPLE"

@@ -64,7 +64,7 @@ async def command(ctx, c, op, arg=0):
 
 STATE = ("direction", "adc_mode", "out_k", "in_m", "act", "inject_steps", "in_len",
          "neuron_test", "rpu_bl", "seed_a", "seed_b", "prog_amp", "prog_tap", "prog_width",
-         "clk_gate", "pwr_gate", "busy")
+         "clk_gate", "pwr_gate", "busy", "str_gain", "t_wl", "t_sample", "t_integ")
 PULSES = ("mvm_start", "rpu_start", "seed_load", "prog_pulse")
 
 
@@ -159,6 +159,9 @@ def test_register_commands():
             (Op.SET_WIDTH, 0xFFFF, {"prog_width": 0xFFFF}),
             (Op.POWER, 2, {"clk_gate": 1, "pwr_gate": 0}),
             (Op.POWER, 0, {"clk_gate": 0, "pwr_gate": 0}),
+            (Op.SET_GAIN, 0x1F, {"str_gain": 0x1F}),
+            (Op.SET_TIMING, 3 | (2 << 4) | (24 << 8), {"t_wl": 3, "t_sample": 2,
+                                                     "t_integ": 24}),
         ]
         for op, arg, want in cases:
             before = snapshot(ctx, c)
@@ -384,6 +387,8 @@ def bad_args(cfg):
         (Op.PROGRAM, 0), (Op.PROGRAM, 1 | (1 << 2)),
         (Op.POWER, 4),
         (Op.CLEAR_ERROR, 1),
+        (Op.SET_GAIN, 1 << cfg.str_gain_bits),
+        (Op.SET_TIMING, 0x0110), (Op.SET_TIMING, 0x0101), (Op.SET_TIMING, 0x0011),
     ]
 
 

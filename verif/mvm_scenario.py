@@ -8,6 +8,8 @@ positive; forward/recurrent inputs are written as +x on BL 2r and -x on BL 2r+1.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from cimflow.golden.array import Crossbar, Direction
@@ -63,6 +65,10 @@ def random_case(cfg, rng, *, direction=None, in_bits=None, out_bits=None, mode=N
                      v_decr=float(rng.uniform(0.005, 0.8)),
                      inject_steps=int(rng.integers(0, 6) if inject_steps is None else inject_steps),
                      v_inject=float(rng.uniform(0, 0.05)))
+    if rng.random() < 0.3:  # stretched pulse-generator strobes now and then
+        st = dataclasses.replace(st, t_wl=int(rng.integers(1, 4)),
+                                 t_sample=int(rng.integers(1, 4)),
+                                 t_integ=int(rng.integers(1, 5)))
     n = n_out if direction is Direction.BACKWARD else n_in
     if in_bits == 1:
         x = rng.integers(0, 2, n)
@@ -104,4 +110,7 @@ def mode_registers(case):
         "act": st.activation.value,
         "inject_steps": st.inject_steps,
         "in_len": case["in_len"],
+        "t_wl": st.t_wl,
+        "t_sample": st.t_sample,
+        "t_integ": st.t_integ,
     }

@@ -36,7 +36,8 @@ from .tb_str_bank import _env, _record, _unpack
 
 OP = dict(NOP=0x0, SET_MODE=0x1, SET_PRECISION=0x2, SET_INJECT=0x3, SET_IN_LEN=0x4,
           MVM=0x5, RPU_UPDATE=0x6, SEED_A=0x7, SEED_B=0x8, SEED_LOAD=0x9, SET_PULSE=0xA,
-          SET_WIDTH=0xB, PROGRAM=0xC, POWER=0xE, CLEAR_ERROR=0xF, SET_GAIN=0x10)
+          SET_WIDTH=0xB, PROGRAM=0xC, POWER=0xE, CLEAR_ERROR=0xF, SET_GAIN=0x10,
+          SET_TIMING=0x11)
 
 
 def _codes(value: int, lines: int) -> np.ndarray:
@@ -165,6 +166,8 @@ class CoreTb:
         await self.cmd("SET_PRECISION", regs["out_k"] | regs["in_m"] << 4)
         await self.cmd("SET_IN_LEN", regs["in_len"])
         await self.cmd("SET_INJECT", regs["inject_steps"])
+        await self.cmd("SET_TIMING", regs["t_wl"] | regs["t_sample"] << 4
+                       | regs["t_integ"] << 8)
 
     async def run_mvm(self, case, lfsr) -> tuple[np.ndarray, np.ndarray, CycleCore]:
         """Program the mode, start an MVM, close the loop with the golden macro."""
@@ -348,10 +351,12 @@ async def test_program_and_read_back(dut):
     d = tb.dut
     cells = [(int(rng.integers(cfg.rows)), int(rng.integers(cfg.cols))) for _ in range(4)]
     points = []
-    for r, c in cells:
+    for i, (r, c) in enumerate(cells):
         await tb.write_bank(0, [1 if k == r else 0 for k in range(cfg.rows)])
         await tb.write_bank(1, [1 if k == c else 0 for k in range(cfg.cols)])
-        target = int(rng.integers(1000, 40_000))
+        # alternate targets above and below the cell's state: both SET and RESET run
+        g0 = int(dev.g[r, c])
+        target = min(g0 + 5_000, 60_000) if i % 2 == 0 else max(g0 - 5_000, 500)
         for _ in range(64):  # incremental write-verify, driven by the host
             op, amp = await _program(tb, dev, 3, 0, 1)
             g = int(d.read_data.value)
