@@ -14,8 +14,10 @@ $(BIN)/cimflow: pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
+TOP ?= core_fpga
+
 demo: $(BIN)/cimflow
-	$(BIN)/cimflow generate --preset $(PRESET) --out $(OUT)
+	$(BIN)/cimflow generate --preset $(PRESET) --top $(TOP) --out $(OUT)
 
 test: $(BIN)/cimflow
 	$(BIN)/ruff check .

@@ -108,7 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     src = g.add_mutually_exclusive_group()
     src.add_argument("--preset", help="named configuration (default: full)")
     src.add_argument("--config", help="CoreConfig JSON file")
-    g.add_argument("--top", default="str_bank", help="design to emit (default: str_bank)")
+    g.add_argument("--top", default="core", help="design to emit: str_bank, mvm_engine, "
+                   "core (default), core_fpga")
     g.add_argument("--out", required=True, help="output folder")
     g.add_argument("--no-lint", action="store_true", help="skip the Verilator lint")
     g.add_argument("--report", action="store_true",

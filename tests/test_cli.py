@@ -12,8 +12,8 @@ from cimflow.cli import main
 def test_generate_writes_verilog_and_config(tmp_path, capsys):
     assert main(["generate", "--preset", "small", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    v = tmp_path / "cimflow_str_bank.v"
-    assert v.exists() and "module cimflow_str_bank" in v.read_text()
+    v = tmp_path / "cimflow_core.v"  # the default top: the whole digital core
+    assert v.exists() and "module cimflow_core" in v.read_text()
     assert json.loads((tmp_path / "config.json").read_text())["rows"] == 16
     assert "lint-only -Wall: clean" in out
 
@@ -51,8 +51,8 @@ def test_experiment_list(capsys):
 
 def test_generate_report_counts_cells(tmp_path, capsys):
     """Yosys synth_ecp5 on the tiny STR bank: real LUT and flip-flop counts."""
-    assert main(["generate", "--preset", "tiny", "--out", str(tmp_path), "--no-lint",
-                 "--report"]) == 0
+    assert main(["generate", "--preset", "tiny", "--top", "str_bank", "--out", str(tmp_path),
+                 "--no-lint", "--report"]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("str_bank (4x4)"))
     parts = row.split()  # name, (RxC), LUT4, (%), FF, (%), ...
@@ -62,7 +62,7 @@ def test_generate_report_counts_cells(tmp_path, capsys):
 
 
 def test_report_timeout_is_one_line_error(tmp_path, capsys):
-    assert main(["generate", "--preset", "tiny", "--out", str(tmp_path), "--no-lint",
-                 "--report", "--report-timeout", "0.01"]) == 1
+    assert main(["generate", "--preset", "tiny", "--top", "str_bank", "--out", str(tmp_path),
+                 "--no-lint", "--report", "--report-timeout", "0.01"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "did not finish within" in err[0]
