@@ -75,6 +75,17 @@ class CoreTb:
         d.rst.value = 0
         await self.tick(2)
 
+    @classmethod
+    async def seeded(cls, dut, seed_pair=None):
+        """A started testbench whose LFSR is loaded with the first CIMFLOW_SEEDS pair (or
+        ``seed_pair``), and the golden LFSR that mirrors it."""
+        cfg, seeds, budget = _env()
+        tb = cls(dut, cfg)
+        await tb.start()
+        seed_a, seed_b = seed_pair or seeds[0]
+        await tb.seeds(seed_a, seed_b)
+        return tb, LfsrChains(cfg, seed_a, seed_b), (seed_a, seed_b), budget
+
     async def tick(self, n: int = 1) -> None:
         for _ in range(n):
             await FallingEdge(self.dut.clk)
@@ -233,7 +244,7 @@ class _Replay:
         return self._bits[None, :]
 
 
-def _coverage_point(case) -> dict:
+def coverage_point(case) -> dict:
     st = case["st"]
     return {"mode": "mvm", "direction": st.direction.name.lower(), "in_bits": st.in_bits,
             "out_bits": st.out_bits, "activation": st.activation.name.lower(),
@@ -243,12 +254,8 @@ def _coverage_point(case) -> dict:
 @cocotb.test()
 async def test_mvm_random(dut):
     """Random MVMs: control words and output codes bit-exact with the golden cycle level."""
-    cfg, seeds, budget = _env()
-    tb = CoreTb(dut, cfg)
-    await tb.start()
-    seed_a, seed_b = seeds[0]
-    await tb.seeds(seed_a, seed_b)
-    lfsr = LfsrChains(cfg, seed_a, seed_b)
+    tb, lfsr, (seed_a, seed_b), budget = await CoreTb.seeded(dut)
+    cfg = tb.cfg
     rng = np.random.default_rng(seed_a)
     points, mvms, t0 = [], 0, time.perf_counter()
     while tb.cycles < budget:
@@ -265,7 +272,7 @@ async def test_mvm_random(dut):
         if case["st"].activation.name != "STOCHASTIC":
             a = mvm(case["xb"], case["x"][None], case["st"], case["ni"], offsets=case["off"])
             assert np.array_equal(sign, a.sign[0]) and np.array_equal(mag, a.mag[0])
-        points.append(_coverage_point(case))
+        points.append(coverage_point(case))
         mvms += 1
     _record("core.mvm_random", seeds=[f"{seed_a}:{seed_b}"], cycles=tb.cycles, mvms=mvms,
             simulated=tb.simulated, seconds=time.perf_counter() - t0, coverage=points)
@@ -274,12 +281,8 @@ async def test_mvm_random(dut):
 @cocotb.test()
 async def test_rpu_update(dut):
     """RPU update from the line registers: pulse trains and per-cell coincidence counts."""
-    cfg, seeds, _ = _env()
-    tb = CoreTb(dut, cfg)
-    await tb.start()
-    seed_a, seed_b = seeds[0]
-    await tb.seeds(seed_a, seed_b)
-    lfsr = LfsrChains(cfg, seed_a, seed_b)
+    tb, lfsr, (seed_a, seed_b), _ = await CoreTb.seeded(dut)
+    cfg = tb.cfg
     rng = np.random.default_rng(seed_b)
     w, n = tb.w, cfg.str_bits
     points = []
@@ -514,7 +517,7 @@ async def test_smoke(dut):
         out_bl = direction is not Direction.FORWARD
         assert np.array_equal(sign, core.bl_sign if out_bl else core.sl_sign)
         assert np.array_equal(mag, core.bl_mag if out_bl else core.sl_mag)
-        points.append(_coverage_point(case))
+        points.append(coverage_point(case))
     _record("core.smoke", seeds=[f"{seed_a}:{seed_b}"], cycles=tb.cycles, coverage=points)
 
 

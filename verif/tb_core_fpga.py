@@ -16,11 +16,9 @@ import numpy as np
 
 from cimflow.golden.array import Direction
 from cimflow.golden.cycle import CycleCore, cycle_count
-from cimflow.golden.lfsr import LfsrChains
-from cimflow.golden.neuron import Activation
 
 from .mvm_scenario import mode_registers, random_case, write_inputs
-from .tb_core import CoreTb
+from .tb_core import CoreTb, coverage_point
 from .tb_str_bank import _env, _record
 
 QMAX = (1 << 35) - 1
@@ -65,12 +63,8 @@ async def program_codes(tb: CoreTb, codes: np.ndarray) -> int:
 @cocotb.test()
 async def test_program_and_mvm(dut):
     """Program a golden crossbar through PROGRAM commands, then random MVMs bit-exact."""
-    cfg, seeds, budget = _env()
-    tb = CoreTb(dut, cfg)
-    await tb.start()
-    seed_a, seed_b = seeds[0]
-    await tb.seeds(seed_a, seed_b)
-    lfsr = LfsrChains(cfg, seed_a, seed_b)
+    tb, lfsr, (seed_a, seed_b), budget = await CoreTb.seeded(dut)
+    cfg = tb.cfg
     rng = np.random.default_rng(seed_a)
     t0 = time.perf_counter()
     base = random_case(cfg, rng, static=False)
@@ -109,10 +103,7 @@ async def test_program_and_mvm(dut):
         assert np.array_equal(sign, want.sign[0]), f"signs differ: {what}"
         assert np.array_equal(mag, want.mag[0]), f"magnitudes differ: {what}"
         tb.cycles += cycle_count(st)
-        points.append({"mode": "mvm", "direction": st.direction.name.lower(),
-                       "in_bits": st.in_bits, "out_bits": st.out_bits,
-                       "activation": Activation(st.activation).name.lower(),
-                       "adc": st.adc_mode})
+        points.append(coverage_point(case))
         mvms += 1
     _record("core_fpga.program_mvm", seeds=[f"{seed_a}:{seed_b}"], cycles=tb.cycles,
             mvms=mvms, program_pulses=pulses, mvm_clocks=clocks, simulated=tb.simulated,
