@@ -82,7 +82,14 @@ def sample_units(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     num = np.asarray(num, dtype=np.int64)
     den = np.asarray(den, dtype=np.int64)
     safe = np.where(den == 0, 1, den)
-    return np.where(den == 0, 0, (num << CHARGE_FRAC_BITS) // safe)
+    scaled = num << CHARGE_FRAC_BITS
+    # a float64 quotient (|num| <= den, so it is within one of the truth) corrected by the
+    # exact integer remainder: the same floor as `scaled // safe`, several times faster
+    q = np.floor(scaled / safe).astype(np.int64)
+    r = scaled - q * safe
+    q -= r < 0
+    q += r >= safe
+    return np.where(den == 0, 0, q)
 
 
 def dac_levels(v_ref: float, v_decr: float, k: int) -> np.ndarray:

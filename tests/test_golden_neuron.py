@@ -164,3 +164,22 @@ def test_ir_drop_gain_and_bad_k():
         adc_exact(np.array([1]), 1 << 20, 10)
     with pytest.raises(ValueError, match="mode"):
         adc_convert(np.array([1]), 1 << 20, 3, "flash")
+
+
+def test_sample_units_is_the_exact_floor():
+    """sample_units against Python's integer floor division, exact multiples included."""
+    from cimflow.golden.neuron import CHARGE_FRAC_BITS, sample_units
+
+    rng = np.random.default_rng(3)
+    den = rng.integers(1, 256 * 65535, 20000)
+    num = rng.integers(-1, 2, 20000) * (rng.random(20000) * den).astype(np.int64)
+    exact_den = den.copy()
+    exact_den[:2000] = 3 << 20  # the quotient is an exact integer for these
+    num[:2000] = rng.integers(-3, 4, 2000) << 20
+    num[2000:2100] = den[2000:2100]  # |num| = den: quotient exactly +-2**24
+    num[2100:2200] = -den[2100:2200]
+    den[:2000] = exact_den[:2000]
+    got = sample_units(num, den)
+    want = [(int(n) << CHARGE_FRAC_BITS) // int(d) for n, d in zip(num, den, strict=True)]
+    assert got.tolist() == want
+    assert sample_units(np.array([5]), np.array([0])).tolist() == [0]
