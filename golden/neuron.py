@@ -116,7 +116,7 @@ def adc_exact(q: np.ndarray, d: int, k: int, offset: np.ndarray | int = 0):
         return sign, np.zeros(qe.shape, dtype=np.int64)
     lsb = d >> (k - 1)
     top = (1 << k) - 1
-    mag = np.where(qe > 0, (qe - 1) // lsb, (-qe) // lsb)
+    mag = np.where(qe > 0, qe - 1, -qe) // lsb  # one division for both signs
     return sign, np.minimum(mag, top).astype(np.int64)
 
 
