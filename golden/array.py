@@ -98,7 +98,7 @@ class Crossbar:
         Replaced, never written in place (read-only), so its codes can be cached."""
         self.g.flags.writeable = False
         self.mapping: Mapping | None = None
-        self._codes_cache: tuple[np.ndarray, np.ndarray] | None = None
+        self._codes_cache: tuple[np.ndarray, dict] | None = None
 
     def program(self, w: np.ndarray, w_max: float | None = None) -> Mapping:
         """Write W (n_in x n_out) differentially; rows 2r/2r+1 hold G+/G- of input r."""
@@ -137,11 +137,31 @@ class Crossbar:
         """
         if target:
             return np.rint(self.target * (1 << G_FRAC_BITS)).astype(np.int64)
+        return self._cached()["codes"]
+
+    def float_codes(self, dtype) -> np.ndarray:
+        """``codes()`` as a read-only float array (cached), for exact BLAS products."""
+        cache = self._cached()
+        key = np.dtype(dtype).name
+        if key not in cache:
+            f = cache["codes"].astype(dtype)
+            f.flags.writeable = False
+            cache[key] = f
+        return cache[key]
+
+    def max_code(self) -> int:
+        """Largest conductance code (cached)."""
+        cache = self._cached()
+        if "max" not in cache:
+            cache["max"] = int(cache["codes"].max(initial=0))
+        return cache["max"]
+
+    def _cached(self) -> dict:
         cached = self._codes_cache
         if cached is None or cached[0] is not self.g:
             codes = np.rint(self.g * (1 << G_FRAC_BITS)).astype(np.int64)
             codes.flags.writeable = False
-            self._codes_cache = cached = (self.g, codes)
+            self._codes_cache = cached = (self.g, {"codes": codes})
         return cached[1]
 
     def weights(self) -> np.ndarray:

@@ -228,8 +228,10 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
     # sum_i s_i G_ij (s in {-1, 0, 1}, G >= 0) is an integer below lines * max G: when that
     # is under 2**24, float32 holds it and every partial sum BLAS forms exactly, and is
     # about twice as fast as float64
-    exact32 = int(g.max(initial=0)) * g.shape[0] < (1 << 24)
-    gf = g.astype(np.float32 if exact32 else np.float64)
+    exact32 = xbar.max_code() * g.shape[0] < (1 << 24)
+    gf = xbar.float_codes(np.float32 if exact32 else np.float64)
+    if st.direction is Direction.BACKWARD:  # drive_lines oriented g (input, output lines)
+        gf = gf.T
 
     q = np.zeros(x.shape[:-1] + (g.shape[1],), dtype=np.int64)
     if ni.dynamic:
