@@ -22,7 +22,7 @@ from cimflow.config import preset
 from cimflow.hdl.tops import module_name
 from cimflow.verif.bench_cases import make_cases
 from cimflow.verif.build import build_sim, verilator_bin_dir, write_verilog
-from cimflow.verif.regress import RegressionTest, _run_one
+from cimflow.verif.regress import RegressionTest, run_one
 
 HARNESS = Path(__file__).with_name("cpp") / "harness.cpp"
 
@@ -72,7 +72,7 @@ def main() -> None:
         cpp = run_harness(exe, cases)
         test = RegressionTest("bench", "core_fpga", "cimflow.verif.tb_core_fpga",
                               "test_throughput", (args.preset,), ((1, 1),))
-        r = _run_one(test, args.preset, work / "run", False,
+        r = run_one(test, args.preset, work / "run", False,
                      {"CIMFLOW_CASES_FILE": str(cases)}, build_root=work / "sim")
         if not r.passed:
             raise SystemExit(f"cocotb throughput run failed: {r.log.read_text()[-3000:]}")

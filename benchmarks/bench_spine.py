@@ -21,7 +21,7 @@ from amaranth.sim import Simulator
 from cimflow.config import preset
 from cimflow.golden.lfsr import LfsrChains as GoldenChains
 from cimflow.hdl.stochastic_translator import StochasticTranslatorBank
-from cimflow.verif.regress import REGRESSION, RegressionTest, _run_one
+from cimflow.verif.regress import REGRESSION, RegressionTest, run_one
 
 
 def amaranth_cycles_per_s(cfg, cycles: int) -> float:
@@ -59,7 +59,7 @@ def cocotb_cycles_per_s(name: str, cycles: int) -> float:
     test = RegressionTest("bench", base.top, base.module, base.testcase, (name,),
                           ((0xACE1, 0xBEEF),), cycles)
     with tempfile.TemporaryDirectory() as d:
-        r = _run_one(test, name, Path(d), False)
+        r = run_one(test, name, Path(d), False)
     if not r.passed:
         raise RuntimeError(f"benchmark run failed, see {r.log}")
     return r.figures["simulated"] / r.figures["seconds"]

@@ -27,7 +27,7 @@ from cimflow.config import CoreConfig, preset
 from .build import _FastVerilator, build_sim
 from .coverage import coverage_table
 
-__all__ = ["RegressionTest", "REGRESSION", "Result", "run_regression", "format_table",
+__all__ = ["RegressionTest", "REGRESSION", "Result", "run_regression", "run_one", "format_table",
            "DEFAULT_PRESETS"]
 
 
@@ -98,7 +98,7 @@ def select(presets, pattern: str | None) -> list[tuple[RegressionTest, str]]:
     return chosen
 
 
-def _run_one(test: RegressionTest, name: str, out: Path, waves: bool,
+def run_one(test: RegressionTest, name: str, out: Path, waves: bool,
              extra_env: dict | None = None, build_root: Path | None = None) -> Result:
     cfg = preset(name)
     build = build_sim(cfg, test.top, waves=waves, quick=test.quick, root=build_root)
@@ -153,10 +153,10 @@ def run_regression(presets=DEFAULT_PRESETS, pattern: str | None = None,
 
     def job(item):
         t, p = item
-        r = _run_one(t, p, out, waves == "all")
+        r = run_one(t, p, out, waves == "all")
         progress(f"{'PASS' if r.passed else 'FAIL'} {t.name}[{p}] ({r.seconds:.1f} s)")
         if not r.passed and waves == "fail":
-            rerun = _run_one(t, p, out, True)
+            rerun = run_one(t, p, out, True)
             r.waves = rerun.waves
         return r
 

@@ -160,6 +160,33 @@ class CoreTb:
         await self.tick(2 * half)
         return miso
 
+    async def select_cell(self, r: int, c: int) -> None:
+        """Select cell (r, c) for programming: its BL and SL registers 1, the previously
+        selected ones back to 0 (the banks start all zero)."""
+        prev_r, prev_c = getattr(self, "_selected", (None, None))
+        if r != prev_r:
+            if prev_r is not None:
+                await self.write_reg(0, prev_r, 0)
+            await self.write_reg(0, r, 1)
+        if c != prev_c:
+            if prev_c is not None:
+                await self.write_reg(1, prev_c, 0)
+            await self.write_reg(1, c, 1)
+        self._selected = (r, c)
+
+    async def set_code(self, code: int) -> int:
+        """Raise the selected (zero) cell to ``code`` with at most two SET pulses: amplitude
+        255 for code // 255 clocks, then the remainder for one clock. Returns the pulses."""
+        pulses = 0
+        for amp, width in ((255, code // 255), (code % 255, 1)):
+            if amp and width:
+                await self.cmd("SET_PULSE", amp)
+                await self.cmd("SET_WIDTH", width)
+                await self.cmd("PROGRAM", 1)
+                await self.wait_done()
+                pulses += 1
+        return pulses
+
     async def seeds(self, seed_a: int, seed_b: int) -> None:
         cfg = self.cfg
         for op, seed, deg in (("SEED_A", seed_a, max(cfg.lfsr_a_taps)),

@@ -30,33 +30,16 @@ async def program_codes(tb: CoreTb, codes: np.ndarray) -> int:
     rows, cols = codes.shape
     await tb.write_bank(0, [0] * cfg.rows)
     await tb.write_bank(1, [0] * cfg.cols)
-    prev_r = prev_c = None
     pulses = 0
     for r in range(rows):
         for c in range(cols):
-            if r != prev_r:
-                if prev_r is not None:
-                    await tb.write_reg(0, prev_r, 0)
-                await tb.write_reg(0, r, 1)
-            if c != prev_c:
-                if prev_c is not None:
-                    await tb.write_reg(1, prev_c, 0)
-                await tb.write_reg(1, c, 1)
-            prev_r, prev_c = r, c
+            await tb.select_cell(r, c)
             code = int(codes[r, c])
-            for amp, width in ((255, code // 255), (code % 255, 1)):
-                if amp and width:
-                    await tb.cmd("SET_PULSE", amp)
-                    await tb.cmd("SET_WIDTH", width)
-                    await tb.cmd("PROGRAM", 1)
-                    await tb.wait_done()
-                    pulses += 1
+            pulses += await tb.set_code(code)
             await tb.cmd("PROGRAM", 3)  # back to back: no idle cycles after the SET
             await tb.wait_done()
             got = int(d.read_data.value)
             assert got == code, f"cell ({r}, {c}): read back {got}, programmed {code}"
-    await tb.write_reg(0, prev_r, 0)
-    await tb.write_reg(1, prev_c, 0)
     return pulses
 
 
@@ -146,23 +129,9 @@ async def test_throughput(dut):
     await tb.write_bank(0, [0] * cfg.rows)
     await tb.write_bank(1, [0] * cfg.cols)
     t0, c0 = time.perf_counter(), tb.simulated
-    prev = (None, None)
     for r, c, code in cells:
-        if r != prev[0]:
-            if prev[0] is not None:
-                await tb.write_reg(0, prev[0], 0)
-            await tb.write_reg(0, r, 1)
-        if c != prev[1]:
-            if prev[1] is not None:
-                await tb.write_reg(1, prev[1], 0)
-            await tb.write_reg(1, c, 1)
-        prev = (r, c)
-        for amp, width in ((255, code // 255), (code % 255, 1)):
-            if amp and width:
-                await tb.cmd("SET_PULSE", amp)
-                await tb.cmd("SET_WIDTH", width)
-                await tb.cmd("PROGRAM", 1)
-                await tb.wait_done()
+        await tb.select_cell(r, c)
+        await tb.set_code(code)
     t1, c1 = time.perf_counter(), tb.simulated
     for head, bl, sl, expect in mvms:
         set_mode, set_prec, in_len, inject, d_units, inject_units, clip, bank = head
