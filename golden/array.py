@@ -139,22 +139,13 @@ class Crossbar:
             return np.rint(self.target * (1 << G_FRAC_BITS)).astype(np.int64)
         return self._cached()["codes"]
 
-    def float_codes(self, dtype) -> np.ndarray:
-        """``codes()`` as a read-only float array (cached), for exact BLAS products."""
+    def cached(self, key, build):
+        """``build(self)``, memoised under ``key`` until ``g`` is replaced (e.g. the
+        operands of an MVM direction, which every MVM on this array reuses)."""
         cache = self._cached()
-        key = np.dtype(dtype).name
         if key not in cache:
-            f = cache["codes"].astype(dtype)
-            f.flags.writeable = False
-            cache[key] = f
+            cache[key] = build(self)
         return cache[key]
-
-    def max_code(self) -> int:
-        """Largest conductance code (cached)."""
-        cache = self._cached()
-        if "max" not in cache:
-            cache["max"] = int(cache["codes"].max(initial=0))
-        return cache["max"]
 
     def _cached(self) -> dict:
         cached = self._codes_cache

@@ -20,11 +20,14 @@ computed the way :mod:`.cycle` computes it, so both levels give identical codes.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .array import G_FRAC_BITS, Crossbar, Direction, neuron_of_line
+from .fast_random import standard_normal
+from .mvm_operands import mvm_operands
 from .neuron import (
     CHARGE_FRAC_BITS,
     MAX_MAG_BITS,
@@ -33,7 +36,6 @@ from .neuron import (
     apply_activation,
     charge_units,
     decr_units,
-    sample_units,
     signed_value,
 )
 from .nonideal import NonIdeal
@@ -158,15 +160,27 @@ def _check_inputs(x: np.ndarray, in_bits: int) -> np.ndarray:
             f"inputs out of range for in_bits = {in_bits}: need {lo} <= x <= {hi}, got "
             f"[{x.min()}, {x.max()}]"
         )
-    return x.astype(np.int64)
+    return x
 
 
-def bit_planes(x: np.ndarray, in_bits: int) -> np.ndarray:
+@functools.cache
+def _plane_table(in_bits: int, dtype: str) -> np.ndarray:
+    """Column v (v >= 0) and column size + v (v < 0) hold the pulses of input v, so that
+    ``table[:, x]`` needs no offset (NumPy's negative indices do it)."""
+    m, _ = input_schedule(in_bits)
+    top = 1 if in_bits == 1 else (1 << (in_bits - 1)) - 1
+    v = np.arange(top + 1)
+    if in_bits > 1:
+        v = np.concatenate([v, np.arange(-top, 0)])
+    t = np.stack([np.sign(v) * ((np.abs(v) >> b) & 1) for b in range(m)]).astype(dtype)
+    t.flags.writeable = False
+    return t
+
+
+def bit_planes(x: np.ndarray, in_bits: int, dtype=np.int8) -> np.ndarray:
     """Ternary pulses (M, ..., n): plane m-1 = sign(x) * bit m of |x| (LSB first)."""
     x = _check_inputs(x, in_bits)
-    m, _ = input_schedule(in_bits)
-    a, s = np.abs(x), np.sign(x)
-    return np.stack([s * ((a >> b) & 1) for b in range(m)]).astype(np.int8)
+    return _plane_table(in_bits, np.dtype(dtype).name)[:, x]
 
 
 def settle(v_in: np.ndarray, g: np.ndarray, driven: np.ndarray) -> np.ndarray:
@@ -221,56 +235,48 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
     x = np.asarray(x)
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (..., n)")
-    planes = bit_planes(x, st.in_bits)
-    s, driven, g = drive_lines(xbar, st.direction, planes)
-    den = g[driven].sum(axis=0)
+    ops = mvm_operands(xbar, st.direction, ni.ir_drop_ohm)
+    if x.shape[-1] != ops.n_in:
+        raise ValueError(
+            f"{st.direction.name.lower()} input has length {x.shape[-1]}, the mapped "
+            f"matrix needs {ops.n_in}"
+        )
+    lead, n_out = x.shape[:-1], ops.den.size
+    planes = bit_planes(x.reshape(-1, ops.n_in), st.in_bits, ops.matrix.dtype)
+    n_planes, batch = planes.shape[:2]
+    # every bit plane in one product; floor(2^24 num / Den) is exact (see mvm_operands)
+    num = planes.reshape(-1, ops.n_in) @ ops.matrix
+    samples = np.floor(num / ops.den_units).reshape(n_planes, batch, n_out)
+    reps = np.exp2(np.arange(n_planes))  # plane b is integrated 2^b times
+    sigma = charge_units(ni.read_noise_v, st.v_read)
+    if sigma:  # one read-noise draw per sample, summed over the 2^b integrations
+        adds = samples * reps[:, None, None]
+        z = standard_normal(rng, samples.shape)
+        z *= (sigma * np.sqrt(reps)).astype(np.float32)[:, None, None]
+        adds += z
+        np.rint(adds, out=adds)
     clip = ni.clip_units(st.v_read)
-    # sum_i s_i G_ij (s in {-1, 0, 1}, G >= 0) is an integer below lines * max G: when that
-    # is under 2**24, float32 holds it and every partial sum BLAS forms exactly, and is
-    # about twice as fast as float64
-    exact32 = xbar.max_code() * g.shape[0] < (1 << 24)
-    gf = xbar.float_codes(np.float32 if exact32 else np.float64)
-    if st.direction is Direction.BACKWARD:  # drive_lines oriented g (input, output lines)
-        gf = gf.T
-
-    q = np.zeros(x.shape[:-1] + (g.shape[1],), dtype=np.int64)
-    if ni.dynamic:
-        gf = g.astype(np.float64)
-        sf = s.astype(np.float64)
-        if ni.ir_drop_ohm:
-            sf = sf * ni.line_gain(gf / (1 << G_FRAC_BITS))
-        safe = np.where(den == 0, 1, den)
-        sigma = charge_units(ni.read_noise_v, st.v_read)
-    else:  # every bit plane in one matrix product (exact, see above)
-        nums = (s.reshape(-1, s.shape[-1]).astype(gf.dtype) @ gf).astype(np.int64)
-        nums = nums.reshape(s.shape[:-1] + (g.shape[1],))
-    for b in range(planes.shape[0]):
-        reps = 1 << b
-        if ni.dynamic:
-            dv = np.where(den == 0, 0.0, (sf[b] @ gf) / safe)
-            add = reps * np.floor(dv * (1 << CHARGE_FRAC_BITS))
-            if sigma:
-                add = add + rng.normal(0.0, sigma * np.sqrt(reps), add.shape)
-            add = np.rint(add).astype(np.int64)
-        else:
-            add = reps * sample_units(nums[b], den)
-        q = q + add
-        if clip is not None:
+    if clip is None:
+        q = adds.sum(axis=0) if sigma else reps @ samples.reshape(n_planes, -1)
+    else:
+        q = np.zeros(batch * n_out)
+        for b in range(n_planes):
+            q += adds[b].ravel() if sigma else reps[b] * samples[b].ravel()
             np.clip(q, -clip, clip, out=q)
+    q = q.reshape(batch, n_out)
 
     nrn = _neurons_of_outputs(xbar, st.direction)
     if st.activation is Activation.STOCHASTIC and st.inject_steps:
         if lfsr is None:
             raise ValueError("the stochastic activation with inject_steps > 0 needs an lfsr")
-        batch = int(np.prod(x.shape[:-1], dtype=np.int64))
         bits = lfsr.bits(batch * st.inject_steps)[:, nrn]
         pulses = np.where(bits == 1, st.inject_units, -st.inject_units).astype(np.int64)
-        pulses = pulses.reshape(x.shape[:-1] + (st.inject_steps, nrn.size))
+        pulses = pulses.reshape(batch, st.inject_steps, n_out)
         if clip is None:
             q = q + pulses.sum(axis=-2)
         else:
             for t in range(st.inject_steps):
-                q = np.clip(q + pulses[..., t, :], -clip, clip)
+                q = np.clip(q + pulses[:, t, :], -clip, clip)
 
     if offsets is None:
         offsets = ni.offsets(xbar.config.rows, st.v_read, rng)
@@ -283,10 +289,13 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
     sign, mag = adc_convert(q, st.d_units, st.k, st.adc_mode, offsets[nrn],
                             ni.cmp_noise(st.v_read, rng))
     sign, mag = apply_activation(sign, mag, st.activation)
+    q = q.astype(np.int64)
     if st.direction is Direction.RECURRENT:  # neuron n senses SL sl(n), writes BL n
         sl = np.argsort(nrn)  # sl[n]: the SL of neuron n
         sign, mag, q = sign[..., sl], mag[..., sl], q[..., sl]
-    return MvmResult(st, sign, mag, q, {"den": den})
+    shape = lead + (n_out,)
+    return MvmResult(st, sign.reshape(shape), mag.reshape(shape), q.reshape(shape),
+                     {"den": ops.den})
 
 
 def _den_target(xbar: Crossbar, direction: Direction) -> np.ndarray:

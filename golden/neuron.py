@@ -107,17 +107,23 @@ def _check_k(k: int) -> None:
 def adc_exact(q: np.ndarray, d: int, k: int, offset: np.ndarray | int = 0):
     """Closed form of both converters on integer charge ``q`` (units), V_decr ``d`` units.
 
-    Returns ``(sign uint8, mag int64)``; ``offset`` is added at the comparator input.
+    Returns ``(sign uint8, mag int64)``; ``offset`` is added at the comparator input. ``q``
+    may be int64 or float64 holding integers (|q| < 2^52): the arithmetic is float64 and
+    exact, because the residual is clipped at the top code before the one division, so the
+    quotient stays below 2^K and its rounding error (< 2^-43) cannot cross an integer.
     """
     _check_k(k)
-    qe = np.asarray(q, dtype=np.int64) + np.asarray(offset, dtype=np.int64)
-    sign = (qe > 0).astype(np.uint8)
+    qe = np.asarray(q, dtype=np.float64) + np.asarray(offset, dtype=np.float64)
+    pos = qe > 0
+    sign = pos.view(np.uint8)
     if k == 0:
         return sign, np.zeros(qe.shape, dtype=np.int64)
     lsb = d >> (k - 1)
-    top = (1 << k) - 1
-    mag = np.where(qe > 0, qe - 1, -qe) // lsb  # one division for both signs
-    return sign, np.minimum(mag, top).astype(np.int64)
+    a = np.abs(qe)
+    a -= pos  # q > 0: |code| = ceil(q / lsb) - 1 = floor((q - 1) / lsb)
+    np.minimum(a, ((1 << k) - 1) * lsb, out=a)
+    a /= lsb
+    return sign, np.floor(a, out=a).astype(np.int64)
 
 
 def adc_closed_form(q: np.ndarray, k: int):
@@ -128,53 +134,59 @@ def adc_closed_form(q: np.ndarray, k: int):
     return (q > 0).astype(np.uint8), mag.astype(np.int64)
 
 
-def _comparator(offset, noise: NoiseFn | None):
-    off = np.asarray(offset, dtype=np.int64)
-
-    def cmp(r):
-        x = r + off
-        if noise is not None:
-            return (x + noise(r.shape) > 0).astype(np.uint8)
-        return (x > 0).astype(np.uint8)
-
-    return cmp
+def _comparator_inputs(q, offset, noise: NoiseFn | None, n: int):
+    """Residual (float64) and, for each of ``n`` comparisons, what is added to the residual
+    at the comparator: the offset plus a fresh noise draw (all drawn at once)."""
+    r = np.array(q, dtype=np.float64)
+    off = np.asarray(offset, dtype=np.float64)
+    if noise is None:
+        return r, [np.broadcast_to(off, r.shape)] * n
+    return r, noise((n,) + r.shape) + off
 
 
 def adc_binary(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
     """Step-by-step sign + binary search: V_decr halves per bit, the latched comparison picks
     subtract (residual > 0) or add, magnitude bits inverted when the sign is 0."""
     _check_k(k)
-    cmp = _comparator(offset, noise)
-    r = np.array(q, dtype=np.int64)
-    c = sign = cmp(r)
+    r, extra = _comparator_inputs(q, offset, noise, k + 1)
+    x = r + extra[0]
+    c = sign = x > 0
     mag = np.zeros(r.shape, dtype=np.int64)
     for m in range(k):
         step = d >> m
-        r = np.where(c == 1, r - step, r + step)
-        c = cmp(r)
-        mag = (mag << 1) | c
-    mag = np.where(sign == 1, mag, ((1 << k) - 1) - mag)
-    return sign, mag
+        r -= np.where(c, step, -step)
+        np.add(r, extra[m + 1], out=x)
+        c = x > 0
+        mag <<= 1
+        mag |= c
+    mag = np.where(sign, mag, ((1 << k) - 1) - mag)
+    return sign.view(np.uint8), mag
 
 
 def adc_counting(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
     """Sign + count of equal steps of the LSB charge toward zero, at most 2^K - 1 steps;
     a neuron stops counting (and decrementing) at its first comparator flip."""
     _check_k(k)
-    cmp = _comparator(offset, noise)
-    r = np.array(q, dtype=np.int64)
-    sign = cmp(r)
+    r = np.array(q, dtype=np.float64)
+    off = np.asarray(offset, dtype=np.float64)
+
+    def cmp():
+        x = r + off
+        return (x + noise(r.shape) if noise is not None else x) > 0
+
+    sign = cmp()
     count = np.zeros(r.shape, dtype=np.int64)
     if k == 0:
-        return sign, count
+        return sign.view(np.uint8), count
     lsb = d >> (k - 1)
+    step = np.where(sign, -lsb, lsb)
     active = np.ones(r.shape, dtype=bool)
     for _ in range((1 << k) - 1):
-        r = np.where(active, np.where(sign == 1, r - lsb, r + lsb), r)
-        same = cmp(r) == sign
+        r += np.where(active, step, 0)
+        same = cmp() == sign
         count += active & same
         active &= same
-    return sign, count
+    return sign.view(np.uint8), count
 
 
 def adc_convert(q, d: int, k: int, mode: str = "binary", offset=0, noise: NoiseFn | None = None):

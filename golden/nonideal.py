@@ -31,6 +31,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from .fast_random import logistic
 from .neuron import integ_units
 
 __all__ = ["NonIdeal", "relaxation_sigma", "inject_weight_noise", "REALISTIC"]
@@ -111,7 +112,7 @@ class NonIdeal:
         if not self.cmp_noise_v:
             return None
         scale = self.cmp_noise_v * integ_units(1.0, v_read)
-        return lambda shape: rng.logistic(0.0, scale, shape)
+        return lambda shape: logistic(rng, shape, scale)
 
 
 REALISTIC = NonIdeal(

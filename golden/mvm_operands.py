@@ -1,0 +1,86 @@
+"""What the algorithmic MVM needs from the array, folded once per array and direction.
+
+Why: every MVM on a programmed core reuses the same conductances, so the work that depends
+on them alone is done once and cached on the :class:`Crossbar` (until its ``g`` changes):
+
+* the *product matrix* P (input values, output lines) with num = planes @ P. Forward and
+  recurrent MVMs drive row pair 2r/2r+1 with +s/-s, so P[r] = G[2r] - G[2r+1] (half the
+  rows of the physical product); backward MVMs drive SL k single-ended, so P = G[:, k].T.
+  With IR drop each input line's conductances are scaled by its line gain first.
+* the denominator Den (driven-line conductance sums, the voltage-mode normalisation) as
+  ``den_units`` = Den / 2^24, so that one float division gives 2^24 num / Den.
+
+Exactness (non-idealities off). P holds integer codes; |num| <= Den and all partial sums
+are bounded by the largest column sum of |P|, so below 2^24 a float32 product is exact in
+any summation order (float64 above). The quotient q = 2^24 num / Den has |q| <= 2^24; a
+correctly rounded division errs by at most 2^24 * 2^-53 = 2^-29, while a non-integer q is
+at least 1/Den > 2^-29 from an integer when Den < 2^29 codes. So floor(fl(q)) is the exact
+floor(2^24 num / Den) that the cycle level computes in integers (``sample_units``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .array import G_FRAC_BITS, Crossbar, Direction
+from .neuron import CHARGE_FRAC_BITS
+from .nonideal import NonIdeal
+
+__all__ = ["MvmOperands", "mvm_operands", "MAX_DEN_CODES"]
+
+MAX_DEN_CODES = 1 << 29
+"""Largest conductance sum of one output line (codes) for which the float quotient is exact
+(512k uS: 256 cells of 2 mS; no RRAM array comes near it)."""
+
+
+@dataclass(frozen=True)
+class MvmOperands:
+    direction: Direction
+    n_in: int
+    """Length of an input vector."""
+    matrix: np.ndarray
+    """P (n_in, output lines), float32 where exact, else float64 (read-only)."""
+    den: np.ndarray
+    """Den of every output line (int64 codes); 0 where no driven cell reaches the line."""
+    den_units: np.ndarray
+    """max(Den, 1) / 2^24 (float64): num / den_units = 2^24 num / Den, and 0 when Den = 0
+    (then num = 0 too)."""
+
+
+def _build(xbar: Crossbar, direction: Direction, ir_drop_ohm: float) -> MvmOperands:
+    m = xbar._need_mapping()
+    codes = xbar.codes()
+    # oriented (input lines, output lines), like drive_lines
+    g = codes.T if direction is Direction.BACKWARD else codes
+    n = m.n_out if direction is Direction.BACKWARD else m.n_in
+    gf = g.astype(np.float64)
+    if ir_drop_ohm:
+        gain = NonIdeal(ir_drop_ohm=ir_drop_ohm).line_gain(gf / (1 << G_FRAC_BITS))
+        gf = gf * gain[:, None]
+    if direction is Direction.BACKWARD:
+        p, den = gf[:n], g[:n].sum(axis=0)
+    else:
+        p, den = gf[0:2 * n:2] - gf[1:2 * n:2], g[:2 * n].sum(axis=0)
+    if den.max(initial=0) >= MAX_DEN_CODES:
+        raise ValueError(
+            f"an output line's conductance sum ({den.max() / (1 << G_FRAC_BITS):.0f} uS) "
+            f"exceeds the exact-MVM limit of {MAX_DEN_CODES / (1 << G_FRAC_BITS):.0f} uS"
+        )
+    exact32 = ir_drop_ohm or np.abs(p).sum(axis=0).max(initial=0) < (1 << 24)
+    p = p.astype(np.float32 if exact32 else np.float64)
+    den_units = np.maximum(den, 1).astype(np.float64) / (1 << CHARGE_FRAC_BITS)
+    for a in (p, den, den_units):
+        a.flags.writeable = False
+    return MvmOperands(direction, n, p, den, den_units)
+
+
+def mvm_operands(xbar: Crossbar, direction: Direction, ir_drop_ohm: float = 0.0) -> MvmOperands:
+    """The cached operands of ``direction`` on ``xbar`` (IR drop folded in when > 0).
+
+    With IR drop the products are float32 (not exact; the effect is itself approximate and
+    float32 rounding, ~1e-7 relative, is far below it).
+    """
+    return xbar.cached(("mvm_operands", direction, float(ir_drop_ohm)),
+                       lambda xb: _build(xb, direction, ir_drop_ohm))
