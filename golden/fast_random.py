@@ -52,14 +52,14 @@ def standard_normal(rng: np.random.Generator, shape) -> np.ndarray:
     shape = (shape,) if np.isscalar(shape) else tuple(shape)
     n = int(np.prod(shape, dtype=np.int64))
     h = (n + 1) // 2
-    w = rng.bit_generator.random_raw(h)
-    r = (w & 0xFFFFFFFF).astype(np.float32)
+    k = uniform_words(rng, 2 * h)
+    r = k[:h].astype(np.float32)
     r += 0.5
     r *= _TO_UNIT
     np.log(r, out=r)
     r *= -2.0
     np.sqrt(r, out=r)
-    theta = (w >> 32).astype(np.float32)
+    theta = k[h:].astype(np.float32)
     theta += 0.5
     theta *= np.float32(2.0 * np.pi) * _TO_UNIT
     out = np.empty(2 * h, np.float32)

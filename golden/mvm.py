@@ -27,7 +27,7 @@ import numpy as np
 
 from .array import G_FRAC_BITS, Crossbar, Direction, neuron_of_line
 from .fast_random import standard_normal
-from .mvm_operands import mvm_operands
+from .mvm_operands import MvmOperands, mvm_operands
 from .neuron import (
     CHARGE_FRAC_BITS,
     MAX_MAG_BITS,
@@ -152,7 +152,7 @@ def quantize_inputs(x: np.ndarray, in_bits: int) -> np.ndarray:
 
 def _check_inputs(x: np.ndarray, in_bits: int) -> np.ndarray:
     x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.integer):
+    if x.dtype.kind not in "iu":
         raise ValueError(f"inputs must be integers (see quantize_inputs), got dtype {x.dtype}")
     lo, hi = (0, 1) if in_bits == 1 else (-((1 << (in_bits - 1)) - 1), (1 << (in_bits - 1)) - 1)
     if x.size and (x.min() < lo or x.max() > hi):
@@ -221,6 +221,11 @@ def _neurons_of_outputs(xbar: Crossbar, direction: Direction) -> np.ndarray:
     return neuron_of_line(xbar.config, on_sl=direction is not Direction.BACKWARD)
 
 
+BLOCK_OUTPUTS = 8192
+"""Batch rows are processed in blocks of about this many output codes, so that every
+temporary stays in cache (fresh multi-MB temporaries cost page faults: 2-3x slower)."""
+
+
 def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal | None = None,
         rng: np.random.Generator | None = None, lfsr=None,
         offsets: np.ndarray | None = None) -> MvmResult:
@@ -241,61 +246,80 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
             f"{st.direction.name.lower()} input has length {x.shape[-1]}, the mapped "
             f"matrix needs {ops.n_in}"
         )
-    lead, n_out = x.shape[:-1], ops.den.size
-    planes = bit_planes(x.reshape(-1, ops.n_in), st.in_bits, ops.matrix.dtype)
-    n_planes, batch = planes.shape[:2]
-    # every bit plane in one product; floor(2^24 num / Den) is exact (see mvm_operands)
-    num = planes.reshape(-1, ops.n_in) @ ops.matrix
-    samples = np.floor(num / ops.den_units).reshape(n_planes, batch, n_out)
-    reps = np.exp2(np.arange(n_planes))  # plane b is integrated 2^b times
-    sigma = charge_units(ni.read_noise_v, st.v_read)
-    if sigma:  # one read-noise draw per sample, summed over the 2^b integrations
-        adds = samples * reps[:, None, None]
-        z = standard_normal(rng, samples.shape)
-        z *= (sigma * np.sqrt(reps)).astype(np.float32)[:, None, None]
-        adds += z
-        np.rint(adds, out=adds)
-    clip = ni.clip_units(st.v_read)
-    if clip is None:
-        q = adds.sum(axis=0) if sigma else reps @ samples.reshape(n_planes, -1)
-    else:
-        q = np.zeros(batch * n_out)
-        for b in range(n_planes):
-            q += adds[b].ravel() if sigma else reps[b] * samples[b].ravel()
-            np.clip(q, -clip, clip, out=q)
-    q = q.reshape(batch, n_out)
-
-    nrn = _neurons_of_outputs(xbar, st.direction)
-    if st.activation is Activation.STOCHASTIC and st.inject_steps:
-        if lfsr is None:
-            raise ValueError("the stochastic activation with inject_steps > 0 needs an lfsr")
-        bits = lfsr.bits(batch * st.inject_steps)[:, nrn]
-        pulses = np.where(bits == 1, st.inject_units, -st.inject_units).astype(np.int64)
-        pulses = pulses.reshape(batch, st.inject_steps, n_out)
-        if clip is None:
-            q = q + pulses.sum(axis=-2)
-        else:
-            for t in range(st.inject_steps):
-                q = np.clip(q + pulses[:, t, :], -clip, clip)
-
+    if st.activation is Activation.STOCHASTIC and st.inject_steps and lfsr is None:
+        raise ValueError("the stochastic activation with inject_steps > 0 needs an lfsr")
     if offsets is None:
         offsets = ni.offsets(xbar.config.rows, st.v_read, rng)
     offsets = np.asarray(offsets)
-    if offsets.shape != (xbar.config.rows,) or not np.issubdtype(offsets.dtype, np.integer):
+    if offsets.shape != (xbar.config.rows,) or offsets.dtype.kind not in "iu":
         raise ValueError(
             f"offsets must be integer charge units, one per neuron, shape "
             f"({xbar.config.rows},); got {offsets.dtype} {offsets.shape}"
         )
-    sign, mag = adc_convert(q, st.d_units, st.k, st.adc_mode, offsets[nrn],
-                            ni.cmp_noise(st.v_read, rng))
+    lead, n_out = x.shape[:-1], ops.den.size
+    x = _check_inputs(x, st.in_bits).reshape(-1, ops.n_in)
+    batch = x.shape[0]
+    block = max(1, BLOCK_OUTPUTS // n_out)
+    q = np.empty((batch, n_out))
+    for lo in range(0, batch, block):
+        q[lo:lo + block] = _charge(ops, x[lo:lo + block], st, ni, rng)
+    clip = ni.clip_units(st.v_read)
+    if st.activation is Activation.STOCHASTIC and st.inject_steps:
+        bits = lfsr.bits(batch * st.inject_steps)[:, ops.neuron]
+        pulses = np.where(bits == 1, st.inject_units, -st.inject_units).astype(np.int64)
+        pulses = pulses.reshape(batch, st.inject_steps, n_out)
+        if clip is None:
+            q += pulses.sum(axis=-2)
+        else:
+            for t in range(st.inject_steps):
+                q = np.clip(q + pulses[:, t, :], -clip, clip)
+
+    offsets, noise = offsets[ops.neuron], ni.cmp_noise(st.v_read, rng)
+    sign = np.empty((batch, n_out), np.uint8)
+    mag = np.empty((batch, n_out), np.int64)
+    for lo in range(0, batch, block):
+        sign[lo:lo + block], mag[lo:lo + block] = adc_convert(
+            q[lo:lo + block], st.d_units, st.k, st.adc_mode, offsets, noise)
     sign, mag = apply_activation(sign, mag, st.activation)
     q = q.astype(np.int64)
-    if st.direction is Direction.RECURRENT:  # neuron n senses SL sl(n), writes BL n
-        sl = np.argsort(nrn)  # sl[n]: the SL of neuron n
-        sign, mag, q = sign[..., sl], mag[..., sl], q[..., sl]
+    if ops.order is not None:  # recurrent: neuron n senses SL order[n], writes BL n
+        sign, mag, q = sign[:, ops.order], mag[:, ops.order], q[:, ops.order]
     shape = lead + (n_out,)
     return MvmResult(st, sign.reshape(shape), mag.reshape(shape), q.reshape(shape),
                      {"den": ops.den})
+
+
+def _charge(ops: MvmOperands, x: np.ndarray, st: MvmSettings, ni: NonIdeal,
+            rng: np.random.Generator) -> np.ndarray:
+    """Integrated charge (float64 integers, units) of a block of inputs x (batch, n_in)."""
+    planes = _plane_table(st.in_bits, ops.matrix.dtype.name)[:, x]
+    n_planes, batch = planes.shape[:2]
+    # every bit plane in one product; floor(2^24 num / Den) is exact (see mvm_operands)
+    samples = planes.reshape(-1, ops.n_in) @ ops.matrix
+    samples = np.floor(samples / ops.den_units, out=np.empty(samples.shape))
+    samples = samples.reshape(n_planes, batch, -1)
+    reps = _REPS[:n_planes]  # plane b is integrated 2^b times
+    sigma = charge_units(ni.read_noise_v, st.v_read)
+    if sigma:  # one read-noise draw per sample, summed over the 2^b integrations
+        samples *= reps[:, None, None]
+        z = standard_normal(rng, samples.shape)
+        z *= (sigma * np.sqrt(reps)).astype(np.float32)[:, None, None]
+        samples += z
+        np.rint(samples, out=samples)
+    else:
+        samples *= reps[:, None, None]
+    clip = ni.clip_units(st.v_read)
+    if clip is None:
+        return samples.sum(axis=0)
+    q = np.zeros(samples.shape[1:])
+    for b in range(n_planes):
+        q += samples[b]
+        np.minimum(q, clip, out=q)
+        np.maximum(q, -clip, out=q)
+    return q
+
+
+_REPS = np.exp2(np.arange(8))
 
 
 def _den_target(xbar: Crossbar, direction: Direction) -> np.ndarray:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .array import G_FRAC_BITS, Crossbar, Direction
+from .array import G_FRAC_BITS, Crossbar, Direction, neuron_of_line
 from .neuron import CHARGE_FRAC_BITS
 from .nonideal import NonIdeal
 
@@ -47,6 +47,10 @@ class MvmOperands:
     den_units: np.ndarray
     """max(Den, 1) / 2^24 (float64): num / den_units = 2^24 num / Den, and 0 when Den = 0
     (then num = 0 too)."""
+    neuron: np.ndarray
+    """The neuron that senses each output line."""
+    order: np.ndarray | None
+    """Recurrent MVMs: the output line of neuron n (neuron n writes BL n); else None."""
 
 
 def _build(xbar: Crossbar, direction: Direction, ir_drop_ohm: float) -> MvmOperands:
@@ -71,9 +75,12 @@ def _build(xbar: Crossbar, direction: Direction, ir_drop_ohm: float) -> MvmOpera
     exact32 = ir_drop_ohm or np.abs(p).sum(axis=0).max(initial=0) < (1 << 24)
     p = p.astype(np.float32 if exact32 else np.float64)
     den_units = np.maximum(den, 1).astype(np.float64) / (1 << CHARGE_FRAC_BITS)
-    for a in (p, den, den_units):
-        a.flags.writeable = False
-    return MvmOperands(direction, n, p, den, den_units)
+    neuron = neuron_of_line(xbar.config, on_sl=direction is not Direction.BACKWARD)
+    order = np.argsort(neuron) if direction is Direction.RECURRENT else None
+    for a in (p, den, den_units, neuron, order):
+        if a is not None:
+            a.flags.writeable = False
+    return MvmOperands(direction, n, p, den, den_units, neuron, order)
 
 
 def mvm_operands(xbar: Crossbar, direction: Direction, ir_drop_ohm: float = 0.0) -> MvmOperands:

@@ -134,38 +134,46 @@ def adc_closed_form(q: np.ndarray, k: int):
     return (q > 0).astype(np.uint8), mag.astype(np.int64)
 
 
-def _comparator_inputs(q, offset, noise: NoiseFn | None, n: int):
-    """Residual (float64) and, for each of ``n`` comparisons, what is added to the residual
-    at the comparator: the offset plus a fresh noise draw (all drawn at once)."""
+def adc_binary(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
+    """Step-by-step sign + binary search: V_decr halves per bit, the latched comparison picks
+    subtract (residual > 0) or add, magnitude bits inverted when the sign is 0.
+
+    The comparison is read from the sign bit of the comparator input x, and the next step
+    is copysign(step, x), so both follow one bit. Without noise x is an integer, shifted by
+    -1/2 so that it is never 0: the sign bit says exactly whether x > 0. With noise (a
+    fresh draw per comparison, all drawn at once) an input of exactly +0.0 reads as 1.
+    """
+    _check_k(k)
     r = np.array(q, dtype=np.float64)
     off = np.asarray(offset, dtype=np.float64)
     if noise is None:
-        return r, [np.broadcast_to(off, r.shape)] * n
-    return r, noise((n,) + r.shape) + off
-
-
-def adc_binary(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
-    """Step-by-step sign + binary search: V_decr halves per bit, the latched comparison picks
-    subtract (residual > 0) or add, magnitude bits inverted when the sign is 0."""
-    _check_k(k)
-    r, extra = _comparator_inputs(q, offset, noise, k + 1)
-    x = r + extra[0]
-    c = sign = x > 0
-    mag = np.zeros(r.shape, dtype=np.int64)
+        extra = [np.broadcast_to(off - 0.5, r.shape)] * (k + 1)
+    else:
+        extra = noise((k + 1,) + r.shape) + off
+    x = np.empty((k + 1,) + r.shape)
+    np.add(r, extra[0], out=x[0])
     for m in range(k):
-        step = d >> m
-        r -= np.where(c, step, -step)
-        np.add(r, extra[m + 1], out=x)
-        c = x > 0
-        mag <<= 1
-        mag |= c
-    mag = np.where(sign, mag, ((1 << k) - 1) - mag)
+        r -= np.copysign(d >> m, x[m])
+        np.add(r, extra[m + 1], out=x[m + 1])
+    c = ~np.signbit(x)
+    sign = c[0]
+    if k == 0:
+        return sign.view(np.uint8), np.zeros(r.shape, dtype=np.int64)
+    bits = c[1:]
+    bits ^= ~sign  # a negative sign inverts the magnitude bits
+    packed = np.packbits(bits, axis=0)  # MSB first, zero-padded to whole bytes
+    mag = packed[0].astype(np.int64)
+    for byte in packed[1:]:
+        mag <<= 8
+        mag |= byte
+    mag >>= 8 * packed.shape[0] - k
     return sign.view(np.uint8), mag
 
 
 def adc_counting(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
     """Sign + count of equal steps of the LSB charge toward zero, at most 2^K - 1 steps;
-    a neuron stops counting (and decrementing) at its first comparator flip."""
+    a neuron stops counting (and decrementing) at its first comparator flip (one noise
+    draw per comparison, made step by step: up to 2^K of them)."""
     _check_k(k)
     r = np.array(q, dtype=np.float64)
     off = np.asarray(offset, dtype=np.float64)
