@@ -164,7 +164,7 @@ def _check_inputs(x: np.ndarray, in_bits: int) -> np.ndarray:
 
 
 @functools.cache
-def _plane_table(in_bits: int, dtype: str) -> np.ndarray:
+def _plane_table(in_bits: int, dtype: np.dtype) -> np.ndarray:
     """Column v (v >= 0) and column size + v (v < 0) hold the pulses of input v, so that
     ``table[:, x]`` needs no offset (NumPy's negative indices do it)."""
     m, _ = input_schedule(in_bits)
@@ -180,7 +180,7 @@ def _plane_table(in_bits: int, dtype: str) -> np.ndarray:
 def bit_planes(x: np.ndarray, in_bits: int, dtype=np.int8) -> np.ndarray:
     """Ternary pulses (M, ..., n): plane m-1 = sign(x) * bit m of |x| (LSB first)."""
     x = _check_inputs(x, in_bits)
-    return _plane_table(in_bits, np.dtype(dtype).name)[:, x]
+    return _plane_table(in_bits, np.dtype(dtype))[:, x]
 
 
 def settle(v_in: np.ndarray, g: np.ndarray, driven: np.ndarray) -> np.ndarray:
@@ -234,8 +234,9 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
     ``offsets``: per-neuron comparator offsets (units), drawn from ``nonideal`` if None.
     ``lfsr``: an ``LfsrChains``; needed for the stochastic activation with injection.
     """
-    ni = nonideal or NonIdeal()
-    rng = rng if rng is not None else np.random.default_rng(0)
+    ni = nonideal or _IDEAL
+    if rng is None and ni.random:
+        rng = np.random.default_rng(0)
     st = settings
     x = np.asarray(x)
     if x.ndim == 0:
@@ -249,20 +250,21 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
     if st.activation is Activation.STOCHASTIC and st.inject_steps and lfsr is None:
         raise ValueError("the stochastic activation with inject_steps > 0 needs an lfsr")
     if offsets is None:
-        offsets = ni.offsets(xbar.config.rows, st.v_read, rng)
-    offsets = np.asarray(offsets)
-    if offsets.shape != (xbar.config.rows,) or offsets.dtype.kind not in "iu":
-        raise ValueError(
-            f"offsets must be integer charge units, one per neuron, shape "
-            f"({xbar.config.rows},); got {offsets.dtype} {offsets.shape}"
-        )
+        offsets = ni.offsets(xbar.config.rows, st.v_read, rng) if ni.adc_offset_v else None
+    else:
+        offsets = np.asarray(offsets)
+        if offsets.shape != (xbar.config.rows,) or offsets.dtype.kind not in "iu":
+            raise ValueError(
+                f"offsets must be integer charge units, one per neuron, shape "
+                f"({xbar.config.rows},); got {offsets.dtype} {offsets.shape}"
+            )
     lead, n_out = x.shape[:-1], ops.den.size
     x = _check_inputs(x, st.in_bits).reshape(-1, ops.n_in)
     batch = x.shape[0]
     block = max(1, BLOCK_OUTPUTS // n_out)
     q = np.empty((batch, n_out))
     for lo in range(0, batch, block):
-        q[lo:lo + block] = _charge(ops, x[lo:lo + block], st, ni, rng)
+        q[lo:lo + block] = _charge(ops, x[lo:lo + block], st, ni, rng).reshape(-1, n_out)
     clip = ni.clip_units(st.v_read)
     if st.activation is Activation.STOCHASTIC and st.inject_steps:
         bits = lfsr.bits(batch * st.inject_steps)[:, ops.neuron]
@@ -274,7 +276,8 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
             for t in range(st.inject_steps):
                 q = np.clip(q + pulses[:, t, :], -clip, clip)
 
-    offsets, noise = offsets[ops.neuron], ni.cmp_noise(st.v_read, rng)
+    offsets = 0 if offsets is None else offsets[ops.neuron]
+    noise = ni.cmp_noise(st.v_read, rng)
     sign = np.empty((batch, n_out), np.uint8)
     mag = np.empty((batch, n_out), np.int64)
     for lo in range(0, batch, block):
@@ -292,23 +295,22 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
 def _charge(ops: MvmOperands, x: np.ndarray, st: MvmSettings, ni: NonIdeal,
             rng: np.random.Generator) -> np.ndarray:
     """Integrated charge (float64 integers, units) of a block of inputs x (batch, n_in)."""
-    planes = _plane_table(st.in_bits, ops.matrix.dtype.name)[:, x]
+    planes = _plane_table(st.in_bits, ops.matrix.dtype)[:, x]
     n_planes, batch = planes.shape[:2]
     # every bit plane in one product; floor(2^24 num / Den) is exact (see mvm_operands)
-    samples = planes.reshape(-1, ops.n_in) @ ops.matrix
-    samples = np.floor(samples / ops.den_units, out=np.empty(samples.shape))
-    samples = samples.reshape(n_planes, batch, -1)
+    samples = (planes.reshape(-1, ops.n_in) @ ops.matrix) / ops.den_units
+    samples = np.floor(samples, out=samples).reshape(n_planes, batch, -1)
     reps = _REPS[:n_planes]  # plane b is integrated 2^b times
+    clip = ni.clip_units(st.v_read)
     sigma = charge_units(ni.read_noise_v, st.v_read)
+    if not sigma and clip is None:  # exact: integers below 2^53 in any summation order
+        return reps @ samples.reshape(n_planes, -1)
+    samples *= reps[:, None, None]
     if sigma:  # one read-noise draw per sample, summed over the 2^b integrations
-        samples *= reps[:, None, None]
         z = standard_normal(rng, samples.shape)
         z *= (sigma * np.sqrt(reps)).astype(np.float32)[:, None, None]
         samples += z
         np.rint(samples, out=samples)
-    else:
-        samples *= reps[:, None, None]
-    clip = ni.clip_units(st.v_read)
     if clip is None:
         return samples.sum(axis=0)
     q = np.zeros(samples.shape[1:])
@@ -320,6 +322,7 @@ def _charge(ops: MvmOperands, x: np.ndarray, st: MvmSettings, ni: NonIdeal,
 
 
 _REPS = np.exp2(np.arange(8))
+_IDEAL = NonIdeal()
 
 
 def _den_target(xbar: Crossbar, direction: Direction) -> np.ndarray:

@@ -113,7 +113,9 @@ def adc_exact(q: np.ndarray, d: int, k: int, offset: np.ndarray | int = 0):
     quotient stays below 2^K and its rounding error (< 2^-43) cannot cross an integer.
     """
     _check_k(k)
-    qe = np.asarray(q, dtype=np.float64) + np.asarray(offset, dtype=np.float64)
+    qe = np.asarray(q, dtype=np.float64)
+    if not (np.isscalar(offset) and offset == 0):
+        qe = qe + np.asarray(offset, dtype=np.float64)
     pos = qe > 0
     sign = pos.view(np.uint8)
     if k == 0:

@@ -78,6 +78,11 @@ class NonIdeal:
         """True if an effect needs the float path (the cycle level does not model it)."""
         return bool(self.read_noise_v or self.ir_drop_ohm or self.cmp_noise_v)
 
+    @property
+    def random(self) -> bool:
+        """True if an MVM under these effects draws random numbers."""
+        return bool(self.read_noise_v or self.cmp_noise_v or self.adc_offset_v)
+
     # ------------------------------------------------------------- static effects
     def perturb(self, target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Actual conductances from the targets; unformed cells (0 uS) stay at 0."""
