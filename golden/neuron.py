@@ -140,23 +140,30 @@ def adc_binary(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
     """Step-by-step sign + binary search: V_decr halves per bit, the latched comparison picks
     subtract (residual > 0) or add, magnitude bits inverted when the sign is 0.
 
-    The comparison is read from the sign bit of the comparator input x, and the next step
-    is copysign(step, x), so both follow one bit. Without noise x is an integer, shifted by
-    -1/2 so that it is never 0: the sign bit says exactly whether x > 0. With noise (a
-    fresh draw per comparison, all drawn at once) an input of exactly +0.0 reads as 1.
+    Comparison m sees x_m = r_m + offset (+ a fresh noise draw; all k + 1 drawn at once);
+    its bit is the sign bit of x_m and the next residual r_m - copysign(step, x_m), so both
+    follow one bit. Without noise the arithmetic is float64 on integers, shifted by -1/2
+    so that x is never 0: exact. With noise it is float32 (twice as fast): exact while
+    |q + offset| < 2^24 charge units, above that the charge is rounded to 2^-24 relative,
+    far below the noise; the sign of a rounded sum is that of the exact sum, so every
+    decision is the one the noise draw implies; an input of exactly +0.0 reads as 1.
     """
     _check_k(k)
-    r = np.array(q, dtype=np.float64)
-    off = np.asarray(offset, dtype=np.float64)
+    r = np.asarray(q, dtype=np.float64) + np.asarray(offset, dtype=np.float64)
     if noise is None:
-        extra = [np.broadcast_to(off - 0.5, r.shape)] * (k + 1)
+        r -= 0.5
+        draws = None
     else:
-        extra = noise((k + 1,) + r.shape) + off
-    x = np.empty((k + 1,) + r.shape)
-    np.add(r, extra[0], out=x[0])
-    for m in range(k):
-        r -= np.copysign(d >> m, x[m])
-        np.add(r, extra[m + 1], out=x[m + 1])
+        r = r.astype(np.float32)
+        draws = noise((k + 1,) + r.shape)
+    x = np.empty((k + 1,) + r.shape, r.dtype)
+    for m in range(k + 1):
+        if draws is None:
+            x[m] = r
+        else:
+            np.add(r, draws[m], out=x[m])
+        if m < k:
+            r -= np.copysign(r.dtype.type(d >> m), x[m])
     c = ~np.signbit(x)
     sign = c[0]
     if k == 0:
