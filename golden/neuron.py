@@ -136,6 +136,9 @@ def adc_closed_form(q: np.ndarray, k: int):
     return (q > 0).astype(np.uint8), mag.astype(np.int64)
 
 
+_BIT_WEIGHTS = np.exp2(np.arange(MAX_MAG_BITS - 1, -1, -1)).astype(np.float32)
+
+
 def adc_binary(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
     """Step-by-step sign + binary search: V_decr halves per bit, the latched comparison picks
     subtract (residual > 0) or add, magnitude bits inverted when the sign is 0.
@@ -170,12 +173,9 @@ def adc_binary(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
         return sign.view(np.uint8), np.zeros(r.shape, dtype=np.int64)
     bits = c[1:]
     bits ^= ~sign  # a negative sign inverts the magnitude bits
-    packed = np.packbits(bits, axis=0)  # MSB first, zero-padded to whole bytes
-    mag = packed[0].astype(np.int64)
-    for byte in packed[1:]:
-        mag <<= 8
-        mag |= byte
-    mag >>= 8 * packed.shape[0] - k
+    # MSB first; a float32 dot is exact (below 2^10) and far faster than packbits on axis 0
+    mag = _BIT_WEIGHTS[MAX_MAG_BITS - k:] @ bits.reshape(k, -1).view(np.uint8).astype(np.float32)
+    mag = mag.astype(np.int64).reshape(r.shape)
     return sign.view(np.uint8), mag
 
 
