@@ -262,10 +262,15 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
     x = _check_inputs(x, st.in_bits).reshape(-1, ops.n_in)
     batch = x.shape[0]
     block = max(1, BLOCK_OUTPUTS // n_out)
-    q = np.empty((batch, n_out))
-    for lo in range(0, batch, block):
-        q[lo:lo + block] = _charge(ops, x[lo:lo + block], st, ni, rng).reshape(-1, n_out)
+    starts = range(0, batch, block)
     clip = ni.clip_units(st.v_read)
+    sigma = float(charge_units(ni.read_noise_v, st.v_read))
+    if batch <= block:
+        q = _charge(ops, x, st.in_bits, sigma, clip, rng)
+    else:  # blocks written into one array, so each block's temporaries are freed and reused
+        q = np.empty((batch, n_out))
+        for lo in starts:
+            q[lo:lo + block] = _charge(ops, x[lo:lo + block], st.in_bits, sigma, clip, rng)
     if st.activation is Activation.STOCHASTIC and st.inject_steps:
         bits = lfsr.bits(batch * st.inject_steps)[:, ops.neuron]
         pulses = np.where(bits == 1, st.inject_units, -st.inject_units).astype(np.int64)
@@ -278,11 +283,13 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
 
     offsets = 0 if offsets is None else offsets[ops.neuron]
     noise = ni.cmp_noise(st.v_read, rng)
-    sign = np.empty((batch, n_out), np.uint8)
-    mag = np.empty((batch, n_out), np.int64)
-    for lo in range(0, batch, block):
-        sign[lo:lo + block], mag[lo:lo + block] = adc_convert(
-            q[lo:lo + block], st.d_units, st.k, st.adc_mode, offsets, noise)
+    if batch <= block:
+        sign, mag = adc_convert(q, st.d_units, st.k, st.adc_mode, offsets, noise)
+    else:
+        sign, mag = np.empty((batch, n_out), np.uint8), np.empty((batch, n_out), np.int64)
+        for lo in starts:
+            sign[lo:lo + block], mag[lo:lo + block] = adc_convert(
+                q[lo:lo + block], st.d_units, st.k, st.adc_mode, offsets, noise)
     sign, mag = apply_activation(sign, mag, st.activation)
     q = q.astype(np.int64)
     if ops.order is not None:  # recurrent: neuron n senses SL order[n], writes BL n
@@ -292,23 +299,23 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
                      {"den": ops.den})
 
 
-def _charge(ops: MvmOperands, x: np.ndarray, st: MvmSettings, ni: NonIdeal,
-            rng: np.random.Generator) -> np.ndarray:
-    """Integrated charge (float64 integers, units) of a block of inputs x (batch, n_in)."""
-    planes = _plane_table(st.in_bits, ops.matrix.dtype)[:, x]
+def _charge(ops: MvmOperands, x: np.ndarray, in_bits: int, sigma: float, clip: int | None,
+            rng: np.random.Generator | None) -> np.ndarray:
+    """Integrated charge (batch, output lines) of a block of inputs x (batch, n_in), float64
+    holding integers (units); ``sigma``: read noise per sample (units), ``clip``: the
+    integrator's swing (units) or None."""
+    planes = _plane_table(in_bits, ops.matrix.dtype)[:, x]
     n_planes, batch = planes.shape[:2]
     # every bit plane in one product; floor(2^24 num / Den) is exact (see mvm_operands)
     samples = (planes.reshape(-1, ops.n_in) @ ops.matrix) / ops.den_units
     samples = np.floor(samples, out=samples).reshape(n_planes, batch, -1)
     reps = _REPS[:n_planes]  # plane b is integrated 2^b times
-    clip = ni.clip_units(st.v_read)
-    sigma = charge_units(ni.read_noise_v, st.v_read)
     if not sigma and clip is None:  # exact: integers below 2^53 in any summation order
-        return reps @ samples.reshape(n_planes, -1)
+        return (reps @ samples.reshape(n_planes, -1)).reshape(batch, -1)
     samples *= reps[:, None, None]
     if sigma:  # one read-noise draw per sample, summed over the 2^b integrations
         z = standard_normal(rng, samples.shape)
-        z *= (sigma * np.sqrt(reps)).astype(np.float32)[:, None, None]
+        z *= _noise_scale(sigma, n_planes)
         samples += z
         np.rint(samples, out=samples)
     if clip is None:
@@ -319,6 +326,14 @@ def _charge(ops: MvmOperands, x: np.ndarray, st: MvmSettings, ni: NonIdeal,
         np.minimum(q, clip, out=q)
         np.maximum(q, -clip, out=q)
     return q
+
+
+@functools.lru_cache(maxsize=64)
+def _noise_scale(sigma: float, n_planes: int) -> np.ndarray:
+    """Read-noise std of plane b's 2^b summed samples, sigma sqrt(2^b), shaped (planes, 1, 1)."""
+    s = (sigma * np.sqrt(_REPS[:n_planes])).astype(np.float32)[:, None, None]
+    s.flags.writeable = False
+    return s
 
 
 _REPS = np.exp2(np.arange(8))
