@@ -318,8 +318,9 @@ def _charge(ops: MvmOperands, x: np.ndarray, in_bits: int, sigma: float, clip: i
         z *= _noise_scale(sigma, n_planes)
         samples += z
         np.rint(samples, out=samples)
-    if clip is None:
-        return samples.sum(axis=0)
+    q = samples.sum(axis=0)
+    if clip is None or np.abs(samples).sum(axis=0).max() <= clip:
+        return q  # no partial sum can reach the integrator's swing: nothing clips
     q = np.zeros(samples.shape[1:])
     for b in range(n_planes):
         q += samples[b]
