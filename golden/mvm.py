@@ -163,24 +163,22 @@ def _check_inputs(x: np.ndarray, in_bits: int) -> np.ndarray:
     return x
 
 
-@functools.cache
-def _plane_table(in_bits: int, dtype: np.dtype) -> np.ndarray:
-    """Column v (v >= 0) and column size + v (v < 0) hold the pulses of input v, so that
-    ``table[:, x]`` needs no offset (NumPy's negative indices do it)."""
-    m, _ = input_schedule(in_bits)
-    top = 1 if in_bits == 1 else (1 << (in_bits - 1)) - 1
-    v = np.arange(top + 1)
-    if in_bits > 1:
-        v = np.concatenate([v, np.arange(-top, 0)])
-    t = np.stack([np.sign(v) * ((np.abs(v) >> b) & 1) for b in range(m)]).astype(dtype)
-    t.flags.writeable = False
-    return t
+_PLANE_SCALE = np.exp2(-np.arange(9)).astype(np.float32)
 
 
 def bit_planes(x: np.ndarray, in_bits: int, dtype=np.int8) -> np.ndarray:
     """Ternary pulses (M, ..., n): plane m-1 = sign(x) * bit m of |x| (LSB first)."""
-    x = _check_inputs(x, in_bits)
-    return _plane_table(in_bits, np.dtype(dtype))[:, x]
+    planes = _planes(_check_inputs(x, in_bits), in_bits)
+    return planes if np.dtype(dtype) == np.float32 else planes.astype(dtype)
+
+
+def _planes(x: np.ndarray, in_bits: int) -> np.ndarray:
+    """bit_planes of checked inputs, float32. With t_b = trunc(x / 2^b), plane b is
+    t_b - 2 t_(b+1): four array operations for all planes, exact (|x| < 2^8)."""
+    m, _ = input_schedule(in_bits)
+    t = np.multiply.outer(_PLANE_SCALE[:m + 1], x.astype(np.float32))
+    np.trunc(t, out=t)
+    return np.subtract(t[:-1], 2 * t[1:])
 
 
 def settle(v_in: np.ndarray, g: np.ndarray, driven: np.ndarray) -> np.ndarray:
@@ -304,7 +302,7 @@ def _charge(ops: MvmOperands, x: np.ndarray, in_bits: int, sigma: float, clip: i
     """Integrated charge (batch, output lines) of a block of inputs x (batch, n_in), float64
     holding integers (units); ``sigma``: read noise per sample (units), ``clip``: the
     integrator's swing (units) or None."""
-    planes = _plane_table(in_bits, ops.matrix.dtype)[:, x]
+    planes = _planes(x, in_bits)
     n_planes, batch = planes.shape[:2]
     # every bit plane in one product; floor(2^24 num / Den) is exact (see mvm_operands)
     samples = (planes.reshape(-1, ops.n_in) @ ops.matrix) / ops.den_units
