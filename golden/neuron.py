@@ -160,19 +160,21 @@ def adc_binary(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
         r = r.astype(np.float32)
         draws = noise((k + 1,) + r.shape)
     x = np.empty((k + 1,) + r.shape, r.dtype)
+    step = np.empty_like(r)
     for m in range(k + 1):
         if draws is None:
             x[m] = r
         else:
             np.add(r, draws[m], out=x[m])
         if m < k:
-            r -= np.copysign(r.dtype.type(d >> m), x[m])
-    c = ~np.signbit(x)
-    sign = c[0]
+            np.copysign(d >> m, x[m], out=step)
+            r -= step
+    neg = np.signbit(x)
+    sign = ~neg[0]
     if k == 0:
         return sign.view(np.uint8), np.zeros(r.shape, dtype=np.int64)
-    bits = c[1:]
-    bits ^= ~sign  # a negative sign inverts the magnitude bits
+    bits = neg[1:]
+    bits ^= sign  # bit = x > 0, inverted for a negative sign: (not neg) xor (not sign)
     # MSB first; a float32 dot is exact (below 2^10) and far faster than packbits on axis 0
     mag = _BIT_WEIGHTS[MAX_MAG_BITS - k:] @ bits.reshape(k, -1).view(np.uint8).astype(np.float32)
     mag = mag.astype(np.int64).reshape(r.shape)
