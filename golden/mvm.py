@@ -318,8 +318,13 @@ def _charge(ops: MvmOperands, x: np.ndarray, in_bits: int, sigma: float, clip: i
         samples += z
         np.rint(samples, out=samples)
     q = samples.sum(axis=0)
-    if clip is None or np.abs(samples).sum(axis=0).max() <= clip:
-        return q  # no partial sum can reach the integrator's swing: nothing clips
+    if clip is None:
+        return q
+    # sum over planes of max |sample|, an upper bound of every partial sum: if it stays
+    # within the integrator's swing nothing clips (two reductions instead of the loop)
+    hi, lo = samples.max(axis=(1, 2)), samples.min(axis=(1, 2))
+    if np.maximum(hi, -lo).sum() <= clip:
+        return q
     q = np.zeros(samples.shape[1:])
     for b in range(n_planes):
         q += samples[b]

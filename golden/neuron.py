@@ -152,12 +152,12 @@ def adc_binary(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
     decision is the one the noise draw implies; an input of exactly +0.0 reads as 1.
     """
     _check_k(k)
-    r = np.asarray(q, dtype=np.float64) + np.asarray(offset, dtype=np.float64)
+    r = np.add(q, offset)  # integers: exact
     if noise is None:
-        r -= 0.5
+        r = r - 0.5
         draws = None
     else:
-        r = r.astype(np.float32)
+        r = r.astype(np.float32)  # one rounding of q + offset
         draws = noise((k + 1,) + r.shape)
     x = np.empty((k + 1,) + r.shape, r.dtype)
     step = np.empty_like(r)
