@@ -214,3 +214,41 @@ def test_stochastic_binary_neuron_with_lfsr_follows_binomial():
     p = r.sign[:, :16].mean(axis=0)
     assert np.all(np.abs(p - expect) < 4 * np.sqrt(expect * (1 - expect) / 3000) + 0.01)
     assert np.any((expect > 0.05) & (expect < 0.95))  # some neurons are genuinely random
+
+
+def _integer_charge(xb, x, st):
+    """Reference charge in int64 arithmetic on the physical lines: every plane drives its
+    pulses (differential pairs interleaved), sum_b 2^b floor(2^24 num_b / Den)."""
+    from cimflow.golden.mvm import drive_lines
+    from cimflow.golden.neuron import sample_units
+
+    s, driven, g = drive_lines(xb, st.direction, bit_planes(x, st.in_bits))
+    den = g[driven].sum(axis=0)
+    return sum((1 << b) * sample_units(s[b].astype(np.int64) @ g, den) for b in range(len(s)))
+
+
+@pytest.mark.parametrize("g_max_us, dtype", [(40.0, np.float32), (600.0, np.float64)])
+@pytest.mark.parametrize("direction", [Direction.FORWARD, Direction.BACKWARD])
+def test_float_product_and_quotient_are_exact_on_a_full_core(g_max_us, dtype, direction):
+    """The folded float product and the float quotient give the exact integer charge, for
+    float32 (column sums < 2^24 codes) and float64 operands (here 600 uS cells)."""
+    from cimflow.golden.mvm_operands import mvm_operands
+
+    cfg = PRESETS["full"]
+    rng = np.random.default_rng(7)
+    xb = Crossbar(cfg)
+    xb.program(rng.standard_normal((cfg.rows // 2, cfg.cols)))
+    xb.set_conductances(rng.uniform(0.0, g_max_us, (cfg.rows, cfg.cols)))
+    assert mvm_operands(xb, direction).matrix.dtype == dtype
+    n = cfg.rows // 2 if direction is Direction.FORWARD else cfg.cols
+    x = rng.choice([-127, -126, -1, 0, 1, 126, 127], (64, n))
+    x[0], x[1] = 127, -127  # full-scale inputs: |num| = Den on every line
+    st = MvmSettings(direction, in_bits=8, out_bits=10)
+    assert np.array_equal(mvm(xb, x, st).charge, _integer_charge(xb, x, st))
+
+
+def test_conductance_sums_beyond_the_exact_limit_are_refused():
+    xb, _, _ = _xbar("small", 4, 4)
+    xb.set_conductances(np.full(xb.target.shape, 1.0e5))  # 0.1 S cells: 8 driven rows
+    with pytest.raises(ValueError, match="exact-MVM limit"):
+        mvm(xb, np.zeros((1, 4), np.int64), MvmSettings())

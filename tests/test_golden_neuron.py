@@ -97,10 +97,16 @@ def test_relu_and_signed_values():
     assert list(signed_value(np.array([1, 0]), np.array([0, 0]), 0)) == [1, -1]
 
 
-def test_logistic_comparator_noise_probability():
+@pytest.mark.parametrize("sampler", ["numpy", "fast_random"])
+def test_logistic_comparator_noise_probability(sampler):
+    from cimflow.golden.fast_random import logistic
+
     rng = np.random.default_rng(1)
     scale = 1000.0
-    noise = lambda shape: rng.logistic(0.0, scale, shape)  # noqa: E731
+    if sampler == "numpy":
+        noise = lambda shape: rng.logistic(0.0, scale, shape)  # noqa: E731
+    else:
+        noise = lambda shape: logistic(rng, shape, scale)  # noqa: E731
     q = np.repeat(np.array([-2000, -500, 0, 500, 2000]), 20_000)
     s, _ = adc_convert(q, 1 << 20, 3, "binary", noise=noise)
     p = s.reshape(5, -1).mean(axis=1)
@@ -183,3 +189,36 @@ def test_sample_units_is_the_exact_floor():
     want = [(int(n) << CHARGE_FRAC_BITS) // int(d) for n, d in zip(num, den, strict=True)]
     assert got.tolist() == want
     assert sample_units(np.array([5]), np.array([0])).tolist() == [0]
+
+
+def _binary_reference(q, d, k, offset, draws):
+    """Noisy binary search in float64, step by step: comparison m is r + offset + n_m >= 0
+    (the float32 converter's tie rule), then subtract or add d >> m."""
+    r = np.asarray(q, np.int64) + offset
+    c = [r + draws[0].astype(np.float64) >= 0]
+    for m in range(k):
+        r = np.where(c[-1], r - (d >> m), r + (d >> m))
+        c.append(r + draws[m + 1].astype(np.float64) >= 0)
+    sign = c[0]
+    mag = np.zeros(r.shape, np.int64)
+    for bit in c[1:]:
+        mag = (mag << 1) | (bit == sign)
+    return sign.astype(np.uint8), mag
+
+
+@pytest.mark.parametrize("k", [1, 7, 9])
+def test_noisy_binary_search_decides_as_its_noise_draws_imply(k):
+    """The float32 converter against a float64 reference fed the same logistic draws: every
+    decision is the one the draw implies while |q + offset| < 2^24."""
+    from cimflow.golden.fast_random import logistic
+
+    rng = np.random.default_rng(11)
+    d = 1 << 22
+    q = rng.integers(-(1 << 23), 1 << 23, 20_000)
+    offset = rng.integers(-5000, 5000, q.size)
+    draws = logistic(np.random.default_rng(12), (k + 1, q.size), d / (1 << k) * 0.7)
+    s, m = adc_binary(q, d, k, offset, noise=lambda shape: draws.reshape(shape))
+    rs, rm = _binary_reference(q, d, k, offset, draws)
+    assert np.array_equal(s, rs) and np.array_equal(m, rm)
+    s0, m0 = adc_exact(q, d, k, offset)
+    assert 0.01 < np.mean(m != m0) < 0.9  # the noise really changes codes
