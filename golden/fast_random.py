@@ -39,10 +39,16 @@ def uniform_words(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]
 
 
+def _shape(shape) -> tuple[tuple[int, ...], int]:
+    """``shape`` as a tuple (an int is one dimension) and its element count."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return shape, math.prod(shape)
+
+
 def logistic(rng: np.random.Generator, shape, scale: float) -> np.ndarray:
     """Logistic(0, ``scale``) samples of ``shape`` (float32)."""
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    k = uniform_words(rng, math.prod(shape))
+    shape, n = _shape(shape)
+    k = uniform_words(rng, n)
     a = (k >> 9).astype(np.float32)  # 23 bits: a + 1/2 and 2^23 - (a + 1/2) are exact
     a += 0.5
     b = np.subtract(_TWO_23, a)
@@ -58,8 +64,7 @@ def standard_normal(rng: np.random.Generator, shape) -> np.ndarray:
     Below ``SMALL_NORMAL`` samples NumPy's own ziggurat is used instead: one call costs
     less than Box-Muller's dozen array operations there.
     """
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    n = math.prod(shape)
+    shape, n = _shape(shape)
     if n < SMALL_NORMAL:
         return rng.standard_normal(shape, dtype=np.float32)
     h = (n + 1) // 2

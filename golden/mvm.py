@@ -25,9 +25,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .array import G_FRAC_BITS, Crossbar, Direction, neuron_of_line
+from .array import G_FRAC_BITS, Crossbar, Direction
 from .fast_random import standard_normal
-from .mvm_operands import MvmOperands, mvm_operands
+from .mvm_operands import (
+    MvmOperands,
+    check_input_length,
+    mvm_operands,
+    oriented_codes,
+    output_neurons,
+)
 from .neuron import (
     CHARGE_FRAC_BITS,
     MAX_MAG_BITS,
@@ -193,16 +199,9 @@ def drive_lines(xbar: Crossbar, direction: Direction, planes: np.ndarray):
     Returns ``(s, driven, g)``: s (..., input lines) in {-1, 0, 1}, driven (input lines,)
     bool and the int64 conductance codes oriented (input lines, output lines).
     """
-    m = xbar._need_mapping()
-    if direction is Direction.BACKWARD:
-        n, lines, g = m.n_out, xbar.config.cols, xbar.codes().T
-    else:
-        n, lines, g = m.n_in, xbar.config.rows, xbar.codes()
-    if planes.shape[-1] != n:
-        raise ValueError(
-            f"{direction.name.lower()} input has length {planes.shape[-1]}, the mapped "
-            f"matrix needs {n}"
-        )
+    g, n = oriented_codes(xbar, direction)
+    check_input_length(direction, planes.shape[-1], n)
+    lines = g.shape[0]
     s = np.zeros(planes.shape[:-1] + (lines,), dtype=np.int8)
     driven = np.zeros(lines, dtype=bool)
     if direction is Direction.BACKWARD:
@@ -213,10 +212,6 @@ def drive_lines(xbar: Crossbar, direction: Direction, planes: np.ndarray):
         s[..., 1:2 * n:2] = -planes
         driven[:2 * n] = True
     return s, driven, g
-
-
-def _neurons_of_outputs(xbar: Crossbar, direction: Direction) -> np.ndarray:
-    return neuron_of_line(xbar.config, on_sl=direction is not Direction.BACKWARD)
 
 
 BLOCK_OUTPUTS = 8192
@@ -240,11 +235,7 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (..., n)")
     ops = mvm_operands(xbar, st.direction, ni.ir_drop_ohm)
-    if x.shape[-1] != ops.n_in:
-        raise ValueError(
-            f"{st.direction.name.lower()} input has length {x.shape[-1]}, the mapped "
-            f"matrix needs {ops.n_in}"
-        )
+    check_input_length(st.direction, x.shape[-1], ops.n_in)
     if st.activation is Activation.STOCHASTIC and st.inject_steps and lfsr is None:
         raise ValueError("the stochastic activation with inject_steps > 0 needs an lfsr")
     if offsets is None:
@@ -371,7 +362,7 @@ def recover(res: MvmResult, xbar: Crossbar, centre: bool = True) -> np.ndarray:
         y = v * den
         return (y[..., 0:2 * m.n_in:2] - y[..., 1:2 * m.n_in:2]) * scale
     if st.direction is Direction.RECURRENT:
-        v = v[..., _neurons_of_outputs(xbar, Direction.FORWARD)]  # BL order -> SL order
+        v = v[..., output_neurons(xbar.config, Direction.FORWARD)]  # BL order -> SL order
     return (v * den)[..., :m.n_out] * scale
 
 

@@ -28,16 +28,39 @@ from .array import G_FRAC_BITS, Crossbar, Direction, neuron_of_line
 from .neuron import CHARGE_FRAC_BITS
 from .nonideal import NonIdeal
 
-__all__ = ["MvmOperands", "mvm_operands", "MAX_DEN_CODES"]
+__all__ = [
+    "MvmOperands", "mvm_operands", "MAX_DEN_CODES", "oriented_codes", "output_neurons",
+    "check_input_length",
+]
 
 MAX_DEN_CODES = 1 << 29
 """Largest conductance sum of one output line (codes) for which the float quotient is exact
 (512k uS: 256 cells of 2 mS; no RRAM array comes near it)."""
 
 
+def oriented_codes(xbar: Crossbar, direction: Direction) -> tuple[np.ndarray, int]:
+    """The int64 conductance codes oriented (input lines, output lines) for ``direction``,
+    and the length of an input vector of the mapped matrix."""
+    m = xbar._need_mapping()
+    if direction is Direction.BACKWARD:
+        return xbar.codes().T, m.n_out
+    return xbar.codes(), m.n_in
+
+
+def output_neurons(config, direction: Direction) -> np.ndarray:
+    """The neuron that senses each output line (SLs, or BLs for backward MVMs)."""
+    return neuron_of_line(config, on_sl=direction is not Direction.BACKWARD)
+
+
+def check_input_length(direction: Direction, got: int, need: int) -> None:
+    if got != need:
+        raise ValueError(
+            f"{direction.name.lower()} input has length {got}, the mapped matrix needs {need}"
+        )
+
+
 @dataclass(frozen=True)
 class MvmOperands:
-    direction: Direction
     n_in: int
     """Length of an input vector."""
     matrix: np.ndarray
@@ -54,11 +77,7 @@ class MvmOperands:
 
 
 def _build(xbar: Crossbar, direction: Direction, ir_drop_ohm: float) -> MvmOperands:
-    m = xbar._need_mapping()
-    codes = xbar.codes()
-    # oriented (input lines, output lines), like drive_lines
-    g = codes.T if direction is Direction.BACKWARD else codes
-    n = m.n_out if direction is Direction.BACKWARD else m.n_in
+    g, n = oriented_codes(xbar, direction)
     gf = g.astype(np.float64)
     if ir_drop_ohm:
         gain = NonIdeal(ir_drop_ohm=ir_drop_ohm).line_gain(gf / (1 << G_FRAC_BITS))
@@ -75,12 +94,12 @@ def _build(xbar: Crossbar, direction: Direction, ir_drop_ohm: float) -> MvmOpera
     exact32 = ir_drop_ohm or np.abs(p).sum(axis=0).max(initial=0) < (1 << 24)
     p = p.astype(np.float32 if exact32 else np.float64)
     den_units = np.maximum(den, 1).astype(np.float64) / (1 << CHARGE_FRAC_BITS)
-    neuron = neuron_of_line(xbar.config, on_sl=direction is not Direction.BACKWARD)
+    neuron = output_neurons(xbar.config, direction)
     order = np.argsort(neuron) if direction is Direction.RECURRENT else None
     for a in (p, den, den_units, neuron, order):
         if a is not None:
             a.flags.writeable = False
-    return MvmOperands(direction, n, p, den, den_units, neuron, order)
+    return MvmOperands(n, p, den, den_units, neuron, order)
 
 
 def mvm_operands(xbar: Crossbar, direction: Direction, ir_drop_ohm: float = 0.0) -> MvmOperands:
