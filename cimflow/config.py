@@ -16,16 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from .gf2 import is_primitive
+from .modes import AdcMode
 
 __all__ = ["CoreConfig", "ConfigError", "PRESETS", "preset"]
 
 
 class ConfigError(ValueError):
     """A CoreConfig field is missing, of the wrong type or out of range."""
-
-
-ADC_MODES = ("binary", "counting")
-"""Neuron ADC modes; the index is the RTL's ``adc_mode`` register code."""
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
@@ -76,11 +73,15 @@ class CoreConfig:
     """Largest BL the hardware supports; sets the BL register width."""
 
     # --- neuron ADC (ALGORITHMS.md 4.7, NEURRAM_BOARD_FACTS.md; docs/cycle_interface.md) ---
-    adc_mode: str = "binary"
-    """Reset value of the ADC mode register: "binary" (sign + binary search, V_decr halved
-    per bit) or "counting" (sign + count of equal charge-decrement steps, the board default)."""
+    adc_mode: AdcMode = AdcMode.BINARY
+    """Reset value of the ADC mode register (:class:`cimflow.modes.AdcMode`); JSON and the
+    constructor also take its lower-case name, "binary" or "counting"."""
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "adc_mode", AdcMode.parse(self.adc_mode))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         object.__setattr__(self, "lfsr_a_taps", tuple(self.lfsr_a_taps))
         object.__setattr__(self, "lfsr_b_taps", tuple(self.lfsr_b_taps))
         self.validate()
@@ -117,10 +118,6 @@ class CoreConfig:
         _check_int("str_gain_frac_bits", self.str_gain_frac_bits, 0, self.str_gain_bits)
         _check_int("bl_max", self.bl_max, 1, 65535)
         _check_int("bl", self.bl, 1, self.bl_max)
-        if self.adc_mode not in ADC_MODES:
-            raise ConfigError(
-                f"adc_mode = {self.adc_mode!r} is not one of: {', '.join(ADC_MODES)}"
-            )
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -153,7 +150,11 @@ class CoreConfig:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            out[f.name] = list(v) if isinstance(v, tuple) else v
+            if isinstance(v, tuple):
+                v = list(v)
+            elif isinstance(v, AdcMode):
+                v = v.name.lower()
+            out[f.name] = v
         return out
 
     def to_json(self) -> str:

@@ -9,12 +9,12 @@ floating-point summation order.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 import numpy as np
 
 from cimflow.config import CoreConfig
+from cimflow.modes import Direction
 
 __all__ = [
     "G_FRAC_BITS", "Direction", "Crossbar", "Mapping",
@@ -23,17 +23,6 @@ __all__ = [
 
 G_FRAC_BITS = 10
 """Conductance grid: one code step is 2**-10 uS (~1 nS)."""
-
-
-class Direction(enum.Enum):
-    """MVM direction (ALGORITHMS.md 4.3); the value is the RTL ``direction`` code."""
-
-    FORWARD = 0
-    """BL inputs (differential row pairs) -> SL outputs, SL neuron switch, SL registers."""
-    BACKWARD = 1
-    """SL inputs (single-ended) -> BL outputs, BL switch, BL registers, differential output."""
-    RECURRENT = 2
-    """BL inputs -> settle on SLs (SL switch) -> results written to the BL registers."""
 
 
 def corelet_map(config: CoreConfig) -> tuple[np.ndarray, np.ndarray]:

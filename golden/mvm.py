@@ -101,7 +101,7 @@ class MvmSettings:
     def from_config(cls, config, **changes) -> MvmSettings:
         """Defaults from a CoreConfig (input_bits, output_bits, adc_mode), then ``changes``."""
         base = dict(in_bits=config.input_bits, out_bits=config.output_bits,
-                    adc_mode=config.adc_mode)
+                    adc_mode=config.adc_mode.name.lower())
         return cls(**{**base, **changes})
 
     @property

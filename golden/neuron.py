@@ -18,10 +18,11 @@ Binary search and counting share this transfer (same LSB ``C_s V_decr / 2^(K-1)`
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 
 import numpy as np
+
+from cimflow.modes import Activation
 
 __all__ = [
     "C_SAMPLE", "C_INTEG", "CHARGE_FRAC_BITS", "MAX_MAG_BITS", "Activation",
@@ -41,16 +42,6 @@ MAX_MAG_BITS = 9
 halved binary-search steps stay exact integers."""
 
 NoiseFn = Callable[[tuple[int, ...]], np.ndarray]
-
-
-class Activation(enum.Enum):
-    """Neuron activation; the value is the RTL ``act`` code."""
-
-    IDENTITY = 0
-    RELU = 1
-    """Sign 0 skips the magnitude conversion and reads out 0."""
-    STOCHASTIC = 2
-    """LFSR Bernoulli charge pulses are injected before conversion (RBM sampling)."""
 
 
 # ---------------------------------------------------------------- charge units

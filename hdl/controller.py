@@ -35,7 +35,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
-from cimflow.config import ADC_MODES, CoreConfig
+from cimflow.config import CoreConfig
 
 __all__ = ["Controller", "Op", "Cause", "ProgOp", "MAX_TAP", "TAP_NS", "CLOCK_NS"]
 
@@ -112,7 +112,7 @@ class Controller(wiring.Component):
             "status": Out(8),
             # mode registers (to the MvmEngine)
             "direction": Out(2),
-            "adc_mode": Out(1, init=ADC_MODES.index(cfg.adc_mode)),
+            "adc_mode": Out(1, init=cfg.adc_mode.value),
             "out_k": Out(4, init=cfg.output_bits - 1),
             "in_m": Out(3, init=self.max_in_m),
             "act": Out(2),

@@ -13,11 +13,12 @@ from amaranth.back import verilog
 from amaranth.hdl import Elaboratable, Module
 from amaranth.sim import Simulator
 
-from cimflow.config import ADC_MODES, PRESETS
+from cimflow.config import PRESETS
 from cimflow.hdl.controller import MAX_TAP, Cause, Controller, Op
 from cimflow.hdl.prog_drivers import ProgDrivers
 from cimflow.hdl.regfile import LineRegisters
 from cimflow.hdl.stochastic_translator import StochasticTranslatorBank
+from cimflow.modes import AdcMode
 
 TINY = PRESETS["tiny"]
 
@@ -114,13 +115,13 @@ async def reg_write(ctx, regs, bank, line, v):
 # ------------------------------------------------------------------ reset values
 
 
-@pytest.mark.parametrize("adc", ADC_MODES)
+@pytest.mark.parametrize("adc", list(AdcMode))
 def test_reset_values(adc):
     cfg = PRESETS["full"].replace(adc_mode=adc)
     c = Controller(cfg)
 
     async def bench(ctx):
-        assert ctx.get(c.adc_mode) == ADC_MODES.index(adc)
+        assert ctx.get(c.adc_mode) == adc.value
         assert ctx.get(c.out_k) == cfg.output_bits - 1
         assert ctx.get(c.in_m) == cfg.input_bits - 1
         assert ctx.get(c.in_len) == cfg.rows
