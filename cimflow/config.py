@@ -18,11 +18,20 @@ from typing import Any
 from .gf2 import is_primitive
 from .modes import AdcMode
 
-__all__ = ["CoreConfig", "ConfigError", "PRESETS", "preset"]
+__all__ = ["CoreConfig", "ConfigError", "PRESETS", "preset", "input_pulses"]
 
 
 class ConfigError(ValueError):
     """A CoreConfig field is missing, of the wrong type or out of range."""
+
+
+def input_pulses(in_bits: int) -> int:
+    """Magnitude pulses (bit planes) of one MVM input of ``in_bits`` bits.
+
+    An ``in_bits`` = 1 input is unsigned {0, 1}: one pulse. n >= 2 bits are 1 sign + (n - 1)
+    magnitude bits, one pulse per magnitude bit. The RTL's ``in_m`` register holds this count.
+    """
+    return max(in_bits - 1, 1)
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:

@@ -16,9 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cimflow.config import input_pulses
+from cimflow.modes import Activation, AdcMode
+
 from .array import Crossbar, Direction, corelet_map
 from .mvm import MvmResult, MvmSettings, bit_planes, drive_lines
-from .neuron import CHARGE_FRAC_BITS, Activation, NeuronBank, sample_units
+from .neuron import CHARGE_FRAC_BITS, NeuronBank, sample_units
 from .nonideal import NonIdeal
 
 __all__ = [
@@ -120,7 +123,7 @@ def mvm_program(xbar: Crossbar, x: np.ndarray, st: MvmSettings) -> Iterator[Cont
         for _ in range(st.inject_steps):
             yield ctl(Phase.INJECT)
     yield ctl(Phase.COMPARE_SIGN)
-    if st.adc_mode == "binary":
+    if st.adc_mode is AdcMode.BINARY:
         for m in range(st.k):
             yield ctl(Phase.DECREMENT, dac_code=m)
             yield ctl(Phase.COMPARE, dac_code=m)
@@ -133,8 +136,8 @@ def mvm_program(xbar: Crossbar, x: np.ndarray, st: MvmSettings) -> Iterator[Cont
 
 def cycle_count(st: MvmSettings) -> int:
     """Cycles of one MVM: 1 + M t_wl + (t_sample + t_integ)(2^M - 1) + inject + 1 + ADC + 1."""
-    m = max(st.in_bits - 1, 1)
-    adc = 2 * (st.k if st.adc_mode == "binary" else (1 << st.k) - 1)
+    m = input_pulses(st.in_bits)
+    adc = 2 * (st.k if st.adc_mode is AdcMode.BINARY else (1 << st.k) - 1)
     inj = st.inject_steps if st.activation is Activation.STOCHASTIC else 0
     return 1 + m * st.t_wl + (st.t_sample + st.t_integ) * ((1 << m) - 1) + inj + 1 + adc + 1
 
@@ -196,12 +199,12 @@ class CycleCore:
         elif p is Phase.COMPARE_SIGN:
             bank.compare_sign()
         elif p is Phase.DECREMENT:
-            counting = st.adc_mode == "counting"
+            counting = st.adc_mode is AdcMode.COUNTING
             bank.decrement(st.d_units >> c.dac_code, bank.active if counting else None)
         elif p is Phase.COMPARE:
-            bank.compare(st.adc_mode == "counting")
+            bank.compare(st.adc_mode is AdcMode.COUNTING)
         elif p is Phase.READOUT:
-            sign, mag = bank.readout(st.k, st.adc_mode == "counting", st.activation)
+            sign, mag = bank.readout(st.k, st.adc_mode is AdcMode.COUNTING, st.activation)
             if c.out_bl:
                 self.bl_sign[self.bl_of], self.bl_mag[self.bl_of] = sign, mag
             else:

@@ -25,6 +25,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from cimflow.config import input_pulses
+from cimflow.modes import AdcMode
+
 from .array import G_FRAC_BITS, Crossbar, Direction
 from .fast_random import standard_normal
 from .mvm_operands import (
@@ -60,7 +63,8 @@ class MvmSettings:
     direction: Direction = Direction.FORWARD
     in_bits: int = 4
     out_bits: int = 8
-    adc_mode: str = "binary"
+    adc_mode: AdcMode = AdcMode.BINARY
+    """ADC mode; the lower-case name ("binary", "counting") is accepted too."""
     activation: Activation = Activation.IDENTITY
     v_read: float = 0.5
     v_decr: float = 0.05
@@ -89,8 +93,7 @@ class MvmSettings:
             raise ValueError(f"direction must be a Direction, got {self.direction!r}")
         if not isinstance(self.activation, Activation):
             raise ValueError(f"activation must be an Activation, got {self.activation!r}")
-        if self.adc_mode not in ("binary", "counting"):
-            raise ValueError(f"adc_mode {self.adc_mode!r} is not 'binary' or 'counting'")
+        object.__setattr__(self, "adc_mode", AdcMode.parse(self.adc_mode))
         for name in ("v_read", "v_decr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -101,7 +104,7 @@ class MvmSettings:
     def from_config(cls, config, **changes) -> MvmSettings:
         """Defaults from a CoreConfig (input_bits, output_bits, adc_mode), then ``changes``."""
         base = dict(in_bits=config.input_bits, out_bits=config.output_bits,
-                    adc_mode=config.adc_mode.name.lower())
+                    adc_mode=config.adc_mode)
         return cls(**{**base, **changes})
 
     @property
@@ -143,7 +146,7 @@ def input_schedule(in_bits: int) -> tuple[int, int]:
     """(WL pulses, sample+integrate cycles): (n-1, 2^(n-1)-1); binary input (1, 1)."""
     if not 1 <= in_bits <= 8:
         raise ValueError(f"in_bits = {in_bits} is out of range [1, 8]")
-    m = max(in_bits - 1, 1)
+    m = input_pulses(in_bits)
     return m, (1 << m) - 1
 
 

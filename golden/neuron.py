@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cimflow.modes import Activation
+from cimflow.modes import Activation, AdcMode
 
 __all__ = [
     "C_SAMPLE", "C_INTEG", "CHARGE_FRAC_BITS", "MAX_MAG_BITS", "Activation",
@@ -199,13 +199,13 @@ def adc_counting(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
     return sign.view(np.uint8), count
 
 
-def adc_convert(q, d: int, k: int, mode: str = "binary", offset=0, noise: NoiseFn | None = None):
+def adc_convert(q, d: int, k: int, mode: AdcMode | str = AdcMode.BINARY, offset=0,
+                noise: NoiseFn | None = None):
     """Convert with either mode; noise-free conversions use the exact closed form."""
-    if mode not in ("binary", "counting"):
-        raise ValueError(f"adc mode {mode!r} is not 'binary' or 'counting'")
+    mode = AdcMode.parse(mode)
     if noise is None:
         return adc_exact(q, d, k, offset)
-    return (adc_binary if mode == "binary" else adc_counting)(q, d, k, offset, noise)
+    return (adc_binary if mode is AdcMode.BINARY else adc_counting)(q, d, k, offset, noise)
 
 
 def apply_activation(sign, mag, act: Activation):

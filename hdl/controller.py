@@ -35,7 +35,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
-from cimflow.config import CoreConfig
+from cimflow.config import CoreConfig, input_pulses
 
 __all__ = ["Controller", "Op", "Cause", "ProgOp", "MAX_TAP", "TAP_NS", "CLOCK_NS"]
 
@@ -153,7 +153,7 @@ class Controller(wiring.Component):
 
     @property
     def max_in_m(self) -> int:
-        return max(self._config.input_bits - 1, 1)
+        return input_pulses(self._config.input_bits)
 
     @property
     def max_out_k(self) -> int:

@@ -18,6 +18,7 @@ from cimflow.golden.mvm import (
 )
 from cimflow.golden.neuron import CHARGE_FRAC_BITS
 from cimflow.golden.nonideal import NonIdeal
+from cimflow.modes import AdcMode
 
 F = 1 << CHARGE_FRAC_BITS
 
@@ -191,7 +192,7 @@ def test_noise_moves_codes_but_keeps_shape_and_seed_reproducible():
 def test_settings_from_config():
     cfg = PRESETS["small"].replace(input_bits=6, output_bits=9, adc_mode="counting")
     st = MvmSettings.from_config(cfg, v_decr=0.2)
-    assert (st.in_bits, st.out_bits, st.adc_mode, st.v_decr) == (6, 9, "counting", 0.2)
+    assert (st.in_bits, st.out_bits, st.adc_mode, st.v_decr) == (6, 9, AdcMode.COUNTING, 0.2)
 
 
 def test_stochastic_binary_neuron_with_lfsr_follows_binomial():

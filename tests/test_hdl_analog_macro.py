@@ -24,6 +24,7 @@ from cimflow.golden.mvm import MvmSettings
 from cimflow.golden.neuron import Activation
 from cimflow.golden.nonideal import NonIdeal
 from cimflow.hdl.analog_macro import AnalogMacro, macro_resources, wl_pulse_cycles
+from cimflow.modes import AdcMode
 
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
 
@@ -70,7 +71,7 @@ class DigitalNeurons:
 
     def __init__(self, n, st):
         self.n, self.st = n, st
-        self.counting = st.adc_mode == "counting"
+        self.counting = st.adc_mode is AdcMode.COUNTING
         self.sign = np.zeros(n, np.uint8)
         self.active = np.ones(n, bool)
         self.mag = np.zeros(n, np.int64)
@@ -381,7 +382,7 @@ def test_macro_with_mvm_engine(name, seed, n_mvms, offset_bits):
                 bl[1:2 * x.size:2] = [_sign_mag(-v, w) for v in x]
                 in_len = 2 * x.size
             for port, value in [
-                ("direction", st.direction.value), ("adc_mode", int(st.adc_mode == "counting")),
+                ("direction", st.direction.value), ("adc_mode", st.adc_mode.value),
                 ("out_k", st.k), ("in_m", max(st.in_bits - 1, 1)), ("act", st.activation.value),
                 ("inject_steps", st.inject_steps), ("in_len", in_len),
                 ("bl_values", bus(bl, w)), ("sl_values", bus(sl, w)),

@@ -21,6 +21,7 @@ from cimflow.golden.lfsr import LfsrChains
 from cimflow.golden.mvm import mvm
 from cimflow.golden.neuron import Activation
 from cimflow.hdl.mvm_engine import MvmEngine
+from cimflow.modes import AdcMode
 from cimflow.verif.mvm_scenario import mode_registers, pack, random_case, unpack
 
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
@@ -99,7 +100,7 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0):
                 assert ctx.get(dut.wb_en) == (exp.phase is Phase.READOUT), where
                 if exp.phase is Phase.DECREMENT:
                     dec = unpack(ctx.get(dut.dec_en), rows, 1).astype(bool)
-                    if st.adc_mode == "counting":
+                    if st.adc_mode is AdcMode.COUNTING:
                         assert np.array_equal(dec, core.bank.active), where
                     else:
                         assert dec.all(), where

@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from cimflow.config import input_pulses
 from cimflow.golden.array import Crossbar, Direction
 from cimflow.golden.mvm import MvmSettings
 from cimflow.golden.neuron import Activation
@@ -104,9 +105,9 @@ def mode_registers(case):
     st = case["st"]
     return {
         "direction": st.direction.value,
-        "adc_mode": int(st.adc_mode == "counting"),
+        "adc_mode": st.adc_mode.value,
         "out_k": st.k,
-        "in_m": max(st.in_bits - 1, 1),
+        "in_m": input_pulses(st.in_bits),
         "act": st.activation.value,
         "inject_steps": st.inject_steps,
         "in_len": case["in_len"],

@@ -275,7 +275,7 @@ def coverage_point(case) -> dict:
     st = case["st"]
     return {"mode": "mvm", "direction": st.direction.name.lower(), "in_bits": st.in_bits,
             "out_bits": st.out_bits, "activation": st.activation.name.lower(),
-            "adc": st.adc_mode}
+            "adc": st.adc_mode.name.lower()}
 
 
 @cocotb.test()
