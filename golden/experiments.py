@@ -43,7 +43,7 @@ def _plt():
 
 
 def adc_reference(q: np.ndarray, k: int):
-    """The spec's reference algorithm (ALGORITHMS.md 4.7) on real q, vectorised."""
+    """The step-by-step reference algorithm (docs/model.md#conversion) on real q, vectorised."""
     r = np.array(q, dtype=np.float64)
     s = (r > 0).astype(np.uint8)
     mag = np.zeros(r.shape, dtype=np.int64)
@@ -57,9 +57,9 @@ def adc_reference(q: np.ndarray, k: int):
 # ------------------------------------------------------------------ mvm-rmse
 def calibrate(xbar: Crossbar, x_cal: np.ndarray, st: MvmSettings, swing: float | None,
               pct: float = 99.9) -> MvmSettings:
-    """Model-driven calibration (4.12) on calibration inputs: lower V_read until the
-    integrator stays within 90 % of its swing, then set V_decr so the ADC full scale
-    2 C_s V_decr covers the ``pct`` percentile of |Q|."""
+    """Model-driven calibration (docs/model.md#calibration) on calibration inputs: lower V_read
+    until the integrator stays within 90 % of its swing, then set V_decr so the ADC full
+    scale 2 C_s V_decr covers the ``pct`` percentile of |Q|."""
     probe = replace(st, v_read=V_READ_MAX, v_decr=V_READ_MAX)
     q = np.abs(mvm(xbar, x_cal, probe).charge).astype(np.float64)
     q_hi = max(float(np.percentile(q, pct)), 1.0)
@@ -192,6 +192,6 @@ def adc_transfer(out: Path, quick: bool, seed: int) -> dict:
     return {
         "grid_points": n, "per_k": per_k, "mismatches": total_bad,
         "c_sample_f": C_SAMPLE, "c_integ_f": C_INTEG,
-        "checked": "spec reference algorithm, exact integer converter (binary search) and the "
+        "checked": "reference algorithm, exact integer converter (binary search) and the "
                    "counting converter (K <= 7) against min(floor(|q| 2^(K-1)), 2^K - 1)",
     }

@@ -1,6 +1,6 @@
 """Incremental-pulse SET/RESET write-verify programming, vectorized over an array.
 
-Procedure (ALGORITHMS.md 4.10 with the board's parameters, NEURRAM_BOARD_FACTS.md): read
+Procedure (docs/model.md#write-verify, with the board's parameters): read
 each cell; while it is outside ``target +- tol``, apply a SET pulse if it is below the
 target, else a RESET pulse, each pulse 0.1 V stronger than the last of its polarity, from
 1.2 V (SET) or the board's target-dependent RESET start (1.2 V in range, 1.5 V above g_max,
@@ -242,7 +242,7 @@ def program_rounds(g0: np.ndarray, target: np.ndarray, device: PulseDevice, rela
     array and re-program (from the relaxed state) every cell outside ``target +- tol``.
 
     Only the cells programmed in a round relax after it; cells left alone already relaxed
-    (most relaxation happens within a second, ALGORITHMS.md 4.11).
+    (most relaxation happens within a second, docs/model.md#relaxation).
     """
     p = params or WriteVerifyParams()
     check_range("program_rounds", "rounds", rounds, 1, 100)

@@ -1,4 +1,4 @@
-"""Write-verify programming, the RRAM pulse model and relaxation (ALGORITHMS.md 4.10, 4.11)."""
+"""Write-verify programming, the RRAM pulse model and relaxation (docs/model.md#write-verify)."""
 
 from __future__ import annotations
 
