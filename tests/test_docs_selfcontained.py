@@ -26,6 +26,9 @@ FORBIDDEN = [
 ]
 
 DOC_REF = re.compile(r"docs/([A-Za-z0-9_\-]+\.md)(?:#([A-Za-z0-9_\-]+))?")
+"""A pointer written as text anywhere: docs/<page>.md or docs/<page>.md#<anchor>."""
+LINK = re.compile(r"\]\(([A-Za-z0-9_\-]+\.md)?(?:#([A-Za-z0-9_\-]+))?\)")
+"""A relative Markdown link inside docs/: [text](page.md#anchor) or [text](#anchor)."""
 
 BINARY_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".pdf", ".gz", ".zip", ".npz", ".npy",
                    ".pkl", ".ico", ".woff", ".woff2"}
@@ -97,8 +100,10 @@ def test_every_cited_docs_page_and_anchor_exists():
     missing = []
     for p in FILES:
         text = p.read_text(encoding="utf-8")
-        for m in DOC_REF.finditer(text):
-            page, anchor = m.group(1), m.group(2)
+        refs = [(m.group(1), m.group(2)) for m in DOC_REF.finditer(text)]
+        if p.parent == ROOT / "docs" and p.suffix == ".md":
+            refs += [(m.group(1) or p.name, m.group(2)) for m in LINK.finditer(text)]
+        for page, anchor in refs:
             target = ROOT / "docs" / page
             where = f"{p.relative_to(ROOT)}: docs/{page}" + (f"#{anchor}" if anchor else "")
             if not target.is_file():
