@@ -45,7 +45,7 @@ def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
 class CoreConfig:
     """Parameters of one core. Defaults are the NeuRRAM chip's (Wan et al. 2022)."""
 
-    # --- array organisation (ALGORITHMS.md 4.1) ---
+    # --- array organisation (docs/model.md#core-organisation) ---
     rows: int = 256
     """Word lines / bit lines (BL) of the TNSA; one neuron per BL."""
     cols: int = 256
@@ -54,7 +54,7 @@ class CoreConfig:
     """Corelet edge: a corelet is corelet x corelet cells with one neuron; the array is a
     corelet x corelet grid of corelets, so rows == cols == corelet**2."""
 
-    # --- neuron precisions (ALGORITHMS.md 4.6, 4.7) ---
+    # --- neuron precisions (docs/model.md#bit-serial-inputs, docs/model.md#conversion) ---
     input_bits: int = 8
     """Widest signed MVM input the hardware supports: 1 sign + (input_bits - 1) magnitude
     bits, 1..8 (NeuRRAM: 1-8). The precision of one MVM is a run-time mode register."""
@@ -62,13 +62,13 @@ class CoreConfig:
     """Widest neuron output: 1 sign + (output_bits - 1) magnitude bits, 1..10 (NeuRRAM:
     1-10). Sets the line-register width max(input_bits, output_bits)."""
 
-    # --- random numbers (ALGORITHMS.md 4.9, NEURRAM_BOARD_FACTS.md) ---
+    # --- random numbers (docs/model.md#lfsr-chains) ---
     lfsr_a_taps: tuple[int, ...] = (63, 62)
     """Chain A recurrence a(t) = XOR a(t - k), k in taps; must be maximal-length."""
     lfsr_b_taps: tuple[int, ...] = (47, 42)
     """Chain B recurrence; its degree should be coprime with chain A's for a long joint period."""
 
-    # --- stochastic translators for the RPU parallel update (ALGORITHMS.md 1.2, 1.3) ---
+    # --- stochastic translators for the RPU parallel update (docs/model.md#rpu-update) ---
     str_bits: int = 8
     """Translator resolution n: line values are n-bit magnitudes compared with n-bit random
     words, so P(pulse) is a multiple of 2^-n."""
@@ -81,7 +81,7 @@ class CoreConfig:
     bl_max: int = 255
     """Largest BL the hardware supports; sets the BL register width."""
 
-    # --- neuron ADC (ALGORITHMS.md 4.7, NEURRAM_BOARD_FACTS.md; docs/cycle_interface.md) ---
+    # --- neuron ADC (docs/model.md#conversion; docs/cycle_interface.md) ---
     adc_mode: AdcMode = AdcMode.BINARY
     """Reset value of the ADC mode register (:class:`cimflow.modes.AdcMode`); JSON and the
     constructor also take its lower-case name, "binary" or "counting"."""
@@ -103,7 +103,7 @@ class CoreConfig:
         if self.rows != self.corelet**2 or self.cols != self.corelet**2:
             raise ConfigError(
                 f"rows and cols must both equal corelet**2 = {self.corelet**2} (one neuron per "
-                f"BL and per SL, ALGORITHMS.md 4.1); got rows={self.rows}, cols={self.cols}"
+                f"BL and per SL, docs/model.md#corelets); got rows={self.rows}, cols={self.cols}"
             )
         _check_int("input_bits", self.input_bits, 1, 8)
         _check_int("output_bits", self.output_bits, 1, 10)

@@ -1,4 +1,4 @@
-"""The TNSA conductance array of one core (ALGORITHMS.md 4.1, 4.3, 4.4).
+"""The TNSA conductance array of one core (docs/model.md#core-organisation).
 
 Conductances are kept in microsiemens, rows (BL/WL) x cols (SL). Both model levels read the
 array through :meth:`Crossbar.codes`: conductances on a fixed-point grid of ``2**-G_FRAC_BITS``

@@ -1,4 +1,4 @@
-"""The ideal RPU update the stochastic translators approximate (ALGORITHMS.md 1.2).
+"""The ideal RPU update the stochastic translators approximate (docs/model.md#rpu-update).
 
 Independent Bernoulli bits with P(A_i = 1) = min(C|x_i|, 1) and P(B_j = 1) = min(C|delta_j|, 1)
 per time slot, coincidences counted with the sign of x_i * delta_j. Used as the statistical

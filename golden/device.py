@@ -1,9 +1,9 @@
 """Stochastic RRAM pulse-response model used by write-verify programming.
 
 Why a model at all: the NeuRRAM papers give the write-verify *procedure* and its *outcome*
-(mean 8.52 pulses per cell, 99 % of cells within +-1 uS; ALGORITHMS.md 4.10), but not the
+(mean 8.52 pulses per cell, 99 % of cells within +-1 uS; docs/model.md#write-verify), but not the
 device's response to one pulse. To run the procedure we need one, so this module proposes a
-behavioural model [R] with few, physically meaningful parameters, two of which are fitted to
+behavioural model (ours) with few, physically meaningful parameters, two of which are fitted to
 the paper's outcome (see ``DeviceParams`` and docs/write_verify.md).
 
 Model, per pulse of amplitude V (volts) on a cell of conductance G (uS), all cells at once:

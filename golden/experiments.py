@@ -43,7 +43,7 @@ def _plt():
 
 
 def adc_reference(q: np.ndarray, k: int):
-    """The spec's reference algorithm (ALGORITHMS.md 4.7) on real q, vectorised."""
+    """The step-by-step reference algorithm (docs/model.md#conversion) on real q, vectorised."""
     r = np.array(q, dtype=np.float64)
     s = (r > 0).astype(np.uint8)
     mag = np.zeros(r.shape, dtype=np.int64)
@@ -57,9 +57,9 @@ def adc_reference(q: np.ndarray, k: int):
 # ------------------------------------------------------------------ mvm-rmse
 def calibrate(xbar: Crossbar, x_cal: np.ndarray, st: MvmSettings, swing: float | None,
               pct: float = 99.9) -> MvmSettings:
-    """Model-driven calibration (4.12) on calibration inputs: lower V_read until the
-    integrator stays within 90 % of its swing, then set V_decr so the ADC full scale
-    2 C_s V_decr covers the ``pct`` percentile of |Q|."""
+    """Model-driven calibration (docs/model.md#calibration) on calibration inputs: lower V_read
+    until the integrator stays within 90 % of its swing, then set V_decr so the ADC full
+    scale 2 C_s V_decr covers the ``pct`` percentile of |Q|."""
     probe = replace(st, v_read=V_READ_MAX, v_decr=V_READ_MAX)
     q = np.abs(mvm(xbar, x_cal, probe).charge).astype(np.float64)
     q_hi = max(float(np.percentile(q, pct)), 1.0)
@@ -146,8 +146,8 @@ def mvm_rmse(out: Path, quick: bool, seed: int) -> dict:
             results[key][name] = float(np.sqrt(np.mean((est - ref) ** 2)))
     xbar.set_conductances(g_actual)
     r = results["rmse"]
-    results["silicon"] = {"bwd_4b": 0.582, "fwd_6b": 0.581, "fwd_6b_two_phase": 0.519}
-    results["ordering_holds"] = bool(r["fwd_6b_two_phase"] < min(r["bwd_4b"], r["fwd_6b"]))
+    results["silicon"] = {"fwd_4b": 0.582, "fwd_6b": 0.581, "fwd_6b_two_phase": 0.519}
+    results["ordering_holds"] = bool(r["fwd_6b_two_phase"] < min(r["fwd_4b"], r["fwd_6b"]))
     results["rmse_definition"] = (
         "sqrt(mean((y_hat - W x)^2)) over all outputs and inputs, in the units of W x with "
         "W ~ N(0,1) and x ~ U[-1,1] unquantised; nrmse divides by std(W x)")
@@ -192,6 +192,6 @@ def adc_transfer(out: Path, quick: bool, seed: int) -> dict:
     return {
         "grid_points": n, "per_k": per_k, "mismatches": total_bad,
         "c_sample_f": C_SAMPLE, "c_integ_f": C_INTEG,
-        "checked": "spec reference algorithm, exact integer converter (binary search) and the "
+        "checked": "reference algorithm, exact integer converter (binary search) and the "
                    "counting converter (K <= 7) against min(floor(|q| 2^(K-1)), 2^K - 1)",
     }

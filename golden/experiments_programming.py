@@ -4,7 +4,7 @@
 targets spread uniformly over g_min..g_max = 1..40 uS with golden.write_verify, then runs the
 paper's three iterative programming rounds with golden.relaxation, and compares with the
 NeuRRAM paper: mean 8.52 pulses per cell, 99 % of cells pass, relaxation std ~2.8 uS
-averaged over states falling to ~2 uS after 3 rounds (ALGORITHMS.md 4.10, 4.11).
+averaged over states falling to ~2 uS after 3 rounds (docs/model.md#write-verify).
 
 ``write-verify-fit`` re-runs the documented fit of golden.device's two fitted parameters
 (threshold level and ceiling spread) to the paper's 8.52 pulses and 99 % pass fraction.
@@ -28,7 +28,7 @@ __all__ = ["PAPER", "initial_state", "fit_device", "run_write_verify", "run_fit"
 
 PAPER = {"mean_pulses": 8.52, "pass_fraction": 0.99, "sigma_round1_uS": 2.8,
          "sigma_round3_uS": 2.0}
-"""The NeuRRAM paper's figures (ALGORITHMS.md 4.10, 4.11) that the model is compared with."""
+"""The NeuRRAM paper's figures (docs/model.md#write-verify) that the model is compared with."""
 
 
 def initial_state(n: int, wv: WriteVerifyParams, rng: np.random.Generator):

@@ -1,4 +1,4 @@
-"""Golden model of the two counter-propagating LFSR chains (ALGORITHMS.md 4.9).
+"""Golden model of the two counter-propagating LFSR chains (docs/model.md#lfsr-chains).
 
 Each chain is a Fibonacci LFSR whose shift register is extended to ``L =
 config.lfsr_chain_length`` stages: stage q holds the chain's m-sequence delayed by q, so

@@ -1,4 +1,4 @@
-"""Algorithmic level of a NeuRRAM MVM: batched, vectorised (ALGORITHMS.md 4.3-4.7).
+"""Algorithmic level of a NeuRRAM MVM: batched, vectorised (docs/model.md#voltage-mode-mvm).
 
 One MVM, for every input of a batch at once:
 

@@ -1,4 +1,4 @@
-"""The charge-domain neuron: sample, integrate, compare, decrement (ALGORITHMS.md 4.5-4.9).
+"""The charge-domain neuron: sample, integrate, compare, decrement (docs/model.md#neuron-and-adc).
 
 Charge is an integer in units of ``C_sample * V_read / 2**CHARGE_FRAC_BITS``. Every model
 level adds and subtracts the same integers, so output codes are reproducible bit for bit
@@ -8,7 +8,7 @@ any physical noise, so the quantisation is not a modelling error worth speaking 
 Comparator convention (one for every comparison, sign included): ``cmp = residual > 0``.
 The first magnitude step uses the latched sign comparison, later ones the previous bit, so
 the converter is consistent at exactly zero charge (code 0, sign 0). Exact transfer, which
-equals the spec closed form ``min(floor(|q| 2^(K-1)), 2^K - 1)`` off ties:
+equals the closed form ``min(floor(|q| 2^(K-1)), 2^K - 1)`` off ties:
 
 * q > 0:  |code| = min(ceil(q 2^(K-1)) - 1, 2^K - 1)
 * q <= 0: |code| = min(floor(-q 2^(K-1)), 2^K - 1), sign 0

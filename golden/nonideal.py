@@ -11,17 +11,17 @@ Models (each deliberately simple, for a golden reference rather than device phys
 * relaxation: G += N(0, (relax_scale * sigma(G))^2), sigma(G) = 1.536e-4 G^3 - 1.167e-2 G^2
   + 0.2374 G + 1.053 uS (CrossSim ``RRAM_Wan`` fit, G clamped to its range 0..39.26 uS).
   The fit averages 2.06 uS over 1..40 uS and peaks at 2.5 uS near 14 uS, i.e. it matches
-  the paper's ~2 uS std *after* 3 write-verify iterations (ALGORITHMS.md 4.11); use
+  the paper's ~2 uS std *after* 3 write-verify iterations (docs/model.md#relaxation); use
   relax_scale = 1/0.71 for a single programming pass (~2.8 uS).
 * read noise: Gaussian on every sampled line voltage, std read_noise_v (kT/C and RTN).
 * IR drop: each input line is driven through a lumped series resistance ir_drop_ohm
   (driver + wire) into the line's load, the sum of its cells' conductances to the floating
   outputs held near V_ref, so the line's swing is scaled by 1 / (1 + R * sum_j G_ij).
 * ADC offset: a static per-neuron comparator offset, N(0, adc_offset_v^2) referred to the
-  integrator node (what is left after the calibration of 4.12 cancels the mean).
+  integrator node (what is left after calibration, docs/model.md#calibration, cancels the mean).
 * ADC dynamic range: the integrator saturates at +/- integrator_swing_v, the headroom
-  clipping that grows with the number of integration cycles (4.6).
-* small read margin: logistic comparator noise of scale cmp_noise_v (ALGORITHMS.md 3.2)
+  clipping that grows with the number of integration cycles (docs/model.md#bit-serial-inputs).
+* small read margin: logistic comparator noise of scale cmp_noise_v (docs/model.md#non-idealities)
   on every comparison, so thresholds become probabilistic.
 """
 
@@ -132,7 +132,8 @@ logistic comparator noise."""
 
 
 def inject_weight_noise(w: np.ndarray, nu: float, rng: np.random.Generator) -> np.ndarray:
-    """Training-time noise injection W + N(0, (nu max|W|)^2), a fresh draw per call (4.11)."""
+    """Training-time noise injection W + N(0, (nu max|W|)^2), a fresh draw per call
+    (docs/model.md#training-noise)."""
     w = np.asarray(w, dtype=np.float64)
     if not nu >= 0:
         raise ValueError(f"nu must be >= 0, got {nu}")

@@ -1,7 +1,7 @@
 """Conductance relaxation after programming, and its spread over programming rounds.
 
 After a write-verify pulse train the filament rearranges: within about a second G moves by
-a Gaussian amount whose std depends on G (ALGORITHMS.md 4.11). We model one relaxation
+a Gaussian amount whose std depends on G (docs/model.md#relaxation). We model one relaxation
 event per programming as ``G' = max(G + sigma(G) * s * xi, g_floor)`` with ``xi ~ N(0, 1)``:
 
 * ``sigma(G)`` is a published fit to the NeuRRAM data: Sandia CrossSim's ``RRAM_Wan``

@@ -1,6 +1,6 @@
 """Golden model of the stochastic translator (STR) bank for the RPU parallel update.
 
-ALGORITHMS.md 1.2-1.3. Every row i holds x_i and every column j holds delta_j as an n-bit
+docs/model.md#rpu-update. Every row i holds x_i and every column j holds delta_j as an n-bit
 magnitude and a sign bit (n = config.str_bits). Writing a value stores its threshold
 
     thr = min((mag * gain_code) >> str_gain_frac_bits, 2^n)
@@ -9,7 +9,7 @@ so P(pulse) = thr / 2^n = min(C*|v|, 1) with |v| = mag / 2^n and C = gain_code /
 2^str_gain_frac_bits (floored to a multiple of 2^-n, at most 2^-n below the ideal). A line
 pulses in a time slot when its LFSR word is below its threshold.
 
-One update runs up to four phases of BL slots, in this order (ALGORITHMS.md 1.3):
+One update runs up to four phases of BL slots, in this order (docs/model.md#rpu-update):
 
     phase 0: rows with x > 0, up    (columns with delta > 0)
     phase 1: rows with x > 0, down  (columns with delta < 0)

@@ -1,12 +1,12 @@
 """Incremental-pulse SET/RESET write-verify programming, vectorized over an array.
 
-Procedure (ALGORITHMS.md 4.10 with the board's parameters, NEURRAM_BOARD_FACTS.md): read
+Procedure (docs/model.md#write-verify, with the board's parameters): read
 each cell; while it is outside ``target +- tol``, apply a SET pulse if it is below the
 target, else a RESET pulse, each pulse 0.1 V stronger than the last of its polarity, from
 1.2 V (SET) or the board's target-dependent RESET start (1.2 V in range, 1.5 V above g_max,
 2.5 V below g_min) up to the end voltage 4.0 V, then at most ``end_pulses`` (30) more at the
 end voltage. A change of polarity is a reversal; after ``max_reversals`` (20) the cell fails.
-On a reversal both amplitudes restart at their start values: that rule is [R] (the paper
+On a reversal both amplitudes restart at their start values: that rule is ours (the paper
 says only "the same procedure as with set"), so it is a parameter.
 
 Every unfinished cell takes one step per loop iteration (one pulse, one read), so the cost
@@ -66,7 +66,7 @@ class WriteVerifyParams:
     max_reversals: int = 20
     """SET/RESET polarity reversals allowed (board ``iteration_limit``; the paper says 30)."""
     restart_on_reversal: bool = True
-    """[R] restart both amplitudes at their start values on a reversal."""
+    """Ours: restart both amplitudes at their start values on a reversal."""
 
     def __post_init__(self) -> None:
         o = "WriteVerifyParams"
@@ -242,7 +242,7 @@ def program_rounds(g0: np.ndarray, target: np.ndarray, device: PulseDevice, rela
     array and re-program (from the relaxed state) every cell outside ``target +- tol``.
 
     Only the cells programmed in a round relax after it; cells left alone already relaxed
-    (most relaxation happens within a second, ALGORITHMS.md 4.11).
+    (most relaxation happens within a second, docs/model.md#relaxation).
     """
     p = params or WriteVerifyParams()
     check_range("program_rounds", "rounds", rounds, 1, 100)

@@ -1,4 +1,4 @@
-"""Two counter-propagating LFSR chains, XORed (ALGORITHMS.md 4.9, NEURRAM_BOARD_FACTS.md).
+"""Two counter-propagating LFSR chains, XORed (docs/model.md#lfsr-chains).
 
 Chain A is a shift register of ``L = config.lfsr_chain_length`` stages moving towards higher
 positions: each step, position 0 takes the XOR of positions k-1 for k in the chain's taps

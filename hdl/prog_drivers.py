@@ -1,4 +1,4 @@
-"""Programming-mode cell selection (ALGORITHMS.md 4.2, "Weight programming").
+"""Programming-mode cell selection (docs/model.md#operating-modes).
 
 In programming mode the drivers address one cell: the one whose row (BL) register and
 column (SL) register both hold 1, every other register holding 0. This block turns the

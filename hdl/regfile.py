@@ -1,4 +1,4 @@
-"""Row (BL) and column (SL) line register files of one core (ALGORITHMS.md 4.1).
+"""Row (BL) and column (SL) line register files of one core (docs/model.md#line-registers-and-spi).
 
 Each BL and each SL has one W-bit register, ``W = max(input_bits, output_bits)``
 (sign-magnitude: sign at bit W-1, magnitude right-aligned; docs/core_architecture.md). The

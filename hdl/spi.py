@@ -1,4 +1,4 @@
-"""SPI target for the line registers (NEURRAM_BOARD_FACTS.md "Register access").
+"""SPI target for the line registers (docs/model.md#line-registers-and-spi).
 
 SPI mode 0 (CPOL 0, CPHA 0): the host changes MOSI while SCK is low and both sides sample
 on the rising SCK edge; the target changes MISO after the falling edge. The target runs on

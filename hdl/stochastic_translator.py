@@ -1,4 +1,4 @@
-"""Stochastic translator (STR) bank for the RPU parallel update (ALGORITHMS.md 1.2, 1.3).
+"""Stochastic translator (STR) bank for the RPU parallel update (docs/model.md#rpu-update).
 
 One translator per line (rows x_i first, then columns delta_j) turns an n-bit magnitude and
 a sign into a stream of BL pulses with P(pulse) = min(C*|v|, 1), by comparing a stored

@@ -1,4 +1,4 @@
-"""Golden array: corelet map, differential encoding, placement (ALGORITHMS.md 4.16 items 1-2)."""
+"""Golden array: corelet map, differential encoding, placement (docs/model.md#corelets)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Algorithmic MVM against closed forms (ALGORITHMS.md 4.5-4.6, 4.16 items 3, 4, 7)."""
+"""Algorithmic MVM against closed forms (docs/model.md#voltage-mode-mvm to #two-phase-inputs)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Golden neuron ADCs, activations and non-idealities (ALGORITHMS.md 4.7, 4.9, 4.11, 3.2)."""
+"""Golden neuron ADCs, activations and non-idealities (docs/model.md#neuron-and-adc)."""
 
 import numpy as np
 import pytest

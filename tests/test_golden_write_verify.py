@@ -1,4 +1,4 @@
-"""Write-verify programming, the RRAM pulse model and relaxation (ALGORITHMS.md 4.10, 4.11)."""
+"""Write-verify programming, the RRAM pulse model and relaxation (docs/model.md#write-verify)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_reversal_limit_and_amplitude_restart(limit):
     rep = _run([5.0], [20.0], dev, max_reversals=limit)
     assert rep.status[0] == FAIL_REVERSALS
     assert rep.reversals[0] == limit + 1 and rep.pulses[0] == limit + 1
-    assert set(dev.volts(0)) == {1.2}  # [R] restart at the start voltage on each reversal
+    assert set(dev.volts(0)) == {1.2}  # ours: restart at the start voltage on each reversal
 
 
 def test_no_restart_keeps_each_polarity_ramp():

