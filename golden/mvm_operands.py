@@ -41,10 +41,8 @@ MAX_DEN_CODES = 1 << 29
 def oriented_codes(xbar: Crossbar, direction: Direction) -> tuple[np.ndarray, int]:
     """The int64 conductance codes oriented (input lines, output lines) for ``direction``,
     and the length of an input vector of the mapped matrix."""
-    m = xbar._need_mapping()
-    if direction is Direction.BACKWARD:
-        return xbar.codes().T, m.n_out
-    return xbar.codes(), m.n_in
+    n = xbar.vector_lengths(direction)[0]
+    return (xbar.codes().T if direction is Direction.BACKWARD else xbar.codes()), n
 
 
 def output_neurons(config, direction: Direction) -> np.ndarray:
