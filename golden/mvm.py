@@ -340,7 +340,7 @@ _IDEAL = NonIdeal()
 
 
 def _den_target(xbar: Crossbar, direction: Direction) -> np.ndarray:
-    m = xbar._need_mapping()
+    m = xbar.require_mapping()
     t = xbar.codes(target=True)
     if direction is Direction.BACKWARD:
         return t[:, :m.n_out].sum(axis=1)
@@ -348,18 +348,26 @@ def _den_target(xbar: Crossbar, direction: Direction) -> np.ndarray:
 
 
 def recover(res: MvmResult, xbar: Crossbar, centre: bool = True) -> np.ndarray:
-    """Digital recovery of x_int . W (forward, recurrent) or W . x_int (backward) from the
+    """Digital recovery of x_int . W (forward, recurrent) or W . delta_int (backward) from the
     codes: multiply back the pre-computed normalisation Den of the target conductances.
 
-    ``centre`` reconstructs each code at the middle of its charge bin, (|code| + 1/2) LSB,
-    since the converter truncates; False gives |code| LSB (the raw shift-add value).
+    A code stands for a bin of charge one LSB wide (the converter truncates toward zero and
+    its comparator reads a zero residual as negative): sign 1, code c is (c, c + 1] LSB, so a
+    charge exactly on a positive threshold c LSB reads c - 1; sign 0, code c is
+    (-(c + 1), -c] LSB. ``centre`` reconstructs each code at the middle of its bin,
+    +-(c + 1/2) LSB, except sign 0, code 0, which reads 0: its bin (-1, 0] LSB holds the
+    exact zero charge of an all-zero input, an empty column and every output a ReLU
+    cleared, which must recover as 0, not -1/2 LSB. ``centre`` False gives +-c LSB (the raw
+    shift-add value).
     """
-    st, m = res.settings, xbar._need_mapping()
+    st, m = res.settings, xbar.require_mapping()
     if st.k == 0:
         raise ValueError("recover needs out_bits >= 2 (a binary neuron has no magnitude)")
     den = _den_target(xbar, st.direction).astype(np.float64) / (1 << G_FRAC_BITS)
     scale = st.lsb_units / (1 << CHARGE_FRAC_BITS) * m.w_max / m.g_max
-    v = res.mag.astype(np.float64) + (0.5 if centre else 0.0)
+    v = res.mag.astype(np.float64)
+    if centre:
+        v += np.where((res.sign == 1) | (res.mag > 0), 0.5, 0.0)
     v = np.where(res.sign == 1, v, -v)
     if st.direction is Direction.BACKWARD:
         y = v * den
