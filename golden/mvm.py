@@ -58,7 +58,9 @@ __all__ = [
 @dataclass(frozen=True)
 class MvmSettings:
     """Operating point of one MVM. ``in_bits`` = 1 is an unsigned binary input {0, 1};
-    n >= 2 is 1 sign + (n - 1) magnitude bits. ``out_bits`` = 1 sign + K magnitude bits."""
+    n >= 2 is 1 sign + (n - 1) magnitude bits. ``out_bits`` = 1 sign + K magnitude bits.
+    Both are run-time choices up to the core's ``input_bits``/``output_bits``, checked by
+    :meth:`check_config` wherever the core is known (:func:`mvm`, the cycle level)."""
 
     direction: Direction = Direction.FORWARD
     in_bits: int = 4
@@ -67,7 +69,11 @@ class MvmSettings:
     """ADC mode; the lower-case name ("binary", "counting") is accepted too."""
     activation: Activation = Activation.IDENTITY
     v_read: float = 0.5
+    """Input pulse amplitude (V)."""
     v_decr: float = 0.05
+    """Charge-decrement voltage (V); the ADC's full scale is +-2 C_s V_decr. Its resolution is
+    v_read / 2^15 (a DAC code); it is rounded to that grid (see :attr:`v_decr_applied`), and
+    refused where the rounding would move it by more than 1 %."""
     inject_steps: int = 0
     v_inject: float = 0.0
     t_wl: int = 1
@@ -99,23 +105,42 @@ class MvmSettings:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.v_inject < 0:
             raise ValueError(f"v_inject must be >= 0, got {self.v_inject}")
+        decr_units(self.v_decr, self.v_read)  # refuses a V_decr its grid would distort
 
     @classmethod
     def from_config(cls, config, **changes) -> MvmSettings:
-        """Defaults from a CoreConfig (input_bits, output_bits, adc_mode), then ``changes``."""
+        """Defaults from a CoreConfig (input_bits, output_bits, adc_mode), then ``changes``,
+        checked against the config's widths."""
         base = dict(in_bits=config.input_bits, out_bits=config.output_bits,
                     adc_mode=config.adc_mode)
-        return cls(**{**base, **changes})
+        st = cls(**{**base, **changes})
+        st.check_config(config)
+        return st
 
     @property
     def k(self) -> int:
         """ADC magnitude bits."""
         return self.out_bits - 1
 
+    def check_config(self, config) -> None:
+        """Refuse settings wider than the core's widths (CoreConfig input_bits, output_bits):
+        the RTL sizes its line registers and counters from them."""
+        for name, field_name in (("in_bits", "input_bits"), ("out_bits", "output_bits")):
+            if getattr(self, name) > getattr(config, field_name):
+                raise ValueError(
+                    f"{name} = {getattr(self, name)} exceeds the core's {field_name} = "
+                    f"{getattr(config, field_name)}"
+                )
+
     @property
     def d_units(self) -> int:
         """C_s V_decr in charge units."""
         return decr_units(self.v_decr, self.v_read)
+
+    @property
+    def v_decr_applied(self) -> float:
+        """The V_decr the neurons use: ``v_decr`` rounded to its grid of v_read / 2^15."""
+        return self.d_units / (1 << CHARGE_FRAC_BITS) * self.v_read
 
     @property
     def lsb_units(self) -> int:
@@ -227,9 +252,14 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
         offsets: np.ndarray | None = None) -> MvmResult:
     """Batched MVM of integer inputs ``x`` (..., n) on ``xbar``; see the module docstring.
 
+    ``x`` is the input of ``direction``: forward and recurrent x (..., n_in) for x W,
+    backward delta (..., n_out) for W delta (:meth:`Crossbar.vector_lengths`). ``settings``
+    must fit the core's widths (:meth:`MvmSettings.check_config`).
+
     ``offsets``: per-neuron comparator offsets (units), drawn from ``nonideal`` if None.
     ``lfsr``: an ``LfsrChains``; needed for the stochastic activation with injection.
     """
+    settings.check_config(xbar.config)
     ni = nonideal or _IDEAL
     if rng is None and ni.random:
         rng = np.random.default_rng(0)

@@ -302,3 +302,37 @@ def test_positive_threshold_reads_one_code_low():
     lsb = st.lsb_units
     s, m = adc_exact(np.array([3 * lsb, 3 * lsb + 1, -3 * lsb, 0]), st.d_units, st.k)
     assert s.tolist() == [1, 1, 0, 0] and m.tolist() == [2, 3, 3, 0]
+
+
+def test_v_decr_grid_is_applied_visibly_or_refused():
+    """V_decr has a resolution of V_read / 2^15: small roundings are applied and reported by
+    v_decr_applied; a V_decr the grid would move by more than 1 % is refused (it used to be
+    replaced silently, e.g. by one whole step when below it)."""
+    step = 0.5 / 2**15
+    st = MvmSettings(v_read=0.5, v_decr=100.3 * step)
+    assert st.d_units == 100 << 9 and st.v_decr_applied == 100 * step
+    assert MvmSettings(v_read=0.5, v_decr=3 * step).d_units == 3 << 9  # on the grid: exact
+    for bad in (0.4 * step, 1.4 * step, 30.4 * step):
+        with pytest.raises(ValueError, match=r"v_decr = .* too fine .* v_read / 2\^15"):
+            MvmSettings(v_read=0.5, v_decr=bad)
+
+
+def test_settings_are_checked_against_the_core_widths():
+    """The config's input_bits / output_bits bound what mvm and the cycle level accept."""
+    from cimflow.golden.cycle import CycleCore
+
+    cfg = PRESETS["small"].replace(input_bits=5, output_bits=6)
+    xb = Crossbar(cfg)
+    xb.program(np.ones((4, 4)))
+    x = np.ones((1, 4), np.int64)
+    ok = MvmSettings(in_bits=5, out_bits=6)
+    assert mvm(xb, x, ok).mag.shape == (1, cfg.cols)
+    CycleCore(xb).run(x, ok)
+    for st, msg in ((MvmSettings(in_bits=6, out_bits=6), "in_bits = 6 exceeds .*input_bits = 5"),
+                    (MvmSettings(in_bits=5, out_bits=7), "out_bits = 7 exceeds .*output_bits = 6")):
+        with pytest.raises(ValueError, match=msg):
+            mvm(xb, x, st)
+        with pytest.raises(ValueError, match=msg):
+            CycleCore(xb).run(x, st)
+    with pytest.raises(ValueError, match="in_bits = 8 exceeds"):
+        MvmSettings.from_config(cfg, in_bits=8)
