@@ -153,7 +153,11 @@ class MvmSettings:
 
 @dataclass
 class MvmResult:
-    """Codes of every output line (forward: SL order; backward, recurrent: BL order)."""
+    """Codes of every output line (forward: SL order; backward, recurrent: BL order).
+
+    Sign 1 means charge > 0; the magnitude truncates toward zero, and the comparator reads a
+    zero residual as negative, so a charge of exactly c LSB > 0 reads c - 1 and a zero
+    charge reads sign 0, code 0 (:func:`recover` gives each code's charge bin)."""
 
     settings: MvmSettings
     sign: np.ndarray
