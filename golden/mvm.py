@@ -272,7 +272,7 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (..., n)")
     ops = mvm_operands(xbar, st.direction, ni.ir_drop_ohm)
-    check_input_length(st.direction, x.shape[-1], ops.n_in)
+    check_input_length(st.direction, x.shape[-1], ops.n_input)
     if st.activation is Activation.STOCHASTIC and st.inject_steps and lfsr is None:
         raise ValueError("the stochastic activation with inject_steps > 0 needs an lfsr")
     if offsets is None:
@@ -285,7 +285,7 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
                 f"({xbar.config.rows},); got {offsets.dtype} {offsets.shape}"
             )
     lead, n_out = x.shape[:-1], ops.den.size
-    x = _check_inputs(x, st.in_bits).reshape(-1, ops.n_in)
+    x = _check_inputs(x, st.in_bits).reshape(-1, ops.n_input)
     batch = x.shape[0]
     block = max(1, BLOCK_OUTPUTS // n_out)
     starts = range(0, batch, block)
@@ -328,13 +328,13 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
 
 def _charge(ops: MvmOperands, x: np.ndarray, in_bits: int, sigma: float, clip: int | None,
             rng: np.random.Generator | None) -> np.ndarray:
-    """Integrated charge (batch, output lines) of a block of inputs x (batch, n_in), float64
+    """Integrated charge (batch, output lines) of a block of inputs x (batch, n_input), float64
     holding integers (units); ``sigma``: read noise per sample (units), ``clip``: the
     integrator's swing (units) or None."""
     planes = _planes(x, in_bits)
     n_planes, batch = planes.shape[:2]
     # every bit plane in one product; floor(2^24 num / Den) is exact (see mvm_operands)
-    samples = (planes.reshape(-1, ops.n_in) @ ops.matrix) / ops.den_units
+    samples = (planes.reshape(-1, ops.n_input) @ ops.matrix) / ops.den_units
     samples = np.floor(samples, out=samples).reshape(n_planes, batch, -1)
     reps = _REPS[:n_planes]  # plane b is integrated 2^b times
     if not sigma and clip is None:  # exact: integers below 2^53 in any summation order

@@ -59,10 +59,10 @@ def check_input_length(direction: Direction, got: int, need: int) -> None:
 
 @dataclass(frozen=True)
 class MvmOperands:
-    n_in: int
-    """Length of an input vector."""
+    n_input: int
+    """Length of an input vector of the direction (Mapping.n_out for backward MVMs)."""
     matrix: np.ndarray
-    """P (n_in, output lines), float32 where exact, else float64 (read-only)."""
+    """P (n_input, output lines), float32 where exact, else float64 (read-only)."""
     den: np.ndarray
     """Den of every output line (int64 codes); 0 where no driven cell reaches the line."""
     den_units: np.ndarray
