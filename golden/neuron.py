@@ -137,7 +137,11 @@ def adc_exact(q: np.ndarray, d: int, k: int, offset: np.ndarray | int = 0):
 
 
 def adc_closed_form(q: np.ndarray, k: int):
-    """Spec closed form on real q = Q / (C_s V_decr): (sign, min(floor(|q| 2^(K-1)), 2^K-1))."""
+    """Spec closed form on real q = Q / (C_s V_decr): (sign, min(floor(|q| 2^(K-1)), 2^K-1)).
+
+    The chip (:func:`adc_exact`, both converters, the RTL) agrees except exactly on a
+    positive threshold q 2^(K-1) = c, where its comparator reads the zero residual as
+    negative and gives c - 1."""
     _check_k(k)
     q = np.asarray(q, dtype=np.float64)
     mag = np.minimum(np.floor(np.abs(q) * 2.0 ** (k - 1)), 2**k - 1) if k else 0 * q
