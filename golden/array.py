@@ -63,10 +63,16 @@ def encode_differential(w: np.ndarray, g_min: float, g_max: float, w_max: float 
 @dataclass(frozen=True)
 class Mapping:
     """Where a weight matrix W (n_in x n_out) sits: W[r, k] on rows 2r (G+) and 2r+1 (G-)
-    of column k; the digital side keeps the target conductances for normalisation."""
+    of column k; the digital side keeps the target conductances for normalisation.
+
+    ``n_in``/``n_out`` are the shape of W, named for the forward MVM y = x W. A backward MVM
+    computes W delta: its input has n_out entries and its output n_in (see
+    :meth:`Crossbar.vector_lengths`)."""
 
     n_in: int
+    """Rows of W: forward/recurrent input length, backward output length."""
     n_out: int
+    """Columns of W: forward/recurrent output length, backward input length."""
     w_max: float
     g_min: float
     g_max: float
@@ -146,11 +152,20 @@ class Crossbar:
 
     def weights(self) -> np.ndarray:
         """W as represented by the actual conductances, (G+ - G-) w_max / g_max."""
-        m = self._need_mapping()
+        m = self.require_mapping()
         d = self.g[0:2 * m.n_in:2, :m.n_out] - self.g[1:2 * m.n_in:2, :m.n_out]
         return d * m.w_max / m.g_max
 
-    def _need_mapping(self) -> Mapping:
+    def require_mapping(self) -> Mapping:
+        """The mapping of the programmed W; every MVM and recovery needs one."""
         if self.mapping is None:
             raise RuntimeError("no weight matrix programmed; call Crossbar.program(W) first")
         return self.mapping
+
+    def vector_lengths(self, direction: Direction) -> tuple[int, int]:
+        """(input length, output length) of an MVM of the programmed W in ``direction``:
+        (n_in, n_out) forward and recurrent (x W), (n_out, n_in) backward (W delta)."""
+        m = self.require_mapping()
+        if direction is Direction.BACKWARD:
+            return m.n_out, m.n_in
+        return m.n_in, m.n_out

@@ -164,10 +164,11 @@ class CycleCore:
         self.sl_mag = np.zeros(cfg.cols, np.int64)
         self.cycles = 0
         self.trace: list[tuple[Phase, int, np.ndarray]] | None = None
-        self.configure(MvmSettings())
+        self.configure(MvmSettings.from_config(cfg))
 
     def configure(self, st: MvmSettings) -> None:
         """Load the mode registers (ADC mode, K, activation, V_decr and V_inject codes)."""
+        st.check_config(self.xbar.config)
         self.st = st
         n = self.xbar.config.rows
         off = self.offsets if self.offsets is not None else self.nonideal.offsets(

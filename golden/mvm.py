@@ -58,7 +58,9 @@ __all__ = [
 @dataclass(frozen=True)
 class MvmSettings:
     """Operating point of one MVM. ``in_bits`` = 1 is an unsigned binary input {0, 1};
-    n >= 2 is 1 sign + (n - 1) magnitude bits. ``out_bits`` = 1 sign + K magnitude bits."""
+    n >= 2 is 1 sign + (n - 1) magnitude bits. ``out_bits`` = 1 sign + K magnitude bits.
+    Both are run-time choices up to the core's ``input_bits``/``output_bits``, checked by
+    :meth:`check_config` wherever the core is known (:func:`mvm`, the cycle level)."""
 
     direction: Direction = Direction.FORWARD
     in_bits: int = 4
@@ -67,7 +69,11 @@ class MvmSettings:
     """ADC mode; the lower-case name ("binary", "counting") is accepted too."""
     activation: Activation = Activation.IDENTITY
     v_read: float = 0.5
+    """Input pulse amplitude (V)."""
     v_decr: float = 0.05
+    """Charge-decrement voltage (V); the ADC's full scale is +-2 C_s V_decr. Its resolution is
+    v_read / 2^15 (a DAC code); it is rounded to that grid (see :attr:`v_decr_applied`), and
+    refused where the rounding would move it by more than 1 %."""
     inject_steps: int = 0
     v_inject: float = 0.0
     t_wl: int = 1
@@ -99,23 +105,42 @@ class MvmSettings:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.v_inject < 0:
             raise ValueError(f"v_inject must be >= 0, got {self.v_inject}")
+        decr_units(self.v_decr, self.v_read)  # refuses a V_decr its grid would distort
 
     @classmethod
     def from_config(cls, config, **changes) -> MvmSettings:
-        """Defaults from a CoreConfig (input_bits, output_bits, adc_mode), then ``changes``."""
+        """Defaults from a CoreConfig (input_bits, output_bits, adc_mode), then ``changes``,
+        checked against the config's widths."""
         base = dict(in_bits=config.input_bits, out_bits=config.output_bits,
                     adc_mode=config.adc_mode)
-        return cls(**{**base, **changes})
+        st = cls(**{**base, **changes})
+        st.check_config(config)
+        return st
 
     @property
     def k(self) -> int:
         """ADC magnitude bits."""
         return self.out_bits - 1
 
+    def check_config(self, config) -> None:
+        """Refuse settings wider than the core's widths (CoreConfig input_bits, output_bits):
+        the RTL sizes its line registers and counters from them."""
+        for name, field_name in (("in_bits", "input_bits"), ("out_bits", "output_bits")):
+            if getattr(self, name) > getattr(config, field_name):
+                raise ValueError(
+                    f"{name} = {getattr(self, name)} exceeds the core's {field_name} = "
+                    f"{getattr(config, field_name)}"
+                )
+
     @property
     def d_units(self) -> int:
         """C_s V_decr in charge units."""
         return decr_units(self.v_decr, self.v_read)
+
+    @property
+    def v_decr_applied(self) -> float:
+        """The V_decr the neurons use: ``v_decr`` rounded to its grid of v_read / 2^15."""
+        return self.d_units / (1 << CHARGE_FRAC_BITS) * self.v_read
 
     @property
     def lsb_units(self) -> int:
@@ -128,7 +153,11 @@ class MvmSettings:
 
 @dataclass
 class MvmResult:
-    """Codes of every output line (forward: SL order; backward, recurrent: BL order)."""
+    """Codes of every output line (forward: SL order; backward, recurrent: BL order).
+
+    Sign 1 means charge > 0; the magnitude truncates toward zero, and the comparator reads a
+    zero residual as negative, so a charge of exactly c LSB > 0 reads c - 1 and a zero
+    charge reads sign 0, code 0 (:func:`recover` gives each code's charge bin)."""
 
     settings: MvmSettings
     sign: np.ndarray
@@ -227,9 +256,14 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
         offsets: np.ndarray | None = None) -> MvmResult:
     """Batched MVM of integer inputs ``x`` (..., n) on ``xbar``; see the module docstring.
 
+    ``x`` is the input of ``direction``: forward and recurrent x (..., n_in) for x W,
+    backward delta (..., n_out) for W delta (:meth:`Crossbar.vector_lengths`). ``settings``
+    must fit the core's widths (:meth:`MvmSettings.check_config`).
+
     ``offsets``: per-neuron comparator offsets (units), drawn from ``nonideal`` if None.
     ``lfsr``: an ``LfsrChains``; needed for the stochastic activation with injection.
     """
+    settings.check_config(xbar.config)
     ni = nonideal or _IDEAL
     if rng is None and ni.random:
         rng = np.random.default_rng(0)
@@ -238,7 +272,7 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (..., n)")
     ops = mvm_operands(xbar, st.direction, ni.ir_drop_ohm)
-    check_input_length(st.direction, x.shape[-1], ops.n_in)
+    check_input_length(st.direction, x.shape[-1], ops.n_input)
     if st.activation is Activation.STOCHASTIC and st.inject_steps and lfsr is None:
         raise ValueError("the stochastic activation with inject_steps > 0 needs an lfsr")
     if offsets is None:
@@ -251,7 +285,7 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
                 f"({xbar.config.rows},); got {offsets.dtype} {offsets.shape}"
             )
     lead, n_out = x.shape[:-1], ops.den.size
-    x = _check_inputs(x, st.in_bits).reshape(-1, ops.n_in)
+    x = _check_inputs(x, st.in_bits).reshape(-1, ops.n_input)
     batch = x.shape[0]
     block = max(1, BLOCK_OUTPUTS // n_out)
     starts = range(0, batch, block)
@@ -294,13 +328,13 @@ def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal
 
 def _charge(ops: MvmOperands, x: np.ndarray, in_bits: int, sigma: float, clip: int | None,
             rng: np.random.Generator | None) -> np.ndarray:
-    """Integrated charge (batch, output lines) of a block of inputs x (batch, n_in), float64
+    """Integrated charge (batch, output lines) of a block of inputs x (batch, n_input), float64
     holding integers (units); ``sigma``: read noise per sample (units), ``clip``: the
     integrator's swing (units) or None."""
     planes = _planes(x, in_bits)
     n_planes, batch = planes.shape[:2]
     # every bit plane in one product; floor(2^24 num / Den) is exact (see mvm_operands)
-    samples = (planes.reshape(-1, ops.n_in) @ ops.matrix) / ops.den_units
+    samples = (planes.reshape(-1, ops.n_input) @ ops.matrix) / ops.den_units
     samples = np.floor(samples, out=samples).reshape(n_planes, batch, -1)
     reps = _REPS[:n_planes]  # plane b is integrated 2^b times
     if not sigma and clip is None:  # exact: integers below 2^53 in any summation order
@@ -340,7 +374,7 @@ _IDEAL = NonIdeal()
 
 
 def _den_target(xbar: Crossbar, direction: Direction) -> np.ndarray:
-    m = xbar._need_mapping()
+    m = xbar.require_mapping()
     t = xbar.codes(target=True)
     if direction is Direction.BACKWARD:
         return t[:, :m.n_out].sum(axis=1)
@@ -348,18 +382,26 @@ def _den_target(xbar: Crossbar, direction: Direction) -> np.ndarray:
 
 
 def recover(res: MvmResult, xbar: Crossbar, centre: bool = True) -> np.ndarray:
-    """Digital recovery of x_int . W (forward, recurrent) or W . x_int (backward) from the
+    """Digital recovery of x_int . W (forward, recurrent) or W . delta_int (backward) from the
     codes: multiply back the pre-computed normalisation Den of the target conductances.
 
-    ``centre`` reconstructs each code at the middle of its charge bin, (|code| + 1/2) LSB,
-    since the converter truncates; False gives |code| LSB (the raw shift-add value).
+    A code stands for a bin of charge one LSB wide (the converter truncates toward zero and
+    its comparator reads a zero residual as negative): sign 1, code c is (c, c + 1] LSB, so a
+    charge exactly on a positive threshold c LSB reads c - 1; sign 0, code c is
+    (-(c + 1), -c] LSB. ``centre`` reconstructs each code at the middle of its bin,
+    +-(c + 1/2) LSB, except sign 0, code 0, which reads 0: its bin (-1, 0] LSB holds the
+    exact zero charge of an all-zero input, an empty column and every output a ReLU
+    cleared, which must recover as 0, not -1/2 LSB. ``centre`` False gives +-c LSB (the raw
+    shift-add value).
     """
-    st, m = res.settings, xbar._need_mapping()
+    st, m = res.settings, xbar.require_mapping()
     if st.k == 0:
         raise ValueError("recover needs out_bits >= 2 (a binary neuron has no magnitude)")
     den = _den_target(xbar, st.direction).astype(np.float64) / (1 << G_FRAC_BITS)
     scale = st.lsb_units / (1 << CHARGE_FRAC_BITS) * m.w_max / m.g_max
-    v = res.mag.astype(np.float64) + (0.5 if centre else 0.0)
+    v = res.mag.astype(np.float64)
+    if centre:
+        v += np.where((res.sign == 1) | (res.mag > 0), 0.5, 0.0)
     v = np.where(res.sign == 1, v, -v)
     if st.direction is Direction.BACKWARD:
         y = v * den

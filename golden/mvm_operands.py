@@ -41,10 +41,8 @@ MAX_DEN_CODES = 1 << 29
 def oriented_codes(xbar: Crossbar, direction: Direction) -> tuple[np.ndarray, int]:
     """The int64 conductance codes oriented (input lines, output lines) for ``direction``,
     and the length of an input vector of the mapped matrix."""
-    m = xbar._need_mapping()
-    if direction is Direction.BACKWARD:
-        return xbar.codes().T, m.n_out
-    return xbar.codes(), m.n_in
+    n = xbar.vector_lengths(direction)[0]
+    return (xbar.codes().T if direction is Direction.BACKWARD else xbar.codes()), n
 
 
 def output_neurons(config, direction: Direction) -> np.ndarray:
@@ -61,10 +59,10 @@ def check_input_length(direction: Direction, got: int, need: int) -> None:
 
 @dataclass(frozen=True)
 class MvmOperands:
-    n_in: int
-    """Length of an input vector."""
+    n_input: int
+    """Length of an input vector of the direction (Mapping.n_out for backward MVMs)."""
     matrix: np.ndarray
-    """P (n_in, output lines), float32 where exact, else float64 (read-only)."""
+    """P (n_input, output lines), float32 where exact, else float64 (read-only)."""
     den: np.ndarray
     """Den of every output line (int64 codes); 0 where no driven cell reaches the line."""
     den_units: np.ndarray

@@ -26,7 +26,7 @@ from cimflow.modes import Activation, AdcMode
 
 __all__ = [
     "C_SAMPLE", "C_INTEG", "CHARGE_FRAC_BITS", "MAX_MAG_BITS", "Activation",
-    "charge_units", "integ_units", "decr_units", "sample_units", "dac_levels",
+    "charge_units", "integ_units", "DECR_TOLERANCE", "decr_units", "sample_units", "dac_levels",
     "adc_exact", "adc_closed_form", "adc_binary", "adc_counting", "adc_convert",
     "apply_activation", "signed_value", "NeuronBank",
 ]
@@ -55,13 +55,30 @@ def integ_units(v_integ: float, v_read: float) -> float:
     return C_INTEG * v_integ / (C_SAMPLE * v_read) * (1 << CHARGE_FRAC_BITS)
 
 
+DECR_TOLERANCE = 0.01
+"""Largest relative change of V_decr that :func:`decr_units` rounds silently."""
+
+
 def decr_units(v_decr: float, v_read: float) -> int:
-    """C_s * V_decr in units, rounded to a multiple of 2**MAX_MAG_BITS (exact halving)."""
+    """C_s * V_decr in units, rounded to the nearest multiple of 2**MAX_MAG_BITS units.
+
+    The multiple keeps the K halvings of the binary search exact integers; it makes the
+    resolution of V_decr V_read / 2^15 (15 uV at V_read = 0.5 V), the step of a DAC code.
+    A V_decr the rounding would move by more than 1 % (any V_decr below about 50 steps) is
+    refused rather than silently replaced.
+    """
     if not v_decr > 0 or not v_read > 0:
         raise ValueError(f"need v_decr > 0 and v_read > 0, got {v_decr}, {v_read}")
     step = 1 << MAX_MAG_BITS
     d = int(round(v_decr / v_read * (1 << CHARGE_FRAC_BITS) / step)) * step
-    return max(d, step)
+    applied = d / (1 << CHARGE_FRAC_BITS) * v_read
+    if abs(applied - v_decr) > DECR_TOLERANCE * v_decr:
+        raise ValueError(
+            f"v_decr = {v_decr} V is too fine for its resolution v_read / 2^15 = "
+            f"{v_read / (1 << (CHARGE_FRAC_BITS - MAX_MAG_BITS)):.3g} V (it would round to "
+            f"{applied:.3g} V); use a multiple of it"
+        )
+    return d
 
 
 def sample_units(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -120,7 +137,11 @@ def adc_exact(q: np.ndarray, d: int, k: int, offset: np.ndarray | int = 0):
 
 
 def adc_closed_form(q: np.ndarray, k: int):
-    """Spec closed form on real q = Q / (C_s V_decr): (sign, min(floor(|q| 2^(K-1)), 2^K-1))."""
+    """Spec closed form on real q = Q / (C_s V_decr): (sign, min(floor(|q| 2^(K-1)), 2^K-1)).
+
+    The chip (:func:`adc_exact`, both converters, the RTL) agrees except exactly on a
+    positive threshold q 2^(K-1) = c, where its comparator reads the zero residual as
+    negative and gives c - 1."""
     _check_k(k)
     q = np.asarray(q, dtype=np.float64)
     mag = np.minimum(np.floor(np.abs(q) * 2.0 ** (k - 1)), 2**k - 1) if k else 0 * q

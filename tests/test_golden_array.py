@@ -7,6 +7,7 @@ from cimflow.config import PRESETS
 from cimflow.golden.array import (
     G_FRAC_BITS,
     Crossbar,
+    Direction,
     corelet_map,
     encode_differential,
     neuron_of_line,
@@ -67,6 +68,9 @@ def test_program_places_pairs_on_adjacent_rows():
     w = np.array([[1.0, -0.5], [0.25, 0.0], [-1.0, 0.75]])
     m = xb.program(w)
     assert (m.n_in, m.n_out, m.w_max) == (3, 2, 1.0)
+    assert xb.require_mapping() is m
+    # x W takes 3 inputs and gives 2 outputs; the backward W delta the other way round
+    assert [xb.vector_lengths(d) for d in Direction] == [(3, 2), (2, 3), (3, 2)]
     gp, gm, _ = encode_differential(w, 1.0, 40.0)
     np.testing.assert_array_equal(xb.target[0:6:2, :2], gp)
     np.testing.assert_array_equal(xb.target[1:6:2, :2], gm)
@@ -89,3 +93,5 @@ def test_program_bad_shapes():
         xb.set_conductances(np.ones((3, 3)))
     with pytest.raises(RuntimeError, match="program"):
         Crossbar(PRESETS["tiny"]).weights()
+    with pytest.raises(RuntimeError, match="program"):
+        Crossbar(PRESETS["tiny"]).vector_lengths(Direction.BACKWARD)

@@ -19,7 +19,7 @@ from cimflow.golden.cycle import (
 )
 from cimflow.golden.lfsr import LfsrChains
 from cimflow.golden.mvm import MvmSettings, mvm
-from cimflow.golden.neuron import Activation
+from cimflow.golden.neuron import Activation, NeuronBank, adc_exact
 from cimflow.golden.nonideal import NonIdeal
 
 
@@ -128,3 +128,42 @@ def test_trace_and_errors():
     with pytest.raises(ValueError, match="lfsr"):
         CycleCore(xb).run(np.array([[1, 1]]),
                           MvmSettings(activation=Activation.STOCHASTIC, inject_steps=1))
+
+
+def _closed_form_code(q: int, lsb: int, k: int) -> tuple[int, int]:
+    """The chip's transfer in Python integers (tie rule: a comparison reads 1 only for a
+    residual > 0): q > 0 -> (1, min(ceil(q / lsb) - 1, 2^K - 1)), q <= 0 -> (0, min(floor(-q /
+    lsb), 2^K - 1))."""
+    top = (1 << k) - 1
+    if q > 0:
+        return 1, min(-(-q // lsb) - 1, top)
+    return 0, min(-q // lsb, top)
+
+
+@pytest.mark.parametrize("mode", ["binary", "counting"])
+@pytest.mark.parametrize("k", [1, 2, 4, 6])
+def test_cycle_neuron_converts_every_integer_charge(mode, k):
+    """The cycle-level NeuronBank, driven by the sequencer's own ADC control words, on every
+    integer charge in [-3 V_decr, +3 V_decr] (every threshold, zero and saturation), against
+    the closed form in Python integers and against the functional converter."""
+    xb = Crossbar(PRESETS["tiny"])
+    xb.program(np.ones((2, 4)))
+    s = MvmSettings(in_bits=2, out_bits=k + 1, adc_mode=mode, v_read=0.5,
+                    v_decr=0.5 / (1 << 15))  # V_decr = 2^9 units: the finest grid
+    d = s.d_units
+    assert d == 1 << 9
+    q = np.arange(-3 * d, 3 * d + 1)
+    core = CycleCore(xb)
+    core.configure(s)
+    core.bank = NeuronBank(q.size)
+    prog = list(mvm_program(xb, np.zeros(2, np.int64), s))
+    adc = [c for c in prog if c.phase in (Phase.COMPARE_SIGN, Phase.DECREMENT, Phase.COMPARE)]
+    core.bank.q_integ[:] = q
+    for c in adc:
+        core.step(c)
+    sign, mag = core.bank.readout(k, mode == "counting", Activation.IDENTITY)
+    want = np.array([_closed_form_code(int(v), d >> (k - 1), k) for v in q])
+    assert np.array_equal(sign, want[:, 0]) and np.array_equal(mag, want[:, 1])
+    s_f, m_f = adc_exact(q, d, k)
+    assert np.array_equal(sign, s_f) and np.array_equal(mag, m_f)
+    assert (sign[q == 0], mag[q == 0]) == (0, 0)  # zero charge: sign 0, code 0

@@ -1,5 +1,7 @@
 """Algorithmic MVM against closed forms (docs/model.md#voltage-mode-mvm to #two-phase-inputs)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -81,6 +83,11 @@ def test_ideal_charge_closed_form(n):
     assert np.all(q <= expect + 1e-12) and np.all(expect - q < top / F + 1e-12)
 
 
+def _half_bins(res):
+    """Worst error of each reconstructed code in LSB: 1/2, or 1 for sign 0, code 0."""
+    return np.where((res.sign == 0) & (res.mag == 0), 1.0, 0.5)
+
+
 def test_recover_forward_backward_recurrent():
     xb, _, rng = _xbar()
     we = _dg(xb) * xb.mapping.w_max / xb.mapping.g_max  # weights the conductances hold
@@ -91,7 +98,10 @@ def test_recover_forward_backward_recurrent():
     fwd = recover(res, xb)
     lsb = st.lsb_units / F * xb.mapping.w_max / xb.mapping.g_max
     den = xb.codes()[:40].sum(axis=0)[:30] / (1 << G_FRAC_BITS)
-    assert np.all(np.abs(fwd - x @ we) <= 0.5 * lsb * den + 1e-9)
+    # each code is read at its bin's middle, +-1/2 LSB; sign 0 code 0 at its end, 0
+    half = _half_bins(res)[:, :30]
+    assert np.all(np.abs(fwd - x @ we) <= half * lsb * den + 1e-9)
+    assert (half == 1).any()  # the bin (-1, 0] LSB is exercised
     rec = mvm(xb, x, MvmSettings(Direction.RECURRENT, 4, 10, v_decr=4.0))
     assert np.allclose(recover(rec, xb), fwd)
     # recurrent codes are the forward codes permuted from SL to BL order
@@ -107,7 +117,8 @@ def test_recover_forward_backward_recurrent():
     bwd = recover(bres, xb)
     g = xb.codes()[:40, :30] / (1 << G_FRAC_BITS)
     blsb = bst.lsb_units / F * xb.mapping.w_max / xb.mapping.g_max
-    bound = 0.5 * blsb * (g[0::2].sum(axis=1) + g[1::2].sum(axis=1))
+    half = _half_bins(bres)[:, :40]
+    bound = blsb * (half[:, 0::2] * g[0::2].sum(axis=1) + half[:, 1::2] * g[1::2].sum(axis=1))
     assert np.all(np.abs(bwd - d @ we.T) <= bound + 1e-9)
 
 
@@ -253,3 +264,75 @@ def test_conductance_sums_beyond_the_exact_limit_are_refused():
     xb.set_conductances(np.full(xb.target.shape, 1.0e5))  # 0.1 S cells: 8 driven rows
     with pytest.raises(ValueError, match="exact-MVM limit"):
         mvm(xb, np.zeros((1, 4), np.int64), MvmSettings())
+
+
+@pytest.mark.parametrize("direction", list(Direction))
+def test_recover_reads_zero_charge_and_relu_as_zero(direction):
+    """An all-zero input recovers as exactly 0 (not -1/2 LSB) in every direction; outputs a
+    ReLU cleared recover as 0; the centred codes of the other bins stay +-(c + 1/2) LSB."""
+    from cimflow.golden.neuron import Activation
+
+    xb, _, rng = _xbar()
+    n = xb.vector_lengths(direction)[0]
+    st = MvmSettings(direction, in_bits=4, out_bits=8, v_decr=2.0)
+    zero = mvm(xb, np.zeros((2, n), np.int64), st)
+    assert np.all(zero.charge == 0) and np.all(recover(zero, xb) == 0.0)
+    x = rng.integers(-7, 8, (40, n))
+    relu = mvm(xb, x, replace(st, activation=Activation.RELU))
+    ident = mvm(xb, x, st)
+    r_relu, r_id = recover(relu, xb), recover(ident, xb)
+    if direction is not Direction.FORWARD:
+        return  # outputs in BL order / differential: the forward checks cover the rule
+    neg = ident.sign[:, :30] == 0
+    assert neg.any() and (~neg).any()
+    assert np.all(r_relu[neg] == 0.0) and np.array_equal(r_relu[~neg], r_id[~neg])
+    scale = st.lsb_units / F * xb.mapping.w_max / xb.mapping.g_max
+    den = xb.codes(target=True)[:40].sum(axis=0)[:30] / (1 << G_FRAC_BITS)
+    mag = ident.mag[:, :30]
+    code = np.where(ident.sign[:, :30] == 1, mag + 0.5, np.where(mag > 0, -(mag + 0.5), 0.0))
+    np.testing.assert_allclose(r_id, code * scale * den, rtol=1e-12)
+
+
+def test_positive_threshold_reads_one_code_low():
+    """The comparator reads a zero residual as negative: a charge of exactly c LSB > 0 gives
+    code c - 1 (bin (c - 1, c] LSB), which recover centres at c - 1/2 LSB."""
+    from cimflow.golden.neuron import adc_exact
+
+    st = MvmSettings(out_bits=5, v_read=0.5, v_decr=0.25)
+    lsb = st.lsb_units
+    s, m = adc_exact(np.array([3 * lsb, 3 * lsb + 1, -3 * lsb, 0]), st.d_units, st.k)
+    assert s.tolist() == [1, 1, 0, 0] and m.tolist() == [2, 3, 3, 0]
+
+
+def test_v_decr_grid_is_applied_visibly_or_refused():
+    """V_decr has a resolution of V_read / 2^15: small roundings are applied and reported by
+    v_decr_applied; a V_decr the grid would move by more than 1 % is refused (it used to be
+    replaced silently, e.g. by one whole step when below it)."""
+    step = 0.5 / 2**15
+    st = MvmSettings(v_read=0.5, v_decr=100.3 * step)
+    assert st.d_units == 100 << 9 and st.v_decr_applied == 100 * step
+    assert MvmSettings(v_read=0.5, v_decr=3 * step).d_units == 3 << 9  # on the grid: exact
+    for bad in (0.4 * step, 1.4 * step, 30.4 * step):
+        with pytest.raises(ValueError, match=r"v_decr = .* too fine .* v_read / 2\^15"):
+            MvmSettings(v_read=0.5, v_decr=bad)
+
+
+def test_settings_are_checked_against_the_core_widths():
+    """The config's input_bits / output_bits bound what mvm and the cycle level accept."""
+    from cimflow.golden.cycle import CycleCore
+
+    cfg = PRESETS["small"].replace(input_bits=5, output_bits=6)
+    xb = Crossbar(cfg)
+    xb.program(np.ones((4, 4)))
+    x = np.ones((1, 4), np.int64)
+    ok = MvmSettings(in_bits=5, out_bits=6)
+    assert mvm(xb, x, ok).mag.shape == (1, cfg.cols)
+    CycleCore(xb).run(x, ok)
+    for st, msg in ((MvmSettings(in_bits=6, out_bits=6), "in_bits = 6 exceeds .*input_bits = 5"),
+                    (MvmSettings(in_bits=5, out_bits=7), "out_bits = 7 exceeds .*output_bits = 6")):
+        with pytest.raises(ValueError, match=msg):
+            mvm(xb, x, st)
+        with pytest.raises(ValueError, match=msg):
+            CycleCore(xb).run(x, st)
+    with pytest.raises(ValueError, match="in_bits = 8 exceeds"):
+        MvmSettings.from_config(cfg, in_bits=8)

@@ -196,3 +196,46 @@ def test_golden_programming_imports_no_hdl():
             "bad=[m for m in sys.modules if m.startswith(('amaranth','cimflow.hdl'))];"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+BOARD_BAND_US = 1.0
+"""The NeuRRAM board's write-verify acceptance half-width, 1 uS, as a literal: the tests
+below must fail if the default moves (a 1.2 uS band accepts the 1.01 uS cells)."""
+
+_OFFSETS = np.array([-1.01, -0.99, 0.0, 0.99, 1.01, -1.5, 1.5])
+
+
+def test_board_band_is_one_microsiemens():
+    assert WriteVerifyParams().tol == BOARD_BAND_US
+
+
+def test_acceptance_band_decides_which_cells_are_pulsed():
+    """Cells within 1 uS of their target are accepted untouched; cells 1.01 uS off get a
+    pulse of the right polarity (SET below the target, RESET above) and are accepted once a
+    pulse brings them inside the band."""
+    t = np.full(_OFFSETS.size, 20.0)
+    dev = Recorder(lambda g, pol, tt: tt)  # every pulse lands exactly on the target
+    rep = _run(t + _OFFSETS, t, dev)
+    inside = np.abs(_OFFSETS) <= BOARD_BAND_US
+    assert rep.pulses.tolist() == np.where(inside, 0, 1).tolist()
+    assert np.all(rep.status == PASS)
+    pulsed = {i: p for i, _, p in dev.log}
+    assert pulsed == {i: (1 if o < 0 else -1) for i, o in enumerate(_OFFSETS) if not inside[i]}
+    # a pulse that stops 0.99 uS short is accepted; 1.01 uS short is pulsed again
+    dev = Recorder(lambda g, pol, tt: tt - np.where(g < 18.0, 1.01, 0.99))
+    rep = _run([10.0], [20.0], dev)
+    assert rep.pulses[0] == 2 and rep.status[0] == PASS and np.isclose(rep.g[0], 19.01)
+
+
+def test_rounds_reprogram_exactly_the_cells_outside_the_band():
+    t = np.full(_OFFSETS.size, 20.0)
+
+    def relax(g, cells, rng, times):  # the first relaxation moves every cell by its offset
+        return g + np.where(cells & (times == 1), _OFFSETS, 0.0)
+
+    dev = Recorder(lambda g, pol, tt: tt)
+    dev.target = t
+    rep = program_rounds(t.copy(), t, dev, relax, WV, rounds=2, rng=np.random.default_rng(0))
+    outside = np.abs(_OFFSETS) > BOARD_BAND_US
+    assert rep.rounds[1].programmed.tolist() == outside.tolist()
+    assert rep.rounds[1].pulses.tolist() == outside.astype(int).tolist()
