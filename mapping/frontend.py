@@ -20,6 +20,7 @@ is refused with a one-line :class:`CompileError` naming it and its type.
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,9 @@ def load_model(path: str | Path) -> tuple[Graph, str]:
         loader = fmt = None
     if loader is not None:
         try:
-            model = loader(p)
+            with warnings.catch_warnings():  # torch's deprecation notices are not ours
+                warnings.simplefilter("ignore")
+                model = loader(p)
         except Exception as e:  # torch's loaders raise many types; keep one line
             text = str(e).strip()
             msg = text.splitlines()[0] if text else type(e).__name__
@@ -424,7 +427,9 @@ class _Pt2Walker:
             self.b.outputs = _leaf(self.b, "rbm", cls, self._params(""), {},
                                    self.b.inputs, None)
             return
-        u = torch.export.unflatten(self.ep)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            u = torch.export.unflatten(self.ep)
         res = self._graph(u, "", [{"ref": v} for v in self.b.inputs])
         self.b.outputs = _tensor_refs(res)
 
