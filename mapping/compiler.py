@@ -99,7 +99,8 @@ def _code_scale(config: CoreConfig, m: LayerMatrix, block: np.ndarray) -> np.nda
     xbar.target[:block.shape[0], :block.shape[1]] = block
     xbar.set_conductances(xbar.target)
     xbar.mapping = Mapping(block.shape[0] // 2, block.shape[1], m.w_max, m.g_min, m.g_max)
-    st = MvmSettings.from_config(config, in_bits=p["in_bits"], out_bits=p["out_bits"])
+    st = MvmSettings.from_config(config, in_bits=p["in_bits"], out_bits=p["out_bits"],
+                                 v_decr=p["v_decr"])
     ones = np.ones((1, config.cols), dtype=np.int64)
     res = MvmResult(st, ones.astype(np.uint8), ones, np.zeros_like(ones))
     return recover(res, xbar, centre=False)[0] * m.input_scale / x_top(p["in_bits"])

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cimflow.golden.array import encode_differential
+from cimflow.golden.mvm import MvmSettings
 
 from .errors import CompileError
 from .graph import Node
@@ -46,10 +47,15 @@ class MatrixOptions:
     g_min: float = 1.0
     g_max: float | None = None
     input_scale: float = 1.0
+    v_decr: float = MvmSettings().v_decr
+    """The ADC's decrement voltage (V), with the golden default V_read: it sets the output
+    code step, so the code scales depend on it (calibration may choose another)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.w_percentile <= 100:
             raise CompileError(f"w_percentile = {self.w_percentile} is out of range (0, 100]")
+        if not self.v_decr > 0:
+            raise CompileError(f"v_decr must be > 0, got {self.v_decr}")
         if not self.input_scale > 0:
             raise CompileError(f"input_scale must be > 0, got {self.input_scale}")
         if not 0 < self.g_min < (self.g_max or math.inf):
@@ -76,7 +82,7 @@ class LayerMatrix:
     g_max: float
     input_scale: float
     precision: dict[str, dict[str, int]]
-    """Direction ("forward", "backward") -> {"in_bits", "out_bits"}."""
+    """Direction ("forward", "backward") -> {"in_bits", "out_bits", "v_decr"}."""
     mvms: int
     """MVMs per inference in the forward direction (1 if the model carries no shapes)."""
     gp: np.ndarray | None = field(default=None, repr=False)
@@ -152,7 +158,8 @@ def _matrix(name: str, node: Node, w: np.ndarray, bias, opts: MatrixOptions,
     if b_cols:
         aug[:n_in, n_out:] = (visible_bias / (opts.input_scale * b_cols))[:, None]
     gp, gm, _ = encode_differential(aug, opts.g_min, g_max, w_max)
-    prec = {d: {"in_bits": opts.in_bits, "out_bits": opts.out_bits} for d in directions}
+    prec = {d: {"in_bits": opts.in_bits, "out_bits": opts.out_bits, "v_decr": opts.v_decr}
+            for d in directions}
     return LayerMatrix(name, node.name, node.op, n_in, n_out, b_rows, b_cols, w_max,
                        opts.w_percentile, clipped, opts.g_min, g_max, opts.input_scale, prec,
                        _mvms(node), gp, gm)
