@@ -75,8 +75,8 @@ def read_image(path: str | Path) -> CompiledModel:
     if not root.is_dir():
         raise ImageError(f"{root} is not an image folder")
     raw = _read(root, "manifest.json")
-    stamp = _read(root, "manifest.sha256").decode("ascii", "replace").split()
-    if not stamp or stamp[0] != sha256(raw):
+    stamp = _read(root, "manifest.sha256")
+    if stamp != f"{sha256(raw)}  manifest.json\n".encode():
         raise ImageError("manifest.json: checksum mismatch with manifest.sha256")
     try:
         man = json.loads(raw)
