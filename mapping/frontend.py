@@ -106,6 +106,7 @@ class _Builder:
         self.outputs: list[str] = []
         self._n = 0
         self._names: set[str] = set()
+        self._analog: set[str] = set()
 
     def value(self) -> str:
         self._n += 1
@@ -113,6 +114,10 @@ class _Builder:
 
     def add(self, name: str, op: str, kind: str, inputs: list[str], n_out: int = 1,
             attrs: dict | None = None, params: dict | None = None) -> list[str]:
+        if kind == "analog" and name in self._analog:  # a module called again: same matrix
+            attrs, params = {**(attrs or {}), "shares": name}, {}
+        elif kind == "analog":
+            self._analog.add(name)
         base, k = name or op, 1
         while name in self._names or not name:
             name, k = f"{base}_{k}", k + 1

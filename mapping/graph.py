@@ -6,6 +6,8 @@ later runtime see a single representation. Values are named strings (``v0``, ``v
 a node reads ``inputs`` and writes ``outputs``. ``kind`` says where a node runs:
 
 * ``analog``: a conductance matrix on the cores (``linear``, ``conv2d``, ``lstm``, ``rbm``);
+  a module called twice gives two nodes, the second with ``attrs["shares"]`` naming the
+  first, whose matrices it reuses;
 * ``digital``: everything else (pooling, additions, flatten, activations, ...), done by the
   host; ``op`` is the ATen operator or module name and ``attrs["args"]`` its arguments, a
   value being written ``{"ref": name}``.

@@ -166,8 +166,11 @@ def _matrix(name: str, node: Node, w: np.ndarray, bias, opts: MatrixOptions,
 
 
 def layer_matrices(node: Node, opts: MatrixOptions) -> list[LayerMatrix]:
-    """The conductance matrices of one analog node (two for an LSTM)."""
+    """The conductance matrices of one analog node (two for an LSTM, none for a repeated
+    call of a module, ``attrs["shares"]``)."""
     p = node.params
+    if "shares" in node.attrs:  # the module's second call uses its first call's matrices
+        return []
     if node.op in ("linear", "conv2d"):
         return [_matrix(node.name, node, p["weight"], p.get("bias"), opts)]
     if node.op == "lstm":

@@ -157,6 +157,28 @@ def test_unsupported_input_is_named_in_one_line(tmp_path, fmt, model, shape, msg
     assert msg in str(e.value) and "\n" not in str(e.value)
 
 
+class Twice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.fc(x)))
+
+
+@pytest.mark.parametrize("fmt", ["ts", "pt2"])
+def test_a_module_called_twice_shares_its_matrix(tmp_path, fmt):
+    from cimflow.config import preset
+    from cimflow.mapping.compiler import compile_graph
+
+    g, _ = load_model(_save(Twice(), tmp_path / f"t.{fmt}", fmt, torch.zeros(1, 4)))
+    first, second = g.analog
+    assert first.name == "fc" and second.attrs["shares"] == "fc" and not second.params
+    assert second.inputs[0] in g.nodes[1].outputs  # reads the relu of the first call
+    cm = compile_graph(g, preset("small"), n_cores=2)
+    assert [m.name for m in cm.layers] == ["fc"]
+
+
 def test_not_a_model(tmp_path):
     p = tmp_path / "x.pt"
     p.write_bytes(b"hello")
