@@ -80,7 +80,15 @@ def load_model(path: str | Path) -> tuple[Graph, str]:
             text = str(e).strip()
             msg = text.splitlines()[0] if text else type(e).__name__
             raise CompileError(f"cannot load {p}: {msg}") from None
-        return read_graph(model), fmt
+        try:
+            return read_graph(model), fmt
+        except CompileError:
+            raise
+        except Exception as e:  # a torch internal failing on an unusual model: one line
+            text = str(e).strip()
+            msg = text.splitlines()[0] if text else ""
+            raise CompileError(f"cannot read the graph of {p}: {type(e).__name__}: {msg}"
+                               ) from None
     raise CompileError(f"{p} is neither a TorchScript nor an ExportedProgram archive")
 
 
