@@ -129,3 +129,30 @@ def test_resnet20_on_48_cores_matches_the_paper(tmp_path):
     assert t["cores_used"] == 48
     assert abs(t["cells"] - 553_524) / 553_524 < 0.02  # bias rows depend on the weights
     assert 0.17 < t["chip_utilisation"] < 0.18  # paper: 17.6 %
+
+
+def test_rbm_794x120_interleaves_adjacent_pixels_over_cores():
+    from cimflow.mapping.frontend import read_graph
+
+    cm = compile_graph(read_graph(torch.jit.script(zoo.rbm())), preset("full"), 48)
+    check_consistent(cm)
+    (m,) = cm.layers
+    assert (m.n_in, m.n_out) == (794, 120) and m.bias_rows >= 1 and m.bias_cols >= 1
+    assert m.precision.keys() == {"forward", "backward"}
+    core_of = {}
+    for s in cm.placement.segments:
+        for r in s.pair_index:
+            core_of[int(r)] = s.core
+    assert len({core_of[i] for i in range(794)}) == 7  # ceil(2 (794 + B) / 256)
+    assert all(core_of[i] != core_of[i + 1] for i in range(793))
+
+
+def test_lstm_compiles_to_input_and_recurrent_matrices():
+    from cimflow.mapping.frontend import read_graph
+
+    cm = compile_graph(read_graph(torch.jit.script(zoo.lstm_kws())), preset("full"), 48)
+    check_consistent(cm)
+    shapes = {m.name: (m.n_in, m.n_out, m.bias_rows) for m in cm.layers}
+    assert shapes["lstm.ih"][:2] == (40, 448) and shapes["lstm.ih"][2] >= 1
+    assert shapes["lstm.hh"] == (112, 448, 0)  # both biases ride on the input matrix
+    assert all(m.g_max == 30.0 for m in cm.layers if m.op == "lstm")
