@@ -276,7 +276,7 @@ class _TsWalker:
         m = self.model
         if m.original_name.endswith("RBM"):
             self.b.inputs = [self.b.value()]
-            res = self._module(m, "rbm", [{"ref": self.b.inputs[0]}], "rbm")
+            res = self._module(m, "rbm", [{"ref": self.b.inputs[0]}])
             self.b.outputs = _tensor_refs(res)
             return
         g = m.graph
@@ -320,7 +320,7 @@ class _TsWalker:
             mod = ins[0]
             if not (isinstance(mod, tuple) and n.s("name").startswith("forward")):
                 raise CompileError(f"unsupported method call {n.s('name')!r} in {path!r}")
-            res = self._module(mod[1], mod[2], ins[1:], None)
+            res = self._module(mod[1], mod[2], ins[1:])
             if len(outs) == 1 and len(res) != 1:
                 env[outs[0]] = res  # a tuple result
             else:
@@ -371,7 +371,7 @@ class _TsWalker:
         for v, r in zip(outs, res, strict=False):
             env[v] = {"ref": r}
 
-    def _module(self, mod, path: str, args: list, force: str | None) -> list:
+    def _module(self, mod, path: str, args: list) -> list:
         cls = mod.original_name
         qual = mod._c._type().qualified_name()
         refs = _tensor_refs(args)
