@@ -1,4 +1,4 @@
-"""`cimflow` command line: generate, regress, experiment.
+"""`cimflow` command line: generate, regress, experiment, compile, inspect.
 
 Every user error (bad preset, unreadable config, out-of-range field, unknown experiment)
 ends in one line ``cimflow: error: ...`` and exit status 2, never a traceback.
@@ -134,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--quick", action="store_true", help="reduced run (< 1 minute)")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=cmd_experiment)
+
+    from .mapping.cli import register
+    register(sub)  # compile, inspect
     return p
 
 
