@@ -241,15 +241,13 @@ def mvm(xbar: Crossbar, x, settings: MvmSettings, nonideal: NonIdeal | None = No
     offsets = _offsets(xbar, st, ni, rng, offsets)
     lead, n_out = tuple(xt.shape[:-1]), ops.den.size
     xt = _check_inputs(xt, st.in_bits).reshape(1, -1, ops.n_in)
-    dev = xt.device
     inject = None
     if st.activation is Activation.STOCHASTIC and st.inject_steps:
         bits = lfsr.bits(xt.shape[1] * st.inject_steps)[:, ops.neuron]
         pulses = np.where(bits == 1, st.inject_units, -st.inject_units).astype(np.int64)
-        inject = from_numpy(pulses.reshape(-1, st.inject_steps, n_out)).to(dev)
-    off = None if offsets is None else from_numpy(offsets[ops.neuron][None]).to(dev)
-    sign, mag, q = mvm_kernels.run(mvm_kernels.core_operands((ops,), dev), xt, st,
-                                   _effects(ni, st), off, rng, inject)
+        inject = pulses.reshape(-1, st.inject_steps, n_out)
+    off = None if offsets is None else offsets[ops.neuron][None]
+    sign, mag, q = mvm_kernels.run((ops,), xt, st, _effects(ni, st), off, rng, inject)
     return _result(st, sign[0], mag[0], q[0], ops, lead + (n_out,), numpy_out,
                    {"den": ops.den})
 
@@ -289,20 +287,18 @@ def mvm_cores(xbars, x, settings: MvmSettings, nonideal: NonIdeal | None = None,
                          f"{xbars[0].config.rows}), got {np.shape(offsets)}")
     g_n, lead, n_out = len(xbars), tuple(xt.shape[1:-1]), ops[0].den.size
     xt = _check_inputs(xt, st.in_bits).reshape(g_n, -1, ops[0].n_in)
-    dev = xt.device
     off = None
     if offsets is not None:
-        off = from_numpy(np.stack([np.asarray(offsets[i], np.int64)[o.neuron]
-                                         for i, o in enumerate(ops)])).to(dev)
-    sign, mag, q = mvm_kernels.run(mvm_kernels.core_operands(ops, dev), xt, st,
-                                   _effects(ni, st), off, rng)
+        off = np.stack([np.asarray(offsets[i], np.int64)[o.neuron] for i, o in enumerate(ops)])
+    sign, mag, q = mvm_kernels.run(ops, xt, st, _effects(ni, st), off, rng)
     den = np.stack([o.den for o in ops])
     return _result(st, sign, mag, q, ops[0], (g_n,) + lead + (n_out,), numpy_out,
                    {"den": den})
 
 
-def _input_tensor(x) -> torch.Tensor:
-    xt = x if isinstance(x, torch.Tensor) else from_numpy(np.asarray(x))
+def _input_tensor(x):
+    """x as a tensor, or as a NumPy array (the CPU path stays in NumPy)."""
+    xt = x if isinstance(x, torch.Tensor) else np.asarray(x)
     if xt.ndim == 0:
         raise ValueError("input must have at least one dimension (..., n)")
     return xt
@@ -329,10 +325,18 @@ def _effects(ni: NonIdeal, st: MvmSettings) -> mvm_kernels.Effects:
 def _result(st, sign, mag, q, ops, shape, numpy_out, extra) -> MvmResult:
     sign, mag = apply_activation(sign, mag, st.activation)
     if ops.order is not None:  # recurrent: neuron n senses SL order[n], writes BL n
-        order = from_numpy(ops.order).to(sign.device)
+        order = ops.order
+        if isinstance(sign, torch.Tensor):
+            order = from_numpy(order).to(sign.device)
         sign, mag, q = sign[..., order], mag[..., order], q[..., order]
-    out = [like_input(t.reshape(shape), numpy_out) for t in (sign, mag, q)]
+    out = [_like(t.reshape(shape), numpy_out) for t in (sign, mag, q)]
     return MvmResult(st, *out, extra)
+
+
+def _like(a, numpy_out: bool):
+    if isinstance(a, np.ndarray):
+        return a if numpy_out else from_numpy(a)
+    return like_input(a, numpy_out)
 
 
 _IDEAL = NonIdeal()

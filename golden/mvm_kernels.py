@@ -24,11 +24,13 @@ import torch
 
 from . import fused_cpu
 from .fast_random import logistic_draws, normal_draws
-from .mvm_operands import MvmOperands
+from .mvm_operands import MvmOperands, floor_quotient
 from .neuron import _binary_t, _exact_t, adc_counting
 from .tensors import exact_matmul, from_numpy
 
-__all__ = ["BLOCK_OUTPUTS", "CoreOperands", "core_operands", "run", "use_fused"]
+__all__ = [
+    "BLOCK_OUTPUTS", "CoreOperands", "Effects", "core_operands", "fused_ok", "run", "use_fused",
+]
 
 BLOCK_OUTPUTS = 8192
 """CPU batches run in blocks of about this many output codes, so that every temporary
@@ -45,10 +47,24 @@ class CoreOperands:
 
     matrix: torch.Tensor
     """P of every core (G, n_in, lines), float32 where exact for all, else float64."""
-    den_units: torch.Tensor
-    """(G, lines) float64."""
+    den_f: torch.Tensor
+    """max(Den, 1) of every core (G, lines) float64."""
+    inv_units: torch.Tensor
+    """2^24 / max(Den, 1) (G, lines) float64."""
     keep: tuple
     """The per-core :class:`MvmOperands` this was built from (keeps the cache key alive)."""
+
+
+@dataclass(frozen=True)
+class Effects:
+    """One call's dynamic effects in charge units."""
+
+    sigma: float
+    """Read-noise std per sample (0: off)."""
+    clip: int | None
+    """Integrator swing, or None."""
+    cmp_scale: float | None
+    """Logistic comparator-noise scale, or None."""
 
 
 _STACKS: OrderedDict = OrderedDict()
@@ -65,13 +81,10 @@ def core_operands(ops: tuple[MvmOperands, ...], device) -> CoreOperands:
         _STACKS.move_to_end(key)
         return hit
     dtype = np.float64 if any(o.matrix.dtype == np.float64 for o in ops) else np.float32
-    if len(ops) == 1:
-        m = from_numpy(ops[0].matrix.astype(dtype, copy=False))[None]
-        den = from_numpy(ops[0].den_units)[None]
-    else:
-        m = from_numpy(np.stack([o.matrix.astype(dtype, copy=False) for o in ops]))
-        den = from_numpy(np.stack([o.den_units for o in ops]))
-    stack = CoreOperands(m.to(device), den.to(device), tuple(ops))
+    m = from_numpy(np.stack([o.matrix.astype(dtype, copy=False) for o in ops]))
+    den = from_numpy(np.stack([o.den_f for o in ops]))
+    inv = from_numpy(np.stack([o.inv_units for o in ops]))
+    stack = CoreOperands(m.to(device), den.to(device), inv.to(device), tuple(ops))
     _STACKS[key] = stack
     while len(_STACKS) > 8:
         _STACKS.popitem(last=False)
@@ -94,10 +107,11 @@ def _planes_t(x: torch.Tensor, n_planes: int, dtype) -> torch.Tensor:
     return t[..., :-1, :] - 2 * t[..., 1:, :]
 
 
-def _charge_t(num, den_units, z, zscale, clip):
+def _charge_t(num, ops: CoreOperands, z, zscale, clip):
     """Charge (G, B, lines) float64 of num (G, B, P, lines); see fused_cpu._charge_adc."""
     n_planes = num.shape[2]
-    s = torch.floor(num / den_units[:, None, None, :])
+    s = floor_quotient(num.to(torch.float64), ops.den_f[:, None, None, :],
+                       ops.inv_units[:, None, None, :])
     reps = torch.exp2(torch.arange(n_planes, dtype=torch.float64, device=num.device))
     s *= reps[:, None]
     if z is not None:
@@ -112,44 +126,88 @@ def _charge_t(num, den_units, z, zscale, clip):
     return q
 
 
-@dataclass(frozen=True)
-class Effects:
-    """One call's dynamic effects in charge units."""
-
-    sigma: float
-    """Read-noise std per sample (0: off)."""
-    clip: int | None
-    """Integrator swing, or None."""
-    cmp_scale: float | None
-    """Logistic comparator-noise scale, or None."""
+def fused_ok(x, st, fx: Effects, inject) -> bool:
+    """Whether the fused CPU kernel serves this call (else the torch path)."""
+    on_cpu = not isinstance(x, torch.Tensor) or x.device.type == "cpu"
+    return (use_fused and fused_cpu.AVAILABLE and on_cpu and inject is None
+            and (fx.cmp_scale is None or st.adc_mode.name == "BINARY"))
 
 
-def run(ops: CoreOperands, x: torch.Tensor, st, fx: Effects, offsets, rng, inject=None):
+def run(ops: tuple[MvmOperands, ...], x, st, fx: Effects, offsets, rng, inject=None):
     """Codes of integer inputs x (G, B, n_in) on G cores: (sign uint8, mag int64, charge
-    int64), each (G, B, lines) on x's device. ``offsets`` (G, lines) charge units or None;
-    ``inject`` (B, steps, lines) LFSR pulses of one core (G = 1) or None."""
+    int64), each (G, B, lines). ``offsets`` (G, lines) int64 charge units or None;
+    ``inject`` (B, steps, lines) int64 LFSR pulses of one core (G = 1) or None.
+
+    CPU inputs served by the fused kernel give NumPy arrays (no torch call on that path:
+    each costs microseconds at batch 1); the torch path gives tensors on x's device.
+    """
+    if fused_ok(x, st, fx, inject):
+        return _run_fused(ops, x if isinstance(x, np.ndarray) else x.numpy(), st, fx,
+                          offsets, rng)
+    x = x if isinstance(x, torch.Tensor) else from_numpy(x)
     dev = x.device
+    stack = core_operands(ops, dev)
     g_n, batch, _ = x.shape
-    lines = ops.den_units.shape[1]
+    lines = stack.den_f.shape[1]
     n_planes = _n_planes(st.in_bits)
-    fused = (use_fused and fused_cpu.AVAILABLE and dev.type == "cpu" and inject is None
-             and (fx.cmp_scale is None or st.adc_mode.name == "BINARY"))
     sign = torch.empty((g_n, batch, lines), dtype=torch.uint8, device=dev)
     mag = torch.empty((g_n, batch, lines), dtype=torch.int64, device=dev)
     q = torch.empty((g_n, batch, lines), dtype=torch.int64, device=dev)
     off = (torch.zeros((g_n, lines), dtype=torch.float64, device=dev) if offsets is None
-           else offsets.to(dev, torch.float64))
+           else from_numpy(offsets).to(dev, torch.float64))
+    if inject is not None:
+        inject = from_numpy(inject).to(dev)
     block = batch if dev.type != "cpu" else max(1, BLOCK_OUTPUTS // (g_n * lines))
     zscale = _noise_scale(fx.sigma, n_planes) if fx.sigma else None
     for lo in range(0, batch, block):
         hi = min(lo + block, batch)
-        part = (x[:, lo:hi], n_planes, fx, zscale, rng, st)
-        if fused:
-            _block_fused(ops, *part, off, sign[:, lo:hi], mag[:, lo:hi], q[:, lo:hi])
-        else:
-            pulses = None if inject is None else inject[lo:hi]
-            _block_torch(ops, *part, off, pulses, sign[:, lo:hi], mag[:, lo:hi], q[:, lo:hi])
+        pulses = None if inject is None else inject[lo:hi]
+        _block_torch(stack, x[:, lo:hi], n_planes, fx, zscale, rng, st, off, pulses,
+                     sign[:, lo:hi], mag[:, lo:hi], q[:, lo:hi])
     return sign, mag, q
+
+
+def _run_fused(ops, x: np.ndarray, st, fx: Effects, offsets, rng):
+    g_n, batch, n_in = x.shape
+    if g_n == 1:
+        matrix, den, inv = ops[0].matrix[None], ops[0].den_f[None], ops[0].inv_units[None]
+    else:
+        stack = core_operands(ops, "cpu")
+        matrix, den, inv = (stack.matrix.numpy(), stack.den_f.numpy(),
+                            stack.inv_units.numpy())
+    lines = den.shape[1]
+    n_planes = _n_planes(st.in_bits)
+    sign = np.empty((g_n, batch, lines), np.uint8)
+    mag = np.empty((g_n, batch, lines), np.int64)
+    q = np.empty((g_n, batch, lines), np.int64)
+    off = _ZEROS(g_n, lines) if offsets is None else offsets.astype(np.float64)
+    zscale = _ZS if not fx.sigma else _noise_scale(fx.sigma, n_planes)
+    clip = -1.0 if fx.clip is None else float(fx.clip)
+    block = max(1, BLOCK_OUTPUTS // (g_n * lines))
+    planes = np.empty((g_n, min(block, batch), n_planes, n_in), matrix.dtype)
+    for lo in range(0, batch, block):
+        hi = min(lo + block, batch)
+        pl = planes[:, :hi - lo]
+        fused_cpu.planes(x[:, lo:hi], n_planes, pl)
+        if g_n == 1:  # 2-D: NumPy's stacked matmul may skip BLAS for a (1, n, m) view
+            num = pl.reshape(-1, n_in) @ matrix[0]
+        else:
+            num = np.matmul(pl.reshape(g_n, -1, n_in), matrix)
+        num = num.reshape(g_n, hi - lo, n_planes, lines)
+        z = (normal_draws(rng, num.shape, "cpu").numpy() if fx.sigma else _E4)
+        draws = (_E4 if fx.cmp_scale is None else
+                 logistic_draws(rng, (st.k + 1, g_n, hi - lo, lines), fx.cmp_scale,
+                                "cpu").numpy())
+        fused_cpu.charge_adc(num, den, inv, z, zscale, clip, off, st.d_units, st.k, draws,
+                             q[:, lo:hi], sign[:, lo:hi], mag[:, lo:hi])
+    return sign, mag, q
+
+
+@functools.lru_cache(maxsize=16)
+def _ZEROS(g_n: int, lines: int) -> np.ndarray:  # noqa: N802 - a constant per shape
+    z = np.zeros((g_n, lines))
+    z.flags.writeable = False
+    return z
 
 
 def _n_planes(in_bits: int) -> int:
@@ -162,12 +220,13 @@ def _product(ops: CoreOperands, planes: torch.Tensor) -> torch.Tensor:
     return num.reshape(g_n, bs, n_planes, -1)
 
 
-def _block_torch(ops, x, n_planes, fx, zscale, rng, st, off, pulses, sign, mag, q_out):
+def _block_torch(ops: CoreOperands, x, n_planes, fx, zscale, rng, st, off, pulses, sign, mag,
+                 q_out):
     dev, (g_n, bs, _) = x.device, x.shape
-    lines = ops.den_units.shape[1]
+    lines = ops.den_f.shape[1]
     num = _product(ops, _planes_t(x, n_planes, ops.matrix.dtype))
     z = normal_draws(rng, (g_n, bs, n_planes, lines), dev) if fx.sigma else None
-    q = _charge_t(num, ops.den_units, z, zscale, fx.clip)
+    q = _charge_t(num, ops, z, zscale, fx.clip)
     if pulses is not None:  # LFSR injection (one core): pulse by pulse under the swing
         if fx.clip is None:
             q += pulses.sum(dim=1).to(torch.float64)
@@ -188,22 +247,5 @@ def _block_torch(ops, x, n_planes, fx, zscale, rng, st, off, pulses, sign, mag, 
     mag.copy_(m)
 
 
-def _block_fused(ops, x, n_planes, fx, zscale, rng, st, off, sign, mag, q_out):
-    g_n, bs, n_in = x.shape
-    lines = ops.den_units.shape[1]
-    planes = np.empty((g_n, bs, n_planes, n_in), ops.matrix.numpy().dtype)
-    fused_cpu.planes(x.numpy(), n_planes, planes)
-    num = _product(ops, from_numpy(planes)).numpy()
-    z = (normal_draws(rng, (g_n, bs, n_planes, lines), "cpu").numpy() if fx.sigma
-         else _EMPTY32)
-    draws = (logistic_draws(rng, (st.k + 1, g_n, bs, lines), fx.cmp_scale, "cpu").numpy()
-             if fx.cmp_scale is not None else _EMPTY32.reshape(0, 0, 0, 0))
-    fused_cpu.charge_adc(num, ops.den_units.numpy(), z.reshape(g_n, bs, n_planes, lines)
-                         if z.size else _EMPTY32.reshape(0, 0, 0, 0),
-                         _ZS if zscale is None else zscale,
-                         -1.0 if fx.clip is None else float(fx.clip), off.numpy(),
-                         st.d_units, st.k, draws, q_out.numpy(), sign.numpy(), mag.numpy())
-
-
-_EMPTY32 = np.zeros(0, np.float32)
+_E4 = np.zeros((0, 0, 0, 0), np.float32)
 _ZS = np.zeros(8, np.float32)
