@@ -214,7 +214,11 @@ def _ratios(rows: list[Row]) -> list[tuple[Row, float, float | None]]:
 
 
 def _plot(rows: list[Row], path: Path) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print("(matplotlib is not installed: no PNG)")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

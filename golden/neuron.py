@@ -174,8 +174,8 @@ def _binary_t(r: torch.Tensor, d: int, k: int, draws: torch.Tensor | None):
         else:
             torch.add(r, draws[m], out=x[m])
         if m < k:
-            r -= torch.copysign(torch.tensor(float(d >> m), dtype=r.dtype, device=r.device),
-                                x[m])
+            step = torch.full((), float(d >> m), dtype=r.dtype, device=r.device)
+            r -= torch.copysign(step, x[m])  # no host-to-device copy per step
     neg = torch.signbit(x)
     sign = ~neg[0]
     if k == 0:
