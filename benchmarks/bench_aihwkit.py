@@ -34,7 +34,7 @@ from pathlib import Path  # noqa: E402
 __all__ = ["bench_aihwkit", "bench_all", "aihwkit_python", "bench_aihwkit_subprocess"]
 
 DEFAULT_VENV_PYTHON = Path("/work/aihwkit-venv/bin/python")
-BATCHES = (1, 1024)
+BATCHES = (1, 64, 1024)
 
 
 def _make_layer(noise: bool):

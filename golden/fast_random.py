@@ -14,7 +14,8 @@ uniform is an integer j of b bits read as u = (j + 1/2) / 2^b, strictly inside (
 * normal: Box-Muller on 32-bit u1, u2: sqrt(-2 log u1) * (cos, sin)(2 pi u2), both outputs
   used; the support is cut at 6.7 sigma (tail mass 2e-11).
 
-float32 rounding of u (relative 2^-24) is far below any noise these model.
+float32 rounding of u (relative 2^-24) is far below any noise these model. A torch
+Generator (for draws on a GPU) is served by :func:`normal_draws` / :func:`logistic_draws`.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
-__all__ = ["uniform_words", "logistic", "standard_normal"]
+__all__ = [
+    "uniform_words", "logistic", "standard_normal", "normal_draws", "logistic_draws",
+]
 
 _TO_UNIT = np.float32(2.0**-32)
 _TWO_23 = np.float32(2.0**23)
@@ -82,3 +86,23 @@ def standard_normal(rng: np.random.Generator, shape) -> np.ndarray:
     np.multiply(r, np.cos(theta), out=out[:h])
     np.multiply(r, np.sin(theta), out=out[h:])
     return out[:n].reshape(shape)
+
+
+def normal_draws(rng, shape, device) -> torch.Tensor:
+    """N(0, 1) float32 draws on ``device`` from a NumPy Generator (:func:`standard_normal`)
+    or a torch Generator (drawn where the generator lives, e.g. on the GPU)."""
+    if isinstance(rng, torch.Generator):
+        return torch.randn(tuple(shape), generator=rng, device=rng.device, dtype=torch.float32)
+    return torch.from_numpy(standard_normal(rng, shape)).to(device)
+
+
+def logistic_draws(rng, shape, scale: float, device) -> torch.Tensor:
+    """Logistic(0, ``scale``) float32 draws on ``device``, as :func:`logistic` (the same
+    23-bit uniforms and cut) from a NumPy or a torch Generator."""
+    if not isinstance(rng, torch.Generator):
+        return torch.from_numpy(logistic(rng, shape, scale)).to(device)
+    a = torch.randint(0, 1 << 23, tuple(shape), generator=rng, device=rng.device,
+                      dtype=torch.int32).to(torch.float32)
+    a += 0.5
+    a /= float(_TWO_23) - a
+    return a.log_().mul_(float(np.float32(scale)))

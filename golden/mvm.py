@@ -20,18 +20,18 @@ computed the way :mod:`.cycle` computes it, so both levels give identical codes.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import torch
 
 from cimflow.config import input_pulses
 from cimflow.modes import AdcMode
 
+from . import mvm_kernels
 from .array import G_FRAC_BITS, Crossbar, Direction
-from .fast_random import standard_normal
+from .mvm_kernels import BLOCK_OUTPUTS, _planes_t
 from .mvm_operands import (
-    MvmOperands,
     check_input_length,
     mvm_operands,
     oriented_codes,
@@ -41,17 +41,19 @@ from .neuron import (
     CHARGE_FRAC_BITS,
     MAX_MAG_BITS,
     Activation,
-    adc_convert,
     apply_activation,
     charge_units,
     decr_units,
+    integ_units,
     signed_value,
 )
 from .nonideal import NonIdeal
+from .tensors import from_numpy, like_input
 
 __all__ = [
     "MvmSettings", "MvmResult", "input_schedule", "bit_planes", "quantize_inputs", "settle",
-    "drive_lines", "mvm", "recover", "split_two_phase", "two_phase_mvm",
+    "drive_lines", "mvm", "mvm_cores", "recover", "split_two_phase", "two_phase_mvm",
+    "BLOCK_OUTPUTS",
 ]
 
 
@@ -188,35 +190,35 @@ def quantize_inputs(x: np.ndarray, in_bits: int) -> np.ndarray:
     return np.rint(np.clip(x, -1.0, 1.0) * top).astype(np.int64)
 
 
-def _check_inputs(x: np.ndarray, in_bits: int) -> np.ndarray:
-    x = np.asarray(x)
-    if x.dtype.kind not in "iu":
+def _check_inputs(x, in_bits: int):
+    """Integer inputs within range, as int64 (a NumPy array, or a tensor on its device)."""
+    is_t = isinstance(x, torch.Tensor)
+    if not is_t:
+        x = np.asarray(x)
+    if (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool) if is_t else (
+            x.dtype.kind not in "iu"):
         raise ValueError(f"inputs must be integers (see quantize_inputs), got dtype {x.dtype}")
     lo, hi = (0, 1) if in_bits == 1 else (-((1 << (in_bits - 1)) - 1), (1 << (in_bits - 1)) - 1)
-    if x.size and (x.min() < lo or x.max() > hi):
-        raise ValueError(
-            f"inputs out of range for in_bits = {in_bits}: need {lo} <= x <= {hi}, got "
-            f"[{x.min()}, {x.max()}]"
-        )
-    return x
+    if x.numel() if is_t else x.size:
+        mn, mx = (torch.aminmax(x) if is_t else (x.min(), x.max()))
+        if mn < lo or mx > hi:
+            raise ValueError(
+                f"inputs out of range for in_bits = {in_bits}: need {lo} <= x <= {hi}, got "
+                f"[{int(mn)}, {int(mx)}]"
+            )
+    return x.to(torch.int64) if is_t else x.astype(np.int64, copy=False)
 
 
-_PLANE_SCALE = np.exp2(-np.arange(9)).astype(np.float32)
-
-
-def bit_planes(x: np.ndarray, in_bits: int, dtype=np.int8) -> np.ndarray:
-    """Ternary pulses (M, ..., n): plane m-1 = sign(x) * bit m of |x| (LSB first)."""
-    planes = _planes(_check_inputs(x, in_bits), in_bits)
+def bit_planes(x, in_bits: int, dtype=np.int8):
+    """Ternary pulses (M, ..., n): plane m-1 = sign(x) * bit m of |x| (LSB first).
+    NumPy in, NumPy out (``dtype``); a tensor gives float32 planes on its device."""
+    if isinstance(x, torch.Tensor):
+        x = _check_inputs(x, in_bits)
+        return _planes_t(x, input_schedule(in_bits)[0], torch.float32).movedim(-2, 0)
+    t = _planes_t(from_numpy(_check_inputs(x, in_bits)), input_schedule(in_bits)[0],
+                  torch.float32)
+    planes = t.movedim(-2, 0).numpy()
     return planes if np.dtype(dtype) == np.float32 else planes.astype(dtype)
-
-
-def _planes(x: np.ndarray, in_bits: int) -> np.ndarray:
-    """bit_planes of checked inputs, float32. With t_b = trunc(x / 2^b), plane b is
-    t_b - 2 t_(b+1): four array operations for all planes, exact (|x| < 2^8)."""
-    m, _ = input_schedule(in_bits)
-    t = np.multiply.outer(_PLANE_SCALE[:m + 1], x.astype(np.float32))
-    np.trunc(t, out=t)
-    return np.subtract(t[:-1], 2 * t[1:])
 
 
 def settle(v_in: np.ndarray, g: np.ndarray, driven: np.ndarray) -> np.ndarray:
@@ -246,130 +248,131 @@ def drive_lines(xbar: Crossbar, direction: Direction, planes: np.ndarray):
     return s, driven, g
 
 
-BLOCK_OUTPUTS = 8192
-"""Batch rows are processed in blocks of about this many output codes, so that every
-temporary stays in cache (fresh multi-MB temporaries cost page faults: 2-3x slower)."""
-
-
-def mvm(xbar: Crossbar, x: np.ndarray, settings: MvmSettings, nonideal: NonIdeal | None = None,
-        rng: np.random.Generator | None = None, lfsr=None,
-        offsets: np.ndarray | None = None) -> MvmResult:
+def mvm(xbar: Crossbar, x, settings: MvmSettings, nonideal: NonIdeal | None = None,
+        rng=None, lfsr=None, offsets: np.ndarray | None = None) -> MvmResult:
     """Batched MVM of integer inputs ``x`` (..., n) on ``xbar``; see the module docstring.
 
     ``x`` is the input of ``direction``: forward and recurrent x (..., n_in) for x W,
     backward delta (..., n_out) for W delta (:meth:`Crossbar.vector_lengths`). ``settings``
     must fit the core's widths (:meth:`MvmSettings.check_config`).
-
+    ``x`` is a NumPy array (codes come back as NumPy arrays) or a torch tensor (codes come
+    back as tensors on its device, a GPU included). ``rng``: a NumPy Generator, or a torch
+    Generator on the tensor's device for draws made there.
     ``offsets``: per-neuron comparator offsets (units), drawn from ``nonideal`` if None.
     ``lfsr``: an ``LfsrChains``; needed for the stochastic activation with injection.
     """
     settings.check_config(xbar.config)
-    ni = nonideal or _IDEAL
-    if rng is None and ni.random:
-        rng = np.random.default_rng(0)
-    st = settings
-    x = np.asarray(x)
-    if x.ndim == 0:
-        raise ValueError("input must have at least one dimension (..., n)")
+    st, ni = settings, nonideal or _IDEAL
+    numpy_out = not isinstance(x, torch.Tensor)
+    xt = _input_tensor(x)
     ops = mvm_operands(xbar, st.direction, ni.ir_drop_ohm)
-    check_input_length(st.direction, x.shape[-1], ops.n_input)
+    check_input_length(st.direction, xt.shape[-1], ops.n_input)
     if st.activation is Activation.STOCHASTIC and st.inject_steps and lfsr is None:
         raise ValueError("the stochastic activation with inject_steps > 0 needs an lfsr")
-    if offsets is None:
-        offsets = ni.offsets(xbar.config.rows, st.v_read, rng) if ni.adc_offset_v else None
-    else:
-        offsets = np.asarray(offsets)
-        if offsets.shape != (xbar.config.rows,) or offsets.dtype.kind not in "iu":
-            raise ValueError(
-                f"offsets must be integer charge units, one per neuron, shape "
-                f"({xbar.config.rows},); got {offsets.dtype} {offsets.shape}"
-            )
-    lead, n_out = x.shape[:-1], ops.den.size
-    x = _check_inputs(x, st.in_bits).reshape(-1, ops.n_input)
-    batch = x.shape[0]
-    block = max(1, BLOCK_OUTPUTS // n_out)
-    starts = range(0, batch, block)
-    clip = ni.clip_units(st.v_read)
-    sigma = float(charge_units(ni.read_noise_v, st.v_read))
-    # q is the returned charge and the converter's input: one int64 array, since every
-    # fresh output array costs page faults (about 1.7 us per 4 KiB on our machines)
-    if batch <= block:
-        q = _charge(ops, x, st.in_bits, sigma, clip, rng).astype(np.int64)
-    else:  # blocks written into one array, so each block's temporaries are freed and reused
-        q = np.empty((batch, n_out), np.int64)
-        for lo in starts:
-            q[lo:lo + block] = _charge(ops, x[lo:lo + block], st.in_bits, sigma, clip, rng)
+    if rng is None and ni.random:
+        rng = np.random.default_rng(0)
+    offsets = _offsets(xbar, st, ni, rng, offsets)
+    lead, n_out = tuple(xt.shape[:-1]), ops.den.size
+    xt = _check_inputs(xt, st.in_bits).reshape(1, -1, ops.n_input)
+    inject = None
     if st.activation is Activation.STOCHASTIC and st.inject_steps:
-        bits = lfsr.bits(batch * st.inject_steps)[:, ops.neuron]
+        bits = lfsr.bits(xt.shape[1] * st.inject_steps)[:, ops.neuron]
         pulses = np.where(bits == 1, st.inject_units, -st.inject_units).astype(np.int64)
-        pulses = pulses.reshape(batch, st.inject_steps, n_out)
-        if clip is None:
-            q += pulses.sum(axis=-2)
-        else:
-            for t in range(st.inject_steps):
-                q = np.clip(q + pulses[:, t, :], -clip, clip)
+        inject = pulses.reshape(-1, st.inject_steps, n_out)
+    off = None if offsets is None else offsets[ops.neuron][None]
+    sign, mag, q = mvm_kernels.run((ops,), xt, st, _effects(ni, st), off, rng, inject)
+    return _result(st, sign[0], mag[0], q[0], ops, lead + (n_out,), numpy_out,
+                   {"den": ops.den})
 
-    offsets = 0 if offsets is None else offsets[ops.neuron]
-    noise = ni.cmp_noise(st.v_read, rng)
-    if batch <= block:
-        sign, mag = adc_convert(q, st.d_units, st.k, st.adc_mode, offsets, noise)
-    else:
-        sign, mag = np.empty((batch, n_out), np.uint8), np.empty((batch, n_out), np.int64)
-        for lo in starts:
-            sign[lo:lo + block], mag[lo:lo + block] = adc_convert(
-                q[lo:lo + block], st.d_units, st.k, st.adc_mode, offsets, noise)
+
+def mvm_cores(xbars, x, settings: MvmSettings, nonideal: NonIdeal | None = None,
+              rng=None, offsets=None) -> MvmResult:
+    """MVMs on G cores in one call: ``x`` (G, ..., n) holds each core's inputs; codes come
+    back (G, ..., lines), as G calls of :func:`mvm` would give them without noise.
+
+    Why: a compiled model's segments are many cores; one batched product and one pass of
+    the converters replace a Python loop over cores. The cores must share the geometry
+    (config and input length). ``offsets`` (G, neurons) or None (drawn per core); the
+    stochastic injection (an LFSR per core) is not batched.
+    """
+    st, ni = settings, nonideal or _IDEAL
+    xbars = list(xbars)
+    if not xbars:
+        raise ValueError("mvm_cores needs at least one core")
+    numpy_out = not isinstance(x, torch.Tensor)
+    xt = _input_tensor(x)
+    if xt.ndim < 2 or xt.shape[0] != len(xbars):
+        raise ValueError(f"inputs must be (cores = {len(xbars)}, ..., n), got {tuple(xt.shape)}")
+    if st.activation is Activation.STOCHASTIC and st.inject_steps:
+        raise ValueError("mvm_cores does not batch the stochastic injection; call mvm per core")
+    if any(xb.config != xbars[0].config for xb in xbars):
+        raise ValueError("mvm_cores needs cores of one configuration")
+    st.check_config(xbars[0].config)
+    ops = tuple(mvm_operands(xb, st.direction, ni.ir_drop_ohm) for xb in xbars)
+    for o in ops:
+        check_input_length(st.direction, xt.shape[-1], o.n_input)
+    if rng is None and ni.random:
+        rng = np.random.default_rng(0)
+    if offsets is None:
+        offsets = [_offsets(xb, st, ni, rng, None) for xb in xbars]
+        offsets = None if offsets[0] is None else np.stack(offsets)
+    elif np.shape(offsets) != (len(xbars), xbars[0].config.rows):
+        raise ValueError(f"offsets must be (cores, neurons) = ({len(xbars)}, "
+                         f"{xbars[0].config.rows}), got {np.shape(offsets)}")
+    g_n, lead, n_out = len(xbars), tuple(xt.shape[1:-1]), ops[0].den.size
+    xt = _check_inputs(xt, st.in_bits).reshape(g_n, -1, ops[0].n_input)
+    off = None
+    if offsets is not None:
+        off = np.stack([np.asarray(offsets[i], np.int64)[o.neuron] for i, o in enumerate(ops)])
+    sign, mag, q = mvm_kernels.run(ops, xt, st, _effects(ni, st), off, rng)
+    den = np.stack([o.den for o in ops])
+    return _result(st, sign, mag, q, ops[0], (g_n,) + lead + (n_out,), numpy_out,
+                   {"den": den})
+
+
+def _input_tensor(x):
+    """x as a tensor, or as a NumPy array (the CPU path stays in NumPy)."""
+    xt = x if isinstance(x, torch.Tensor) else np.asarray(x)
+    if xt.ndim == 0:
+        raise ValueError("input must have at least one dimension (..., n)")
+    return xt
+
+
+def _offsets(xbar, st, ni, rng, offsets):
+    if offsets is None:
+        return ni.offsets(xbar.config.rows, st.v_read, rng) if ni.adc_offset_v else None
+    offsets = np.asarray(offsets)
+    if offsets.shape != (xbar.config.rows,) or offsets.dtype.kind not in "iu":
+        raise ValueError(
+            f"offsets must be integer charge units, one per neuron, shape "
+            f"({xbar.config.rows},); got {offsets.dtype} {offsets.shape}"
+        )
+    return offsets.astype(np.int64, copy=False)
+
+
+def _effects(ni: NonIdeal, st: MvmSettings) -> mvm_kernels.Effects:
+    scale = integ_units(ni.cmp_noise_v, st.v_read) if ni.cmp_noise_v else None
+    return mvm_kernels.Effects(float(charge_units(ni.read_noise_v, st.v_read)),
+                               ni.clip_units(st.v_read), scale)
+
+
+def _result(st, sign, mag, q, ops, shape, numpy_out, extra) -> MvmResult:
     sign, mag = apply_activation(sign, mag, st.activation)
     if ops.order is not None:  # recurrent: neuron n senses SL order[n], writes BL n
-        sign, mag, q = sign[:, ops.order], mag[:, ops.order], q[:, ops.order]
-    shape = lead + (n_out,)
-    return MvmResult(st, sign.reshape(shape), mag.reshape(shape), q.reshape(shape),
-                     {"den": ops.den})
+        order = ops.order
+        if isinstance(sign, torch.Tensor):
+            order = from_numpy(order).to(sign.device)
+        sign, mag, q = sign[..., order], mag[..., order], q[..., order]
+    out = [_like(t.reshape(shape), numpy_out) for t in (sign, mag, q)]
+    return MvmResult(st, *out, extra)
 
 
-def _charge(ops: MvmOperands, x: np.ndarray, in_bits: int, sigma: float, clip: int | None,
-            rng: np.random.Generator | None) -> np.ndarray:
-    """Integrated charge (batch, output lines) of a block of inputs x (batch, n_input), float64
-    holding integers (units); ``sigma``: read noise per sample (units), ``clip``: the
-    integrator's swing (units) or None."""
-    planes = _planes(x, in_bits)
-    n_planes, batch = planes.shape[:2]
-    # every bit plane in one product; floor(2^24 num / Den) is exact (see mvm_operands)
-    samples = (planes.reshape(-1, ops.n_input) @ ops.matrix) / ops.den_units
-    samples = np.floor(samples, out=samples).reshape(n_planes, batch, -1)
-    reps = _REPS[:n_planes]  # plane b is integrated 2^b times
-    if not sigma and clip is None:  # exact: integers below 2^53 in any summation order
-        return (reps @ samples.reshape(n_planes, -1)).reshape(batch, -1)
-    samples *= reps[:, None, None]
-    if sigma:  # one read-noise draw per sample, summed over the 2^b integrations
-        z = standard_normal(rng, samples.shape)
-        z *= _noise_scale(sigma, n_planes)
-        samples += z
-        np.rint(samples, out=samples)
-    q = samples.sum(axis=0)
-    if clip is None:
-        return q
-    # sum over planes of max |sample|, an upper bound of every partial sum: if it stays
-    # within the integrator's swing nothing clips (two reductions instead of the loop)
-    hi, lo = samples.max(axis=(1, 2)), samples.min(axis=(1, 2))
-    if np.maximum(hi, -lo).sum() <= clip:
-        return q
-    q = np.zeros(samples.shape[1:])
-    for b in range(n_planes):
-        q += samples[b]
-        np.minimum(q, clip, out=q)
-        np.maximum(q, -clip, out=q)
-    return q
+def _like(a, numpy_out: bool):
+    if isinstance(a, np.ndarray):
+        return a if numpy_out else from_numpy(a)
+    return like_input(a, numpy_out)
 
 
-@functools.lru_cache(maxsize=64)
-def _noise_scale(sigma: float, n_planes: int) -> np.ndarray:
-    """Read-noise std of plane b's 2^b summed samples, sigma sqrt(2^b), shaped (planes, 1, 1)."""
-    s = (sigma * np.sqrt(_REPS[:n_planes])).astype(np.float32)[:, None, None]
-    s.flags.writeable = False
-    return s
-
-
-_REPS = np.exp2(np.arange(8))
 _IDEAL = NonIdeal()
 
 

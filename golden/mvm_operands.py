@@ -16,6 +16,10 @@ any summation order (float64 above). The quotient q = 2^24 num / Den has |q| <= 
 correctly rounded division errs by at most 2^24 * 2^-53 = 2^-29, while a non-integer q is
 at least 1/Den > 2^-29 from an integer when Den < 2^29 codes. So floor(fl(q)) is the exact
 floor(2^24 num / Den) that the cycle level computes in integers (``sample_units``).
+
+The kernels get the same floor without a division (:func:`floor_quotient`): a product
+with the reciprocal 2^24 / Den is within 2^-27 of q, so its floor is off by at most one,
+and the remainder 2^24 num - q0 Den (integers below 2^53: exact) corrects it.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from .nonideal import NonIdeal
 
 __all__ = [
     "MvmOperands", "mvm_operands", "MAX_DEN_CODES", "oriented_codes", "output_neurons",
-    "check_input_length",
+    "check_input_length", "floor_quotient",
 ]
 
 MAX_DEN_CODES = 1 << 29
@@ -68,6 +72,10 @@ class MvmOperands:
     den_units: np.ndarray
     """max(Den, 1) / 2^24 (float64): num / den_units = 2^24 num / Den, and 0 when Den = 0
     (then num = 0 too)."""
+    den_f: np.ndarray
+    """max(Den, 1) (float64)."""
+    inv_units: np.ndarray
+    """2^24 / max(Den, 1) (float64), for :func:`floor_quotient`."""
     neuron: np.ndarray
     """The neuron that senses each output line."""
     order: np.ndarray | None
@@ -91,13 +99,23 @@ def _build(xbar: Crossbar, direction: Direction, ir_drop_ohm: float) -> MvmOpera
         )
     exact32 = ir_drop_ohm or np.abs(p).sum(axis=0).max(initial=0) < (1 << 24)
     p = p.astype(np.float32 if exact32 else np.float64)
-    den_units = np.maximum(den, 1).astype(np.float64) / (1 << CHARGE_FRAC_BITS)
+    den_f = np.maximum(den, 1).astype(np.float64)
+    den_units = den_f / (1 << CHARGE_FRAC_BITS)
+    inv_units = (1 << CHARGE_FRAC_BITS) / den_f
     neuron = output_neurons(xbar.config, direction)
     order = np.argsort(neuron) if direction is Direction.RECURRENT else None
-    for a in (p, den, den_units, neuron, order):
+    for a in (p, den, den_units, den_f, inv_units, neuron, order):
         if a is not None:
             a.flags.writeable = False
-    return MvmOperands(n, p, den, den_units, neuron, order)
+    return MvmOperands(n, p, den, den_units, den_f, inv_units, neuron, order)
+
+
+def floor_quotient(num, den_f, inv_units):
+    """floor(2^24 num / Den) of float64 tensors (broadcast) without a division:
+    q0 = floor(num * 2^24 / Den) is within one of it, the exact remainder corrects q0."""
+    q = (num * inv_units).floor()
+    r = num * float(1 << CHARGE_FRAC_BITS) - q * den_f
+    return q - (r < 0).to(q.dtype) + (r >= den_f).to(q.dtype)
 
 
 def mvm_operands(xbar: Crossbar, direction: Direction, ir_drop_ohm: float = 0.0) -> MvmOperands:

@@ -21,8 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
 from cimflow.modes import Activation, AdcMode
+
+from .tensors import as_tensor, like_input
 
 __all__ = [
     "C_SAMPLE", "C_INTEG", "CHARGE_FRAC_BITS", "MAX_MAG_BITS", "Activation",
@@ -112,28 +115,36 @@ def _check_k(k: int) -> None:
 
 
 # ---------------------------------------------------------------- converters
-def adc_exact(q: np.ndarray, d: int, k: int, offset: np.ndarray | int = 0):
+def adc_exact(q, d: int, k: int, offset=0):
     """Closed form of both converters on integer charge ``q`` (units), V_decr ``d`` units.
 
     Returns ``(sign uint8, mag int64)``; ``offset`` is added at the comparator input. ``q``
     may be int64 or float64 holding integers (|q| < 2^52): the arithmetic is float64 and
     exact, because the residual is clipped at the top code before the one division, so the
     quotient stays below 2^K and its rounding error (< 2^-43) cannot cross an integer.
+    NumPy arrays in give NumPy arrays out; tensors stay on their device.
     """
     _check_k(k)
-    qe = np.asarray(q, dtype=np.float64)
+    numpy_out = not isinstance(q, torch.Tensor)
+    qe = as_tensor(q).to(torch.float64)
     if not (np.isscalar(offset) and offset == 0):
-        qe = qe + np.asarray(offset, dtype=np.float64)
+        qe = qe + as_tensor(offset, qe.device)
+    sign, mag = _exact_t(qe, d, k)
+    return like_input(sign, numpy_out), like_input(mag, numpy_out)
+
+
+def _exact_t(qe: torch.Tensor, d: int, k: int):
+    """adc_exact on float64 q + offset (a tensor this function may not modify)."""
     pos = qe > 0
-    sign = pos.view(np.uint8)
+    sign = pos.to(torch.uint8)
     if k == 0:
-        return sign, np.zeros(qe.shape, dtype=np.int64)
+        return sign, torch.zeros(qe.shape, dtype=torch.int64, device=qe.device)
     lsb = d >> (k - 1)
-    a = np.abs(qe)
-    a -= pos  # q > 0: |code| = ceil(q / lsb) - 1 = floor((q - 1) / lsb)
-    np.minimum(a, ((1 << k) - 1) * lsb, out=a)
+    a = qe.abs()
+    a -= pos.to(torch.float64)  # q > 0: |code| = ceil(q / lsb) - 1 = floor((q - 1) / lsb)
+    a.clamp_(max=float(((1 << k) - 1) * lsb))
     a /= lsb
-    return sign, np.floor(a, out=a).astype(np.int64)
+    return sign, a.floor_().to(torch.int64)
 
 
 def adc_closed_form(q: np.ndarray, k: int):
@@ -146,9 +157,6 @@ def adc_closed_form(q: np.ndarray, k: int):
     q = np.asarray(q, dtype=np.float64)
     mag = np.minimum(np.floor(np.abs(q) * 2.0 ** (k - 1)), 2**k - 1) if k else 0 * q
     return (q > 0).astype(np.uint8), mag.astype(np.int64)
-
-
-_BIT_WEIGHTS = np.exp2(np.arange(MAX_MAG_BITS - 1, -1, -1)).astype(np.float32)
 
 
 def adc_binary(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
@@ -164,33 +172,39 @@ def adc_binary(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
     decision is the one the noise draw implies; an input of exactly +0.0 reads as 1.
     """
     _check_k(k)
-    r = np.add(q, offset)  # integers: exact
+    numpy_out = not isinstance(q, torch.Tensor)
+    r = as_tensor(q)
+    r = r + as_tensor(offset, r.device)  # integers: exact
     if noise is None:
-        r = r - 0.5
+        r = r.to(torch.float64) - 0.5
         draws = None
     else:
-        r = r.astype(np.float32)  # one rounding of q + offset
-        draws = noise((k + 1,) + r.shape)
-    x = np.empty((k + 1,) + r.shape, r.dtype)
-    step = np.empty_like(r)
+        r = r.to(torch.float32)  # one rounding of q + offset
+        draws = as_tensor(noise((k + 1,) + tuple(r.shape)), r.device)
+    sign, mag = _binary_t(r, d, k, draws)
+    return like_input(sign, numpy_out), like_input(mag, numpy_out)
+
+
+def _binary_t(r: torch.Tensor, d: int, k: int, draws: torch.Tensor | None):
+    """The search on the float residual r = q + offset (modified in place) and the k + 1
+    comparator draws (or None)."""
+    x = torch.empty((k + 1,) + tuple(r.shape), dtype=r.dtype, device=r.device)
     for m in range(k + 1):
         if draws is None:
             x[m] = r
         else:
-            np.add(r, draws[m], out=x[m])
+            torch.add(r, draws[m], out=x[m])
         if m < k:
-            np.copysign(d >> m, x[m], out=step)
-            r -= step
-    neg = np.signbit(x)
+            step = torch.full((), float(d >> m), dtype=r.dtype, device=r.device)
+            r -= torch.copysign(step, x[m])  # no host-to-device copy per step
+    neg = torch.signbit(x)
     sign = ~neg[0]
     if k == 0:
-        return sign.view(np.uint8), np.zeros(r.shape, dtype=np.int64)
-    bits = neg[1:]
-    bits ^= sign  # bit = x > 0, inverted for a negative sign: (not neg) xor (not sign)
-    # MSB first; a float32 dot is exact (below 2^10) and far faster than packbits on axis 0
-    mag = _BIT_WEIGHTS[MAX_MAG_BITS - k:] @ bits.reshape(k, -1).view(np.uint8).astype(np.float32)
-    mag = mag.astype(np.int64).reshape(r.shape)
-    return sign.view(np.uint8), mag
+        return sign.to(torch.uint8), torch.zeros(r.shape, dtype=torch.int64, device=r.device)
+    bits = neg[1:] ^ sign  # bit = x > 0, inverted for a negative sign
+    weights = torch.tensor([1 << (k - 1 - i) for i in range(k)], device=r.device)
+    mag = (bits.to(torch.int64) * weights.view((k,) + (1,) * r.dim())).sum(dim=0)
+    return sign.to(torch.uint8), mag
 
 
 def adc_counting(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
@@ -198,26 +212,28 @@ def adc_counting(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
     a neuron stops counting (and decrementing) at its first comparator flip (one noise
     draw per comparison, made step by step: up to 2^K of them)."""
     _check_k(k)
-    r = np.array(q, dtype=np.float64)
-    off = np.asarray(offset, dtype=np.float64)
+    numpy_out = not isinstance(q, torch.Tensor)
+    r = as_tensor(q).to(torch.float64).clone()
+    off = as_tensor(offset, r.device).to(torch.float64)
 
     def cmp():
         x = r + off
-        return (x + noise(r.shape) if noise is not None else x) > 0
+        if noise is not None:
+            x = x + as_tensor(noise(tuple(r.shape)), r.device)
+        return x > 0
 
     sign = cmp()
-    count = np.zeros(r.shape, dtype=np.int64)
-    if k == 0:
-        return sign.view(np.uint8), count
-    lsb = d >> (k - 1)
-    step = np.where(sign, -lsb, lsb)
-    active = np.ones(r.shape, dtype=bool)
-    for _ in range((1 << k) - 1):
-        r += np.where(active, step, 0)
-        same = cmp() == sign
-        count += active & same
-        active &= same
-    return sign.view(np.uint8), count
+    count = torch.zeros(r.shape, dtype=torch.int64, device=r.device)
+    if k > 0:
+        lsb = d >> (k - 1)
+        step = torch.where(sign, -float(lsb), float(lsb))
+        active = torch.ones(r.shape, dtype=torch.bool, device=r.device)
+        for _ in range((1 << k) - 1):
+            r += torch.where(active, step, 0.0)
+            same = cmp() == sign
+            count += active & same
+            active &= same
+    return like_input(sign.to(torch.uint8), numpy_out), like_input(count, numpy_out)
 
 
 def adc_convert(q, d: int, k: int, mode: AdcMode | str = AdcMode.BINARY, offset=0,
@@ -232,7 +248,8 @@ def adc_convert(q, d: int, k: int, mode: AdcMode | str = AdcMode.BINARY, offset=
 def apply_activation(sign, mag, act: Activation):
     """ReLU reads out 0 when the sign is 0; identity and stochastic leave codes alone."""
     if act is Activation.RELU:
-        mag = np.where(sign == 1, mag, 0)
+        mag = torch.where(sign == 1, mag, 0) if isinstance(mag, torch.Tensor) else (
+            np.where(sign == 1, mag, 0))
     return sign, mag
 
 

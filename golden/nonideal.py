@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
+import torch
 
 from .fast_random import logistic
 from .neuron import integ_units
@@ -94,11 +95,16 @@ class NonIdeal:
             g += formed * rng.normal(0.0, 1.0, g.shape) * self.relax_scale * relaxation_sigma(g)
         return np.maximum(g, 0.0)
 
-    def offsets(self, n: int, v_read: float, rng: np.random.Generator) -> np.ndarray:
-        """Per-neuron comparator offsets in charge units (int64)."""
+    def offsets(self, n: int, v_read: float, rng) -> np.ndarray:
+        """Per-neuron comparator offsets in charge units (int64); ``rng`` a NumPy or a
+        torch Generator."""
         if not self.adc_offset_v:
             return np.zeros(n, np.int64)
-        v = rng.normal(0.0, self.adc_offset_v, n)
+        if isinstance(rng, torch.Generator):  # drawn where the generator lives
+            z = torch.randn(n, generator=rng, device=rng.device, dtype=torch.float64)
+            v = z.cpu().numpy() * self.adc_offset_v
+        else:
+            v = rng.normal(0.0, self.adc_offset_v, n)
         return np.rint(v * integ_units(1.0, v_read)).astype(np.int64)
 
     def clip_units(self, v_read: float) -> int | None:

@@ -37,8 +37,18 @@ def test_ratios_match_batch_and_noise(bench):
 
 def test_quick_run_writes_results_and_plot(bench, tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "OPTIONAL_BENCHES", [])
-    rows = bench.main(["--quick", "--out", str(tmp_path)])
+    rows = bench.main(["--quick", "--cores", "2", "--out", str(tmp_path)])
     data = json.loads((tmp_path / "results.json").read_text())["rows"]
-    assert len(data) == len(rows) == 9  # 6 algorithmic, cycle level, torch at 2 batches
+    # 3 batches: 9 algorithmic, 6 multi-core, 3 torch; the cycle level
+    assert len(data) == len(rows) == 19
+    assert {r["batch"] for r in data} == {1, 64, 1024}
     assert all(r["mvm_per_s"] > 0 and r["this_over_aihwkit"] is None for r in data)
     assert (tmp_path / "bench_golden_mvm.png").stat().st_size > 10_000
+
+
+def test_bad_arguments_are_refused(bench):
+    with pytest.raises(SystemExit):
+        bench.main(["--cores", "-1"])
+    if not bench.torch.cuda.is_available():
+        with pytest.raises(SystemExit):
+            bench.main(["--device", "cuda"])

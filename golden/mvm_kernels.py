@@ -1,0 +1,252 @@
+"""The MVM's computation on torch tensors, for one core or for many cores at once.
+
+Why one module: :func:`.mvm.mvm` and :func:`.mvm.mvm_cores` only check and shape their
+arguments; the arithmetic lives here, once, for every device. Cores are stacked on a
+leading axis G (the segments of a compiled model), so many cores are one batched product
+and one pass of the converters, not a Python loop over cores.
+
+Per block of inputs (CPU: about ``BLOCK_OUTPUTS`` codes, so temporaries stay in cache;
+GPU: the whole batch): bit planes, one product num = planes @ P per core, then the sampled
+charge floor(num / den_units) (exact, see :mod:`.mvm_operands`), read noise per plane,
+integrator clipping, LFSR injection and the converter. On the CPU the element-wise part
+runs as one fused kernel (:mod:`.fused_cpu`) when numba is installed; it does the same
+operations in the same precision and order on the same draws, so the codes are identical.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import fused_cpu
+from .fast_random import logistic_draws, normal_draws
+from .mvm_operands import MvmOperands, floor_quotient
+from .neuron import _binary_t, _exact_t, adc_counting
+from .tensors import exact_matmul, from_numpy
+
+__all__ = [
+    "BLOCK_OUTPUTS", "CoreOperands", "Effects", "core_operands", "fused_ok", "run", "use_fused",
+]
+
+BLOCK_OUTPUTS = 16384
+"""CPU batches run in blocks of about this many output codes, so that every temporary
+stays in cache (fresh multi-MB temporaries cost page faults: 2-3x slower); 64 rows of a
+full core also give the product a better shape than 32 (BLAS runs ~1.3x faster)."""
+
+use_fused = True
+"""Run the CPU's element-wise work in the fused numba kernel when numba is installed
+(tests turn it off to compare it with the torch path)."""
+
+
+@dataclass(frozen=True)
+class CoreOperands:
+    """Operands of G cores, stacked on the leading axis, on one device."""
+
+    matrix: torch.Tensor
+    """P of every core (G, n_in, lines), float32 where exact for all, else float64."""
+    den_f: torch.Tensor
+    """max(Den, 1) of every core (G, lines) float64."""
+    inv_units: torch.Tensor
+    """2^24 / max(Den, 1) (G, lines) float64."""
+    keep: tuple
+    """The per-core :class:`MvmOperands` this was built from (keeps the cache key alive)."""
+
+
+@dataclass(frozen=True)
+class Effects:
+    """One call's dynamic effects in charge units."""
+
+    sigma: float
+    """Read-noise std per sample (0: off)."""
+    clip: int | None
+    """Integrator swing, or None."""
+    cmp_scale: float | None
+    """Logistic comparator-noise scale, or None."""
+
+
+_STACKS: OrderedDict = OrderedDict()
+
+
+def core_operands(ops: tuple[MvmOperands, ...], device) -> CoreOperands:
+    """The stacked operands of ``ops`` on ``device``. Memoised on the identity of the
+    per-core operand objects, which a Crossbar rebuilds when its conductances change, so
+    a stale stack is never returned."""
+    device = torch.device(device)
+    key = (tuple(id(o) for o in ops), str(device))
+    hit = _STACKS.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit.keep, ops, strict=True)):
+        _STACKS.move_to_end(key)
+        return hit
+    dtype = np.float64 if any(o.matrix.dtype == np.float64 for o in ops) else np.float32
+    m = from_numpy(np.stack([o.matrix.astype(dtype, copy=False) for o in ops]))
+    den = from_numpy(np.stack([o.den_f for o in ops]))
+    inv = from_numpy(np.stack([o.inv_units for o in ops]))
+    stack = CoreOperands(m.to(device), den.to(device), inv.to(device), tuple(ops))
+    _STACKS[key] = stack
+    while len(_STACKS) > 8:
+        _STACKS.popitem(last=False)
+    return stack
+
+
+@functools.lru_cache(maxsize=64)
+def _noise_scale(sigma: float, n_planes: int) -> np.ndarray:
+    """Read-noise std of plane b's 2^b summed samples, sigma sqrt(2^b) (float32)."""
+    s = (sigma * np.sqrt(np.exp2(np.arange(n_planes)))).astype(np.float32)
+    s.flags.writeable = False
+    return s
+
+
+def _planes_t(x: torch.Tensor, n_planes: int, dtype) -> torch.Tensor:
+    """Ternary pulses (..., planes, n) of integer inputs (..., n): with t_b = trunc(x / 2^b),
+    plane b is t_b - 2 t_(b+1) (exact, |x| < 2^8)."""
+    scale = torch.exp2(-torch.arange(n_planes + 1, dtype=dtype, device=x.device))
+    t = (x.unsqueeze(-2).to(dtype) * scale[:, None]).trunc_()
+    return t[..., :-1, :] - 2 * t[..., 1:, :]
+
+
+def _charge_t(num, ops: CoreOperands, z, zscale, clip):
+    """Charge (G, B, lines) float64 of num (G, B, P, lines); see fused_cpu._charge_adc."""
+    n_planes = num.shape[2]
+    s = floor_quotient(num.to(torch.float64), ops.den_f[:, None, None, :],
+                       ops.inv_units[:, None, None, :])
+    reps = torch.exp2(torch.arange(n_planes, dtype=torch.float64, device=num.device))
+    s *= reps[:, None]
+    if z is not None:
+        s += z * from_numpy(zscale).to(z.device)[:, None]
+        s.round_()  # half to even, as np.rint
+    if clip is None:
+        return s.sum(dim=2)  # integers below 2^53: exact in any order
+    q = torch.zeros(s.shape[:2] + s.shape[3:], dtype=torch.float64, device=s.device)
+    for b in range(n_planes):
+        q += s[:, :, b]
+        q.clamp_(-clip, clip)
+    return q
+
+
+def fused_ok(x, st, fx: Effects, inject) -> bool:
+    """Whether the fused CPU kernel serves this call (else the torch path)."""
+    on_cpu = not isinstance(x, torch.Tensor) or x.device.type == "cpu"
+    return (use_fused and fused_cpu.AVAILABLE and on_cpu and inject is None
+            and (fx.cmp_scale is None or st.adc_mode.name == "BINARY"))
+
+
+def run(ops: tuple[MvmOperands, ...], x, st, fx: Effects, offsets, rng, inject=None):
+    """Codes of integer inputs x (G, B, n_in) on G cores: (sign uint8, mag int64, charge
+    int64), each (G, B, lines). ``offsets`` (G, lines) int64 charge units or None;
+    ``inject`` (B, steps, lines) int64 LFSR pulses of one core (G = 1) or None.
+
+    CPU inputs served by the fused kernel give NumPy arrays (no torch call on that path:
+    each costs microseconds at batch 1); the torch path gives tensors on x's device.
+    """
+    if fused_ok(x, st, fx, inject):
+        return _run_fused(ops, x if isinstance(x, np.ndarray) else x.numpy(), st, fx,
+                          offsets, rng)
+    x = x if isinstance(x, torch.Tensor) else from_numpy(x)
+    dev = x.device
+    stack = core_operands(ops, dev)
+    g_n, batch, _ = x.shape
+    lines = stack.den_f.shape[1]
+    n_planes = _n_planes(st.in_bits)
+    sign = torch.empty((g_n, batch, lines), dtype=torch.uint8, device=dev)
+    mag = torch.empty((g_n, batch, lines), dtype=torch.int64, device=dev)
+    q = torch.empty((g_n, batch, lines), dtype=torch.int64, device=dev)
+    off = (torch.zeros((g_n, lines), dtype=torch.float64, device=dev) if offsets is None
+           else from_numpy(offsets).to(dev, torch.float64))
+    if inject is not None:
+        inject = from_numpy(inject).to(dev)
+    block = batch if dev.type != "cpu" else max(1, BLOCK_OUTPUTS // (g_n * lines))
+    zscale = _noise_scale(fx.sigma, n_planes) if fx.sigma else None
+    for lo in range(0, batch, block):
+        hi = min(lo + block, batch)
+        pulses = None if inject is None else inject[lo:hi]
+        _block_torch(stack, x[:, lo:hi], n_planes, fx, zscale, rng, st, off, pulses,
+                     sign[:, lo:hi], mag[:, lo:hi], q[:, lo:hi])
+    return sign, mag, q
+
+
+def _run_fused(ops, x: np.ndarray, st, fx: Effects, offsets, rng):
+    g_n, batch, _ = x.shape
+    lines = ops[0].den.size
+    sign = np.empty((g_n, batch, lines), np.uint8)
+    mag = np.empty((g_n, batch, lines), np.int64)
+    q = np.empty((g_n, batch, lines), np.int64)
+    for g in range(g_n):  # core by core: each block is one plain 2-D product (BLAS's best)
+        off = _ZEROS(1, lines) if offsets is None else offsets[g:g + 1].astype(np.float64)
+        _fused_core(ops[g], x[g:g + 1], st, fx, off, rng, sign[g:g + 1], mag[g:g + 1],
+                    q[g:g + 1])
+    return sign, mag, q
+
+
+def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, rng, sign, mag, q):
+    _, batch, n_in = x.shape
+    matrix, den, inv = op.matrix, op.den_f[None], op.inv_units[None]
+    lines = den.shape[1]
+    n_planes = _n_planes(st.in_bits)
+    zscale = _ZS if not fx.sigma else _noise_scale(fx.sigma, n_planes)
+    clip = -1.0 if fx.clip is None else float(fx.clip)
+    block = max(1, BLOCK_OUTPUTS // lines)
+    planes = np.empty((1, min(block, batch), n_planes, n_in), matrix.dtype)
+    for lo in range(0, batch, block):
+        hi = min(lo + block, batch)
+        pl = planes[:, :hi - lo]
+        fused_cpu.planes(x[:, lo:hi], n_planes, pl)
+        # 2-D: NumPy's stacked matmul may skip BLAS for a (1, n, m) view
+        num = (pl.reshape(-1, n_in) @ matrix).reshape(1, hi - lo, n_planes, lines)
+        z = (normal_draws(rng, num.shape, "cpu").numpy() if fx.sigma else _E4)
+        draws = (_E4 if fx.cmp_scale is None else
+                 logistic_draws(rng, (st.k + 1, 1, hi - lo, lines), fx.cmp_scale,
+                                "cpu").numpy())
+        fused_cpu.charge_adc(num, den, inv, z, zscale, clip, off, st.d_units, st.k, draws,
+                             q[:, lo:hi], sign[:, lo:hi], mag[:, lo:hi])
+
+
+@functools.lru_cache(maxsize=16)
+def _ZEROS(g_n: int, lines: int) -> np.ndarray:  # noqa: N802 - a constant per shape
+    z = np.zeros((g_n, lines))
+    z.flags.writeable = False
+    return z
+
+
+def _n_planes(in_bits: int) -> int:
+    return 1 if in_bits == 1 else in_bits - 1
+
+
+def _product(ops: CoreOperands, planes: torch.Tensor) -> torch.Tensor:
+    g_n, bs, n_planes, n_in = planes.shape
+    num = exact_matmul(planes.reshape(g_n, bs * n_planes, n_in), ops.matrix)
+    return num.reshape(g_n, bs, n_planes, -1)
+
+
+def _block_torch(ops: CoreOperands, x, n_planes, fx, zscale, rng, st, off, pulses, sign, mag,
+                 q_out):
+    dev, (g_n, bs, _) = x.device, x.shape
+    lines = ops.den_f.shape[1]
+    num = _product(ops, _planes_t(x, n_planes, ops.matrix.dtype))
+    z = normal_draws(rng, (g_n, bs, n_planes, lines), dev) if fx.sigma else None
+    q = _charge_t(num, ops, z, zscale, fx.clip)
+    if pulses is not None:  # LFSR injection (one core): pulse by pulse under the swing
+        if fx.clip is None:
+            q += pulses.sum(dim=1).to(torch.float64)
+        else:
+            for t in range(pulses.shape[1]):
+                q = (q + pulses[:, t]).clamp_(-fx.clip, fx.clip)
+    q_out.copy_(q)
+    qe = q + off[:, None, :]
+    if fx.cmp_scale is None:
+        s, m = _exact_t(qe, st.d_units, st.k)
+    elif st.adc_mode.name == "BINARY":
+        draws = logistic_draws(rng, (st.k + 1, g_n, bs, lines), fx.cmp_scale, dev)
+        s, m = _binary_t(qe.to(torch.float32), st.d_units, st.k, draws)
+    else:
+        s, m = adc_counting(q, st.d_units, st.k, off[:, None, :],
+                            lambda shape: logistic_draws(rng, shape, fx.cmp_scale, dev))
+    sign.copy_(s)
+    mag.copy_(m)
+
+
+_E4 = np.zeros((0, 0, 0, 0), np.float32)
+_ZS = np.zeros(8, np.float32)
