@@ -1,7 +1,9 @@
 """`cimflow` command line: generate, regress, experiment.
 
-Every user error (bad preset, unreadable config, out-of-range field, unknown experiment)
-ends in one line ``cimflow: error: ...`` and exit status 2, never a traceback.
+Every user error (bad preset, unreadable config, out-of-range field, unknown experiment,
+unwritable output folder) ends in one line ``cimflow: error: ...`` and exit status 2, never
+a traceback. Only those error types are caught: any other exception is a bug in cimflow and
+keeps its traceback.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ def _config(args) -> CoreConfig:
 
 
 def cmd_generate(args) -> int:
+    from .hdl.export import lint, write_verilog
     from .hdl.tops import TOPS
-    from .verif.build import lint, write_verilog
 
     cfg = _config(args)
     if args.top not in TOPS:
@@ -50,7 +52,7 @@ def cmd_generate(args) -> int:
         t0 = time.perf_counter()
         lint(vpath, args.top)
         print(f"verilator --lint-only -Wall: clean ({time.perf_counter() - t0:.1f} s, "
-              f"waivers in cimflow/verif/lint_waivers.vlt)")
+              f"waivers in cimflow/hdl/lint_waivers.vlt)")
     if args.report:
         from .synth import format_report, synth_estimate
 
@@ -78,7 +80,7 @@ def cmd_regress(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from .experiment import registry
+    from .experiments import registry
 
     reg = registry()
     if args.list or not args.name:
@@ -140,15 +142,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    from .hdl.export import LintError
     from .synth import SynthError
-    from .verif.build import LintError
 
     try:
         return args.func(args)
     except (LintError, SynthError) as e:
         print(f"cimflow: error: {e}", file=sys.stderr)
         return 1
-    except (UsageError, ConfigError, ValueError, FileNotFoundError, OSError) as e:
+    except (UsageError, ConfigError, OSError) as e:  # anything else is a bug: traceback
         print(f"cimflow: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
