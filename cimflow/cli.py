@@ -67,13 +67,23 @@ def cmd_generate(args) -> int:
 
 
 def cmd_regress(args) -> int:
-    from .verif.regress import DEFAULT_PRESETS, format_table, run_regression
+    from .verif.regress import DEFAULT_PRESETS, format_table, run_regression, select
 
-    presets = (args.preset,) if args.preset else DEFAULT_PRESETS
-    for p in presets:
-        preset(p)  # validates the name
+    configs = {}
+    if args.config:  # any valid CoreConfig, labelled by its file name
+        configs[Path(args.config).stem] = CoreConfig.load(args.config)
+        presets = ()
+    else:
+        presets = (args.preset,) if args.preset else DEFAULT_PRESETS
+        for p in presets:
+            preset(p)  # validates the name
+    if args.cycles is not None and args.cycles < 1:
+        raise UsageError(f"--cycles must be at least 1, got {args.cycles}")
+    if not select({**{p: preset(p) for p in presets}, **configs}, args.k):
+        raise UsageError(f"no regression test matches {', '.join([*presets, *configs])} "
+                         f"and -k {args.k!r}")
     results = run_regression(presets, args.k, Path(args.out), jobs=args.n,
-                             waves=args.waves)
+                             waves=args.waves, configs=configs, cycles=args.cycles)
     print(format_table(results))
     print(f"JUnit XML: {Path(args.out) / 'junit.xml'}")
     return 0 if all(r.passed for r in results) else 1
@@ -121,9 +131,14 @@ def _parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_generate)
 
     r = sub.add_parser("regress", help="run the cocotb co-simulation regression")
-    r.add_argument("--preset", help="run one preset only (default: tiny, small, medium)")
+    rsrc = r.add_mutually_exclusive_group()
+    rsrc.add_argument("--preset", help="run one preset only (default: tiny, small, medium)")
+    rsrc.add_argument("--config", help="CoreConfig JSON file: run every test (but the "
+                      "full-size smoke tests) on this configuration")
     r.add_argument("-k", metavar="PATTERN", help="regex selecting tests, e.g. 'statistics'")
     r.add_argument("-n", type=int, default=1, metavar="N", help="parallel simulations")
+    r.add_argument("--cycles", type=int, metavar="N",
+                   help="cap every test's cycle budget at N (shorter runs)")
     r.add_argument("--out", default="build/regress", help="results folder")
     r.add_argument("--waves", choices=("fail", "all", "none"), default="fail",
                    help="keep waveforms of failing tests (default), of all, or none")

@@ -17,12 +17,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import brentq
 
 from cimflow.golden.device import DeviceParams, RramArray
 from cimflow.golden.device_fit import PAPER, fit_device, initial_state, write_verify_stats
 from cimflow.golden.relaxation import Relaxation, relaxation_spread
-from cimflow.golden.write_verify import FAIL_CAP, WriteVerifyParams, program_rounds, write_verify
+from cimflow.golden.write_verify import FAIL_CAP, WriteVerifyParams, program_rounds
 
 from .registry import experiment
 

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from cimflow.golden.device import DeviceParams, ParameterError, RramArray
 from cimflow.experiments.programming import run_write_verify
+from cimflow.golden.device import DeviceParams, ParameterError, RramArray
 from cimflow.golden.device_fit import initial_state
 from cimflow.golden.relaxation import Relaxation, relaxation_spread, sigma_aihwkit
 from cimflow.golden.write_verify import (

@@ -2,10 +2,10 @@
 
 ``REGRESSION`` lists every test, the presets it runs on and its seeds; a user config (any
 valid CoreConfig, `cimflow regress --config`) runs every test but the full-size smoke tests.
-``run_regression`` builds each (top, config) once, runs the tests (optionally in parallel threads: each test
-is its own simulator process), collects pass/fail from cocotb's results XML and the
-figures each testbench records (seeds, cycles compared, statistics), writes one JUnit XML
-and re-runs failing tests with waveforms, keeping the trace. The table printed by
+``run_regression`` builds each (top, config) once, runs the tests (optionally in parallel
+threads: each test is its own simulator process), collects pass/fail from cocotb's results
+XML and the figures each testbench records (seeds, cycles compared, statistics), writes one
+JUnit XML and re-runs failing tests with waveforms, keeping the trace. The table printed by
 ``cimflow regress`` comes from ``format_table``.
 """
 
