@@ -83,7 +83,8 @@ def cmd_regress(args) -> int:
         raise UsageError(f"no regression test matches {', '.join([*presets, *configs])} "
                          f"and -k {args.k!r}")
     results = run_regression(presets, args.k, Path(args.out), jobs=args.n,
-                             waves=args.waves, configs=configs, cycles=args.cycles)
+                             waves=args.waves, configs=configs, cycles=args.cycles,
+                             quick_build=args.quick_build)
     print(format_table(results))
     print(f"JUnit XML: {Path(args.out) / 'junit.xml'}")
     return 0 if all(r.passed for r in results) else 1
@@ -139,6 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-n", type=int, default=1, metavar="N", help="parallel simulations")
     r.add_argument("--cycles", type=int, metavar="N",
                    help="cap every test's cycle budget at N (shorter runs)")
+    r.add_argument("--quick-build", action="store_true",
+                   help="compile the simulators without C++ optimisation: faster builds, "
+                   "slower simulation (for short runs)")
     r.add_argument("--out", default="build/regress", help="results folder")
     r.add_argument("--waves", choices=("fail", "all", "none"), default="fail",
                    help="keep waveforms of failing tests (default), of all, or none")

@@ -123,9 +123,11 @@ def as_configs(presets=DEFAULT_PRESETS, configs: dict[str, CoreConfig] | None = 
 
 def run_one(test: RegressionTest, label: str, cfg: CoreConfig, out: Path, waves: bool,
             extra_env: dict | None = None, build_root: Path | None = None,
-            cycles: int | None = None) -> Result:
-    """Run one test on one config; ``cycles`` caps the test's cycle budget."""
-    build = build_sim(cfg, test.top, waves=waves, quick=test.quick, root=build_root)
+            cycles: int | None = None, quick_build: bool = False) -> Result:
+    """Run one test on one config; ``cycles`` caps the test's cycle budget, ``quick_build``
+    compiles the simulator without C++ optimisation (verif.build.QUICK_COMPILE)."""
+    build = build_sim(cfg, test.top, waves=waves, quick=test.quick or quick_build,
+                      root=build_root)
     test_dir = out / label / (test.name + ("-waves" if waves else ""))
     test_dir.mkdir(parents=True, exist_ok=True)
     metrics = test_dir / "metrics.jsonl"
@@ -165,11 +167,12 @@ def run_regression(presets=DEFAULT_PRESETS, pattern: str | None = None,
                    out: Path = Path("build/regress"), jobs: int = 1,
                    waves: str = "fail", progress=print, *,
                    configs: dict[str, CoreConfig] | None = None,
-                   cycles: int | None = None) -> list[Result]:
+                   cycles: int | None = None, quick_build: bool = False) -> list[Result]:
     """Run the selected tests on the named presets and the labelled ``configs``.
 
     ``waves`` is 'fail' (re-run failures with traces), 'all' or 'none'; ``cycles`` caps
-    every test's cycle budget (shorter runs).
+    every test's cycle budget and ``quick_build`` compiles without C++ optimisation (both
+    for short runs: the build then dominates).
     """
     cfgs = as_configs(presets, configs)
     chosen = select(cfgs, pattern)
@@ -179,16 +182,18 @@ def run_regression(presets=DEFAULT_PRESETS, pattern: str | None = None,
     os.environ.pop("PYTEST_CURRENT_TEST", None)  # the runner must not act as a pytest plugin
     out = Path(out).resolve()  # the simulator runs in the test folder
     for top, label, quick in sorted({(t.top, p, t.quick) for t, p in chosen}):
-        b = build_sim(cfgs[label], top, waves=(waves == "all"), quick=quick)
+        b = build_sim(cfgs[label], top, waves=(waves == "all"), quick=quick or quick_build)
         progress(f"built {top}[{label}] in {b.seconds:.1f} s" if b.seconds else
                  f"using cached build of {top}[{label}]")
 
     def job(item):
         t, label = item
-        r = run_one(t, label, cfgs[label], out, waves == "all", cycles=cycles)
+        r = run_one(t, label, cfgs[label], out, waves == "all", cycles=cycles,
+                    quick_build=quick_build)
         progress(f"{'PASS' if r.passed else 'FAIL'} {t.name}[{label}] ({r.seconds:.1f} s)")
         if not r.passed and waves == "fail":
-            rerun = run_one(t, label, cfgs[label], out, True, cycles=cycles)
+            rerun = run_one(t, label, cfgs[label], out, True, cycles=cycles,
+                            quick_build=quick_build)
             r.waves = rerun.waves
         return r
 
