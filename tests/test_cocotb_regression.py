@@ -104,6 +104,6 @@ def test_regress_on_a_user_config(tmp_path, capsys):
     assert {p["in_bits"] for p in props["coverage"]} <= set(range(1, 7))
     def bins(label):  # the width bins of the coverage table: only the reachable ones
         line = next(x for x in table.splitlines() if x.startswith(label))
-        return [int(tok.split(":")[0]) for tok in line.split(" : ")[1].split()]
+        return [int(tok.split(":")[0]) for tok in line.split(": ", 1)[1].split()]
 
     assert bins("input bits") == list(range(1, 7)) and bins("output bits") == list(range(1, 8))
