@@ -7,7 +7,7 @@ import pytest
 
 from cimflow.cli import main
 from cimflow.config import PRESETS, CoreConfig
-from cimflow.verif.regress import run_regression
+from cimflow.verif.regress import RegressionTest, format_table, run_one, run_regression
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +107,14 @@ def test_regress_on_a_user_config(tmp_path, capsys):
         return [int(tok.split(":")[0]) for tok in line.split(": ", 1)[1].split()]
 
     assert bins("input bits") == list(range(1, 7)) and bins("output bits") == list(range(1, 8))
+
+
+@pytest.mark.cocotb
+def test_throughput_without_workload_is_skipped_not_passed(out):
+    """The benchmark testbench with no workload reports a skip, which is not a pass."""
+    test = RegressionTest("bench", "core_fpga", "cimflow.verif.tb_core_fpga", "test_throughput",
+                          ("tiny",), ((1, 1),))
+    r = run_one(test, "tiny", PRESETS["tiny"], out, False)
+    assert r.skipped and not r.passed
+    assert "CIMFLOW_CASES_FILE is unset" in r.log.read_text()
+    assert "SKIP" in format_table([r])

@@ -90,6 +90,7 @@ class Result:
     waves: Path | None = None
     log: Path | None = None
     config: CoreConfig | None = None  # what the test ran on (sets the reachable coverage)
+    skipped: bool = False  # the testbench skipped itself: not a pass
 
 
 def _seed_pair(cfg: CoreConfig, pair: tuple[int, int]) -> str:
@@ -142,7 +143,7 @@ def run_one(test: RegressionTest, label: str, cfg: CoreConfig, out: Path, waves:
         **(extra_env or {}),
     }
     t0 = time.perf_counter()
-    passed = False
+    passed = skipped = False
     try:
         FastVerilator().test(
             test_module=test.module, hdl_toplevel=build.toplevel, hdl_toplevel_lang="verilog",
@@ -151,7 +152,8 @@ def run_one(test: RegressionTest, label: str, cfg: CoreConfig, out: Path, waves:
             extra_env=env, waves=waves, log_file=test_dir / "sim.log",
         )
         n_tests, n_failed = get_results(results)
-        passed = n_tests == 1 and n_failed == 0
+        skipped = ET.parse(results).getroot().find(".//skipped") is not None
+        passed = n_tests == 1 and n_failed == 0 and not skipped
     except (SystemExit, RuntimeError):
         passed = False
     figures = {}
@@ -160,7 +162,8 @@ def run_one(test: RegressionTest, label: str, cfg: CoreConfig, out: Path, waves:
             figures.update(json.loads(line))
     wave = test_dir / "dump.vcd"
     return Result(test.name, label, passed, time.perf_counter() - t0, figures,
-                  wave if waves and wave.exists() else None, test_dir / "sim.log", cfg)
+                  wave if waves and wave.exists() else None, test_dir / "sim.log", cfg,
+                  skipped)
 
 
 def run_regression(presets=DEFAULT_PRESETS, pattern: str | None = None,
@@ -190,8 +193,9 @@ def run_regression(presets=DEFAULT_PRESETS, pattern: str | None = None,
         t, label = item
         r = run_one(t, label, cfgs[label], out, waves == "all", cycles=cycles,
                     quick_build=quick_build)
-        progress(f"{'PASS' if r.passed else 'FAIL'} {t.name}[{label}] ({r.seconds:.1f} s)")
-        if not r.passed and waves == "fail":
+        verdict = "PASS" if r.passed else "SKIP" if r.skipped else "FAIL"
+        progress(f"{verdict} {t.name}[{label}] ({r.seconds:.1f} s)")
+        if not r.passed and not r.skipped and waves == "fail":
             rerun = run_one(t, label, cfgs[label], out, True, cycles=cycles,
                             quick_build=quick_build)
             r.waves = rerun.waves
@@ -205,14 +209,17 @@ def run_regression(presets=DEFAULT_PRESETS, pattern: str | None = None,
 
 def write_junit(results: list[Result], path: Path) -> None:
     suite = ET.Element("testsuite", name="cimflow.regress", tests=str(len(results)),
-                       failures=str(sum(not r.passed for r in results)))
+                       failures=str(sum(not r.passed and not r.skipped for r in results)),
+                       skipped=str(sum(r.skipped for r in results)))
     for r in results:
         case = ET.SubElement(suite, "testcase", classname=f"cimflow.{r.preset}", name=r.test,
                              time=f"{r.seconds:.3f}")
         props = ET.SubElement(case, "properties")
         for k, v in r.figures.items():
             ET.SubElement(props, "property", name=k, value=json.dumps(v))
-        if not r.passed:
+        if r.skipped:
+            ET.SubElement(case, "skipped", message=f"the testbench skipped itself: {r.log}")
+        elif not r.passed:
             fail = ET.SubElement(case, "failure", message="test failed")
             fail.text = f"log: {r.log}\nwaves: {r.waves}"
     write_atomic(path, ET.tostring(suite, encoding="unicode"))
@@ -235,7 +242,8 @@ def format_table(results: list[Result]) -> str:
         seeds = r.figures.get("seeds", [])
         rows.append((r.test, r.preset, str(len(seeds)) + (f" ({', '.join(seeds)})"
                      if len(seeds) <= 1 else ""), f"{r.figures.get('cycles', 0):,}",
-                     "PASS" if r.passed else "FAIL", _stat_summary(r.figures)))
+                     "PASS" if r.passed else "SKIP" if r.skipped else "FAIL",
+                     _stat_summary(r.figures)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]
@@ -249,6 +257,7 @@ def format_table(results: list[Result]) -> str:
         lines.append(coverage_table(points, max(c.input_bits for c in cfgs),
                                     max(c.output_bits for c in cfgs)) if cfgs
                      else coverage_table(points))
-    passed = sum(r.passed for r in results)
-    lines.append(f"{passed} passed, {len(results) - passed} failed")
+    passed, skipped = sum(r.passed for r in results), sum(r.skipped for r in results)
+    lines.append(f"{passed} passed, {len(results) - passed - skipped} failed"
+                 + (f", {skipped} skipped" if skipped else ""))
     return "\n".join(lines)
