@@ -60,8 +60,8 @@ async def test_program_and_mvm(dut):
         case = random_case(cfg, rng, static=False)
         case["xb"] = xb  # the programmed array
         st, x = case["st"], case["x"]
-        n_in = xb._need_mapping().n_out if st.direction is Direction.BACKWARD else \
-            xb._need_mapping().n_in
+        m = xb.mapping  # set by program() above
+        n_in = m.n_out if st.direction is Direction.BACKWARD else m.n_in
         if len(x) != n_in:  # re-draw the input for the programmed matrix
             top = max((1 << (st.in_bits - 1)) - 1, 1)
             x = rng.integers(-top if st.in_bits > 1 else 0, top + 1, n_in)
