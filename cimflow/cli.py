@@ -24,6 +24,11 @@ class UsageError(Exception):
     """A problem with the user's input, reported in one line."""
 
 
+USER_ERRORS: tuple[type[Exception], ...] = (UsageError, ConfigError, OSError)
+"""The exceptions that are the user's (bad argument, config or path): one line, status 2.
+A subcommand with its own user-error types adds them here."""
+
+
 def _config(args) -> CoreConfig:
     if getattr(args, "config", None):
         return CoreConfig.load(args.config)
@@ -169,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     except (LintError, SynthError) as e:
         print(f"cimflow: error: {e}", file=sys.stderr)
         return 1
-    except (UsageError, ConfigError, OSError) as e:  # anything else is a bug: traceback
+    except USER_ERRORS as e:  # anything else is a bug in cimflow: it keeps its traceback
         print(f"cimflow: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
