@@ -12,7 +12,7 @@ __all__ = ["adc_reference"]
 
 
 def adc_reference(q: np.ndarray, k: int):
-    """The spec's reference algorithm (ALGORITHMS.md 4.7) on real q, vectorised."""
+    """The step-by-step reference algorithm (docs/model.md#conversion) on real q, vectorised."""
     r = np.array(q, dtype=np.float64)
     s = (r > 0).astype(np.uint8)
     mag = np.zeros(r.shape, dtype=np.int64)

@@ -17,7 +17,7 @@ __all__ = ["PAPER", "initial_state", "write_verify_stats", "fit_device"]
 
 PAPER = {"mean_pulses": 8.52, "pass_fraction": 0.99, "sigma_round1_uS": 2.8,
          "sigma_round3_uS": 2.0}
-"""The NeuRRAM paper's figures (ALGORITHMS.md 4.10, 4.11) that the model is compared with."""
+"""The NeuRRAM paper's figures (docs/model.md#write-verify) that the model is compared with."""
 
 
 def initial_state(n: int, wv: WriteVerifyParams, rng: np.random.Generator):
