@@ -23,8 +23,9 @@ test: $(BIN)/cimflow
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 2 --junitxml=build/test-results.xml
 
+# `make regress` runs preset small; `make regress CONFIG=my_core.json` any CoreConfig JSON.
 regress: $(BIN)/cimflow
-	$(BIN)/cimflow regress --preset small
+	$(BIN)/cimflow regress $(if $(CONFIG),--config $(CONFIG),--preset small)
 
 bench: $(BIN)/cimflow
 	$(BIN)/python benchmarks/bench_spine.py

@@ -3,13 +3,13 @@
 aihwkit is never a cimflow dependency: it is built in its own virtual environment (see
 docs/write_verify.md), so this file runs standalone under that interpreter:
 
-    /work/aihwkit-venv/bin/python benchmarks/bench_aihwkit.py [--seconds S]
+    "$AIHWKIT_PYTHON" benchmarks/bench_aihwkit.py [--seconds S]
 
 and prints one JSON line with MVM/s at batch 1 and 1024, analog noise on and off. The
 project's benchmark (bench_golden_mvm.py) gets the same figures through
 ``bench_aihwkit_subprocess()``, which runs this script with the interpreter named by the
-environment variable AIHWKIT_PYTHON, else /work/aihwkit-venv/bin/python if it exists, and
-returns None when neither is there. ``bench_aihwkit()`` returns None when aihwkit cannot be
+environment variable AIHWKIT_PYTHON (the only way it is found: no path is assumed), and
+returns None when the variable is unset. ``bench_aihwkit()`` returns None when aihwkit cannot be
 imported in the current interpreter.
 
 "Noise on" is aihwkit's default InferenceRPUConfig forward pass (input/output quantization,
@@ -29,11 +29,9 @@ import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 __all__ = ["bench_aihwkit", "bench_all", "aihwkit_python", "bench_aihwkit_subprocess"]
 
-DEFAULT_VENV_PYTHON = Path("/work/aihwkit-venv/bin/python")
 BATCHES = (1, 64, 1024)
 
 
@@ -99,11 +97,8 @@ def bench_all(seconds: float = 1.0) -> dict | None:
 
 
 def aihwkit_python() -> str | None:
-    """The interpreter that has aihwkit: $AIHWKIT_PYTHON, else the default venv's, else None."""
-    env = os.environ.get("AIHWKIT_PYTHON")
-    if env:
-        return env
-    return str(DEFAULT_VENV_PYTHON) if DEFAULT_VENV_PYTHON.exists() else None
+    """The interpreter that has aihwkit: $AIHWKIT_PYTHON, or None when it is unset."""
+    return os.environ.get("AIHWKIT_PYTHON") or None
 
 
 def bench_aihwkit_subprocess(seconds: float = 1.0, python: str | None = None,

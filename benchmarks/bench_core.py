@@ -1,7 +1,7 @@
 """Speed of the FPGA core (digital core + RTL macro) under cocotb and a plain C++ harness.
 
-One workload (verif/bench_cases.py: program the cells of the rows an MVM uses, then
-verified forward MVMs) runs under cocotb + Verilator and under a Verilator C++ harness
+One workload (benchmarks/bench_cases.py: program the cells of the rows an MVM uses,
+then verified forward MVMs) runs under cocotb + Verilator and under a Verilator C++ harness
 with no Python (benchmarks/cpp/harness.cpp); the harness is the baseline. Printed: Verilator
 build times of both, simulated cycles per second and verified MVMs per second, and the
 cocotb / harness ratio (goal: >= 0.25). Usage:
@@ -18,10 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_cases import make_cases  # beside this script
+
 from cimflow.config import preset
+from cimflow.hdl.export import verilator_bin_dir, write_verilog
 from cimflow.hdl.tops import module_name
-from cimflow.verif.bench_cases import make_cases
-from cimflow.verif.build import build_sim, verilator_bin_dir, write_verilog
+from cimflow.verif.build import build_sim
 from cimflow.verif.regress import RegressionTest, run_one
 
 HARNESS = Path(__file__).with_name("cpp") / "harness.cpp"
@@ -72,8 +74,8 @@ def main() -> None:
         cpp = run_harness(exe, cases)
         test = RegressionTest("bench", "core_fpga", "cimflow.verif.tb_core_fpga",
                               "test_throughput", (args.preset,), ((1, 1),))
-        r = run_one(test, args.preset, work / "run", False,
-                     {"CIMFLOW_CASES_FILE": str(cases)}, build_root=work / "sim")
+        r = run_one(test, args.preset, cfg, work / "run", False,
+                    {"CIMFLOW_CASES_FILE": str(cases)}, build_root=work / "sim")
         if not r.passed:
             raise SystemExit(f"cocotb throughput run failed: {r.log.read_text()[-3000:]}")
         f = r.figures

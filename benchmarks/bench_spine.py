@@ -59,7 +59,7 @@ def cocotb_cycles_per_s(name: str, cycles: int) -> float:
     test = RegressionTest("bench", base.top, base.module, base.testcase, (name,),
                           ((0xACE1, 0xBEEF),), cycles)
     with tempfile.TemporaryDirectory() as d:
-        r = run_one(test, name, Path(d), False)
+        r = run_one(test, name, preset(name), Path(d), False)
     if not r.passed:
         raise RuntimeError(f"benchmark run failed, see {r.log}")
     return r.figures["simulated"] / r.figures["seconds"]

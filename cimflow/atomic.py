@@ -1,4 +1,9 @@
-"""Atomic file writes: a reader never sees a half-written file."""
+"""Atomic file writes: a reader never sees a half-written file.
+
+The temporary file is created private (mode 0600), so its mode is set to what a plain
+``open(path, "w")`` would give (0666 less the umask) before the rename: on a shared build
+server other users can read the generated Verilog as usual.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,13 @@ from pathlib import Path
 __all__ = ["write_atomic"]
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it; set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and rename."""
     path = Path(path)
@@ -16,6 +28,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             f.write(data)
             f.flush()

@@ -1,7 +1,9 @@
 """`cimflow` command line: generate, regress, experiment, compile, inspect.
 
-Every user error (bad preset, unreadable config, out-of-range field, unknown experiment)
-ends in one line ``cimflow: error: ...`` and exit status 2, never a traceback.
+Every user error (bad preset, unreadable config, out-of-range field, unknown experiment,
+unwritable output folder) ends in one line ``cimflow: error: ...`` and exit status 2, never
+a traceback. Only those error types are caught: any other exception is a bug in cimflow and
+keeps its traceback.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ class UsageError(Exception):
     """A problem with the user's input, reported in one line."""
 
 
+USER_ERRORS: tuple[type[Exception], ...] = (UsageError, ConfigError, OSError)
+"""The exceptions that are the user's (bad argument, config or path): one line, status 2.
+A subcommand with its own user-error types adds them here."""
+
+
 def _config(args) -> CoreConfig:
     if getattr(args, "config", None):
         return CoreConfig.load(args.config)
@@ -29,8 +36,8 @@ def _config(args) -> CoreConfig:
 
 
 def cmd_generate(args) -> int:
+    from .hdl.export import lint, write_verilog
     from .hdl.tops import TOPS
-    from .verif.build import lint, write_verilog
 
     cfg = _config(args)
     if args.top not in TOPS:
@@ -50,7 +57,7 @@ def cmd_generate(args) -> int:
         t0 = time.perf_counter()
         lint(vpath, args.top)
         print(f"verilator --lint-only -Wall: clean ({time.perf_counter() - t0:.1f} s, "
-              f"waivers in cimflow/verif/lint_waivers.vlt)")
+              f"waivers in cimflow/hdl/lint_waivers.vlt)")
     if args.report:
         from .synth import format_report, synth_estimate
 
@@ -65,20 +72,31 @@ def cmd_generate(args) -> int:
 
 
 def cmd_regress(args) -> int:
-    from .verif.regress import DEFAULT_PRESETS, format_table, run_regression
+    from .verif.regress import DEFAULT_PRESETS, format_table, run_regression, select
 
-    presets = (args.preset,) if args.preset else DEFAULT_PRESETS
-    for p in presets:
-        preset(p)  # validates the name
+    configs = {}
+    if args.config:  # any valid CoreConfig, labelled by its file name
+        configs[Path(args.config).stem] = CoreConfig.load(args.config)
+        presets = ()
+    else:
+        presets = (args.preset,) if args.preset else DEFAULT_PRESETS
+        for p in presets:
+            preset(p)  # validates the name
+    if args.cycles is not None and args.cycles < 1:
+        raise UsageError(f"--cycles must be at least 1, got {args.cycles}")
+    if not select({**{p: preset(p) for p in presets}, **configs}, args.k):
+        raise UsageError(f"no regression test matches {', '.join([*presets, *configs])} "
+                         f"and -k {args.k!r}")
     results = run_regression(presets, args.k, Path(args.out), jobs=args.n,
-                             waves=args.waves)
+                             waves=args.waves, configs=configs, cycles=args.cycles,
+                             quick_build=args.quick_build)
     print(format_table(results))
     print(f"JUnit XML: {Path(args.out) / 'junit.xml'}")
     return 0 if all(r.passed for r in results) else 1
 
 
 def cmd_experiment(args) -> int:
-    from .experiment import registry
+    from .experiments import registry
 
     reg = registry()
     if args.list or not args.name:
@@ -119,9 +137,17 @@ def _parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_generate)
 
     r = sub.add_parser("regress", help="run the cocotb co-simulation regression")
-    r.add_argument("--preset", help="run one preset only (default: tiny, small, medium)")
+    rsrc = r.add_mutually_exclusive_group()
+    rsrc.add_argument("--preset", help="run one preset only (default: tiny, small, medium)")
+    rsrc.add_argument("--config", help="CoreConfig JSON file: run every test (but the "
+                      "full-size smoke tests) on this configuration")
     r.add_argument("-k", metavar="PATTERN", help="regex selecting tests, e.g. 'statistics'")
     r.add_argument("-n", type=int, default=1, metavar="N", help="parallel simulations")
+    r.add_argument("--cycles", type=int, metavar="N",
+                   help="cap every test's cycle budget at N (shorter runs)")
+    r.add_argument("--quick-build", action="store_true",
+                   help="compile the simulators without C++ optimisation: faster builds, "
+                   "slower simulation (for short runs)")
     r.add_argument("--out", default="build/regress", help="results folder")
     r.add_argument("--waves", choices=("fail", "all", "none"), default="fail",
                    help="keep waveforms of failing tests (default), of all, or none")
@@ -143,15 +169,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    from .hdl.export import LintError
+    from .mapping.errors import CompileError, ImageError
     from .synth import SynthError
-    from .verif.build import LintError
 
     try:
         return args.func(args)
     except (LintError, SynthError) as e:
         print(f"cimflow: error: {e}", file=sys.stderr)
         return 1
-    except (UsageError, ConfigError, ValueError, FileNotFoundError, OSError) as e:
+    # anything else is a bug in cimflow: it keeps its traceback
+    except (*USER_ERRORS, CompileError, ImageError) as e:
         print(f"cimflow: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

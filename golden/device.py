@@ -51,7 +51,7 @@ class DeviceParams:
 
     Assumed (typical of HfOx 1T1R cells, not fitted): the gains and their spread, the
     cycle-to-cycle spread, the SET-RESET threshold gap, the ceiling's mean. Fitted to the
-    paper's write-verify statistics by ``experiments_programming.fit_device`` (experiment
+    paper's write-verify statistics by ``device_fit.fit_device`` (experiment
     ``write-verify-fit``, 128x128 cells, seed 1): the threshold *level* (SET and RESET moved
     together), because the sub-threshold pulses each ramp wastes pin the mean pulse count
     (8.52); and ``ceiling_d2d``, because it sets how many cells cannot reach high targets,

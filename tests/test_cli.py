@@ -66,3 +66,64 @@ def test_report_timeout_is_one_line_error(tmp_path, capsys):
                  "--no-lint", "--report", "--report-timeout", "0.01"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "did not finish within" in err[0]
+
+
+BLOCKER = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("cocotb", "cocotb_tools") or \\
+                name.startswith(("cimflow.verif", "cimflow.golden")):
+            raise ImportError(f"blocked: {name}")
+        return None
+sys.meta_path.insert(0, Block())
+from cimflow.cli import main
+rc = main(["generate", "--preset", "tiny", "--top", "str_bank", "--out", sys.argv[1]])
+loaded = sorted(m for m in sys.modules
+                if m.split(".")[0] in ("cocotb", "cocotb_tools")
+                or m.startswith(("cimflow.verif", "cimflow.golden")))
+print("RC", rc, "LOADED", loaded)
+"""
+
+
+def test_generate_needs_no_cocotb(tmp_path):
+    """`cimflow generate` (with its lint) works with cocotb, verif and golden unimportable,
+    and none of them is in sys.modules afterwards."""
+    proc = subprocess.run([sys.executable, "-c", BLOCKER, str(tmp_path)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "RC 0 LOADED []" in proc.stdout, proc.stdout + proc.stderr
+    assert "lint-only -Wall: clean" in proc.stdout
+    assert "module cimflow_str_bank" in (tmp_path / "cimflow_str_bank.v").read_text()
+
+
+def test_internal_error_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only user errors become one-line messages: a bug's exception propagates."""
+    import cimflow.hdl.export as export
+
+    def broken(*args, **kwargs):
+        raise ValueError("internal bug")
+
+    monkeypatch.setattr(export, "write_verilog", broken)
+    with pytest.raises(ValueError, match="internal bug"):
+        main(["generate", "--preset", "tiny", "--top", "str_bank", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("extra,msg", [
+    (["--cycles", "0"], "--cycles must be at least 1"),
+    (["-k", "no-such-test"], "no regression test matches c6"),
+])
+def test_regress_config_arguments(tmp_path, extra, msg, capsys):
+    p = tmp_path / "c6.json"
+    p.write_text(json.dumps({"corelet": 6, "rows": 36, "cols": 36}))
+    assert main(["regress", "--config", str(p), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and msg in err[0]
+
+
+def test_regress_bad_config_is_one_line(tmp_path, capsys):
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps({"rows": 100}))
+    assert main(["regress", "--config", str(p)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rows and cols must both equal corelet**2" in err[0]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from cimflow.golden.experiments import adc_reference
+from cimflow.golden.adc_reference import adc_reference
 from cimflow.golden.neuron import (
     MAX_MAG_BITS,
     Activation,

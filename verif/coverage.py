@@ -34,6 +34,9 @@ def _other_key(p: dict) -> tuple[str, str] | None:
 
 
 def coverage_table(points: list[dict], max_in: int = 8, max_out: int = 10) -> str:
+    """Tables of the points and the list of holes. ``max_in`` / ``max_out`` are the widest
+    input / output the configs under test reach (their ``input_bits`` / ``output_bits``):
+    wider bins are not shown and are not holes."""
     mvm = [p for p in points if p["mode"] == "mvm"]
     grid = Counter((p["direction"], p["activation"], p["adc"]) for p in mvm)
     lines = [f"functional coverage: {len(mvm)} MVMs (direction x activation x ADC mode)"]

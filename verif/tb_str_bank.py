@@ -7,8 +7,6 @@ appends its figures (seeds, cycles compared, statistics) as a JSON line to CIMFL
 
 from __future__ import annotations
 
-import json
-import os
 import time
 
 import cocotb
@@ -21,30 +19,13 @@ from cimflow.golden.lfsr import LfsrChains
 from cimflow.golden.stochastic_translator import str_update
 
 from . import stats
+from .harness import record, tb_env, unpack_bits
 from .str_scenario import GoldenStrBank, StrUpdate, random_update
 
 
-def _env():
-    cfg = CoreConfig.from_json(os.environ["CIMFLOW_CONFIG"])
-    seeds = [tuple(int(x, 0) for x in s.split(":"))
-             for s in os.environ.get("CIMFLOW_SEEDS", "1:1").split(",")]
-    return cfg, seeds, int(os.environ.get("CIMFLOW_CYCLES", "100000"))
-
-
-def _record(test: str, **figures) -> None:
-    path = os.environ.get("CIMFLOW_METRICS")
-    if path:
-        with open(path, "a") as f:
-            f.write(json.dumps({"test": test, **figures}) + "\n")
-
-
-def _unpack(values: list[int], width: int) -> np.ndarray:
-    """Integers (LSB = line 0) to a (len(values), width) bool array."""
-    nbytes = (width + 7) // 8
-    raw = b"".join(v.to_bytes(nbytes, "little") for v in values)
-    bits = np.unpackbits(np.frombuffer(raw, np.uint8).reshape(len(values), nbytes),
-                         axis=1, bitorder="little")
-    return bits[:, :width].astype(bool)
+def _tb_env():
+    env = tb_env()
+    return env.cfg, env.seeds, env.budget
 
 
 class StrBankTb:
@@ -114,8 +95,8 @@ class StrBankTb:
             await self.tick()
         else:
             raise AssertionError(f"no done within {limit} cycles of start")
-        return (np.array(phases, dtype=np.int64), _unpack(rows, self.cfg.rows),
-                _unpack(cols, self.cfg.cols))
+        return (np.array(phases, dtype=np.int64), unpack_bits(rows, self.cfg.rows),
+                unpack_bits(cols, self.cfg.cols))
 
 
 def _compare(got, want, what: str) -> None:
@@ -131,7 +112,7 @@ def _compare(got, want, what: str) -> None:
 @cocotb.test()
 async def test_bit_exact(dut):
     """Pulse trains equal the golden model's, slot for slot, over random updates and seeds."""
-    cfg, seeds, budget = _env()
+    cfg, seeds, budget = _tb_env()
     tb = StrBankTb(dut, cfg)
     await tb.start()
     rng = np.random.default_rng(seeds[0][0])
@@ -147,14 +128,14 @@ async def test_bit_exact(dut):
             golden.write(upd)
             _compare(await tb.run(upd.bl), golden.run(upd.bl), f"seeds {seed_a}:{seed_b}")
             updates += 1
-    _record("str_bank.bit_exact", seeds=[f"{a}:{b}" for a, b in seeds], cycles=tb.cycles,
+    record("str_bank.bit_exact", seeds=[f"{a}:{b}" for a, b in seeds], cycles=tb.cycles,
             updates=updates, simulated=tb.simulated, seconds=time.perf_counter() - t0)
 
 
 @cocotb.test()
 async def test_statistics(dut):
     """Binomial pulse counts, coincidence means and neighbour decorrelation on the RTL."""
-    cfg, seeds, budget = _env()
+    cfg, seeds, budget = _tb_env()
     n = cfg.str_bits
     seed_a, seed_b = seeds[0]
     tb = StrBankTb(dut, cfg)
@@ -194,7 +175,7 @@ async def test_statistics(dut):
         up = tr.phase == 0
         strains.append(np.concatenate([tr.row_pulse[up], tr.col_pulse[up]], axis=1))
     single_corr = stats.neighbour_correlation(np.concatenate(strains))
-    _record("str_bank.statistics", seeds=[f"{seed_a}:{seed_b}"], cycles=tb.cycles,
+    record("str_bank.statistics", seeds=[f"{seed_a}:{seed_b}"], cycles=tb.cycles,
             trials=trials, bl=bl, binomial=gof, coincidences=means, correlation=corr,
             single_chain_correlation=single_corr)
     assert gof["passed"], gof
@@ -206,7 +187,7 @@ async def test_statistics(dut):
 @cocotb.test()
 async def test_smoke(dut):
     """Seed load, a sparse write and one update, bit-exact: cheap enough for the full core."""
-    cfg, seeds, _ = _env()
+    cfg, seeds, _ = _tb_env()
     seed_a, seed_b = seeds[0]
     tb = StrBankTb(dut, cfg)
     await tb.start()
@@ -217,4 +198,4 @@ async def test_smoke(dut):
     golden = GoldenStrBank(cfg, seed_a, seed_b)
     golden.write(upd)
     _compare(await tb.run(upd.bl), golden.run(upd.bl), "smoke")
-    _record("str_bank.smoke", seeds=[f"{seed_a}:{seed_b}"], cycles=tb.cycles)
+    record("str_bank.smoke", seeds=[f"{seed_a}:{seed_b}"], cycles=tb.cycles)

@@ -1,5 +1,5 @@
 // Plain Verilator C++ harness for cimflow_core_fpga: the same workload file as the cocotb
-// throughput test (verif/bench_cases.py), driven through the host ports with no Python.
+// throughput test (benchmarks/bench_cases.py), driven through the host ports with no Python.
 // Prints one line: cycles, MVMs and seconds of the programming and MVM phases, and the
 // number of output registers that differed from the golden answers (must be 0).
 #include <chrono>

@@ -1,6 +1,6 @@
 """Experiments on the golden NeuRRAM core: MVM accuracy (Ext. Data Fig. 5) and ADC transfer.
 
-Both are registered with :func:`cimflow.experiment.experiment` and run by
+Both are registered with :func:`cimflow.experiments.registry.experiment` and run by
 ``cimflow experiment NAME --out DIR [--quick] [--seed N]``.
 """
 
@@ -12,11 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from cimflow.config import PRESETS
-from cimflow.experiment import experiment
-
-from .array import Crossbar, Direction
-from .mvm import MvmSettings, mvm, quantize_inputs, recover, split_two_phase
-from .neuron import (
+from cimflow.golden.adc_reference import adc_reference
+from cimflow.golden.array import Crossbar, Direction
+from cimflow.golden.mvm import MvmSettings, mvm, quantize_inputs, recover, split_two_phase
+from cimflow.golden.neuron import (
     C_INTEG,
     C_SAMPLE,
     CHARGE_FRAC_BITS,
@@ -26,9 +25,11 @@ from .neuron import (
     adc_exact,
     integ_units,
 )
-from .nonideal import REALISTIC, NonIdeal
+from cimflow.golden.nonideal import REALISTIC, NonIdeal
 
-__all__ = ["mvm_rmse", "adc_transfer", "adc_reference", "calibrate"]
+from .registry import experiment
+
+__all__ = ["mvm_rmse", "adc_transfer", "calibrate"]
 
 V_READ_MAX = 0.5
 
@@ -40,18 +41,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def adc_reference(q: np.ndarray, k: int):
-    """The step-by-step reference algorithm (docs/model.md#conversion) on real q, vectorised."""
-    r = np.array(q, dtype=np.float64)
-    s = (r > 0).astype(np.uint8)
-    mag = np.zeros(r.shape, dtype=np.int64)
-    for m in range(k):
-        r = np.where(r >= 0, r - 2.0**-m, r + 2.0**-m)
-        mag = (mag << 1) | (r >= 0)
-    mag = np.where(s == 1, mag, (1 << k) - 1 - mag)
-    return s, mag
 
 
 # ------------------------------------------------------------------ mvm-rmse

@@ -6,8 +6,9 @@ paper's three iterative programming rounds with golden.relaxation, and compares 
 NeuRRAM paper: mean 8.52 pulses per cell, 99 % of cells pass, relaxation std ~2.8 uS
 averaged over states falling to ~2 uS after 3 rounds (docs/model.md#write-verify).
 
-``write-verify-fit`` re-runs the documented fit of golden.device's two fitted parameters
-(threshold level and ceiling spread) to the paper's 8.52 pulses and 99 % pass fraction.
+``write-verify-fit`` re-runs the documented fit (golden.device_fit) of golden.device's two
+fitted parameters (threshold level and ceiling spread) to the paper's 8.52 pulses and 99 %
+pass fraction.
 """
 
 from __future__ import annotations
@@ -16,65 +17,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import brentq
 
-from cimflow.experiment import experiment
+from cimflow.golden.device import DeviceParams, RramArray
+from cimflow.golden.device_fit import PAPER, fit_device, initial_state, write_verify_stats
+from cimflow.golden.relaxation import Relaxation, relaxation_spread
+from cimflow.golden.write_verify import FAIL_CAP, WriteVerifyParams, program_rounds
 
-from .device import DeviceParams, RramArray
-from .relaxation import Relaxation, relaxation_spread
-from .write_verify import FAIL_CAP, WriteVerifyParams, program_rounds, write_verify
+from .registry import experiment
 
-__all__ = ["PAPER", "initial_state", "fit_device", "run_write_verify", "run_fit"]
-
-PAPER = {"mean_pulses": 8.52, "pass_fraction": 0.99, "sigma_round1_uS": 2.8,
-         "sigma_round3_uS": 2.0}
-"""The NeuRRAM paper's figures (docs/model.md#write-verify) that the model is compared with."""
-
-
-def initial_state(n: int, wv: WriteVerifyParams, rng: np.random.Generator):
-    """Targets uniform over [g_min, g_max]; cells start from an earlier random weight set
-    (also uniform), i.e. the array is being re-programmed."""
-    target = rng.uniform(wv.g_min, wv.g_max, n)
-    g0 = rng.uniform(wv.g_min, wv.g_max, n)
-    return g0, target
-
-
-def _stats(dp: DeviceParams, n: int, seed: int) -> tuple[float, float]:
-    # Common random numbers (same seed for every candidate) keep the fit's objective smooth.
-    rng = np.random.default_rng(seed)
-    wv = WriteVerifyParams()
-    dev = RramArray(n, dp, rng)
-    g0, t = initial_state(n, wv, rng)
-    rep = write_verify(g0, t, dev, wv, rng)
-    return rep.mean_pulses, rep.pass_fraction
-
-
-def fit_device(mean_pulses: float = PAPER["mean_pulses"],
-               pass_fraction: float = PAPER["pass_fraction"], n: int = 128 * 128,
-               seed: int = 1, base: DeviceParams | None = None) -> DeviceParams:
-    """Fit two parameters of DeviceParams to the write-verify statistics.
-
-    * A common shift of the SET and RESET thresholds sets how many weak pulses each ramp
-      wastes, so it pins the mean pulse count (monotone: higher threshold, more pulses).
-    * ``ceiling_d2d`` sets how many cells cannot reach high targets, so it pins the pass
-      fraction. Alternating 1-D root finds converge in a few sweeps (the two barely couple).
-    """
-    dp = base or DeviceParams()
-    for _ in range(3):
-        def f_mean(shift: float, d: DeviceParams = dp) -> float:
-            p = d.replace(v_set_th=d.v_set_th + shift, v_reset_th=d.v_reset_th + shift)
-            return _stats(p, n, seed)[0] - mean_pulses
-
-        shift = brentq(f_mean, -0.5, 0.8, xtol=1e-4)
-        dp = dp.replace(v_set_th=round(dp.v_set_th + shift, 4),
-                        v_reset_th=round(dp.v_reset_th + shift, 4))
-
-        def f_pass(sd: float, d: DeviceParams = dp) -> float:
-            return _stats(d.replace(ceiling_d2d=sd), n, seed)[1] - pass_fraction
-
-        dp = dp.replace(ceiling_d2d=round(brentq(f_pass, 0.5, 40.0, xtol=1e-3), 3))
-    return dp
-
+__all__ = ["run_write_verify", "run_fit"]
 
 def _plot_pulses(out: Path, pulses: np.ndarray, mean: float) -> str:
     import matplotlib
@@ -194,6 +145,6 @@ def run_write_verify(out: Path, quick: bool, seed: int) -> dict:
 def run_fit(out: Path, quick: bool, seed: int) -> dict:
     n = 64 * 64 if quick else 128 * 128
     fitted = fit_device(n=n, seed=seed)
-    check = _stats(fitted, 256 * 256 if not quick else n, seed + 7)
+    check = write_verify_stats(fitted, 256 * 256 if not quick else n, seed + 7)
     return {"cells": n, "fitted": asdict(fitted), "defaults": asdict(DeviceParams()),
             "check_mean_pulses": check[0], "check_pass_fraction": check[1]}

@@ -1,6 +1,7 @@
 """A fixed workload for the FPGA core with its golden answers, as a plain text file.
 
-The cocotb testbench and the plain C++ Verilator harness (benchmarks/cpp/harness.cpp) run
+The cocotb testbench (test_throughput in verif/tb_core_fpga.py) and the plain C++
+Verilator harness (benchmarks/cpp/harness.cpp) run
 the same file, so their speeds compare the same work: program the cells of the rows an
 MVM uses, then run MVMs and check every output register against the golden model.
 
@@ -25,8 +26,8 @@ from cimflow.golden.lfsr import LfsrChains
 from cimflow.golden.mvm import MvmSettings
 from cimflow.golden.neuron import Activation
 from cimflow.golden.nonideal import NonIdeal
-
-from .mvm_scenario import encode_line, mode_registers
+from cimflow.verif.commands import set_mode_arg, set_precision_arg
+from cimflow.verif.mvm_scenario import encode_line, mode_registers
 
 __all__ = ["make_cases", "QMAX"]
 
@@ -61,8 +62,8 @@ def make_cases(cfg: CoreConfig, n_in: int, n_mvms: int, seed: int, path: Path) -
         regs = mode_registers(case)
         want = CycleCore(xb, NonIdeal(), lfsr=lfsr).run(x[None], st)
         expect = (want.sign[0].astype(np.int64) << (w - 1)) | want.mag[0]
-        set_mode = regs["direction"] | regs["adc_mode"] << 2 | regs["act"] << 3
-        set_prec = regs["out_k"] | regs["in_m"] << 4
+        set_mode = set_mode_arg(regs["direction"], regs["adc_mode"], regs["act"])
+        set_prec = set_precision_arg(regs["out_k"], regs["in_m"])
         lines.append(f"{set_mode} {set_prec} {regs['in_len']} {regs['inject_steps']} "
                      f"{st.d_units} {st.inject_units} {QMAX} 1")
         lines += [" ".join(map(str, bl)), " ".join(map(str, sl)),
