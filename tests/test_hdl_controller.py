@@ -514,3 +514,119 @@ def test_verilog_full(cls):
     dt = time.perf_counter() - t
     assert dt < 10, dt
     assert "module top" in text
+
+
+# ------------------------------------------------------------------ refused commands
+
+
+def nonreset_args(cfg):
+    """A legal argument per command that changes every register the command writes, away
+    from the reset values; ``test_nonreset_args_take_effect`` proves that they do."""
+    adc = 1 - cfg.adc_mode.value
+    return {
+        Op.NOP: (0, {}),
+        Op.SET_MODE: (2 | (adc << 2) | (1 << 3) | (1 << 5),
+                      {"direction": 2, "adc_mode": adc, "act": 1, "neuron_test": 1}),
+        Op.SET_PRECISION: (3 | (2 << 4), {"out_k": 3, "in_m": 2}),
+        Op.SET_INJECT: (5, {"inject_steps": 5}),
+        Op.SET_IN_LEN: (cfg.rows - 1, {"in_len": cfg.rows - 1}),
+        Op.MVM: (0, {}),
+        Op.RPU_UPDATE: (cfg.bl + 1, {"rpu_bl": cfg.bl + 1}),
+        Op.SEED_A: (0xBEEF, {"seed_a": 0xBEEF & ((1 << max(cfg.lfsr_a_taps)) - 1)}),
+        Op.SEED_B: (0x1234, {"seed_b": 0x1234 & ((1 << max(cfg.lfsr_b_taps)) - 1)}),
+        Op.SEED_LOAD: (0, {}),
+        Op.SET_PULSE: (7 | (2 << 8), {"prog_amp": 7, "prog_tap": 2}),
+        Op.SET_WIDTH: (9, {"prog_width": 9}),
+        Op.PROGRAM: (1, {}),
+        Op.POWER: (3, {"pwr_gate": 1, "clk_gate": 1}),
+        Op.CLEAR_ERROR: (0, {}),
+        Op.SET_GAIN: (3, {"str_gain": 3}),
+        Op.SET_TIMING: (3 | (2 << 4) | (5 << 8), {"t_wl": 3, "t_sample": 2, "t_integ": 5}),
+    }
+
+
+def test_nonreset_args_take_effect():
+    """Accepted from reset, each argument of ``nonreset_args`` changes every field it names:
+    the refusal tests below would see a refused command that still wrote its registers."""
+    args = nonreset_args(TINY)
+    assert set(args) == set(Op)
+    for op, (arg, want) in args.items():
+        if not want:
+            continue
+        c = Controller(TINY)
+
+        async def bench(ctx, c=c, op=op, arg=arg, want=want):
+            ctx.set(c.rpu_ready, 1)
+            before = snapshot(ctx, c)
+            await command(ctx, c, op, arg)
+            assert ctx.get(c.error) == 0, op
+            after = snapshot(ctx, c)
+            for name, value in want.items():
+                assert before[name] != value, (op, name)
+                assert after[name] == value, (op, name)
+
+        run_sim(c, bench)
+
+
+async def reject_all(ctx, c, ops, cause):
+    args = nonreset_args(TINY)
+    for op in ops:
+        await expect_reject(ctx, c, op, args[op][0], cause)
+
+
+def test_refused_while_busy_changes_nothing():
+    """Every command refused while busy, sent with non-reset arguments, leaves every
+    register unchanged (a SET_MODE that still wrote the mode registers used to pass)."""
+    sys = CtrlSystem(TINY)
+    c = sys.ctrl
+
+    async def bench(ctx):
+        await command(ctx, c, Op.MVM)
+        assert ctx.get(c.busy) == 1
+        await reject_all(ctx, c, [op for op in Op if op is not Op.CLEAR_ERROR], Cause.BUSY)
+
+    run_sim(sys, bench)
+
+
+def test_refused_while_gated_changes_nothing():
+    """Power-gated: everything but POWER_UP is refused; clock-gated: the operations are."""
+    sys = CtrlSystem(TINY)
+    c = sys.ctrl
+
+    async def bench(ctx):
+        await command(ctx, c, Op.POWER, 1)
+        assert ctx.get(c.pwr_gate) == 1
+        await reject_all(ctx, c, list(Op), Cause.POWER_GATED)
+        await expect_reject(ctx, c, Op.POWER, 1, Cause.POWER_GATED)
+        await command(ctx, c, Op.POWER, 2)
+        assert (ctx.get(c.pwr_gate), ctx.get(c.clk_gate)) == (0, 1)
+        await clear_error(ctx, c)
+        await reject_all(ctx, c, [Op.MVM, Op.RPU_UPDATE, Op.SEED_LOAD, Op.PROGRAM],
+                         Cause.POWER_GATED)
+
+    run_sim(sys, bench)
+
+
+def test_refused_state_and_bad_args_change_nothing():
+    """Not ready / bad selection / a bad field next to good non-reset fields: no write."""
+    c = Controller(TINY)
+    args = nonreset_args(TINY)
+
+    async def bench(ctx):
+        ctx.set(c.rpu_ready, 0)
+        ctx.set(c.prog_sel_ok, 0)
+        await expect_reject(ctx, c, Op.RPU_UPDATE, args[Op.RPU_UPDATE][0], Cause.NOT_READY)
+        await expect_reject(ctx, c, Op.PROGRAM, 2, Cause.SELECTION)
+        await clear_error(ctx, c)
+        mode = args[Op.SET_MODE][0]
+        for bad in (mode | 3, (mode & ~(3 << 3)) | (3 << 3), mode | (1 << 6)):
+            await expect_reject(ctx, c, Op.SET_MODE, bad, Cause.BAD_ARG)
+        prec = args[Op.SET_PRECISION][0]
+        for bad in (prec | (1 << 7), (prec & ~0xF) | TINY.output_bits):
+            await expect_reject(ctx, c, Op.SET_PRECISION, bad, Cause.BAD_ARG)
+        await expect_reject(ctx, c, Op.SET_PULSE, args[Op.SET_PULSE][0] | (1 << 12),
+                            Cause.BAD_ARG)
+        await expect_reject(ctx, c, Op.SET_TIMING, args[Op.SET_TIMING][0] & ~0xF, Cause.BAD_ARG)
+        await expect_reject(ctx, c, Op.POWER, 3 | (1 << 2), Cause.BAD_ARG)
+
+    run_sim(c, bench)
