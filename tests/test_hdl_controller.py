@@ -14,7 +14,7 @@ from amaranth.hdl import Elaboratable, Module
 from amaranth.sim import Simulator
 
 from cimflow.config import PRESETS
-from cimflow.hdl.controller import MAX_TAP, Cause, Controller, Op
+from cimflow.hdl.controller import MAX_TAP, Cause, Controller, Op, ProgOp
 from cimflow.hdl.prog_drivers import ProgDrivers
 from cimflow.hdl.regfile import LineRegisters
 from cimflow.hdl.stochastic_translator import StochasticTranslatorBank
@@ -54,10 +54,23 @@ def run_sim(dut, bench):
     sim.run()
 
 
+MODE = ("direction", "adc_mode", "out_k", "in_m", "act", "inject_steps", "in_len",
+        "neuron_test", "t_wl", "t_sample", "t_integ")
+
+
+def port(c, name):
+    """A controller output by name: the mode registers live in its ``mode`` interface."""
+    if name in MODE:
+        return getattr(c.mode, name)
+    if name in ("mvm_start", "mvm_done"):
+        return getattr(c.mode, name[4:])
+    return getattr(c, name)
+
+
 async def command(ctx, c, op, arg=0):
     """One command cycle; returns with the registered outputs of that edge visible."""
     ctx.set(c.cmd_valid, 1)
-    ctx.set(c.cmd_op, getattr(op, "value", op))
+    ctx.set(c.cmd_op.as_value(), getattr(op, "value", op))  # also opcodes that are no Op
     ctx.set(c.cmd_arg, arg)
     await ctx.tick()
     ctx.set(c.cmd_valid, 0)
@@ -70,7 +83,7 @@ PULSES = ("mvm_start", "rpu_start", "seed_load", "prog_pulse")
 
 
 def snapshot(ctx, c):
-    s = {name: ctx.get(getattr(c, name)) for name in STATE}
+    s = {name: ctx.get(port(c, name)) for name in STATE}
     s["done_sticky"] = (ctx.get(c.status) >> 1) & 1
     return s
 
@@ -87,7 +100,7 @@ async def expect_reject(ctx, c, op, arg, cause):
     assert cause_of(ctx, c) == cause.value, (op, arg, cause_of(ctx, c))
     assert ctx.get(c.done) == 0
     for p in PULSES:
-        assert ctx.get(getattr(c, p)) == 0, (op, p)
+        assert ctx.get(port(c, p)) == 0, (op, p)
     assert snapshot(ctx, c) == before, (op, arg)
 
 
@@ -121,16 +134,17 @@ def test_reset_values(adc):
     c = Controller(cfg)
 
     async def bench(ctx):
-        assert ctx.get(c.adc_mode) == adc.value
-        assert ctx.get(c.out_k) == cfg.output_bits - 1
-        assert ctx.get(c.in_m) == cfg.input_bits - 1
-        assert ctx.get(c.in_len) == cfg.rows
+        assert ctx.get(c.mode.adc_mode) == adc.value
+        assert ctx.get(c.mode.out_k) == cfg.output_bits - 1
+        assert ctx.get(c.mode.in_m) == cfg.input_bits - 1
+        assert ctx.get(c.mode.in_len) == cfg.rows
         assert ctx.get(c.rpu_bl) == cfg.bl
         assert (ctx.get(c.seed_a), ctx.get(c.seed_b)) == (1, 1)
         assert ctx.get(c.prog_width) == 1
         for name in ("direction", "act", "inject_steps", "neuron_test", "clk_gate",
-                     "pwr_gate", "busy", "done", "error", "status", "prog_op", "prog_pulse"):
-            assert ctx.get(getattr(c, name)) == 0, name
+                     "pwr_gate", "busy", "done", "error", "status", "prog_pulse"):
+            assert ctx.get(port(c, name)) == 0, name
+        assert ctx.get(c.prog_op) is ProgOp.NONE
 
     run_sim(c, bench)
 
@@ -170,7 +184,7 @@ def test_register_commands():
             assert ctx.get(c.done) == 1 and ctx.get(c.busy) == 0, op
             assert ctx.get(c.error) == 0
             for p in PULSES:
-                assert ctx.get(getattr(c, p)) == 0
+                assert ctx.get(port(c, p)) == 0
             after = snapshot(ctx, c)
             assert after["done_sticky"] == 1
             before.update(want, done_sticky=1)
@@ -267,16 +281,16 @@ def test_mvm_start_and_done(direction):
         await command(ctx, c, Op.SET_MODE, direction | (1 << 2))
         await command(ctx, c, Op.SET_INJECT, 5)
         await command(ctx, c, Op.MVM)
-        assert ctx.get(c.mvm_start) == 1 and ctx.get(c.busy) == 1
+        assert ctx.get(c.mode.start) == 1 and ctx.get(c.busy) == 1
         assert ctx.get(c.done) == 0 and (ctx.get(c.status) >> 1) & 1 == 0
-        assert ctx.get(c.direction) == direction and ctx.get(c.adc_mode) == 1
+        assert ctx.get(c.mode.direction) == direction and ctx.get(c.mode.adc_mode) == 1
         for _ in range(7):
             await ctx.tick()
-            assert ctx.get(c.mvm_start) == 0 and ctx.get(c.busy) == 1
+            assert ctx.get(c.mode.start) == 0 and ctx.get(c.busy) == 1
             assert ctx.get(c.status) & 1 == 1
-        ctx.set(c.mvm_done, 1)
+        ctx.set(c.mode.done, 1)
         await ctx.tick()
-        ctx.set(c.mvm_done, 0)
+        ctx.set(c.mode.done, 0)
         assert ctx.get(c.done) == 1 and ctx.get(c.busy) == 0
         assert ctx.get(c.status) & 0b111 == 0b010
         await ctx.tick()
@@ -299,12 +313,12 @@ def test_program_pulse_width_and_selection():
         assert ctx.get(c.busy) == 1
         n = 0
         while ctx.get(c.prog_pulse):
-            assert ctx.get(c.prog_op) == op and ctx.get(c.prog_amp) == amp
+            assert ctx.get(c.prog_op) is ProgOp(op) and ctx.get(c.prog_amp) == amp
             assert ctx.get(c.busy) == 1 and ctx.get(c.done) == 0
             n += 1
             await ctx.tick()
         assert n == expect_cycles
-        assert ctx.get(c.done) == 1 and ctx.get(c.busy) == 0 and ctx.get(c.prog_op) == 0
+        assert ctx.get(c.done) == 1 and ctx.get(c.busy) == 0 and ctx.get(c.prog_op) is ProgOp.NONE
 
     async def bench(ctx):
         await select_cell(ctx, regs, 2, 1, w)
@@ -439,9 +453,9 @@ def test_command_while_busy():
         # CLEAR_ERROR is accepted while busy, without a done pulse
         await command(ctx, c, Op.CLEAR_ERROR)
         assert ctx.get(c.error) == 0 and ctx.get(c.done) == 0 and ctx.get(c.busy) == 1
-        ctx.set(c.mvm_done, 1)
+        ctx.set(c.mode.done, 1)
         await ctx.tick()
-        ctx.set(c.mvm_done, 0)
+        ctx.set(c.mode.done, 0)
         assert ctx.get(c.done) == 1 and ctx.get(c.busy) == 0 and ctx.get(c.error) == 0
 
     run_sim(sys, bench)
@@ -467,7 +481,7 @@ def test_power_gated():
         assert ctx.get(c.status) >> 6 == 0b10
         await clear_error(ctx, c)
         await command(ctx, c, Op.SET_INJECT, 9)
-        assert ctx.get(c.inject_steps) == 9
+        assert ctx.get(c.mode.inject_steps) == 9
 
     run_sim(sys, bench)
 
@@ -487,10 +501,10 @@ def test_not_ready_and_unit_error():
         await clear_error(ctx, c)
         await command(ctx, c, Op.SET_MODE, 0)
         await command(ctx, c, Op.MVM)  # not stochastic: no LFSR needed
-        assert ctx.get(c.mvm_start) == 1
-        ctx.set(c.mvm_done, 1)
+        assert ctx.get(c.mode.start) == 1
+        ctx.set(c.mode.done, 1)
         await ctx.tick()
-        ctx.set(c.mvm_done, 0)
+        ctx.set(c.mode.done, 0)
         ctx.set(c.rpu_ready, 1)
         await command(ctx, c, Op.RPU_UPDATE, 2)
         assert ctx.get(c.rpu_start) == 1 and ctx.get(c.busy) == 1
