@@ -138,7 +138,8 @@ class Controller(wiring.Component):
             with m.Case(Op.NOP, Op.MVM, Op.SEED_LOAD, Op.CLEAR_ERROR):
                 m.d.comb += bad_arg.eq(arg != 0)
                 with m.If(op == Op.MVM):
-                    m.d.comb += [state_err.eq((reg["act"] == Activation.STOCHASTIC) & ~self.rpu_ready),
+                    stochastic = reg["act"] == Activation.STOCHASTIC
+                    m.d.comb += [state_err.eq(stochastic & ~self.rpu_ready),
                                  state_cause.eq(Cause.NOT_READY)]
             with m.Case(Op.SET_MODE):
                 # codes 3 of the 2-bit fields name no Direction / Activation
