@@ -148,3 +148,19 @@ class HostSignature(wiring.Signature):
             "busy": In(1), "done": In(1), "error": In(1), "status": In(8),
             "read_data": In(16),
         })
+
+
+def flat_ports(component: wiring.Component) -> dict[str, tuple[wiring.Member, object]]:
+    """Every port of ``component`` by its leaf name: ``mode.direction`` is ``direction``.
+
+    The Verilog tops and the testbenches use these flat names (the cocotb testbenches were
+    written against flat ports). Returns ``{name: (member, port)}`` with the member's flow
+    as seen from outside ``component``; two ports with one leaf name are an error.
+    """
+    out: dict[str, tuple[wiring.Member, object]] = {}
+    for path, member, port in component.signature.flatten(component):
+        name = path[-1]
+        if name in out:
+            raise ValueError(f"two ports of {type(component).__name__} are named {name!r}")
+        out[name] = (member, port)
+    return out
