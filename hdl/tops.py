@@ -39,7 +39,11 @@ class FlatTop(wiring.Component):
 
     def __init__(self, inner: wiring.Component):
         self._inner = inner
-        self._ports = flat_ports(inner)
+        try:
+            self._ports = flat_ports(inner)
+        except ValueError:
+            self._MustUse__silence = True  # refused, not forgotten: no UnusedElaboratable
+            raise
         super().__init__({
             name: (In if member.flow == In else Out)(member.shape, init=member.init)
             for name, (member, _) in self._ports.items()
