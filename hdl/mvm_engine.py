@@ -23,11 +23,14 @@ Timing (pinned in docs/core_architecture.md):
 * ``start`` is accepted in the idle state only (also while ``hold`` is high); ``start`` while
   ``busy`` is ignored (the controller flags it). ``busy`` is high from the cycle after the
   accepted ``start`` through READOUT; ``done`` pulses for one cycle right after READOUT.
-* A stochastic MVM (``act`` = 2, ``inject_steps`` > 0) started while ``lfsr_ready`` is low
+* A stochastic MVM (``act`` STOCHASTIC, ``inject_steps`` > 0) started while ``lfsr_ready`` is low
   waits in a busy IDLE-word state until it rises, then runs: the LFSR never advances before
   its warm-up is over, and the word sequence is unchanged, only delayed.
 
-Mode inputs are read live and must stay constant during an MVM (the controller's registers).
+Mode inputs (the ``mode`` port, ``MvmModeSignature`` of hdl/interfaces.py) are read live and
+must stay constant during an MVM (the controller's registers). ``mode.neuron_test`` keeps
+every ``wl_en`` at 0 (the neurons see the drivers directly); ``mode.clk_gate`` holds the
+engine exactly like ``analog.hold``.
 ``in_m`` 0 behaves as 1; ``out_k`` above 9 behaves as 9 in the sequencer; magnitudes are
 ``W - 1`` bits wide, so ``out_k`` must not exceed ``W - 1``. ``direction`` 3 behaves as
 recurrent.
