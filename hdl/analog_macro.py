@@ -53,7 +53,15 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .interfaces import AnalogSignature, Drive, NeuronInput, Phase, corelet_sl_line, lines
+from .interfaces import (
+    AnalogSignature,
+    Drive,
+    NeuronInput,
+    Phase,
+    corelet_sl_line,
+    lines,
+    require_config,
+)
 
 __all__ = ["AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles", "macro_resources"]
 
@@ -110,8 +118,7 @@ class AnalogMacro(wiring.Component):
 
     def __init__(self, config: CoreConfig, *, g_bits: int = 16, charge_bits: int = 36,
                  offset_bits: int = 0):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, got {config!r}")
+        require_config(self, config)
         if not 4 <= g_bits <= 24:
             raise ValueError(f"g_bits = {g_bits} is out of range [4, 24]")
         if not LINE_BITS + 2 <= charge_bits <= 48:

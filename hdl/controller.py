@@ -40,7 +40,7 @@ from cimflow.config import CoreConfig, input_pulses
 from cimflow.modes import Activation, AdcMode, Direction
 
 from .commands import MAX_TAP, Cause, Op, ProgOp
-from .interfaces import ARG_BITS, MvmModeSignature
+from .interfaces import ARG_BITS, MvmModeSignature, require_config
 
 __all__ = ["Controller", "Op", "Cause", "ProgOp", "MAX_TAP", "ModeArg"]
 
@@ -54,8 +54,7 @@ class Controller(wiring.Component):
     """Command decoder and sequencer; ports listed in docs/command_set.md."""
 
     def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, got {config!r}")
+        require_config(self, config)
         self._config = cfg = config
         da, db = max(cfg.lfsr_a_taps), max(cfg.lfsr_b_taps)
         super().__init__({

@@ -37,7 +37,7 @@ from cimflow.config import CoreConfig
 
 from .commands import Op, ProgOp
 from .controller import Controller
-from .interfaces import AnalogSignature, HostSignature
+from .interfaces import AnalogSignature, HostSignature, require_config
 from .mvm_engine import MvmEngine
 from .prog_drivers import ProgDrivers
 from .regfile import LineRegisters
@@ -57,8 +57,7 @@ class NeurramCore(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, got {config!r}")
+        require_config(self, config)
         self._config = config
         rows, cols = config.rows, config.cols
         super().__init__({

@@ -30,7 +30,7 @@ from cimflow.config import CoreConfig
 from .analog_macro import AnalogMacro
 from .commands import Op, ProgOp
 from .core import NeurramCore
-from .interfaces import HostSignature, Phase
+from .interfaces import HostSignature, Phase, require_config
 
 __all__ = ["NeurramCoreFpga"]
 
@@ -52,8 +52,7 @@ class NeurramCoreFpga(wiring.Component):
     bias codes and the RPU pulses."""
 
     def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, got {config!r}")
+        require_config(self, config)
         self._config = config
         super().__init__({
             "host": In(HostSignature(config.line_bits, Op)),

@@ -22,12 +22,13 @@ from amaranth.hdl import Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
-from cimflow.config import LINE_ADDR_BITS
+from cimflow.config import LINE_ADDR_BITS, CoreConfig
 from cimflow.modes import Activation, AdcMode, Direction
 
 __all__ = [
     "Phase", "Drive", "NeuronInput", "MvmModeSignature", "AnalogSignature", "HostSignature",
-    "lines", "corelet_sl_line", "ADDR_BITS", "LINE_ADDR_BITS", "OP_BITS", "ARG_BITS",
+    "lines", "corelet_sl_line", "require_config", "ADDR_BITS", "LINE_ADDR_BITS", "OP_BITS",
+    "ARG_BITS",
 ]
 
 ADDR_BITS = LINE_ADDR_BITS + 1
@@ -72,6 +73,15 @@ class NeuronInput(enum.Enum, shape=2):
     NONE = 0
     BL = 1
     SL = 2
+
+
+def require_config(component, config) -> CoreConfig:
+    """``config`` if it is a CoreConfig (validated on construction), else a one-line error."""
+    if not isinstance(config, CoreConfig):
+        component._MustUse__silence = True  # refused, not forgotten: no UnusedElaboratable
+        raise TypeError(f"{type(component).__name__}: config must be a CoreConfig, "
+                        f"got {type(config).__name__}")
+    return config
 
 
 def lines(m, bus, count: int, width: int, name: str) -> data.View:

@@ -62,6 +62,7 @@ from .interfaces import (
     Phase,
     corelet_sl_line,
     lines,
+    require_config,
 )
 
 __all__ = ["Phase", "MvmEngine", "MAX_K", "MAX_M"]
@@ -76,8 +77,7 @@ class MvmEngine(wiring.Component):
     """Sequencer + WL/BL/SL driver control + digital neurons of one core (see module doc)."""
 
     def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, got {config!r}")
+        require_config(self, config)
         self._config = cfg = config
         w = cfg.line_bits
         super().__init__({

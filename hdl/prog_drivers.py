@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .interfaces import lines
+from .interfaces import lines, require_config
 
 __all__ = ["ProgDrivers", "one_hot"]
 
@@ -34,8 +34,7 @@ class ProgDrivers(wiring.Component):
     ``prog_sel_sl`` Out cols, ``sel_ok`` Out 1."""
 
     def __init__(self, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, got {config!r}")
+        require_config(self, config)
         self._config = config
         w = config.line_bits
         super().__init__({

@@ -29,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .interfaces import ADDR_BITS, LINE_ADDR_BITS, lines
+from .interfaces import ADDR_BITS, LINE_ADDR_BITS, lines, require_config
 
 __all__ = ["LineRegisters", "ADDR_BITS", "LINE_ADDR_BITS"]
 
@@ -47,8 +47,7 @@ class LineRegisters(wiring.Component):
 
     def __init__(self, config: CoreConfig):
         # CoreConfig.validate keeps rows and cols within the decoder's 2**LINE_ADDR_BITS
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, got {config!r}")
+        require_config(self, config)
         self._config = config
         w = config.line_bits
         super().__init__({

@@ -40,7 +40,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .interfaces import ADDR_BITS, LINE_ADDR_BITS
+from .interfaces import ADDR_BITS, LINE_ADDR_BITS, require_config
 
 __all__ = ["SpiTarget", "FRAME_BITS", "MIN_HALF_PERIOD"]
 
@@ -65,8 +65,7 @@ class SpiTarget(wiring.Component):
     def __init__(self, config: CoreConfig):
         # 16 data bits per frame: CoreConfig keeps line_bits <= max(MAX_INPUT_BITS,
         # MAX_OUTPUT_BITS) = 10
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, got {config!r}")
+        require_config(self, config)
         self._config = config
         w = config.line_bits
         super().__init__({

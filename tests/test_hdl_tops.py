@@ -67,3 +67,20 @@ def test_flat_names_must_be_unique():
         FlatTop(Clash())
     with pytest.raises(ValueError, match="named 'x'"):
         flat_ports(Clash())
+
+
+@pytest.mark.parametrize("name", ["controller", "mvm_engine", "analog_macro", "core",
+                                  "core_fpga", "prog_drivers", "regfile", "spi",
+                                  "stochastic_translator", "lfsr"])
+def test_components_refuse_a_config_that_is_not_a_coreconfig(name):
+    import importlib
+
+    module = importlib.import_module(f"cimflow.hdl.{name}")
+    classes = [getattr(module, n) for n in module.__all__
+               if isinstance(getattr(module, n), type)
+               and issubclass(getattr(module, n), wiring.Component)]
+    assert classes, name
+    for cls in classes:
+        with pytest.raises(TypeError, match=f"{cls.__name__}: config must be a CoreConfig, "
+                                            "got dict"):
+            cls(SMALL.to_dict())
