@@ -30,7 +30,7 @@ from cimflow.config import CoreConfig
 from .analog_macro import AnalogMacro
 from .commands import Op, ProgOp
 from .core import NeurramCore
-from .interfaces import HostSignature, Phase, require_config
+from .interfaces import HostSignature, Phase, flat_view, require_config
 
 __all__ = ["NeurramCoreFpga"]
 
@@ -48,14 +48,15 @@ def _encode(m: Module, onehot, width: int, name: str) -> Signal:
 
 
 class NeurramCoreFpga(wiring.Component):
-    """Digital core + behavioural macro; ports: ``host`` (``HostSignature``, flipped), the
-    bias codes and the RPU pulses."""
+    """Digital core + behavioural macro; ports: the members of ``HostSignature`` (flipped,
+    flat), the bias codes and the RPU pulses."""
 
     def __init__(self, config: CoreConfig):
         require_config(self, config)
         self._config = config
         super().__init__({
-            "host": In(HostSignature(config.line_bits, Op)),
+            # the host ports stay flat (no wrapper module): testbenches also reach internals
+            **HostSignature(config.line_bits, Op).flip().members,
             "d_units": In(CHARGE_BITS - 1),
             "inject_units": In(CHARGE_BITS - 1),
             "clip_units": In(CHARGE_BITS - 1, init=(1 << (CHARGE_BITS - 1)) - 1),
@@ -73,8 +74,12 @@ class NeurramCoreFpga(wiring.Component):
         core = m.submodules.core = NeurramCore(cfg)
         macro = m.submodules.macro = AnalogMacro(cfg, g_bits=G_BITS, charge_bits=CHARGE_BITS)
 
-        connect(m, flipped(self.host), core.host)
+        connect(m, flipped(flat_view(HostSignature(cfg.line_bits, Op).flip(), self)),
+                core.host)
         connect(m, core.analog, macro.analog)
+        # the comparator bits and hold at the core's boundary, under the core's port names
+        cmp, hold = Signal(cfg.rows, name="cmp"), Signal(name="hold")
+        m.d.comb += [cmp.eq(core.analog.cmp), hold.eq(core.analog.hold)]
         for name in ("rpu_valid", "rpu_up", "row_pulse", "col_pulse"):
             m.d.comb += getattr(self, name).eq(getattr(core, name))
         m.d.comb += [

@@ -18,6 +18,8 @@ widths); blocks read them line by line through ``lines``, an ``ArrayLayout`` vie
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
@@ -27,8 +29,8 @@ from cimflow.modes import Activation, AdcMode, Direction
 
 __all__ = [
     "Phase", "Drive", "NeuronInput", "MvmModeSignature", "AnalogSignature", "HostSignature",
-    "lines", "corelet_sl_line", "require_config", "ADDR_BITS", "LINE_ADDR_BITS", "OP_BITS",
-    "ARG_BITS",
+    "lines", "corelet_sl_line", "require_config", "flat_ports", "flat_view", "ADDR_BITS",
+    "LINE_ADDR_BITS", "OP_BITS", "ARG_BITS",
 ]
 
 ADDR_BITS = LINE_ADDR_BITS + 1
@@ -174,3 +176,11 @@ def flat_ports(component: wiring.Component) -> dict[str, tuple[wiring.Member, ob
             raise ValueError(f"two ports of {type(component).__name__} are named {name!r}")
         out[name] = (member, port)
     return out
+
+
+def flat_view(signature: wiring.Signature, owner) -> SimpleNamespace:
+    """``owner``'s flat ports named like the members of ``signature``, as an interface
+    object that ``wiring.connect`` accepts: a top whose ports must stay flat (and whose
+    internal signals stay in its own Verilog module) still joins a typed interface."""
+    return SimpleNamespace(signature=signature,
+                           **{name: getattr(owner, name) for name in signature.members})

@@ -71,7 +71,9 @@ def build_top(config: CoreConfig, top: str) -> wiring.Component:
         factory = TOPS[top]
     except KeyError:
         raise ValueError(f"unknown top {top!r}; choose one of: {', '.join(TOPS)}") from None
-    return FlatTop(factory(config))
+    design = factory(config)
+    nested = any(member.is_signature for member in design.signature.members.values())
+    return FlatTop(design) if nested else design
 
 
 def emit_verilog(config: CoreConfig, top: str) -> str:
