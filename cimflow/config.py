@@ -18,7 +18,25 @@ from typing import Any
 from .gf2 import is_primitive
 from .modes import AdcMode
 
-__all__ = ["CoreConfig", "ConfigError", "PRESETS", "preset", "input_pulses"]
+__all__ = [
+    "CoreConfig", "ConfigError", "PRESETS", "preset", "input_pulses", "LINE_ADDR_BITS",
+    "MAX_LINES", "MAX_CORELET", "MAX_INPUT_BITS", "MAX_OUTPUT_BITS", "CMD_ARG_BITS",
+]
+
+# Limits the RTL (hdl/) imposes; `CoreConfig.validate` checks each one so a config is refused
+# with the field named before any elaboration.
+LINE_ADDR_BITS = 8
+"""Width of the line field of a register address (the chip's 8-bit address decoder)."""
+MAX_LINES = 1 << LINE_ADDR_BITS
+"""Most lines per bank (rows, cols) the address decoder reaches."""
+MAX_CORELET = math.isqrt(MAX_LINES)
+"""Largest corelet edge: rows = cols = corelet**2 <= MAX_LINES."""
+MAX_INPUT_BITS = 8
+"""Widest input: the sequencer counts at most 7 magnitude pulses (3-bit ``in_m``)."""
+MAX_OUTPUT_BITS = 10
+"""Widest output: the sequencer counts at most 9 ADC magnitude bits (``out_k``)."""
+CMD_ARG_BITS = 16
+"""Width of a command argument, which carries BL (RPU_UPDATE) and the STR gain (SET_GAIN)."""
 
 
 class ConfigError(ValueError):
@@ -97,16 +115,16 @@ class CoreConfig:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        _check_int("corelet", self.corelet, 1, 64)
-        _check_int("rows", self.rows, 1, 4096)
-        _check_int("cols", self.cols, 1, 4096)
+        _check_int("corelet", self.corelet, 1, MAX_CORELET)
+        _check_int("rows", self.rows, 1, MAX_LINES)
+        _check_int("cols", self.cols, 1, MAX_LINES)
         if self.rows != self.corelet**2 or self.cols != self.corelet**2:
             raise ConfigError(
                 f"rows and cols must both equal corelet**2 = {self.corelet**2} (one neuron per "
                 f"BL and per SL, docs/model.md#corelets); got rows={self.rows}, cols={self.cols}"
             )
-        _check_int("input_bits", self.input_bits, 1, 8)
-        _check_int("output_bits", self.output_bits, 1, 10)
+        _check_int("input_bits", self.input_bits, 1, MAX_INPUT_BITS)
+        _check_int("output_bits", self.output_bits, 1, MAX_OUTPUT_BITS)
         for name in ("lfsr_a_taps", "lfsr_b_taps"):
             taps = getattr(self, name)
             if not taps:
@@ -123,9 +141,9 @@ class CoreConfig:
                     f"not primitive over GF(2))"
                 )
         _check_int("str_bits", self.str_bits, 1, 16)
-        _check_int("str_gain_bits", self.str_gain_bits, 1, 16)
+        _check_int("str_gain_bits", self.str_gain_bits, 1, CMD_ARG_BITS)
         _check_int("str_gain_frac_bits", self.str_gain_frac_bits, 0, self.str_gain_bits)
-        _check_int("bl_max", self.bl_max, 1, 65535)
+        _check_int("bl_max", self.bl_max, 1, (1 << CMD_ARG_BITS) - 1)
         _check_int("bl", self.bl, 1, self.bl_max)
 
     # ------------------------------------------------------------------ derived values

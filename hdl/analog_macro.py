@@ -53,22 +53,22 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-__all__ = [
-    "AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "PH_IDLE", "PH_PRECHARGE",
-    "PH_WL_PULSE", "PH_SAMPLE", "PH_INTEGRATE", "PH_INJECT", "PH_COMPARE_SIGN",
-    "PH_DECREMENT", "PH_COMPARE", "PH_READOUT", "wl_pulse_cycles", "macro_resources",
-]
+from .interfaces import (
+    AnalogSignature,
+    Drive,
+    NeuronInput,
+    Phase,
+    corelet_sl_line,
+    lines,
+    require_config,
+)
+
+__all__ = ["AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles", "macro_resources"]
 
 CHARGE_FRAC_BITS = 24
 """One charge unit is C_s V_read / 2**24 (golden ``neuron.CHARGE_FRAC_BITS``)."""
 LINE_BITS = CHARGE_FRAC_BITS + 2
 """Signed width of a settled line value in [-2**24, 2**24]; also the quotient width."""
-
-# Phase codes of the control word (golden ``cycle.Phase``).
-(PH_IDLE, PH_PRECHARGE, PH_WL_PULSE, PH_SAMPLE, PH_INTEGRATE, PH_INJECT, PH_COMPARE_SIGN,
- PH_DECREMENT, PH_COMPARE, PH_READOUT) = range(10)
-NRN_BL, NRN_SL = 1, 2
-DRV_LOW, DRV_REF, DRV_HIGH = 1, 2, 3
 
 
 def wl_pulse_cycles(config: CoreConfig) -> int:
@@ -94,12 +94,6 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, charge_bits: int = 36,
     }
 
 
-def _split(m: Module, bus, n: int, width: int, name: str) -> list[Signal]:
-    parts = [Signal(width, name=f"{name}{k}") for k in range(n)]
-    m.d.comb += Cat(*parts).eq(bus)
-    return parts
-
-
 def _tree(terms):
     while len(terms) > 1:
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
@@ -110,12 +104,12 @@ def _tree(terms):
 class AnalogMacro(wiring.Component):
     """Array + neurons of one core as synchronous logic; see the module docstring.
 
-    Ports: control word ``phase`` 4, ``drv_bl`` rows*2, ``drv_sl`` cols*2, ``wl_en`` rows,
-    ``nrn_in`` 2, ``dac_code`` 4, ``dec_en`` rows; ``lfsr_bits`` rows (INJECT noise bit of
-    neuron n); bias codes ``d_units``, ``inject_units``, ``clip_units`` (charge units,
-    charge_bits-1 each); conductance port ``g_we``, ``g_re``, ``g_row``, ``g_col``,
-    ``g_wdata``, ``g_rdata`` (cell (g_row, g_col) the cycle after ``g_re``); outputs ``cmp``
-    rows, ``hold``; debug ``dbg_nrn`` -> ``dbg_charge`` (integrator charge of that neuron).
+    Ports: ``analog`` (``AnalogSignature``, flipped: the control word in, ``cmp`` and
+    ``hold`` out); ``noise_bits`` rows (INJECT noise bit of neuron n); bias codes
+    ``d_units``, ``inject_units``, ``clip_units`` (charge units, charge_bits-1 each);
+    conductance port ``g_we``, ``g_re``, ``g_row``, ``g_col``, ``g_wdata``, ``g_rdata``
+    (cell (g_row, g_col) the cycle after ``g_re``); debug ``dbg_nrn`` -> ``dbg_charge``
+    (integrator charge of that neuron).
 
     ``offset_bits`` > 0 adds static per-neuron comparator offsets (golden ``offsets``, charge
     units, signed ``offset_bits``): every comparison is ``q_integ + offset > 0``; port
@@ -124,8 +118,7 @@ class AnalogMacro(wiring.Component):
 
     def __init__(self, config: CoreConfig, *, g_bits: int = 16, charge_bits: int = 36,
                  offset_bits: int = 0):
-        if not isinstance(config, CoreConfig):
-            raise TypeError(f"config must be a CoreConfig, got {config!r}")
+        require_config(self, config)
         if not 4 <= g_bits <= 24:
             raise ValueError(f"g_bits = {g_bits} is out of range [4, 24]")
         if not LINE_BITS + 2 <= charge_bits <= 48:
@@ -141,14 +134,8 @@ class AnalogMacro(wiring.Component):
             "off_wdata": In(signed(offset_bits)),
         } if offset_bits else {}
         super().__init__({
-            "phase": In(4),
-            "drv_bl": In(2 * rows),
-            "drv_sl": In(2 * cols),
-            "wl_en": In(rows),
-            "nrn_in": In(2),
-            "dac_code": In(4),
-            "dec_en": In(rows),
-            "lfsr_bits": In(rows),
+            "analog": In(AnalogSignature(rows, cols)),
+            "noise_bits": In(rows),
             "d_units": In(charge_bits - 1),
             "inject_units": In(charge_bits - 1),
             "clip_units": In(charge_bits - 1, init=(1 << (charge_bits - 1)) - 1),
@@ -158,8 +145,6 @@ class AnalogMacro(wiring.Component):
             "g_col": In(range(max(cols, 2))),
             "g_wdata": In(g_bits),
             "g_rdata": Out(g_bits),
-            "cmp": Out(rows),
-            "hold": Out(1),
             "dbg_nrn": In(range(max(rows, 2))),
             "dbg_charge": Out(signed(charge_bits)),
             **offset_ports,
@@ -184,7 +169,7 @@ class AnalogMacro(wiring.Component):
     def elaborate(self, platform):
         cfg, gb, qb = self._config, self._g_bits, self._charge_bits
         n = cfg.rows  # lines per side == neurons
-        c = cfg.corelet
+        ana = self.analog
         m = Module()
 
         # ---------------------------------------------------------------- array memory
@@ -196,19 +181,19 @@ class AnalogMacro(wiring.Component):
             wr.data.eq(Cat(*([self.g_wdata] * n))),
             wr.en.eq(Cat(*(self.g_we & (self.g_col == k) for k in range(n)))),
         ]
-        g = _split(m, rd.data, n, gb, "g")
+        g = lines(m, rd.data, n, gb, "g")
         col_q = Signal.like(self.g_col)
         with m.If(self.g_re):
             m.d.sync += col_q.eq(self.g_col)
-        m.d.comb += self.g_rdata.eq(Array(g)[col_q])
+        m.d.comb += self.g_rdata.eq(Array(g[k] for k in range(n))[col_q])
 
         # ---------------------------------------------------------------- split control word
-        drv_bl = _split(m, self.drv_bl, n, 2, "drv_bl")
-        drv_sl = _split(m, self.drv_sl, n, 2, "drv_sl")
-        dec_en = _split(m, self.dec_en, n, 1, "dec_en")
-        lfsr = _split(m, self.lfsr_bits, n, 1, "lfsr")
-        phase = Signal(4)  # the word of a held cycle is ignored
-        m.d.comb += phase.eq(Mux(self.hold, PH_IDLE, self.phase))
+        drv_bl = lines(m, ana.drv_bl, n, 2, "drv_bl")
+        drv_sl = lines(m, ana.drv_sl, n, 2, "drv_sl")
+        dec_en = lines(m, ana.dec_en, n, 1, "dec_en")
+        lfsr = lines(m, self.noise_bits, n, 1, "lfsr")
+        phase = Signal(Phase)  # the word of a held cycle is ignored
+        m.d.comb += phase.eq(Mux(ana.hold, Phase.IDLE, ana.phase))
 
         # ---------------------------------------------------------------- line state
         db = _den_bits(cfg, gb)
@@ -217,40 +202,40 @@ class AnalogMacro(wiring.Component):
         acc_d = [Signal(db, name=f"acc_d{k}") for k in range(n)]
         val = [Signal(signed(LINE_BITS), name=f"val{k}") for k in range(n)]
         dz = [Signal(name=f"dz{k}") for k in range(n)]
-        ins = [Signal(2, name=f"ins{k}") for k in range(n)]  # driver code of the input side
+        ins = [Signal(Drive, name=f"ins{k}") for k in range(n)]  # driver code of the input side
         side_bl = Signal()  # 1: outputs on the BLs (backward), 0: outputs on the SLs
         wl = Signal(n)
         cnt = Signal(range(max(n, LINE_BITS) + 1))
 
-        row_code = Signal(2)
+        row_code = Signal(Drive)
         row_wl = Signal()
         m.d.comb += [row_code.eq(Array(ins)[cnt]), row_wl.eq(wl.bit_select(cnt, 1))]
         row_act = Signal()
-        m.d.comb += row_act.eq(row_wl & (row_code != 0))
+        m.d.comb += row_act.eq(row_wl & (row_code != Drive.OFF))
 
         last_div = Signal()
         m.d.comb += [rd.en.eq(self.g_re), rd.addr.eq(self.g_row)]
 
         with m.FSM(name="pulse"):
             with m.State("IDLE"):
-                with m.If(phase == PH_WL_PULSE):
+                with m.If(phase == Phase.WL_PULSE):
                     m.d.comb += [rd.en.eq(1), rd.addr.eq(0)]
-                    bl_any = self.drv_bl != 0
-                    m.d.sync += [side_bl.eq(~bl_any), wl.eq(self.wl_en), cnt.eq(0)]
+                    bl_any = ana.drv_bl != 0
+                    m.d.sync += [side_bl.eq(~bl_any), wl.eq(ana.wl_en), cnt.eq(0)]
                     for k in range(n):
                         m.d.sync += [ins[k].eq(Mux(bl_any, drv_bl[k], drv_sl[k])),
                                      acc_p[k].eq(0), acc_d[k].eq(0)]
                     m.next = "STREAM"
             with m.State("STREAM"):
-                m.d.comb += [self.hold.eq(1), rd.en.eq(1), rd.addr.eq(cnt + 1)]
+                m.d.comb += [ana.hold.eq(1), rd.en.eq(1), rd.addr.eq(cnt + 1)]
                 m.d.sync += cnt.eq(cnt + 1)
                 with m.If(cnt == n - 1):
                     m.next = "INIT"
                 with m.If(side_bl):
                     # backward: row cnt's cells summed over the driven SLs
-                    tp = [Mux(ins[k] == DRV_HIGH, g[k] << 1, Mux(ins[k] == DRV_REF, g[k], 0))
-                          for k in range(n)]
-                    td = [Mux(ins[k] != 0, g[k], 0) for k in range(n)]
+                    tp = [Mux(ins[k] == Drive.HIGH, g[k] << 1,
+                              Mux(ins[k] == Drive.REF, g[k], 0)) for k in range(n)]
+                    td = [Mux(ins[k] != Drive.OFF, g[k], 0) for k in range(n)]
                     sum_p, sum_d = Signal(ab), Signal(db)
                     m.d.comb += [sum_p.eq(Mux(row_wl, _tree(tp), 0)),
                                  sum_d.eq(Mux(row_wl, _tree(td), 0))]
@@ -262,15 +247,15 @@ class AnalogMacro(wiring.Component):
                     # forward: row cnt conducts into every SL accumulator
                     two = Signal()
                     one = Signal()
-                    m.d.comb += [two.eq(row_act & (row_code == DRV_HIGH)),
-                                 one.eq(row_act & (row_code == DRV_REF))]
+                    m.d.comb += [two.eq(row_act & (row_code == Drive.HIGH)),
+                                 one.eq(row_act & (row_code == Drive.REF))]
                     for k in range(n):
                         m.d.sync += [
                             acc_p[k].eq(acc_p[k] + Mux(two, g[k] << 1, Mux(one, g[k], 0))),
                             acc_d[k].eq(acc_d[k] + Mux(row_act, g[k], 0)),
                         ]
             with m.State("INIT"):
-                m.d.comb += self.hold.eq(1)
+                m.d.comb += ana.hold.eq(1)
                 m.d.sync += cnt.eq(0)
                 for k in range(n):
                     # dividend P * 2**24 = {P >> 2, P[1:0] << 24}
@@ -279,7 +264,7 @@ class AnalogMacro(wiring.Component):
                                  dz[k].eq(acc_d[k] == 0)]
                 m.next = "DIV"
             with m.State("DIV"):
-                m.d.comb += [last_div.eq(cnt == LINE_BITS - 1), self.hold.eq(1)]
+                m.d.comb += [last_div.eq(cnt == LINE_BITS - 1), ana.hold.eq(1)]
                 m.d.sync += cnt.eq(cnt + 1)
                 with m.If(last_div):
                     m.next = "IDLE"
@@ -296,21 +281,21 @@ class AnalogMacro(wiring.Component):
                     with m.Else():
                         m.d.sync += val[k].eq(q_next)
 
-        with m.If(phase == PH_PRECHARGE):
-            m.d.sync += [v.eq(0) for v in val] + [s.eq(0) for s in ins]
+        with m.If(phase == Phase.PRECHARGE):
+            m.d.sync += [v.eq(0) for v in val] + [s.eq(Drive.OFF) for s in ins]
 
         # ---------------------------------------------------------------- neurons
         unit = 1 << CHARGE_FRAC_BITS
 
         def drive_value(code):
-            return Mux(code == DRV_HIGH, unit, Mux(code == DRV_LOW, -unit, 0))
+            return Mux(code == Drive.HIGH, unit, Mux(code == Drive.LOW, -unit, 0))
 
         step = Signal(qb - 1)
         neg_step = Signal(signed(qb))
         neg_inj = Signal(signed(qb))
         clip_hi = Signal(signed(qb))
         clip_lo = Signal(signed(qb))
-        m.d.comb += [step.eq(self.d_units >> self.dac_code), neg_step.eq(-step),
+        m.d.comb += [step.eq(self.d_units >> ana.dac_code), neg_step.eq(-step),
                      neg_inj.eq(-self.inject_units), clip_hi.eq(self.clip_units),
                      clip_lo.eq(-self.clip_units)]
         q_s = [Signal(signed(LINE_BITS), name=f"q_sample{k}") for k in range(n)]
@@ -325,10 +310,10 @@ class AnalogMacro(wiring.Component):
                 m.d.comb += positive[k].eq(q_i[k] > -off[k])
         else:
             m.d.comb += [positive[k].eq(q_i[k] > 0) for k in range(n)]
-        is_int = phase == PH_INTEGRATE
-        is_inj = phase == PH_INJECT
+        is_int = phase == Phase.INTEGRATE
+        is_inj = phase == Phase.INJECT
         for k in range(n):
-            sl = c * (k % c) + k // c  # neuron k = c*i + j senses BL k and SL c*j + i
+            sl = corelet_sl_line(cfg.corelet, k)  # neuron k senses BL k and this SL
             add = Signal(signed(qb), name=f"add{k}")
             tot = Signal(signed(qb + 1), name=f"tot{k}")
             sat = Signal(signed(qb), name=f"sat{k}")
@@ -339,26 +324,26 @@ class AnalogMacro(wiring.Component):
                 sat.eq(Mux(tot > clip_hi, clip_hi, Mux(tot < clip_lo, clip_lo, tot))),
             ]
             with m.Switch(phase):
-                with m.Case(PH_PRECHARGE):
+                with m.Case(Phase.PRECHARGE):
                     m.d.sync += [q_s[k].eq(0), q_i[k].eq(0), cmp[k].eq(0)]
-                with m.Case(PH_SAMPLE):
-                    with m.If(self.nrn_in == NRN_SL):
+                with m.Case(Phase.SAMPLE):
+                    with m.If(ana.nrn_in == NeuronInput.SL):
                         m.d.sync += q_s[k].eq(Mux(side_bl, drive_value(ins[sl]), val[sl]))
-                    with m.Elif(self.nrn_in == NRN_BL):
+                    with m.Elif(ana.nrn_in == NeuronInput.BL):
                         m.d.sync += q_s[k].eq(Mux(side_bl, val[k], drive_value(ins[k])))
-                with m.Case(PH_INTEGRATE):
+                with m.Case(Phase.INTEGRATE):
                     m.d.sync += [q_i[k].eq(sat), q_s[k].eq(0)]
-                with m.Case(PH_INJECT):
+                with m.Case(Phase.INJECT):
                     m.d.sync += q_i[k].eq(sat)
-                with m.Case(PH_DECREMENT):
+                with m.Case(Phase.DECREMENT):
                     m.d.sync += q_i[k].eq(tot)
-                with m.Case(PH_COMPARE_SIGN, PH_COMPARE):
+                with m.Case(Phase.COMPARE_SIGN, Phase.COMPARE):
                     m.d.sync += cmp[k].eq(positive[k])
         # cmp shows the comparison of a COMPARE_SIGN / COMPARE cycle within that cycle (the
         # engine samples it at the edge that ends it), the latched comparison otherwise
-        is_cmp = (phase == PH_COMPARE_SIGN) | (phase == PH_COMPARE)
+        is_cmp = (phase == Phase.COMPARE_SIGN) | (phase == Phase.COMPARE)
         m.d.comb += [
-            self.cmp.eq(Cat(*(Mux(is_cmp, positive[k], cmp[k]) for k in range(n)))),
+            ana.cmp.eq(Cat(*(Mux(is_cmp, positive[k], cmp[k]) for k in range(n)))),
             self.dbg_charge.eq(Array(q_i)[self.dbg_nrn]),
         ]
         return m

@@ -8,12 +8,13 @@ LFSR seed assembly registers, the programming pulse settings and the control bit
 starts the units that do the work by pulsing a ``*_start`` output for one cycle and
 waiting for their ``done`` input:
 
-* MVM: ``mvm_start``, wait ``mvm_done`` (MvmEngine, which reads the mode registers).
+* MVM: ``mode.start``, wait ``mode.done`` (MvmEngine, which reads the mode registers
+  through the same ``mode`` interface, ``MvmModeSignature``).
 * RPU update: ``rpu_start`` with ``rpu_bl``, wait ``rpu_done`` (StochasticTranslatorBank);
   its ``error`` (``rpu_error``) ends the wait with cause UNIT (and a ``done`` pulse).
 * Seed load: ``seed_load`` with ``seed_a``/``seed_b``, wait until ``rpu_ready`` (the LFSR
   warm-up is over).
-* Programming one cell: the pulse generator holds ``prog_op`` (1 SET, 2 RESET, 3 READ)
+* Programming one cell: the pulse generator holds ``prog_op`` (``ProgOp``: SET, RESET, READ)
   and raises ``prog_pulse`` for exactly ``width`` cycles (or one trigger cycle when a
   delay-line tap is selected, ``prog_tap`` != 0); ``prog_amp`` is the amplitude DAC code.
 
@@ -32,98 +33,41 @@ accepted.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import enum, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig, input_pulses
+from cimflow.modes import Activation, AdcMode, Direction
 
-__all__ = ["Controller", "Op", "Cause", "ProgOp", "MAX_TAP", "TAP_NS", "CLOCK_NS"]
+from .commands import MAX_TAP, Cause, Op, ProgOp
+from .interfaces import ARG_BITS, MvmModeSignature, require_config
 
-CLOCK_NS = 10
-"""System clock period the pulse-width documentation assumes (100 MHz)."""
-TAP_NS = 1
-"""Delay-line tap step: tap t (1..MAX_TAP) gives a t ns pulse."""
-MAX_TAP = 10
+__all__ = ["Controller", "Op", "Cause", "ProgOp", "MAX_TAP", "ModeArg"]
 
-
-class Op(enum.Enum, shape=5):
-    """Opcodes (docs/command_set.md)."""
-
-    NOP = 0x0
-    SET_MODE = 0x1
-    SET_PRECISION = 0x2
-    SET_INJECT = 0x3
-    SET_IN_LEN = 0x4
-    MVM = 0x5
-    RPU_UPDATE = 0x6
-    SEED_A = 0x7
-    SEED_B = 0x8
-    SEED_LOAD = 0x9
-    SET_PULSE = 0xA
-    SET_WIDTH = 0xB
-    PROGRAM = 0xC
-    # 0xD is unassigned (unknown opcode)
-    POWER = 0xE
-    CLEAR_ERROR = 0xF
-    SET_GAIN = 0x10
-    """STR gain code C * 2^str_gain_frac_bits for RPU updates (arg < 2^str_gain_bits)."""
-    SET_TIMING = 0x11
-    """MVM strobe widths in clocks: [3:0] WL pulse, [7:4] sample, [15:8] integrate (>= 1)."""
-
-
-class Cause(enum.Enum, shape=3):
-    """Last error cause (``status`` bits 5..3)."""
-
-    NONE = 0
-    UNKNOWN_OPCODE = 1
-    BUSY = 2
-    BAD_ARG = 3
-    POWER_GATED = 4
-    SELECTION = 5
-    """PROGRAM with not exactly one row and one column register equal to 1."""
-    NOT_READY = 6
-    """RPU_UPDATE or a stochastic MVM while the LFSR is not ready."""
-    UNIT = 7
-    """The STR bank reported an error during RPU_UPDATE."""
-
-
-class ProgOp(enum.Enum, shape=2):
-    NONE = 0
-    SET = 1
-    RESET = 2
-    READ = 3
+ModeArg = data.StructLayout({
+    "direction": 2, "adc_mode": 1, "act": 2, "neuron_test": 1, "reserved": ARG_BITS - 6,
+})
+"""The SET_MODE argument; the field codes are those of :mod:`cimflow.modes`."""
 
 
 class Controller(wiring.Component):
     """Command decoder and sequencer; ports listed in docs/command_set.md."""
 
     def __init__(self, config: CoreConfig):
-        self._config = config
-        cfg = config
+        require_config(self, config)
+        self._config = cfg = config
         da, db = max(cfg.lfsr_a_taps), max(cfg.lfsr_b_taps)
         super().__init__({
             # command port and status
             "cmd_valid": In(1),
-            "cmd_op": In(5),
-            "cmd_arg": In(16),
+            "cmd_op": In(Op),
+            "cmd_arg": In(ARG_BITS),
             "busy": Out(1),
             "done": Out(1),
             "error": Out(1),
             "status": Out(8),
-            # mode registers (to the MvmEngine)
-            "direction": Out(2),
-            "adc_mode": Out(1, init=cfg.adc_mode.value),
-            "out_k": Out(4, init=cfg.output_bits - 1),
-            "in_m": Out(3, init=self.max_in_m),
-            "act": Out(2),
-            "inject_steps": Out(16),
-            "t_wl": Out(4, init=1),
-            "t_sample": Out(4, init=1),
-            "t_integ": Out(8, init=1),
-            "in_len": Out(9, init=cfg.rows),
-            "neuron_test": Out(1),
-            "mvm_start": Out(1),
-            "mvm_done": In(1),
+            # mode registers, neuron test, clock gate and start / done (to the MvmEngine)
+            "mode": Out(MvmModeSignature()),
             # RPU update (StochasticTranslatorBank)
             "rpu_start": Out(1),
             "rpu_bl": Out(cfg.bl_bits, init=cfg.bl),
@@ -136,7 +80,7 @@ class Controller(wiring.Component):
             "seed_b": Out(db, init=1),
             "seed_load": Out(1),
             # programming pulse generator
-            "prog_op": Out(2),
+            "prog_op": Out(ProgOp),
             "prog_amp": Out(8),
             "prog_tap": Out(4),
             "prog_width": Out(16, init=1),
@@ -163,6 +107,26 @@ class Controller(wiring.Component):
         cfg = self._config
         m = Module()
         op, arg = self.cmd_op, self.cmd_arg
+        mode_arg = data.View(ModeArg, arg)
+
+        # ---------------------------------------------------------------- mode registers
+        # held here with their reset values, driven to the engine through ``mode``
+        reg = {
+            "direction": Signal(Direction, name="direction"),
+            "adc_mode": Signal(AdcMode, init=cfg.adc_mode, name="adc_mode"),
+            "out_k": Signal(4, init=self.max_out_k, name="out_k"),
+            "in_m": Signal(3, init=self.max_in_m, name="in_m"),
+            "act": Signal(Activation, name="act"),
+            "inject_steps": Signal(16, name="inject_steps"),
+            "t_wl": Signal(4, init=1, name="t_wl"),
+            "t_sample": Signal(4, init=1, name="t_sample"),
+            "t_integ": Signal(8, init=1, name="t_integ"),
+            "in_len": Signal(9, init=cfg.rows, name="in_len"),
+            "neuron_test": Signal(name="neuron_test"),
+        }
+        mode = self.mode
+        m.d.comb += [getattr(mode, name).eq(r) for name, r in reg.items()]
+        m.d.comb += mode.clk_gate.eq(self.clk_gate)
 
         # ---------------------------------------------------------------- decode
         unknown = Signal()
@@ -173,10 +137,14 @@ class Controller(wiring.Component):
             with m.Case(Op.NOP, Op.MVM, Op.SEED_LOAD, Op.CLEAR_ERROR):
                 m.d.comb += bad_arg.eq(arg != 0)
                 with m.If(op == Op.MVM):
-                    m.d.comb += [state_err.eq((self.act == 2) & ~self.rpu_ready),
+                    stochastic = reg["act"] == Activation.STOCHASTIC
+                    m.d.comb += [state_err.eq(stochastic & ~self.rpu_ready),
                                  state_cause.eq(Cause.NOT_READY)]
             with m.Case(Op.SET_MODE):
-                m.d.comb += bad_arg.eq((arg[0:2] == 3) | (arg[3:5] == 3) | (arg[6:] != 0))
+                # codes 3 of the 2-bit fields name no Direction / Activation
+                m.d.comb += bad_arg.eq((mode_arg.direction > max(d.value for d in Direction))
+                                       | (mode_arg.act > max(a.value for a in Activation))
+                                       | (mode_arg.reserved != 0))
             with m.Case(Op.SET_PRECISION):
                 # (no `> max_in_m` test when every 3-bit value is legal: lint CMPCONST)
                 in_m_bad = (arg[4:7] > self.max_in_m) if self.max_in_m < 7 else 0
@@ -195,7 +163,7 @@ class Controller(wiring.Component):
             with m.Case(Op.SET_WIDTH):
                 m.d.comb += bad_arg.eq(arg == 0)
             with m.Case(Op.PROGRAM):
-                m.d.comb += [bad_arg.eq((arg[0:2] == 0) | (arg[2:] != 0)),
+                m.d.comb += [bad_arg.eq((arg[0:2] == ProgOp.NONE) | (arg[2:] != 0)),
                              state_err.eq(~self.prog_sel_ok),
                              state_cause.eq(Cause.SELECTION)]
             with m.Case(Op.POWER):
@@ -233,12 +201,12 @@ class Controller(wiring.Component):
         err = Signal()
         err_cause = Signal(Cause)
         done_sticky = Signal()
-        prog_op = Signal(2)
+        prog_op = Signal(ProgOp)
         count = Signal(16)
 
         done_next = Signal()
         m.d.sync += [
-            self.mvm_start.eq(0),
+            mode.start.eq(0),
             self.rpu_start.eq(0),
             self.seed_load.eq(0),
         ]
@@ -251,17 +219,17 @@ class Controller(wiring.Component):
                 with m.Case(Op.NOP):
                     pass
                 with m.Case(Op.SET_MODE):
-                    m.d.sync += [self.direction.eq(arg[0:2]), self.adc_mode.eq(arg[2]),
-                                 self.act.eq(arg[3:5]), self.neuron_test.eq(arg[5])]
+                    m.d.sync += [reg[name].eq(mode_arg[name])
+                                 for name in ("direction", "adc_mode", "act", "neuron_test")]
                 with m.Case(Op.SET_PRECISION):
-                    m.d.sync += [self.out_k.eq(arg[0:4]), self.in_m.eq(arg[4:7])]
+                    m.d.sync += [reg["out_k"].eq(arg[0:4]), reg["in_m"].eq(arg[4:7])]
                 with m.Case(Op.SET_INJECT):
-                    m.d.sync += [self.inject_steps.eq(arg)]
+                    m.d.sync += reg["inject_steps"].eq(arg)
                 with m.Case(Op.SET_IN_LEN):
-                    m.d.sync += [self.in_len.eq(arg)]
+                    m.d.sync += reg["in_len"].eq(arg)
                 with m.Case(Op.MVM):
                     m.d.comb += go["mvm"].eq(1)
-                    m.d.sync += self.mvm_start.eq(1)
+                    m.d.sync += mode.start.eq(1)
                 with m.Case(Op.RPU_UPDATE):
                     m.d.comb += go["rpu"].eq(1)
                     m.d.sync += [self.rpu_start.eq(1), self.rpu_bl.eq(arg)]
@@ -285,8 +253,8 @@ class Controller(wiring.Component):
                 with m.Case(Op.SET_GAIN):
                     m.d.sync += self.str_gain.eq(arg)
                 with m.Case(Op.SET_TIMING):
-                    m.d.sync += [self.t_wl.eq(arg[0:4]), self.t_sample.eq(arg[4:8]),
-                                 self.t_integ.eq(arg[8:16])]
+                    m.d.sync += [reg["t_wl"].eq(arg[0:4]), reg["t_sample"].eq(arg[4:8]),
+                                 reg["t_integ"].eq(arg[8:16])]
                 with m.Case(Op.CLEAR_ERROR):
                     m.d.sync += [err.eq(0), err_cause.eq(Cause.NONE)]
 
@@ -302,7 +270,7 @@ class Controller(wiring.Component):
                 with m.Elif(go["pulse"]):
                     m.next = "PULSE"
             with m.State("MVM"):
-                with m.If(self.mvm_done):
+                with m.If(mode.done):
                     m.d.comb += finish.eq(1)
                     m.next = "IDLE"
             with m.State("RPU"):

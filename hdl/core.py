@@ -4,7 +4,9 @@
 command set, the MVM engine (sequencer, WL/BL/SL drivers, digital neurons), the
 programming-mode cell selection and pulse generator, and the stochastic translators with
 the shared LFSR chains. Its analog side is the cycle interface of docs/cycle_interface.md
-as ports: the control word out, the comparator bits ``cmp`` and ``hold`` in. A testbench
+as the ``analog`` port (``AnalogSignature``, hdl/interfaces.py): the control word out, the
+comparator bits ``cmp`` and ``hold`` in; the controller hands the engine its modes through
+one ``MvmModeSignature``. Both are joined with ``wiring.connect``. A testbench
 closes that loop with the golden cycle-level model; ``NeurramCoreFpga`` (hdl/core_fpga.py)
 closes it with the synthesizable behavioural macro.
 
@@ -16,9 +18,9 @@ Integration rules (docs/core_architecture.md):
   (register sign 1 = positive; the translators' sign 1 = negative), then starts the
   update. ``row_pulse``/``col_pulse`` with ``rpu_valid``/``rpu_up`` drive the row and column
   drivers; coincidences at the cells are the macro's business.
-* Neuron test mode (``neuron_test``): all WLs stay at ground (``wl_en`` forced to 0), so the
+* Neuron test mode (``neuron_test``): the engine keeps all WLs at ground (``wl_en`` 0), so the
   neurons see the driver levels directly.
-* Clock gating (``clk_gate``) is a clock enable: it holds the MVM engine like ``hold``.
+* Clock gating (``clk_gate``) is a clock enable: the engine holds on it as on ``hold``.
   Power gating (``pwr_gate``) keeps the engine in reset; the controller refuses every
   command but POWER_UP meanwhile. Register contents are retained.
 * ``error`` is the controller's sticky command error OR a sticky host-access error (a
@@ -29,54 +31,46 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Module, ResetInserter, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect, flipped
 
 from cimflow.config import CoreConfig
 
-from .controller import Controller, Op
+from .commands import Op, ProgOp
+from .controller import Controller
+from .interfaces import AnalogSignature, HostSignature, require_config
 from .mvm_engine import MvmEngine
 from .prog_drivers import ProgDrivers
-from .regfile import ADDR_BITS, LineRegisters
+from .regfile import LineRegisters
 from .spi import SpiTarget
 from .stochastic_translator import StochasticTranslatorBank
 
-__all__ = ["NeurramCore", "host_signature", "analog_signature"]
-
-
-def host_signature(config: CoreConfig) -> dict:
-    """Ports a host (FPGA board controller) uses: SPI, register port, command port."""
-    w = config.line_bits
-    return {
-        "sck": In(1), "cs_n": In(1, init=1), "mosi": In(1), "miso": Out(1),
-        "p_addr": In(ADDR_BITS), "p_wdata": In(w), "p_we": In(1), "p_re": In(1),
-        "p_ready": Out(1), "p_rdata": Out(w),
-        "cmd_valid": In(1), "cmd_op": In(5), "cmd_arg": In(16),
-        "busy": Out(1), "done": Out(1), "error": Out(1), "status": Out(8),
-        "read_data": Out(16),
-    }
-
-
-def analog_signature(config: CoreConfig) -> dict:
-    """The cycle interface towards the array and neurons (docs/cycle_interface.md)."""
-    rows, cols = config.rows, config.cols
-    return {
-        "phase": Out(4), "drv_bl": Out(2 * rows), "drv_sl": Out(2 * cols),
-        "wl_en": Out(rows), "nrn_in": Out(2), "out_bl": Out(1), "dac_code": Out(4),
-        "dec_en": Out(rows), "noise_bits": Out(rows),
-        "cmp": In(rows), "hold": In(1),
-        "prog_op": Out(2), "prog_amp": Out(8), "prog_tap": Out(4), "prog_pulse": Out(1),
-        "prog_sel_bl": Out(rows), "prog_sel_sl": Out(cols), "g_read": In(16),
-        "rpu_valid": Out(1), "rpu_up": Out(1), "row_pulse": Out(rows), "col_pulse": Out(cols),
-        "neuron_test": Out(1), "clk_gate": Out(1), "pwr_gate": Out(1),
-    }
+__all__ = ["NeurramCore"]
 
 
 class NeurramCore(wiring.Component):
-    """Control of one core; the analog side is a port bundle (see module docstring)."""
+    """Control of one core; the analog side is a port bundle (see module docstring).
+
+    Ports: ``host`` (``HostSignature``, flipped), ``analog`` (``AnalogSignature``: the MVM
+    engine's control word, ``cmp`` and ``hold``), and the flat ports of the other analog
+    units: ``noise_bits``, the programming pulse (``prog_*``, ``g_read``), the RPU pulses
+    (``rpu_*``, ``row_pulse``, ``col_pulse``) and the control bits.
+    """
 
     def __init__(self, config: CoreConfig):
+        require_config(self, config)
         self._config = config
-        super().__init__({**host_signature(config), **analog_signature(config)})
+        rows, cols = config.rows, config.cols
+        super().__init__({
+            "host": In(HostSignature(config.line_bits, Op)),
+            "analog": Out(AnalogSignature(rows, cols)),
+            "noise_bits": Out(rows),
+            "prog_op": Out(ProgOp), "prog_amp": Out(8), "prog_tap": Out(4),
+            "prog_pulse": Out(1), "prog_sel_bl": Out(rows), "prog_sel_sl": Out(cols),
+            "g_read": In(16),
+            "rpu_valid": Out(1), "rpu_up": Out(1), "row_pulse": Out(rows),
+            "col_pulse": Out(cols),
+            "neuron_test": Out(1), "clk_gate": Out(1), "pwr_gate": Out(1),
+        })
 
     @property
     def config(self) -> CoreConfig:
@@ -94,13 +88,14 @@ class NeurramCore(wiring.Component):
         strb = m.submodules.str_bank = StochasticTranslatorBank(cfg)
         prog = m.submodules.prog = ProgDrivers(cfg)
 
+        host = self.host
         # --- host access: SPI has priority over the parallel port (hdl/spi.py)
         m.d.comb += [
-            spi.sck.eq(self.sck), spi.cs_n.eq(self.cs_n), spi.mosi.eq(self.mosi),
-            self.miso.eq(spi.miso),
-            spi.p_addr.eq(self.p_addr), spi.p_wdata.eq(self.p_wdata),
-            spi.p_we.eq(self.p_we), spi.p_re.eq(self.p_re),
-            self.p_ready.eq(spi.p_ready), self.p_rdata.eq(spi.p_rdata),
+            spi.sck.eq(host.sck), spi.cs_n.eq(host.cs_n), spi.mosi.eq(host.mosi),
+            host.miso.eq(spi.miso),
+            spi.p_addr.eq(host.p_addr), spi.p_wdata.eq(host.p_wdata),
+            spi.p_we.eq(host.p_we), spi.p_re.eq(host.p_re),
+            host.p_ready.eq(spi.p_ready), host.p_rdata.eq(spi.p_rdata),
             regs.addr.eq(spi.addr), regs.wdata.eq(spi.wdata), regs.we.eq(spi.we),
             regs.re.eq(spi.re), spi.rdata.eq(regs.rdata),
         ]
@@ -114,35 +109,26 @@ class NeurramCore(wiring.Component):
         with m.Elif(clear):
             m.d.sync += host_err.eq(0)
         m.d.comb += [
-            ctrl.cmd_valid.eq(self.cmd_valid), ctrl.cmd_op.eq(self.cmd_op),
-            ctrl.cmd_arg.eq(self.cmd_arg),
-            self.busy.eq(ctrl.busy), self.done.eq(ctrl.done),
-            self.error.eq(ctrl.error | host_err),
-            self.status.eq(ctrl.status | (host_err << 2)),
-            self.neuron_test.eq(ctrl.neuron_test), self.clk_gate.eq(ctrl.clk_gate),
+            ctrl.cmd_valid.eq(host.cmd_valid), ctrl.cmd_op.eq(host.cmd_op),
+            ctrl.cmd_arg.eq(host.cmd_arg),
+            host.busy.eq(ctrl.busy), host.done.eq(ctrl.done),
+            host.error.eq(ctrl.error | host_err),
+            host.status.eq(ctrl.status | (host_err << 2)),
+            self.neuron_test.eq(ctrl.mode.neuron_test), self.clk_gate.eq(ctrl.clk_gate),
             self.pwr_gate.eq(ctrl.pwr_gate),
         ]
 
-        # --- MVM engine
+        # --- MVM engine: modes from the controller, control word to the analog side
+        connect(m, ctrl.mode, engine.mode)
+        connect(m, flipped(self.analog), engine.analog)
         m.d.comb += [
-            engine.direction.eq(ctrl.direction), engine.adc_mode.eq(ctrl.adc_mode),
-            engine.out_k.eq(ctrl.out_k), engine.in_m.eq(ctrl.in_m), engine.act.eq(ctrl.act),
-            engine.inject_steps.eq(ctrl.inject_steps), engine.in_len.eq(ctrl.in_len),
-            engine.t_wl.eq(ctrl.t_wl), engine.t_sample.eq(ctrl.t_sample),
-            engine.t_integ.eq(ctrl.t_integ),
-            engine.start.eq(ctrl.mvm_start), ctrl.mvm_done.eq(engine.done),
-            engine.hold.eq(self.hold | ctrl.clk_gate),
             engine.bl_values.eq(regs.bl_values), engine.sl_values.eq(regs.sl_values),
-            engine.cmp.eq(self.cmp), engine.lfsr_ready.eq(strb.ready),
+            engine.lfsr_ready.eq(strb.ready),
             # the engine's wb_bank is out_bl (1 = BL); the register file's bank bit is 0 = BL
             regs.wb_en.eq(engine.wb_en), regs.wb_bank.eq(~engine.wb_bank),
             regs.wb_data.eq(engine.wb_data),
-            self.phase.eq(engine.phase), self.drv_bl.eq(engine.drv_bl),
-            self.drv_sl.eq(engine.drv_sl),
-            self.wl_en.eq(engine.wl_en & ~ctrl.neuron_test.replicate(cfg.rows)),
-            self.nrn_in.eq(engine.nrn_in), self.out_bl.eq(engine.out_bl),
-            self.dac_code.eq(engine.dac_code), self.dec_en.eq(engine.dec_en),
-            strb.noise_en.eq(engine.lfsr_en & ~engine.hold),
+            # INJECT words only (none while held): the noise LFSR advances with them
+            strb.noise_en.eq(engine.lfsr_en),
             self.noise_bits.eq(strb.noise_bits),
         ]
 
@@ -150,13 +136,13 @@ class NeurramCore(wiring.Component):
         read_data = Signal(16)
         m.d.comb += [
             prog.bl_values.eq(regs.bl_values), prog.sl_values.eq(regs.sl_values),
-            prog.check.eq(0), ctrl.prog_sel_ok.eq(prog.sel_ok),
+            ctrl.prog_sel_ok.eq(prog.sel_ok),
             self.prog_sel_bl.eq(prog.prog_sel_bl), self.prog_sel_sl.eq(prog.prog_sel_sl),
             self.prog_op.eq(ctrl.prog_op), self.prog_amp.eq(ctrl.prog_amp),
             self.prog_tap.eq(ctrl.prog_tap), self.prog_pulse.eq(ctrl.prog_pulse),
-            self.read_data.eq(read_data),
+            host.read_data.eq(read_data),
         ]
-        with m.If(ctrl.prog_pulse & (ctrl.prog_op == 3)):
+        with m.If(ctrl.prog_pulse & (ctrl.prog_op == ProgOp.READ)):
             m.d.sync += read_data.eq(self.g_read)
 
         # --- RPU update: copy the line registers into the translators, then run

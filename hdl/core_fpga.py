@@ -23,12 +23,14 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect, flipped
 
 from cimflow.config import CoreConfig
 
 from .analog_macro import AnalogMacro
-from .core import NeurramCore, host_signature
+from .commands import Op, ProgOp
+from .core import NeurramCore
+from .interfaces import HostSignature, Phase, flat_view, require_config
 
 __all__ = ["NeurramCoreFpga"]
 
@@ -46,12 +48,15 @@ def _encode(m: Module, onehot, width: int, name: str) -> Signal:
 
 
 class NeurramCoreFpga(wiring.Component):
-    """Digital core + behavioural macro; ports: host ports, bias codes, RPU pulses."""
+    """Digital core + behavioural macro; ports: the members of ``HostSignature`` (flipped,
+    flat), the bias codes and the RPU pulses."""
 
     def __init__(self, config: CoreConfig):
+        require_config(self, config)
         self._config = config
         super().__init__({
-            **host_signature(config),
+            # the host ports stay flat (no wrapper module): testbenches also reach internals
+            **HostSignature(config.line_bits, Op).flip().members,
             "d_units": In(CHARGE_BITS - 1),
             "inject_units": In(CHARGE_BITS - 1),
             "clip_units": In(CHARGE_BITS - 1, init=(1 << (CHARGE_BITS - 1)) - 1),
@@ -69,21 +74,18 @@ class NeurramCoreFpga(wiring.Component):
         core = m.submodules.core = NeurramCore(cfg)
         macro = m.submodules.macro = AnalogMacro(cfg, g_bits=G_BITS, charge_bits=CHARGE_BITS)
 
-        for name in host_signature(cfg):
-            port, inner = getattr(self, name), getattr(core, name)
-            is_input = core.signature.members[name].flow == In
-            m.d.comb += inner.eq(port) if is_input else port.eq(inner)
+        connect(m, flipped(flat_view(HostSignature(cfg.line_bits, Op).flip(), self)),
+                core.host)
+        connect(m, core.analog, macro.analog)
+        # the comparator bits and hold at the core's boundary, under the core's port names
+        cmp, hold = Signal(cfg.rows, name="cmp"), Signal(name="hold")
+        m.d.comb += [cmp.eq(core.analog.cmp), hold.eq(core.analog.hold)]
         for name in ("rpu_valid", "rpu_up", "row_pulse", "col_pulse"):
             m.d.comb += getattr(self, name).eq(getattr(core, name))
-
         m.d.comb += [
-            macro.phase.eq(core.phase), macro.drv_bl.eq(core.drv_bl),
-            macro.drv_sl.eq(core.drv_sl), macro.wl_en.eq(core.wl_en),
-            macro.nrn_in.eq(core.nrn_in), macro.dac_code.eq(core.dac_code),
-            macro.dec_en.eq(core.dec_en), macro.lfsr_bits.eq(core.noise_bits),
+            macro.noise_bits.eq(core.noise_bits),
             macro.d_units.eq(self.d_units), macro.inject_units.eq(self.inject_units),
             macro.clip_units.eq(self.clip_units),
-            core.cmp.eq(macro.cmp), core.hold.eq(macro.hold),
         ]
 
         # --- programming: read the selected cell while idle; SET/RESET write through
@@ -104,11 +106,11 @@ class NeurramCoreFpga(wiring.Component):
         cell_now = Mux((recent != 0) & (row == wr_row) & (col == wr_col), wr_val,
                        macro.g_rdata)
         up = base_now + total
-        value = Mux(core.prog_op == 1, Mux(up > g_max, g_max, up),
+        value = Mux(core.prog_op == ProgOp.SET, Mux(up > g_max, g_max, up),
                     Mux(total > base_now, 0, base_now - total))
         m.d.comb += [
             macro.g_row.eq(row), macro.g_col.eq(col),
-            macro.g_re.eq((core.phase == 0) & ~macro.hold & ~write),
+            macro.g_re.eq((core.analog.phase == Phase.IDLE) & ~macro.analog.hold & ~write),
             macro.g_we.eq(write), macro.g_wdata.eq(value[:G_BITS]),
             core.g_read.eq(cell_now),
         ]
@@ -116,7 +118,7 @@ class NeurramCoreFpga(wiring.Component):
         with m.If(write):
             m.d.sync += [wr_val.eq(value[:G_BITS]), wr_row.eq(row), wr_col.eq(col),
                          recent.eq(2)]
-        set_or_reset = (core.prog_op == 1) | (core.prog_op == 2)
+        set_or_reset = (core.prog_op == ProgOp.SET) | (core.prog_op == ProgOp.RESET)
         with m.FSM(name="prog_fsm"):
             with m.State("IDLE"):
                 with m.If(core.prog_pulse & set_or_reset):

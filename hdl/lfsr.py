@@ -23,6 +23,8 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
+from .interfaces import require_config
+
 __all__ = ["LfsrChains"]
 
 
@@ -46,6 +48,7 @@ class LfsrChains(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
+        require_config(self, config)
         self._config = config
         super().__init__({
             "seed_a": In(max(config.lfsr_a_taps)),

@@ -23,11 +23,14 @@ Timing (pinned in docs/core_architecture.md):
 * ``start`` is accepted in the idle state only (also while ``hold`` is high); ``start`` while
   ``busy`` is ignored (the controller flags it). ``busy`` is high from the cycle after the
   accepted ``start`` through READOUT; ``done`` pulses for one cycle right after READOUT.
-* A stochastic MVM (``act`` = 2, ``inject_steps`` > 0) started while ``lfsr_ready`` is low
+* A stochastic MVM (``act`` STOCHASTIC, ``inject_steps`` > 0) started while ``lfsr_ready`` is low
   waits in a busy IDLE-word state until it rises, then runs: the LFSR never advances before
   its warm-up is over, and the word sequence is unchanged, only delayed.
 
-Mode inputs are read live and must stay constant during an MVM (the controller's registers).
+Mode inputs (the ``mode`` port, ``MvmModeSignature`` of hdl/interfaces.py) are read live and
+must stay constant during an MVM (the controller's registers). ``mode.neuron_test`` keeps
+every ``wl_en`` at 0 (the neurons see the drivers directly); ``mode.clk_gate`` holds the
+engine exactly like ``analog.hold``.
 ``in_m`` 0 behaves as 1; ``out_k`` above 9 behaves as 9 in the sequencer; magnitudes are
 ``W - 1`` bits wide, so ``out_k`` must not exceed ``W - 1``. ``direction`` 3 behaves as
 recurrent.
@@ -46,10 +49,21 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from amaranth.hdl import Array, C, Cat, Module, Mux, Signal
-from amaranth.lib import enum, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
+from cimflow.modes import Activation, AdcMode, Direction
+
+from .interfaces import (
+    AnalogSignature,
+    MvmModeSignature,
+    NeuronInput,
+    Phase,
+    corelet_sl_line,
+    lines,
+    require_config,
+)
 
 __all__ = ["Phase", "MvmEngine", "MAX_K", "MAX_M"]
 
@@ -59,63 +73,28 @@ MAX_M = 7
 """Largest number of input magnitude bits (8-bit inputs)."""
 
 
-class Phase(enum.Enum, shape=4):
-    """Control-word phase; the values are the golden ``Phase`` codes."""
-
-    IDLE = 0
-    PRECHARGE = 1
-    WL_PULSE = 2
-    SAMPLE = 3
-    INTEGRATE = 4
-    INJECT = 5
-    COMPARE_SIGN = 6
-    DECREMENT = 7
-    COMPARE = 8
-    READOUT = 9
-
-
 class MvmEngine(wiring.Component):
     """Sequencer + WL/BL/SL driver control + digital neurons of one core (see module doc)."""
 
     def __init__(self, config: CoreConfig):
+        require_config(self, config)
         self._config = cfg = config
         w = cfg.line_bits
         super().__init__({
-            # mode (constant during an MVM)
-            "direction": In(2),
-            "adc_mode": In(1),
-            "out_k": In(4),
-            "in_m": In(3),
-            "act": In(2),
-            "inject_steps": In(16),
-            # pulse-generator widths in clocks (0 behaves as 1): WL, sample, integrate
-            "t_wl": In(4),
-            "t_sample": In(4),
-            "t_integ": In(8),
-            "in_len": In(9),
-            "start": In(1),
-            "hold": In(1),
+            # mode registers, neuron test, clock gate, start / done (from the controller)
+            "mode": In(MvmModeSignature()),
+            # the control word out, cmp and hold back (to the array and neurons)
+            "analog": Out(AnalogSignature(cfg.rows, cfg.cols)),
             # data
             "bl_values": In(cfg.rows * w),
             "sl_values": In(cfg.cols * w),
-            "cmp": In(cfg.rows),
             "lfsr_ready": In(1),
-            # control word
-            "phase": Out(4),
-            "drv_bl": Out(cfg.rows * 2),
-            "drv_sl": Out(cfg.cols * 2),
-            "wl_en": Out(cfg.rows),
-            "nrn_in": Out(2),
-            "out_bl": Out(1),
-            "dac_code": Out(4),
-            "dec_en": Out(cfg.rows),
             "lfsr_en": Out(1),
             # results
             "wb_en": Out(1),
             "wb_bank": Out(1),
             "wb_data": Out(cfg.rows * w),
             "busy": Out(1),
-            "done": Out(1),
         })
 
     @property
@@ -128,24 +107,27 @@ class MvmEngine(wiring.Component):
         w = cfg.line_bits
         km = max(w - 1, 1)  # magnitude register width of a neuron
         n_nrn = cfg.rows
+        mode, ana = self.mode, self.analog
 
         # ---------------------------------------------------------------- mode decode
         bwd = Signal()
         stochastic = Signal()
         counting = Signal()
         k_eff = Signal(4)
+        hold = Signal()  # the macro's hold, or the controller's clock gate
         m.d.comb += [
-            bwd.eq(self.direction == 1),
-            stochastic.eq((self.act == 2) & (self.inject_steps != 0)),
-            counting.eq(self.adc_mode),
-            k_eff.eq(Mux(self.out_k > MAX_K, MAX_K, self.out_k)),
+            bwd.eq(mode.direction == Direction.BACKWARD),
+            stochastic.eq((mode.act == Activation.STOCHASTIC) & (mode.inject_steps != 0)),
+            counting.eq(mode.adc_mode == AdcMode.COUNTING),
+            k_eff.eq(Mux(mode.out_k > MAX_K, MAX_K, mode.out_k)),
+            hold.eq(ana.hold | mode.clk_gate),
         ]
         last_b = Signal(3)
-        m.d.comb += last_b.eq(Mux(self.in_m == 0, 0, self.in_m - 1))
+        m.d.comb += last_b.eq(Mux(mode.in_m == 0, 0, mode.in_m - 1))
 
         # ---------------------------------------------------------------- sequencer
-        ph = Signal(4)  # phase of this cycle (IDLE while held or idle)
-        run = ~self.hold
+        ph = Signal(Phase)  # phase of this cycle (IDLE while held or idle)
+        run = ~hold
         b = Signal(3)  # current input magnitude bit
         rep = Signal(MAX_M)  # SAMPLE/INTEGRATE repetition within a bit
         inj = Signal(16)
@@ -157,7 +139,7 @@ class MvmEngine(wiring.Component):
             Array(C(max((1 << k) - 2, 0), MAX_K) for k in range(MAX_K + 1))[k_eff],
             k_eff - 1))
         busy = Signal()
-        m.d.sync += self.done.eq(0)
+        m.d.sync += mode.done.eq(0)
 
         # the pulse generator: a WL/SAMPLE/INTEGRATE strobe stays on for its width in
         # clocks; the state's transition (the body) happens in its last clock only
@@ -174,7 +156,7 @@ class MvmEngine(wiring.Component):
 
         with m.FSM(name="mvm_fsm"):
             with m.State("IDLE"):
-                with m.If(self.start):
+                with m.If(mode.start):
                     with m.If(stochastic & ~self.lfsr_ready):
                         m.next = "WAIT_LFSR"
                     with m.Else():
@@ -193,20 +175,20 @@ class MvmEngine(wiring.Component):
                 m.d.comb += busy.eq(1)
                 with m.If(run):
                     m.d.comb += ph.eq(Phase.WL_PULSE)
-                    with held(self.t_wl):
+                    with held(mode.t_wl):
                         m.d.sync += rep.eq(0)
                         m.next = "SAMPLE"
             with m.State("SAMPLE"):
                 m.d.comb += busy.eq(1)
                 with m.If(run):
                     m.d.comb += ph.eq(Phase.SAMPLE)
-                    with held(self.t_sample):
+                    with held(mode.t_sample):
                         m.next = "INTEGRATE"
             with m.State("INTEGRATE"):
                 m.d.comb += busy.eq(1)
                 with m.If(run):
                     m.d.comb += ph.eq(Phase.INTEGRATE)
-                with m.If(run), held(self.t_integ):
+                with m.If(run), held(mode.t_integ):
                     m.d.sync += rep.eq(rep + 1)
                     with m.If(rep != reps_last):
                         m.next = "SAMPLE"
@@ -223,7 +205,7 @@ class MvmEngine(wiring.Component):
                 with m.If(run):
                     m.d.comb += ph.eq(Phase.INJECT)
                     m.d.sync += inj.eq(inj + 1)
-                    with m.If(inj == self.inject_steps - 1):
+                    with m.If(inj == mode.inject_steps - 1):
                         m.next = "COMPARE_SIGN"
             with m.State("COMPARE_SIGN"):
                 m.d.comb += busy.eq(1)
@@ -252,20 +234,22 @@ class MvmEngine(wiring.Component):
                 m.d.comb += busy.eq(1)
                 with m.If(run):
                     m.d.comb += ph.eq(Phase.READOUT)
-                    m.d.sync += self.done.eq(1)
+                    m.d.sync += mode.done.eq(1)
                     m.next = "IDLE"
 
         active_word = ph != Phase.IDLE
         in_adc = (ph == Phase.DECREMENT) | (ph == Phase.COMPARE)
+        out_bl = mode.direction != Direction.FORWARD  # backward and recurrent: BL registers
         m.d.comb += [
-            self.phase.eq(ph),
+            ana.phase.eq(ph),
             self.busy.eq(busy),
-            self.nrn_in.eq(Mux(active_word, Mux(bwd, 1, 2), 0)),
-            self.out_bl.eq(active_word & (self.direction != 0)),
-            self.dac_code.eq(Mux(in_adc, Mux(counting, k_eff - 1, adc), 0)),
+            ana.nrn_in.eq(Mux(active_word, Mux(bwd, NeuronInput.BL, NeuronInput.SL),
+                              NeuronInput.NONE)),
+            ana.out_bl.eq(active_word & out_bl),
+            ana.dac_code.eq(Mux(in_adc, Mux(counting, k_eff - 1, adc), 0)),
             self.lfsr_en.eq(ph == Phase.INJECT),
             self.wb_en.eq(ph == Phase.READOUT),
-            self.wb_bank.eq(self.direction != 0),
+            self.wb_bank.eq(out_bl),
         ]
 
         # ---------------------------------------------------------------- line drivers
@@ -284,15 +268,15 @@ class MvmEngine(wiring.Component):
         n_lines = max(cfg.rows, cfg.cols)
         in_range = [Signal(name=f"in_range{r}") for r in range(n_lines)]
         for r in range(n_lines):
-            m.d.comb += in_range[r].eq(self.in_len > r)
+            m.d.comb += in_range[r].eq(mode.in_len > r)
 
         def drivers(values, count, enable, side):
             """Per-line driver codes of one bank; the bus is split into lines once."""
-            regs = [Signal(w, name=f"{side}_reg{r}") for r in range(count)]
-            m.d.comb += Cat(*regs).eq(values)
+            regs = lines(m, values, count, w, f"{side}_regs")
             codes = []
             sel = bitsel[:min(km, MAX_M)]
-            for r, v in enumerate(regs):
+            for r in range(count):
+                v = regs[r]
                 mag = v[:w - 1] if w > 1 else v
                 mb = Signal(name=f"{side}_bit{r}")
                 m.d.comb += mb.eq((mag[:len(sel)] & sel[:len(mag)]).any())
@@ -302,14 +286,15 @@ class MvmEngine(wiring.Component):
             return Cat(*codes)
 
         m.d.comb += [
-            self.drv_bl.eq(drivers(self.bl_values, cfg.rows, pulse_bl, "bl")),
-            self.drv_sl.eq(drivers(self.sl_values, cfg.cols, pulse_sl, "sl")),
-            self.wl_en.eq(Cat(pulse & (bwd | in_range[r]) for r in range(cfg.rows))),
+            ana.drv_bl.eq(drivers(self.bl_values, cfg.rows, pulse_bl, "bl")),
+            ana.drv_sl.eq(drivers(self.sl_values, cfg.cols, pulse_sl, "sl")),
+            # neuron test mode: every WL stays at ground, the neurons see the drivers
+            ana.wl_en.eq(Cat(pulse & (bwd | in_range[r]) & ~mode.neuron_test
+                             for r in range(cfg.rows))),
         ]
 
         # ---------------------------------------------------------------- digital neurons
-        cmp = [Signal(name=f"cmp{n}") for n in range(n_nrn)]
-        m.d.comb += Cat(*cmp).eq(self.cmp)
+        cmp = lines(m, ana.cmp, n_nrn, 1, "cmp_bits")
         sign = [Signal(name=f"sign{n}") for n in range(n_nrn)]
         mag = [Signal(km, name=f"mag{n}") for n in range(n_nrn)]
         active = [Signal(init=1, name=f"active{n}") for n in range(n_nrn)]
@@ -327,13 +312,13 @@ class MvmEngine(wiring.Component):
         with m.Elif(ph == Phase.COMPARE):
             for n in range(n_nrn):
                 m.d.sync += mag[n].eq(Cat(cmp[n], mag[n][:km - 1]))
-        m.d.comb += self.dec_en.eq(Cat(active[n] | ~counting for n in range(n_nrn)))
+        m.d.comb += ana.dec_en.eq(Cat(active[n] | ~counting for n in range(n_nrn)))
 
         # readout codes: binary magnitudes inverted for sign 0; ReLU zeroes sign-0 magnitudes
         k_mask = Signal(km)
         m.d.comb += k_mask.eq(Array(C((1 << k) - 1, km) for k in range(MAX_K + 1))[k_eff])
         relu = Signal()
-        m.d.comb += relu.eq(self.act == 1)
+        m.d.comb += relu.eq(mode.act == Activation.RELU)
         codes = [Signal(w, name=f"code{n}") for n in range(n_nrn)]
         for n in range(n_nrn):
             inv = Mux(counting | sign[n], 0, k_mask)
@@ -342,8 +327,7 @@ class MvmEngine(wiring.Component):
                 m.d.comb += codes[n].eq(Cat(mag_out[:w - 1], sign[n]))
             else:
                 m.d.comb += codes[n].eq(sign[n])
-        c = cfg.corelet
-        # SL line l = c*j + i carries neuron n = c*i + j; BL line n carries neuron n
-        sl_order = [codes[c * (l % c) + l // c] for l in range(cfg.cols)]
+        # BL line n carries neuron n, SL line l the neuron of corelet_sl_line (its own inverse)
+        sl_order = [codes[corelet_sl_line(cfg.corelet, l)] for l in range(cfg.cols)]
         m.d.comb += self.wb_data.eq(Mux(self.wb_bank, Cat(*codes), Cat(*sl_order)))
         return m

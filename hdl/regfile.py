@@ -29,12 +29,9 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-__all__ = ["LineRegisters", "ADDR_BITS", "LINE_BITS"]
+from .interfaces import ADDR_BITS, LINE_ADDR_BITS, lines, require_config
 
-LINE_BITS = 8
-"""Width of the line field of a host address (the chip's 8-bit address decoder)."""
-ADDR_BITS = LINE_BITS + 1
-"""Host address: bank bit (bit 8) + line."""
+__all__ = ["LineRegisters", "ADDR_BITS", "LINE_ADDR_BITS"]
 
 
 class LineRegisters(wiring.Component):
@@ -49,12 +46,8 @@ class LineRegisters(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        if config.rows > 1 << LINE_BITS or config.cols > 1 << LINE_BITS:
-            self._MustUse__silence = True  # refused, not forgotten: no UnusedElaboratable
-            raise ValueError(
-                f"the {LINE_BITS}-bit line decoder addresses at most {1 << LINE_BITS} lines "
-                f"per bank; config has rows={config.rows}, cols={config.cols}"
-            )
+        # CoreConfig.validate keeps rows and cols within the decoder's 2**LINE_ADDR_BITS
+        require_config(self, config)
         self._config = config
         w = config.line_bits
         super().__init__({
@@ -86,12 +79,10 @@ class LineRegisters(wiring.Component):
 
         bl = [Signal(w, name=f"bl{k}") for k in range(cfg.rows)]
         sl = [Signal(w, name=f"sl{k}") for k in range(cfg.cols)]
-        # split the write-back bus once; slicing it inside the per-line loop is quadratic
-        wb = [Signal(w, name=f"wb{k}") for k in range(cfg.rows)]
-        m.d.comb += Cat(*wb).eq(self.wb_data)
+        wb = lines(m, self.wb_data, cfg.rows, w, "wb")
 
-        bank = self.addr[LINE_BITS]
-        line = self.addr[:LINE_BITS]
+        bank = self.addr[LINE_ADDR_BITS]
+        line = self.addr[:LINE_ADDR_BITS]
         in_range = Signal()
         m.d.comb += in_range.eq(Mux(bank, line < cfg.cols, line < cfg.rows))
 

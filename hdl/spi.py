@@ -40,7 +40,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .regfile import ADDR_BITS, LINE_BITS
+from .interfaces import ADDR_BITS, LINE_ADDR_BITS, require_config
 
 __all__ = ["SpiTarget", "FRAME_BITS", "MIN_HALF_PERIOD"]
 
@@ -63,9 +63,9 @@ class SpiTarget(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        if config.line_bits > 16:
-            self._MustUse__silence = True  # refused, not forgotten: no UnusedElaboratable
-            raise ValueError("SPI frames carry at most 16 data bits")
+        # 16 data bits per frame: CoreConfig keeps line_bits <= max(MAX_INPUT_BITS,
+        # MAX_OUTPUT_BITS) = 10
+        require_config(self, config)
         self._config = config
         w = config.line_bits
         super().__init__({
@@ -164,7 +164,7 @@ class SpiTarget(wiring.Component):
         # --- arbitration: SPI first
         spi_req = spi_re | spi_we
         spi_addr = Mux(spi_we, Cat(wr_line, wr_bank), Cat(rd_line, rd_bank))
-        assert LINE_BITS == 8
+        assert LINE_ADDR_BITS == 8  # the frame's byte 1 is the line
         m.d.comb += [
             self.miso.eq(tx[15]),
             self.addr.eq(Mux(spi_req, spi_addr, self.p_addr)),

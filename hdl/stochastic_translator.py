@@ -29,6 +29,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
+from .interfaces import require_config
 from .lfsr import LfsrChains
 
 __all__ = ["StochasticTranslatorBank"]
@@ -38,6 +39,7 @@ class StochasticTranslatorBank(wiring.Component):
     """The LFSR chains plus one translator per row and column."""
 
     def __init__(self, config: CoreConfig):
+        require_config(self, config)
         self._config = config
         cfg = config
         super().__init__({

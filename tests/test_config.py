@@ -52,3 +52,33 @@ def test_derived_sizes():
     assert cfg.lines == 32
     assert cfg.lfsr_chain_length == 32 * cfg.str_bits
     assert cfg.lfsr_warmup_cycles == -(-(cfg.lfsr_chain_length - 29) // cfg.str_bits)
+
+
+@pytest.mark.parametrize("changes,match", [
+    # the register address has an 8-bit line field: at most 256 lines per bank
+    ({"corelet": 17, "rows": 289, "cols": 289}, r"corelet = 17 is out of range \[1, 16\]"),
+    ({"corelet": 64, "rows": 4096, "cols": 4096}, r"corelet = 64 is out of range \[1, 16\]"),
+    ({"rows": 257}, r"rows = 257 is out of range \[1, 256\]"),
+    ({"cols": 1024}, r"cols = 1024 is out of range \[1, 256\]"),
+    # a command argument is 16 bits wide: BL and the STR gain code travel in one
+    ({"bl_max": 1 << 16}, r"bl_max = 65536 is out of range \[1, 65535\]"),
+    ({"str_gain_bits": 17}, r"str_gain_bits = 17 is out of range \[1, 16\]"),
+])
+def test_rtl_limits_refused_before_elaboration(changes, match):
+    with pytest.raises(ConfigError, match=match):
+        CoreConfig().replace(**changes)
+
+
+def test_every_valid_line_count_elaborates():
+    """The largest config validate accepts is accepted by the RTL's line decoder as well
+    (which refuses more than MAX_LINES lines per bank at construction)."""
+    from cimflow.config import MAX_CORELET, MAX_LINES
+    from cimflow.hdl.regfile import LineRegisters
+
+    big = CoreConfig(corelet=MAX_CORELET, rows=MAX_LINES, cols=MAX_LINES)
+    regs = LineRegisters(big)
+    regs._MustUse__silence = True  # constructed to see it accepted, not elaborated
+    assert regs.config is big
+    with pytest.raises(ConfigError, match=r"corelet = 17"):
+        CoreConfig(corelet=MAX_CORELET + 1, rows=(MAX_CORELET + 1) ** 2,
+                   cols=(MAX_CORELET + 1) ** 2)

@@ -10,10 +10,12 @@ the macro's ``cmp`` sequence with the golden result registers.
 
 import re
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from amaranth.back import verilog
+from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
 from cimflow.config import PRESETS
@@ -151,6 +153,9 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
     n = cfg.rows
     rng = np.random.default_rng(seed)
     dut = AnalogMacro(cfg, offset_bits=offset_bits)
+    # the analog interface as raw values (the phase and neuron-input enums set as codes)
+    pin = SimpleNamespace(**{n: Value.cast(getattr(dut.analog, n))
+                             for n in dut.analog.signature.members})
     bl_of, sl_of = corelet_map(cfg)
     qmax = (1 << (dut.charge_bits - 1)) - 1
     stats = {"words": 0, "cycles": 0, "mvms": 0, "saturated": 0}
@@ -205,37 +210,37 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
             assert ctx.get(dut.dbg_charge) == core.bank.q_integ[k], (k, st)
 
     async def apply(ctx, c, digital, noise, core, keep_word):
-        assert not ctx.get(dut.hold)
-        ctx.set(dut.phase, int(c.phase))
-        ctx.set(dut.drv_bl, bus(c.drv_bl, 2))
-        ctx.set(dut.drv_sl, bus(c.drv_sl, 2))
-        ctx.set(dut.wl_en, bus(c.wl_en, 1))
-        ctx.set(dut.nrn_in, int(c.nrn_in))
-        ctx.set(dut.dac_code, c.dac_code)
-        ctx.set(dut.dec_en, bus(digital.dec_en(), 1))
+        assert not ctx.get(pin.hold)
+        ctx.set(pin.phase, int(c.phase))
+        ctx.set(pin.drv_bl, bus(c.drv_bl, 2))
+        ctx.set(pin.drv_sl, bus(c.drv_sl, 2))
+        ctx.set(pin.wl_en, bus(c.wl_en, 1))
+        ctx.set(pin.nrn_in, int(c.nrn_in))
+        ctx.set(pin.dac_code, c.dac_code)
+        ctx.set(pin.dec_en, bus(digital.dec_en(), 1))
         if c.phase is Phase.INJECT:
-            ctx.set(dut.lfsr_bits, bus(noise.bits(1)[0, :n], 1))
+            ctx.set(dut.noise_bits, bus(noise.bits(1)[0, :n], 1))
         if c.phase is Phase.COMPARE_SIGN:
             await check_charges(ctx, core, core.st)
             clip = core.bank.clip
             stats["saturated"] += clip is not None and bool((abs(core.bank.q_integ) == clip).any())
-        cmp_now = bits_of(ctx.get(dut.cmp), n)  # the engine samples it at the coming edge
+        cmp_now = bits_of(ctx.get(pin.cmp), n)  # the engine samples it at the coming edge
         await ctx.tick()
         core.step(c)
         if c.phase in (Phase.COMPARE_SIGN, Phase.COMPARE):
             assert (cmp_now == core.bank.cmp).all(), (c.phase, cmp_now, core.bank.cmp)
         if not keep_word:  # the engine sends IDLE words while held
-            ctx.set(dut.phase, 0)
-            ctx.set(dut.drv_bl, 0)
-            ctx.set(dut.drv_sl, 0)
-            ctx.set(dut.wl_en, 0)
+            ctx.set(pin.phase, 0)
+            ctx.set(pin.drv_bl, 0)
+            ctx.set(pin.drv_sl, 0)
+            ctx.set(pin.wl_en, 0)
         held = 0
-        while ctx.get(dut.hold):
+        while ctx.get(pin.hold):
             await ctx.tick()
             held += 1
         assert held == (wl_pulse_cycles(cfg) - 1 if c.phase is Phase.WL_PULSE else 0)
-        ctx.set(dut.phase, 0)
-        cmp = bits_of(ctx.get(dut.cmp), n)  # the latched comparator bits
+        ctx.set(pin.phase, 0)
+        cmp = bits_of(ctx.get(pin.cmp), n)  # the latched comparator bits
         assert (cmp == core.bank.cmp).all(), (c.phase, cmp, core.bank.cmp)
         digital.after(c.phase, cmp)
         stats["words"] += 1
@@ -328,6 +333,7 @@ def test_macro_with_mvm_engine(name, seed, n_mvms, offset_bits):
     """MvmEngine + AnalogMacro + LfsrChains wired as in the core: the written-back codes equal
     the golden CycleCore's, and every WL_PULSE adds rows + 27 held clocks to the MVM."""
     from amaranth.hdl import Module
+    from amaranth.lib import wiring
 
     from cimflow.golden.cycle import cycle_count
     from cimflow.hdl.lfsr import LfsrChains
@@ -340,12 +346,12 @@ def test_macro_with_mvm_engine(name, seed, n_mvms, offset_bits):
     m.submodules.eng = eng = MvmEngine(cfg)
     m.submodules.mac = mac = AnalogMacro(cfg, offset_bits=offset_bits)
     m.submodules.lfsr = lfsr = LfsrChains(cfg)
+    wiring.connect(m, eng.analog, mac.analog)
     m.d.comb += [
-        mac.phase.eq(eng.phase), mac.drv_bl.eq(eng.drv_bl), mac.drv_sl.eq(eng.drv_sl),
-        mac.wl_en.eq(eng.wl_en), mac.nrn_in.eq(eng.nrn_in), mac.dac_code.eq(eng.dac_code),
-        mac.dec_en.eq(eng.dec_en), mac.lfsr_bits.eq(lfsr.bits[:rows]), lfsr.en.eq(eng.lfsr_en),
-        eng.cmp.eq(mac.cmp), eng.hold.eq(mac.hold), eng.lfsr_ready.eq(lfsr.ready),
+        mac.noise_bits.eq(lfsr.bits[:rows]), lfsr.en.eq(eng.lfsr_en),
+        eng.lfsr_ready.eq(lfsr.ready),
     ]
+    mode = eng.mode
     qmax = (1 << (mac.charge_bits - 1)) - 1
 
     async def bench(ctx):
@@ -385,16 +391,17 @@ def test_macro_with_mvm_engine(name, seed, n_mvms, offset_bits):
                 ("direction", st.direction.value), ("adc_mode", st.adc_mode.value),
                 ("out_k", st.k), ("in_m", max(st.in_bits - 1, 1)), ("act", st.activation.value),
                 ("inject_steps", st.inject_steps), ("in_len", in_len),
-                ("bl_values", bus(bl, w)), ("sl_values", bus(sl, w)),
             ]:
-                ctx.set(getattr(eng, port), value)
+                ctx.set(getattr(mode, port), value)
+            ctx.set(eng.bl_values, bus(bl, w))
+            ctx.set(eng.sl_values, bus(sl, w))
             while not ctx.get(lfsr.ready):
                 await ctx.tick()
-            ctx.set(eng.start, 1)
+            ctx.set(mode.start, 1)
             await ctx.tick()
-            ctx.set(eng.start, 0)
+            ctx.set(mode.start, 0)
             cycles, wb = 1, None
-            while not ctx.get(eng.done):
+            while not ctx.get(mode.done):
                 if ctx.get(eng.wb_en):
                     wb = (ctx.get(eng.wb_bank), ctx.get(eng.wb_data))
                 await ctx.tick()

@@ -8,10 +8,12 @@ The written-back codes are compared with CycleCore's registers and with algorith
 
 import time
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from amaranth.back import verilog
+from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
 from cimflow.config import PRESETS
@@ -20,6 +22,7 @@ from cimflow.golden.cycle import Control, NrnIn, Phase, cycle_count
 from cimflow.golden.lfsr import LfsrChains
 from cimflow.golden.mvm import mvm
 from cimflow.golden.neuron import Activation
+from cimflow.hdl.interfaces import flat_ports
 from cimflow.hdl.mvm_engine import MvmEngine
 from cimflow.modes import AdcMode
 from cimflow.verif.harness import Lockstep
@@ -34,9 +37,18 @@ def _cfg(name, in_bits=8, out_bits=10):
     return PRESETS[name].replace(input_bits=in_bits, output_bits=out_bits)
 
 
-def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0):
-    """Run ``cases`` back to back on one simulated engine; check every word and readout."""
+def pins(dut):
+    """The engine's ports by their flat (Verilog) names, as raw values (enums read as int)."""
+    return SimpleNamespace(**{k: Value.cast(v) for k, (_, v) in flat_ports(dut).items()})
+
+
+def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0, gate="hold"):
+    """Run ``cases`` back to back on one simulated engine; check every word and readout.
+
+    ``gate`` names the input that holds the engine with probability ``hold_p``: the macro's
+    ``hold`` or the controller's ``clk_gate`` (clock gating acts as a hold)."""
     dut = MvmEngine(cfg)
+    p = pins(dut)
     w = cfg.line_bits
     rows, cols = cfg.rows, cfg.cols
     bl_of, sl_of = corelet_map(cfg)
@@ -46,66 +58,66 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0):
         for case in cases:
             st = case["st"]
             for name, value in mode_registers(case).items():
-                ctx.set(getattr(dut, name), value)
-            ctx.set(dut.bl_values, pack(case["bl"], w))
-            ctx.set(dut.sl_values, pack(case["sl"], w))
+                ctx.set(getattr(p, name), value)
+            ctx.set(p.bl_values, pack(case["bl"], w))
+            ctx.set(p.sl_values, pack(case["sl"], w))
             stoch = st.activation is Activation.STOCHASTIC and st.inject_steps > 0
-            ctx.set(dut.lfsr_ready, 0 if (lfsr_wait and stoch) else 1)
+            ctx.set(p.lfsr_ready, 0 if (lfsr_wait and stoch) else 1)
             golden = Lockstep(case, LfsrChains(cfg, *SEEDS))
             core, want = golden.core, golden.want
             assert len(want) == cycle_count(st)
-            assert not ctx.get(dut.busy)
-            ctx.set(dut.start, 1)
+            assert not ctx.get(p.busy)
+            ctx.set(p.start, 1)
             await ctx.tick()
-            ctx.set(dut.start, 0)
+            ctx.set(p.start, 0)
             if lfsr_wait and stoch:
                 for _ in range(lfsr_wait):
-                    assert ctx.get(dut.busy) and ctx.get(dut.phase) == 0
-                    assert ctx.get(dut.lfsr_en) == 0
+                    assert ctx.get(p.busy) and ctx.get(p.phase) == 0
+                    assert ctx.get(p.lfsr_en) == 0
                     await ctx.tick()
-                ctx.set(dut.lfsr_ready, 1)  # seen at the next edge: one more idle word
-                assert ctx.get(dut.busy) and ctx.get(dut.phase) == 0
+                ctx.set(p.lfsr_ready, 1)  # seen at the next edge: one more idle word
+                assert ctx.get(p.busy) and ctx.get(p.phase) == 0
                 await ctx.tick()
             i = 0
             wb = None
             while i < len(want):
                 hold = int(rng.random() < hold_p)
-                ctx.set(dut.hold, hold)
-                ctx.set(dut.start, int(rng.random() < start_p))  # ignored while busy
-                assert ctx.get(dut.busy) and not ctx.get(dut.done)
-                ph = ctx.get(dut.phase)
-                drv_bl = unpack(ctx.get(dut.drv_bl), rows, 2).astype(np.uint8)
-                drv_sl = unpack(ctx.get(dut.drv_sl), cols, 2).astype(np.uint8)
-                wl = unpack(ctx.get(dut.wl_en), rows, 1).astype(bool)
+                ctx.set(getattr(p, gate), hold)
+                ctx.set(p.start, int(rng.random() < start_p))  # ignored while busy
+                assert ctx.get(p.busy) and not ctx.get(p.done)
+                ph = ctx.get(p.phase)
+                drv_bl = unpack(ctx.get(p.drv_bl), rows, 2).astype(np.uint8)
+                drv_sl = unpack(ctx.get(p.drv_sl), cols, 2).astype(np.uint8)
+                wl = unpack(ctx.get(p.wl_en), rows, 1).astype(bool)
                 if hold:
                     assert ph == 0 and not drv_bl.any() and not drv_sl.any() and not wl.any()
-                    assert ctx.get(dut.nrn_in) == 0 and not ctx.get(dut.lfsr_en)
-                    assert not ctx.get(dut.wb_en)
-                    ctx.set(dut.cmp, int(rng.integers(0, 1 << rows)))  # must be ignored
+                    assert ctx.get(p.nrn_in) == 0 and not ctx.get(p.lfsr_en)
+                    assert not ctx.get(p.wb_en)
+                    ctx.set(p.cmp, int(rng.integers(0, 1 << rows)))  # must be ignored
                     stats["held"] += 1
                     await ctx.tick()
                     continue
-                got = Control(Phase(ph), drv_bl, drv_sl, wl, NrnIn(ctx.get(dut.nrn_in)),
-                              ctx.get(dut.dac_code), bool(ctx.get(dut.out_bl)))
+                got = Control(Phase(ph), drv_bl, drv_sl, wl, NrnIn(ctx.get(p.nrn_in)),
+                              ctx.get(p.dac_code), bool(ctx.get(p.out_bl)))
                 exp = want[i]
                 where = f"cycle {i}: {exp.phase.name} vs {got.phase.name}"
                 assert got.phase is exp.phase, where  # before the engine-only checks
-                assert ctx.get(dut.lfsr_en) == (exp.phase is Phase.INJECT), where
-                assert ctx.get(dut.wb_en) == (exp.phase is Phase.READOUT), where
+                assert ctx.get(p.lfsr_en) == (exp.phase is Phase.INJECT), where
+                assert ctx.get(p.wb_en) == (exp.phase is Phase.READOUT), where
                 if exp.phase is Phase.DECREMENT:
-                    dec = unpack(ctx.get(dut.dec_en), rows, 1).astype(bool)
+                    dec = unpack(ctx.get(p.dec_en), rows, 1).astype(bool)
                     if st.adc_mode is AdcMode.COUNTING:
                         assert np.array_equal(dec, core.bank.active), where
                     else:
                         assert dec.all(), where
                 if exp.phase is Phase.READOUT:
-                    wb = (ctx.get(dut.wb_bank), ctx.get(dut.wb_data))
-                ctx.set(dut.cmp, pack(golden.check(got), 1))
+                    wb = (ctx.get(p.wb_bank), ctx.get(p.wb_data))
+                ctx.set(p.cmp, pack(golden.check(got), 1))
                 i += 1
                 await ctx.tick()
-            ctx.set(dut.hold, 0)
-            ctx.set(dut.start, 0)
-            assert ctx.get(dut.done) and not ctx.get(dut.busy)
+            ctx.set(getattr(p, gate), 0)
+            ctx.set(p.start, 0)
+            assert ctx.get(p.done) and not ctx.get(p.busy)
             stats["cycles"] += len(want)
             # results: CycleCore registers and algorithmic mvm(), bit for bit
             out_bl = st.direction is not Direction.FORWARD
@@ -163,6 +175,49 @@ def test_hold_and_start_while_busy_leave_sequence_unchanged():
     cases = [random_case(cfg, rng, max_counting_k=4) for _ in range(10)]
     stats = run_cases(cfg, cases, rng, hold_p=0.3, start_p=0.2)
     assert stats["held"] > 50
+
+
+def test_clock_gate_holds_like_hold():
+    cfg = _cfg("tiny")
+    rng = np.random.default_rng(13)
+    cases = [random_case(cfg, rng, max_counting_k=4) for _ in range(4)]
+    stats = run_cases(cfg, cases, rng, hold_p=0.3, gate="clk_gate")
+    assert stats["held"] > 20
+
+
+def test_neuron_test_grounds_every_word_line():
+    """Neuron test mode: the WL_PULSE words drive the lines but enable no WL."""
+    cfg = _cfg("tiny")
+    rng = np.random.default_rng(14)
+    case = random_case(cfg, rng, direction=Direction.FORWARD)
+    dut = MvmEngine(cfg)
+    p = pins(dut)
+
+    async def bench(ctx):
+        for name, value in mode_registers(case).items():
+            ctx.set(getattr(p, name), value)
+        ctx.set(p.bl_values, pack(case["bl"], cfg.line_bits))
+        ctx.set(p.lfsr_ready, 1)
+        pulses = {}
+        for neuron_test in (0, 1):
+            ctx.set(p.neuron_test, neuron_test)
+            ctx.set(p.start, 1)
+            await ctx.tick()
+            ctx.set(p.start, 0)
+            wl, drv = 0, 0
+            while ctx.get(p.busy):
+                if ctx.get(p.phase) == Phase.WL_PULSE.value:
+                    wl |= ctx.get(p.wl_en)
+                    drv |= ctx.get(p.drv_bl)
+                await ctx.tick()
+            pulses[neuron_test] = (wl, drv)
+        assert pulses[0][0] != 0 and pulses[1][0] == 0  # WLs on, then grounded
+        assert pulses[1][1] == pulses[0][1] != 0  # the same driver codes either way
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
 
 
 def test_stochastic_waits_for_lfsr_ready():

@@ -187,8 +187,3 @@ def test_regfile_verilog_full(name):
     dt = time.perf_counter() - t
     assert dt < 10, dt
     assert "module regs" in text
-
-
-def test_too_many_lines_rejected():
-    with pytest.raises(ValueError, match="8-bit line decoder"):
-        LineRegisters(PRESETS["full"].replace(corelet=17, rows=289, cols=289))

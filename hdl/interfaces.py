@@ -1,0 +1,186 @@
+"""The typed interfaces between the core's blocks, and the encodings their ports carry.
+
+One definition per interface, shared by every block on either side and joined with
+``wiring.connect``, so a port renamed or resized on one side fails at elaboration instead of
+wiring the wrong bits (docs/cycle_interface.md describes the timing):
+
+* ``MvmModeSignature``: the mode registers the controller holds and the MVM engine reads
+  (constant during an MVM). The mode encodings are those of :mod:`cimflow.modes`.
+* ``AnalogSignature``: the cycle interface from the MVM engine (digital) to the array and
+  neurons (the behavioural ``AnalogMacro`` or a testbench): one control word per clock out,
+  the comparator bits and ``hold`` back.
+* ``HostSignature``: what a host (the FPGA board controller) drives: SPI, the parallel
+  register port and the command port.
+
+Line buses stay flat bit vectors at the ports (the Verilog tops keep their port names and
+widths); blocks read them line by line through ``lines``, an ``ArrayLayout`` view.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from amaranth.hdl import Signal
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import In, Out
+
+from cimflow.config import LINE_ADDR_BITS, CoreConfig
+from cimflow.modes import Activation, AdcMode, Direction
+
+__all__ = [
+    "Phase", "Drive", "NeuronInput", "MvmModeSignature", "AnalogSignature", "HostSignature",
+    "lines", "corelet_sl_line", "require_config", "flat_ports", "flat_view", "ADDR_BITS",
+    "LINE_ADDR_BITS", "OP_BITS", "ARG_BITS",
+]
+
+ADDR_BITS = LINE_ADDR_BITS + 1
+"""Host address: bank bit (bit 8, 0 = BL rows, 1 = SL columns) + line."""
+OP_BITS = 5
+"""Width of a command opcode (docs/command_set.md)."""
+ARG_BITS = 16
+"""Width of a command argument."""
+
+
+class Phase(enum.Enum, shape=4):
+    """Control-word phase (docs/cycle_interface.md); the values are the golden codes."""
+
+    IDLE = 0
+    PRECHARGE = 1
+    WL_PULSE = 2
+    SAMPLE = 3
+    INTEGRATE = 4
+    INJECT = 5
+    COMPARE_SIGN = 6
+    DECREMENT = 7
+    COMPARE = 8
+    READOUT = 9
+
+
+class Drive(enum.Enum, shape=2):
+    """Code of one BL/SL driver: the applied level s in {-1, 0, +1} is ``code - 2``."""
+
+    OFF = 0
+    """Not driven (floating)."""
+    LOW = 1
+    """s = -1."""
+    REF = 2
+    """s = 0 (the reference level; also the precharge level)."""
+    HIGH = 3
+    """s = +1."""
+
+
+class NeuronInput(enum.Enum, shape=2):
+    """Which lines the neurons sense (``nrn_in``)."""
+
+    NONE = 0
+    BL = 1
+    SL = 2
+
+
+def require_config(component, config) -> CoreConfig:
+    """``config`` if it is a CoreConfig (validated on construction), else a one-line error."""
+    if not isinstance(config, CoreConfig):
+        component._MustUse__silence = True  # refused, not forgotten: no UnusedElaboratable
+        raise TypeError(f"{type(component).__name__}: config must be a CoreConfig, "
+                        f"got {type(config).__name__}")
+    return config
+
+
+def lines(m, bus, count: int, width: int, name: str) -> data.View:
+    """``bus`` (line k in bits k*width .. k*width+width-1) as an array of ``count`` lines.
+
+    The bus is copied once into one signal of that layout, so indexing a line is a slice of
+    one wire (slicing a wide expression per line makes the generated Verilog quadratic).
+    """
+    view = Signal(data.ArrayLayout(width, count), name=name)
+    m.d.comb += view.eq(bus)
+    return view
+
+
+def corelet_sl_line(corelet: int, neuron: int) -> int:
+    """The SL that neuron ``n = c*i + j`` (corelet (i, j), c = corelet) senses: ``c*j + i``.
+
+    The neuron senses BL n; the map is its own inverse, so it also gives the neuron on SL l.
+    """
+    return corelet * (neuron % corelet) + neuron // corelet
+
+
+class MvmModeSignature(wiring.Signature):
+    """What the controller (Out) hands the MVM engine (In): the mode registers (constant
+    during an MVM because a command while busy is refused), the neuron-test and clock-gate
+    bits, and the start / done handshake."""
+
+    def __init__(self):
+        super().__init__({
+            "direction": Out(Direction),
+            "adc_mode": Out(AdcMode),
+            "out_k": Out(4),
+            "in_m": Out(3),
+            "act": Out(Activation),
+            "inject_steps": Out(16),
+            # pulse-generator widths in clocks (0 behaves as 1): WL, sample, integrate
+            "t_wl": Out(4),
+            "t_sample": Out(4),
+            "t_integ": Out(8),
+            "in_len": Out(9),
+            "neuron_test": Out(1),
+            "clk_gate": Out(1),
+            "start": Out(1),
+            "done": In(1),
+        })
+
+
+class AnalogSignature(wiring.Signature):
+    """The cycle interface, from the digital side (Out) to array + neurons (In)."""
+
+    def __init__(self, rows: int, cols: int):
+        super().__init__({
+            "phase": Out(Phase),
+            "drv_bl": Out(2 * rows),
+            "drv_sl": Out(2 * cols),
+            "wl_en": Out(rows),
+            "nrn_in": Out(NeuronInput),
+            "out_bl": Out(1),
+            "dac_code": Out(4),
+            "dec_en": Out(rows),
+            "cmp": In(rows),
+            "hold": In(1),
+        })
+
+
+class HostSignature(wiring.Signature):
+    """Host ports, from the host (Out) to the core (In)."""
+
+    def __init__(self, line_bits: int, op_shape=OP_BITS):
+        super().__init__({
+            "sck": Out(1), "cs_n": Out(1, init=1), "mosi": Out(1), "miso": In(1),
+            "p_addr": Out(ADDR_BITS), "p_wdata": Out(line_bits), "p_we": Out(1),
+            "p_re": Out(1), "p_ready": In(1), "p_rdata": In(line_bits),
+            "cmd_valid": Out(1), "cmd_op": Out(op_shape), "cmd_arg": Out(ARG_BITS),
+            "busy": In(1), "done": In(1), "error": In(1), "status": In(8),
+            "read_data": In(16),
+        })
+
+
+def flat_ports(component: wiring.Component) -> dict[str, tuple[wiring.Member, object]]:
+    """Every port of ``component`` by its leaf name: ``mode.direction`` is ``direction``.
+
+    The Verilog tops and the testbenches use these flat names (the cocotb testbenches were
+    written against flat ports). Returns ``{name: (member, port)}`` with the member's flow
+    as seen from outside ``component``; two ports with one leaf name are an error.
+    """
+    out: dict[str, tuple[wiring.Member, object]] = {}
+    for path, member, port in component.signature.flatten(component):
+        name = path[-1]
+        if name in out:
+            raise ValueError(f"two ports of {type(component).__name__} are named {name!r}")
+        out[name] = (member, port)
+    return out
+
+
+def flat_view(signature: wiring.Signature, owner) -> SimpleNamespace:
+    """``owner``'s flat ports named like the members of ``signature``, as an interface
+    object that ``wiring.connect`` accepts: a top whose ports must stay flat (and whose
+    internal signals stay in its own Verilog module) still joins a typed interface."""
+    return SimpleNamespace(signature=signature,
+                           **{name: getattr(owner, name) for name in signature.members})
