@@ -164,8 +164,8 @@ def convert_to_analog(model: nn.Module, rpu_config: RPUConfig | None = None) -> 
                 swap(child)
                 continue
             counter[0] += 1
+            new.to(device=child.weight.device, dtype=child.weight.dtype)
             new.set_weights(child.weight, child.bias)
-            new.to(child.weight.device)
             setattr(parent, name, new)
 
     swap(model)
