@@ -25,7 +25,7 @@ import torch
 
 from .devices import DeviceState
 
-__all__ = ["apply_counts", "apply_direction", "apply_pulses"]
+__all__ = ["apply_counts", "apply_direction", "apply_signed", "apply_pulses"]
 
 
 def _randn(like: torch.Tensor, generator):
@@ -59,7 +59,28 @@ def apply_direction(w, st: DeviceState, up: bool, n, h=None, k: float = 0.0, gen
             s2 = s2 + h * torch.log1p(k * k * r / (1 - k * a) ** 2)
         log_m = log_m - 0.5 * s2 + s2.sqrt() * _randn(w, generator)
     u = (1 - w / bound) * torch.exp(log_m)
-    return st.clip(bound * (1 - u))
+    touched = n > 0 if not use_h else (n + h) > 0  # untouched cells keep w to the last bit
+    return torch.where(touched, st.clip(bound * (1 - u)), w)
+
+
+def apply_signed(w, st: DeviceState, n_signed, generator=None):
+    """Each cell's coincidences all in one direction, sign(n_signed) (one sample, k = 0)."""
+    up = n_signed > 0
+    n = n_signed.abs()
+    dw = torch.where(up, st.dw_up, st.dw_down)
+    if not st.soft:
+        step = dw * n
+        if st.c2c:
+            step = step + dw * st.c2c * n.sqrt() * _randn(w, generator)
+        return st.clip(torch.where(up, w + step, w - step))
+    bound = torch.where(up, st.b_max, st.b_min)
+    a = dw / bound.abs()
+    log_m = n * torch.log1p(-a)
+    if st.c2c:
+        s2 = n * torch.log1p((a * st.c2c) ** 2 / (1 - a) ** 2)
+        log_m = log_m - 0.5 * s2 + s2.sqrt() * _randn(w, generator)
+    u = (1 - w / bound) * torch.exp(log_m)
+    return torch.where(n > 0, st.clip(bound * (1 - u)), w)
 
 
 def apply_counts(w, st: DeviceState, counts, k: float = 0.0, generator=None):

@@ -43,6 +43,26 @@ class DeviceState:
     c2c: float  # cycle-to-cycle std, relative, per coincidence
     soft: bool  # soft bounds (True) or constant step with hard bounds (False)
 
+    packed: torch.Tensor | None = None  # the four tensors stacked, when they came so
+
+    @classmethod
+    def unpack(cls, packed: torch.Tensor, c2c: float, soft: bool) -> DeviceState:
+        """From one (4, ...) tensor: dw_up, dw_down, b_max, b_min (views, no copy)."""
+        return cls(packed[0], packed[1], packed[2], packed[3], c2c, soft, packed)
+
+    def pack(self) -> torch.Tensor:
+        if self.packed is not None:
+            return self.packed
+        return torch.stack([self.dw_up, self.dw_down, self.b_max, self.b_min])
+
+    def rows(self, idx: torch.Tensor) -> DeviceState:
+        """The cells of output rows ``idx`` (first dimension): one gather."""
+        return DeviceState.unpack(self.pack().index_select(1, idx), self.c2c, self.soft)
+
+    def cols(self, sl: slice) -> DeviceState:
+        """The cells of input columns ``sl`` (second dimension), as views."""
+        return DeviceState.unpack(self.pack()[:, :, sl], self.c2c, self.soft)
+
     def to(self, device) -> DeviceState:
         t = {k: getattr(self, k).to(device) for k in ("dw_up", "dw_down", "b_max", "b_min")}
         return DeviceState(**t, c2c=self.c2c, soft=self.soft)

@@ -19,11 +19,15 @@ class AnalogSGD(torch.optim.SGD):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        digital = False
         for group in self.param_groups:
             for p in group["params"]:
                 tile = getattr(p, "_rpu_tile", None)
                 if tile is not None:
                     p.grad = None  # the zero-size context carries no gradient
                     tile.step(group["lr"])
-        super().step()
+                elif p.grad is not None:
+                    digital = True
+        if digital:
+            super().step()
         return loss

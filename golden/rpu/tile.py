@@ -118,13 +118,13 @@ class _TileBase(nn.Module):
 
     def _states(self, prefix: str, dev: ConstantStepDevice, shape, gen):
         st = dev.sample(shape, generator=gen)
-        for k in ("dw_up", "dw_down", "b_max", "b_min"):
-            self.register_buffer(f"{prefix}_{k}", getattr(st, k))
+        self.register_buffer(f"{prefix}_device", st.pack())
         return st
 
     def _state(self, prefix: str, dev: ConstantStepDevice):
-        t = [getattr(self, f"{prefix}_{k}") for k in ("dw_up", "dw_down", "b_max", "b_min")]
-        return DeviceState(*t, float(dev.dw_min_std), dev.soft)
+        """The array's per-cell device parameters (stored as one (4, out, in) buffer)."""
+        return DeviceState.unpack(getattr(self, f"{prefix}_device"), float(dev.dw_min_std),
+                                  dev.soft)
 
     def record(self, x: torch.Tensor, d: torch.Tensor) -> None:
         """Keep the inputs and (negative-gradient) errors of a backward pass for the update."""
@@ -222,10 +222,8 @@ class TransferTile(_TileBase):
             self.c = self._pulse(self.c, self._state("c", self.dev_c), self.dev_c, e, v,
                                  self.tc.transfer_lr)
             return
-        st = self._state("c", self.dev_c)
         col = slice(k, k + 1)
-        sub = DeviceState(st.dw_up[:, col], st.dw_down[:, col], st.b_max[:, col],
-                          st.b_min[:, col], st.c2c, st.soft)
+        sub = self._state("c", self.dev_c).cols(col)
         self.c[:, col] = self._pulse(self.c[:, col], sub, self.dev_c, u, v, self.tc.transfer_lr)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .closed_form import apply_counts
+from .closed_form import apply_counts, apply_signed
 from .devices import DeviceState
 from .pulses import BernoulliSource, gain_for
 
@@ -30,14 +30,16 @@ def pulsed_update(w: torch.Tensor, st: DeviceState, x, d, lr: float, *, bl: int,
         counts = source.counts(x, d, bl, gain, half=half, generator=generator)
     rows = counts.rows
     if rows is None:
-        return apply_counts(w, st, counts, half_select, generator)
+        return _apply(w, st, counts, half_select, generator)
     if rows.numel() == 0:
         return w
-    new = apply_counts(w.index_select(0, rows), _rows(st, rows), counts, 0.0, generator)
-    return w.index_copy(0, rows, new)
+    if rows.numel() == w.shape[0]:  # every output line pulsed: nothing to gather
+        return _apply(w, st, counts, 0.0, generator)
+    new = _apply(w.index_select(0, rows), st.rows(rows), counts, 0.0, generator)
+    return w.index_copy_(0, rows, new)  # in place: the caller's array is updated too
 
 
-def _rows(st: DeviceState, rows) -> DeviceState:
-    return DeviceState(st.dw_up.index_select(0, rows), st.dw_down.index_select(0, rows),
-                       st.b_max.index_select(0, rows), st.b_min.index_select(0, rows),
-                       st.c2c, st.soft)
+def _apply(w, st: DeviceState, counts, k, generator):
+    if counts.single is not None:
+        return apply_signed(w, st, counts.single, generator)
+    return apply_counts(w, st, counts, k, generator)
