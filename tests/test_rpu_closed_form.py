@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import stats
 
-from cimflow.golden.rpu.closed_form import apply_direction, apply_pulses
+from cimflow.golden.rpu.closed_form import apply_direction, apply_pulses, apply_signed
 from cimflow.golden.rpu.devices import DeviceState
 
 T = 20000
@@ -63,3 +63,22 @@ def test_ks_has_power():
     mean = pulses.mean()
     wrong = mean + (closed - mean) * 1.5**0.5
     assert stats.ks_2samp(wrong.numpy(), pulses.numpy()).pvalue < ALPHA
+
+
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("c2c", [0.0, 0.3])
+def test_signed_single_sample_path_equals_directional(soft, c2c):
+    # the sign-arithmetic path of one sample = the per-direction closed form, same noise draws
+    g = torch.Generator().manual_seed(4)
+    ones = torch.ones(T, dtype=torch.float64)
+    st = DeviceState(0.02 * (1 + 0.3 * torch.rand(T, dtype=torch.float64, generator=g)),
+                     0.015 * ones, 0.6 * ones, -0.5 * ones, c2c, soft)
+    w = torch.rand(T, dtype=torch.float64, generator=g) - 0.5
+    n = torch.randint(-10, 11, (T,), generator=g).double()
+    got = apply_signed(w, st, n, generator=torch.Generator().manual_seed(9))
+    up = apply_direction(w, st, True, n.clamp(min=0), generator=torch.Generator().manual_seed(9))
+    down = apply_direction(w, st, False, (-n).clamp(min=0),
+                           generator=torch.Generator().manual_seed(9))
+    want = torch.where(n > 0, up, torch.where(n < 0, down, w))
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
+    assert torch.equal(got[n == 0], w[n == 0])

@@ -58,29 +58,33 @@ def apply_direction(w, st: DeviceState, up: bool, n, h=None, k: float = 0.0, gen
         if use_h:
             s2 = s2 + h * torch.log1p(k * k * r / (1 - k * a) ** 2)
         log_m = log_m - 0.5 * s2 + s2.sqrt() * _randn(w, generator)
-    u = (1 - w / bound) * torch.exp(log_m)
-    touched = n > 0 if not use_h else (n + h) > 0  # untouched cells keep w to the last bit
-    return torch.where(touched, st.clip(bound * (1 - u)), w)
+    return st.clip(w - (bound - w) * torch.expm1(log_m))  # exactly w where n = h = 0
 
 
 def apply_signed(w, st: DeviceState, n_signed, generator=None):
-    """Each cell's coincidences all in one direction, sign(n_signed) (one sample, k = 0)."""
-    up = n_signed > 0
+    """Each cell's coincidences all in one direction, sign(n_signed) (one sample, k = 0).
+
+    Written with arithmetic on the sign instead of masks (``where`` and comparisons cost ten
+    times an add on CPU): the step of direction s is mean + s*half of the up/down pair.
+    """
+    s = torch.sign(n_signed)
     n = n_signed.abs()
-    dw = torch.where(up, st.dw_up, st.dw_down)
+    mean, half = (st.dw_up + st.dw_down) * 0.5, (st.dw_up - st.dw_down) * 0.5
     if not st.soft:
-        step = dw * n
+        dw = mean + s * half
+        step = n_signed * dw
         if st.c2c:
-            step = step + dw * st.c2c * n.sqrt() * _randn(w, generator)
-        return st.clip(torch.where(up, w + step, w - step))
-    bound = torch.where(up, st.b_max, st.b_min)
+            step = step + (st.c2c * s) * dw * n.sqrt() * _randn(w, generator)
+        return st.clip(w + step)
+    s1 = s + (1 - n.clamp(max=1))  # cells without coincidences: any direction, no change
+    dw = mean + s1 * half
+    bound = (st.b_max + st.b_min) * 0.5 + s1 * ((st.b_max - st.b_min) * 0.5)
     a = dw / bound.abs()
     log_m = n * torch.log1p(-a)
     if st.c2c:
         s2 = n * torch.log1p((a * st.c2c) ** 2 / (1 - a) ** 2)
         log_m = log_m - 0.5 * s2 + s2.sqrt() * _randn(w, generator)
-    u = (1 - w / bound) * torch.exp(log_m)
-    return torch.where(n > 0, st.clip(bound * (1 - u)), w)
+    return st.clip(w - (bound - w) * torch.expm1(log_m))  # exactly w where n = 0
 
 
 def apply_counts(w, st: DeviceState, counts, k: float = 0.0, generator=None):
