@@ -242,7 +242,7 @@ def our_moments(p: dict, trials: int, seed: int) -> dict:
     st = dev.sample((d.shape[1], x.shape[1]), dtype=torch.float64)
     g = torch.Generator().manual_seed(seed)
     w0 = torch.zeros(d.shape[1], x.shape[1], dtype=torch.float64)
-    dws = torch.stack([pulsed_update(w0, st, x, d, p["lr"], bl=p["bl"], dw_min=p["dw_min"],
+    dws = torch.stack([pulsed_update(w0.clone(), st, x, d, p["lr"], bl=p["bl"], dw_min=p["dw_min"],
                                      source=BernoulliSource(), generator=g)
                        for _ in range(trials)])
     return {"mean": dws.mean(0).tolist(), "var": dws.var(0, unbiased=False).tolist()}

@@ -19,7 +19,10 @@ __all__ = ["pulsed_update"]
 
 def pulsed_update(w: torch.Tensor, st: DeviceState, x, d, lr: float, *, bl: int, dw_min: float,
                   source, half_select: float = 0.0, generator=None) -> torch.Tensor:
-    """Apply lr * d^T x (d: (N, n_out), x: (N, n_in)) to ``w`` (n_out, n_in) in pulses."""
+    """Apply lr * d^T x (d: (N, n_out), x: (N, n_in)) to ``w`` (n_out, n_in) in pulses.
+
+    ``w`` is updated in place (only the rows that pulsed are written) and returned.
+    """
     gain = gain_for(lr, dw_min, bl)
     if gain == 0:
         return w
@@ -30,11 +33,11 @@ def pulsed_update(w: torch.Tensor, st: DeviceState, x, d, lr: float, *, bl: int,
         counts = source.counts(x, d, bl, gain, half=half, generator=generator)
     rows = counts.rows
     if rows is None:
-        return _apply(w, st, counts, half_select, generator)
+        return w.copy_(_apply(w, st, counts, half_select, generator))
     if rows.numel() == 0:
         return w
     if rows.numel() == w.shape[0]:  # every output line pulsed: nothing to gather
-        return _apply(w, st, counts, 0.0, generator)
+        return w.copy_(_apply(w, st, counts, 0.0, generator))
     new = _apply(w.index_select(0, rows), st.rows(rows), counts, 0.0, generator)
     return w.index_copy_(0, rows, new)  # in place: the caller's array is updated too
 
