@@ -133,3 +133,21 @@ def test_bad_transfer_settings():
         TransferConfig(reference="mirror")
     with pytest.raises(ValueError, match="SHD variant"):
         shd_transfer("both")
+
+
+def test_ttv2_buffer_pulses_whole_steps():
+    dw = 0.01
+    cfg = RPUConfig(device=IdealDevice(dw),
+                    transfer=TransferConfig(transfer_lr=0.5, buffered=True,
+                                            transfer_io=IOParameters(is_perfect=True)))
+    tile = TransferTile(3, 2, cfg)
+    tile.a.copy_(torch.tensor([[0.013, 0.0], [-0.051, 0.0], [0.004, 0.0]]))
+    c0 = tile.c.clone()
+    tile._transfer_column(0)
+    # H = 0.5 * a / dw = (0.65, -2.55, 0.2): whole steps (0, -2, 0) written, remainders kept
+    assert torch.allclose(tile.c[:, 0] - c0[:, 0], torch.tensor([0.0, -2 * dw, 0.0]),
+                          atol=1e-7)
+    assert torch.allclose(tile.h[:, 0], torch.tensor([0.65, -0.55, 0.2]), atol=1e-5)
+    tile._transfer_column(0)  # H = (1.3, -3.1, 0.4): one more step up in row 0, -3 in row 1
+    assert torch.allclose(tile.c[:, 0] - c0[:, 0], torch.tensor([dw, -5 * dw, 0.0]), atol=1e-7)
+    assert torch.equal(tile.c[:, 1], c0[:, 1])

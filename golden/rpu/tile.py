@@ -8,7 +8,8 @@
   reference array programmed to its symmetry point (``reference="array"``), or against
   nothing (``"symmetry_point"``: A's own symmetry point is the zero, one array saved).
   Stochastic Hamiltonian Descent (Onen et al. 2022) uses the same coupled A/C dynamics with
-  its hardware savings; :func:`shd_transfer` gives both variants.
+  its hardware savings; :func:`shd_transfer` gives both variants. ``buffered=True`` is TTv2
+  (Gokmen 2021): a digital buffer between the read and the write.
 
 Tile arrays are buffers, so ``state_dict`` and ``.to(device)`` carry them.
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .closed_form import apply_signed
 from .devices import ConstantStepDevice, DeviceState
 from .io import IOParameters, analog_mvm
 from .pulses import BernoulliSource
@@ -45,6 +47,9 @@ class TransferConfig:
     """"array": A reads minus a reference at its symmetry point; "symmetry_point": raw."""
     transfer_io: IOParameters = IOParameters()
     """Periphery of the one-hot read of A."""
+    buffered: bool = False
+    """TTv2 (Gokmen 2021): reads accumulate in a digital buffer H (in steps of C's dw_min);
+    the whole steps, trunc(H), are pulsed into C and subtracted from H."""
 
     def __post_init__(self):
         if self.reference not in ("array", "symmetry_point"):
@@ -184,6 +189,7 @@ class TransferTile(_TileBase):
                              else torch.zeros_like(sp))
         self.register_buffer("c", torch.zeros(out_size, in_size))
         self.register_buffer("w", torch.zeros(out_size, in_size))
+        self.register_buffer("h", torch.zeros(out_size, in_size) if self.tc.buffered else None)
         self.samples = 0
         self.pointer = 0
         self.transfers = 0
@@ -216,6 +222,9 @@ class TransferTile(_TileBase):
         a_k = (self.a[:, k] - self.ref[:, k]).unsqueeze(1)
         u = torch.ones(1, 1, device=self.a.device, dtype=self.a.dtype)
         v = analog_mvm(u, a_k, self.tc.transfer_io, gen)  # (1, n_out)
+        if self.tc.buffered:
+            self._buffered_write(k, v[0])
+            return
         if self.cfg.half_select:
             e = torch.zeros(1, self.in_size, device=self.a.device, dtype=self.a.dtype)
             e[0, k] = 1
@@ -225,6 +234,16 @@ class TransferTile(_TileBase):
         col = slice(k, k + 1)
         sub = self._state("c", self.dev_c).cols(col)
         self.c[:, col] = self._pulse(self.c[:, col], sub, self.dev_c, u, v, self.tc.transfer_lr)
+
+
+    def _buffered_write(self, k: int, v: torch.Tensor) -> None:
+        """TTv2: H[:, k] += lr v / dw_min; pulse trunc(H[:, k]) whole steps into C[:, k]."""
+        h = self.h[:, k] + self.tc.transfer_lr * v / self.dev_c.dw_min
+        n = torch.trunc(h)
+        self.h[:, k] = h - n
+        col = slice(k, k + 1)
+        st = self._state("c", self.dev_c).cols(col)
+        self.c[:, col] = apply_signed(self.c[:, col], st, n.unsqueeze(1), self.generator(n.device))
 
 
 def make_tile(out_size: int, in_size: int, cfg: RPUConfig, index: int = 0) -> _TileBase:
