@@ -4,7 +4,7 @@ Device: ConstantStep, dw_min 0.001, bounds +-0.6, 30 % variations, BL 10 fixed, 
 management, stochastic pulses; one thread on both sides (OMP_NUM_THREADS=1); median of three
 runs. Rows: training samples per second of the MLP 784-256-128-10 at batch 1 and 64, and
 rank-1 pulsed updates per second on a 256 x 256 array. The aihwkit side runs
-benchmarks/aihwkit_rpu_probe.py under $AIHWKIT_PYTHON and is reported as skipped without it.
+cimflow/aihwkit_rpu_probe.py under $AIHWKIT_PYTHON and is reported as skipped without it.
 Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset in that command; ``--device cuda``
 times our side on a GPU.
 

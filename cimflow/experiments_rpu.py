@@ -215,7 +215,7 @@ def aihwkit_python() -> str | None:
 
 
 def run_probe(exe: str, mode: str, params: dict, timeout: float = 1800) -> dict:
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "aihwkit_rpu_probe.py"
+    script = Path(__file__).resolve().with_name("aihwkit_rpu_probe.py")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run([exe, str(script), mode, json.dumps(params)], capture_output=True,
                        text=True, timeout=timeout, env=env)

@@ -1,7 +1,7 @@
 """aihwkit side of the RPU training cross-check and benchmark; runs under aihwkit's interpreter.
 
 aihwkit is never a cimflow dependency: this script imports nothing from cimflow and is run
-as ``$AIHWKIT_PYTHON benchmarks/aihwkit_rpu_probe.py MODE JSON``, printing one JSON line.
+as ``$AIHWKIT_PYTHON cimflow/aihwkit_rpu_probe.py MODE JSON``, printing one JSON line.
 The device is aihwkit's ConstantStepDevice with stochastic compressed pulses, fixed BL and
 no update management (both translator gains sqrt(lr / (dw_min BL))), one thread.
 
