@@ -1,5 +1,5 @@
-"""Soft-bounds devices, asymmetric SGD drift, Tiki-Taka and transfer bookkeeping (ALGORITHMS.md
-2.7). The scalar problem f = (w - w_opt)^2 / 2 with zero-mean gradient noise runs on M
+"""Soft-bounds devices, asymmetric SGD drift, Tiki-Taka and transfer bookkeeping (Gokmen & Haensch
+2020, Sec. 2). The scalar problem f = (w - w_opt)^2 / 2 with zero-mean gradient noise runs on M
 independent replicas (rows of an M x 1 array); the stationary mean is averaged over the
 replicas and the second half of the run. Its standard error (about 0.005 here, replicas
 independent) sets the tolerances, which are at least 4 standard errors.

@@ -1,4 +1,4 @@
-"""RPU stochastic pulse update against the closed-form moments of Eq. 1.2-1.3 (ALGORITHMS.md 1.9).
+"""RPU stochastic pulse update against the closed-form moments (Gokmen & Vlasov 2016).
 
 Significance: every statistical assertion states its false-alarm rate for a correct model;
 seeds are fixed, so a run is deterministic.

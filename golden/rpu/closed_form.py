@@ -2,8 +2,8 @@
 
 Within one rank-1 update every coincidence (and, with half-select factor k > 0, every
 half-selected pulse) at cell (i, j) has the same direction d = sign(x_i * delta_j)
-(ALGORITHMS.md 1.3-1.4). A cell receiving n coincidences and h half-selects therefore needs
-no pulse-by-pulse loop:
+(Gokmen & Vlasov 2016: signs by up/down phases). A cell receiving n coincidences and h
+half-selects therefore needs no pulse-by-pulse loop:
 
 * Constant step: the sum of n + h independent steps dw*s*(1 + sigma*xi) (s = 1 or k) is
   normal with mean dw*(n + k*h) and variance (dw*sigma)^2*(n + k^2*h): exact. Hard bounds

@@ -1,4 +1,4 @@
-"""Device models: how one RPU cross-point responds to one coincidence (ALGORITHMS.md 1.4, 2.1).
+"""Device models: how one RPU cross-point responds to one coincidence (Gokmen & Vlasov 2016).
 
 A device *model* is a frozen dataclass of parameters; :meth:`sample` draws the per-cell
 quantities fixed for a run (device-to-device variation) into a :class:`DeviceState`. The

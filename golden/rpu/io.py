@@ -1,4 +1,5 @@
-"""The analog forward/backward read: what the periphery does to an exact MVM (ALGORITHMS.md 1.5).
+"""The analog forward/backward read: what the periphery does to an exact MVM (Gokmen &
+Vlasov 2016).
 
     y = f_ADC(clip(W f_DAC(clip(x, -b_in, b_in)) + sigma_out*xi, -b_out, b_out))
     f_Z(v) = D_Z * round(v / D_Z),  D_Z = 2*b_Z*res_Z,  res_Z = 1/(2^bits - 2)

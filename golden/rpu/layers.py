@@ -1,4 +1,5 @@
-"""Analog torch layers and ``convert_to_analog`` (ALGORITHMS.md 1.1, 1.5).
+"""Analog torch layers and ``convert_to_analog`` (Gokmen & Vlasov 2016: forward,
+backward and update cycles).
 
 The forward pass reads the tile through the periphery model, the backward pass multiplies
 the errors by the transposed array through the same model, and the backward pass also

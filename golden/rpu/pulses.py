@@ -1,4 +1,4 @@
-"""Two sources of update pulse streams behind one interface (ALGORITHMS.md 1.2-1.4).
+"""Two sources of update pulse streams behind one interface (Gokmen & Vlasov 2016).
 
 ``source.counts(x, d, bl, gain, half, generator)`` turns a batch of row values x (N, n_in)
 and column values d (N, n_out) into :class:`Counts`: per cell (in the torch weight layout,
@@ -14,10 +14,10 @@ each sample streams ``bl`` slots; counts of the N samples are summed.
   inputs and columns = outputs, padded with zeros to the core size. Seeding it like the RTL
   replays one training step there. It loops over samples (a replay path, not a hot path).
 
-Half-select rule (ALGORITHMS.md 1.4, a reconstruction): a row or column pulse seen by cell
-(i, j) without its partner - within the BL slots of the phase in which that cell's
-coincidences happen - counts as one half-select in the cell's direction sign(x_i)*sign(d_j),
-zero counting as positive: h_ij = r_i + c_j - 2*n_ij.
+Half-select rule (ours: the paper treats the non-linearity k only qualitatively): a row or
+column pulse seen by cell (i, j) without its partner - within the BL slots of the phase in
+which that cell's coincidences happen - counts as one half-select in the cell's direction
+sign(x_i)*sign(d_j), zero counting as positive: h_ij = r_i + c_j - 2*n_ij.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Counts:
 
 
 def phases(x, d) -> int:
-    """Up/down phases of one update: 2 when every x >= 0, else 4 (ALGORITHMS.md 1.3)."""
+    """Up/down phases of one update: 2 when every x >= 0, else 4 (Gokmen & Vlasov 2016)."""
     return 2 if bool((torch.as_tensor(x) >= 0).all()) else 4
 
 

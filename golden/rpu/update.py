@@ -1,4 +1,4 @@
-"""The RPU stochastic pulse update of one array (ALGORITHMS.md 1.2): counts, then closed forms.
+"""The RPU stochastic pulse update of one array (Gokmen & Vlasov 2016): counts, then closed forms.
 
 Both translators get the gain C = sqrt(lr / (dw_min * BL)) so that E[dw_ij] = lr * x_i * d_j
 (Eq. 1.3, no update management). Without half-selects only output lines that pulsed at least
