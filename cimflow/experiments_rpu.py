@@ -124,7 +124,7 @@ def rpu_mnist(out: Path, quick: bool, seed: int) -> dict:
     from cimflow.golden.rpu import RPUConfig
 
     torch.set_num_threads(1)
-    n_train, n_test, epochs = (4000, 2000, 2) if quick else (None, None, 30)
+    n_train, n_test, epochs = (6000, 2000, 2) if quick else (None, None, 30)
     data = mnist_tensors(n_train, n_test, seed)
     base = mlp(seed)
     cfg = RPUConfig(seed=seed)
@@ -189,7 +189,7 @@ def asymmetric_training(out: Path, quick: bool, seed: int) -> dict:
     from cimflow.golden.rpu.tile import shd_transfer, tiki_taka_transfer
 
     torch.set_num_threads(1)
-    n_train, n_test, epochs = (3000, 1000, 1) if quick else (None, None, 10)
+    n_train, n_test, epochs = (5000, 1000, 1) if quick else (None, None, 10)
     data = mnist_tensors(n_train, n_test, seed)
     base = mlp(seed)
     dev = SoftBoundsDevice(**ASYM_DEVICE)
