@@ -2,8 +2,9 @@
 
 Device: ConstantStep, dw_min 0.001, bounds +-0.6, 30 % variations, BL 10 fixed, no update
 management, stochastic pulses; one thread on both sides (OMP_NUM_THREADS=1); median of three
-runs. Rows: training samples per second of the MLP 784-256-128-10 at batch 1 and 64, and
-rank-1 pulsed updates per second on a 256 x 256 array. The aihwkit side runs
+runs. Rows: training samples per second of the MLP 784-256-128-10 at batch 1 and 64 (ours
+with the mini-batch's counts merged, and with one rank-1 update per sample as aihwkit does),
+and rank-1 pulsed updates per second on a 256 x 256 array. The aihwkit side runs
 cimflow/aihwkit_rpu_probe.py under $AIHWKIT_PYTHON and is reported as skipped without it.
 Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset in that command; ``--device cuda``
 times our side on a GPU.
@@ -48,8 +49,9 @@ def _median_rate(fn, units: int, seconds: float, device) -> float:
 def ours(seconds: float, device: torch.device) -> dict:
     torch.set_num_threads(1)
     out = {}
-    for batch in (1, 64):
-        model = convert_to_analog(mlp(0), RPUConfig(device=ConstantStepDevice())).to(device)
+    for batch, mode in ((1, "merged"), (64, "merged"), (64, "sequential")):
+        cfg = RPUConfig(device=ConstantStepDevice(), batch_update=mode)
+        model = convert_to_analog(mlp(0), cfg).to(device)
         opt = AnalogSGD(model.parameters(), lr=0.01)
         x = torch.rand(batch, 784, device=device)
         y = torch.randint(0, 10, (batch,), device=device)
@@ -60,7 +62,8 @@ def ours(seconds: float, device: torch.device) -> dict:
             opt.step()
 
         step()
-        out[f"samples_per_s_b{batch}"] = _median_rate(step, batch, seconds, device)
+        key = f"samples_per_s_b{batch}" + ("_sequential" if mode == "sequential" else "")
+        out[key] = _median_rate(step, batch, seconds, device)
     st = ConstantStepDevice().sample((256, 256), generator=torch.Generator().manual_seed(0))
     st = st.to(device)
     w = torch.zeros(256, 256, device=device)
@@ -91,7 +94,7 @@ def main() -> None:
         rows["aihwkit"] = run_probe(exe, "bench", dict(p, seconds=args.seconds))
     print(f"{'metric':<22}" + "".join(f"{k:>14}" for k in rows) + "   ratio (cimflow/aihwkit)")
     for m in rows["cimflow"]:
-        vals = [rows[k][m] for k in rows]
+        vals = [rows[k].get(m, rows[k].get(m.replace("_sequential", ""))) for k in rows]
         ratio = f"   {vals[0] / vals[1]:.2f}x" if len(vals) > 1 else ""
         print(f"{m:<22}" + "".join(f"{v:>14.1f}" for v in vals) + ratio)
     print(json.dumps({"device": str(dev), **rows}))

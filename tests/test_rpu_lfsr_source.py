@@ -93,3 +93,20 @@ def test_layer_too_large_for_core():
     src = LfsrSource(CFG, 1, 1)
     with pytest.raises(ValueError, match="does not fit"):
         src.counts(torch.rand(1, CFG.rows + 1), torch.rand(1, 2), 5, 1.0)
+
+
+def test_merged_and_sequential_batches_agree_on_an_ideal_device():
+    # the LFSR streams are consumed sample by sample either way; on an ideal device the sum
+    # of the per-sample steps equals the step of the summed counts
+    x, d = torch.rand(5, 6) - 0.2, 0.5 * (torch.rand(5, 3) - 0.5)
+    ws = []
+    for mode in ("merged", "sequential"):
+        cfg = RPUConfig(device=IdealDevice(0.01), bl=6, source=LfsrSource(CFG, 0x55, 0x99),
+                        batch_update=mode)
+        layer = AnalogLinear(6, 3, bias=False, rpu_config=cfg)
+        layer.tile.record(x, d)
+        layer.tile.step(0.05)
+        ws.append(layer.tile.w.clone())
+    assert torch.allclose(ws[0], ws[1], atol=1e-6)
+    with pytest.raises(ValueError, match="batch_update"):
+        RPUConfig(batch_update="random")

@@ -96,8 +96,14 @@ class RPUConfig:
     transfer_device: ConstantStepDevice | None = None
     """Device of the C array (default: ``device``)."""
     seed: int = 0
+    batch_update: str = "merged"
+    """"merged": a mini-batch's coincidence counts are summed and applied in one pass (fast);
+    "sequential": one rank-1 pulsed update per sample, in order (as a hardware array would)."""
 
     def __post_init__(self):
+        if self.batch_update not in ("merged", "sequential"):
+            raise ValueError(f"batch_update must be 'merged' or 'sequential', got "
+                             f"{self.batch_update!r}")
         if not isinstance(self.bl, int) or self.bl < 1:
             raise ValueError(f"bl must be an integer >= 1, got {self.bl!r}")
         if not 0.0 <= self.half_select < 1.0:
@@ -145,7 +151,11 @@ class _TileBase(nn.Module):
             x = torch.cat([p[0] for p in self._pending])
             d = torch.cat([p[1] for p in self._pending])
         self._pending.clear()
-        self.update(x, d, lr)
+        if self.cfg.batch_update == "sequential" and x.shape[0] > 1:
+            for i in range(x.shape[0]):  # samples, not cells or pulses
+                self.update(x[i: i + 1], d[i: i + 1], lr)
+        else:
+            self.update(x, d, lr)
 
     def _pulse(self, w, st, dev, x, d, lr):
         cfg = self.cfg
