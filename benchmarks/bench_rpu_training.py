@@ -32,21 +32,23 @@ from cimflow.golden.rpu import AnalogSGD, ConstantStepDevice, RPUConfig, convert
 from cimflow.golden.rpu.pulses import BernoulliSource  # noqa: E402
 from cimflow.golden.rpu.update import pulsed_update  # noqa: E402
 
+CLOCK = {"process": time.process_time, "wall": time.perf_counter}
 
-def _median_rate(fn, units: int, seconds: float, device) -> float:
+
+def _median_rate(fn, units: int, seconds: float, device, clock) -> float:
     runs = []
     for _ in range(3):
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
+        n, t0 = 0, clock()
+        while clock() - t0 < seconds:
             fn()
             n += units
         if device.type == "cuda":
             torch.cuda.synchronize()
-        runs.append(n / (time.perf_counter() - t0))
+        runs.append(n / (clock() - t0))
     return statistics.median(runs)
 
 
-def ours(seconds: float, device: torch.device) -> dict:
+def ours(seconds: float, device: torch.device, clock) -> dict:
     torch.set_num_threads(1)
     out = {}
     for batch, mode in ((1, "merged"), (64, "merged"), (64, "sequential")):
@@ -63,7 +65,7 @@ def ours(seconds: float, device: torch.device) -> dict:
 
         step()
         key = f"samples_per_s_b{batch}" + ("_sequential" if mode == "sequential" else "")
-        out[key] = _median_rate(step, batch, seconds, device)
+        out[key] = _median_rate(step, batch, seconds, device, clock)
     st = ConstantStepDevice().sample((256, 256), generator=torch.Generator().manual_seed(0))
     st = st.to(device)
     w = torch.zeros(256, 256, device=device)
@@ -74,7 +76,7 @@ def ours(seconds: float, device: torch.device) -> dict:
     def rank1():
         pulsed_update(w, st, x, d, 0.01, bl=10, dw_min=0.001, source=src, generator=g)
 
-    out["rank1_per_s"] = _median_rate(rank1, 1, seconds, device)
+    out["rank1_per_s"] = _median_rate(rank1, 1, seconds, device, clock)
     return out
 
 
@@ -82,22 +84,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="per timed run")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--clock", choices=CLOCK, default="process",
+                    help="process: CPU time of each process (robust on a shared machine; "
+                         "one thread each); wall: elapsed time (use for --device cuda)")
     args = ap.parse_args()
     dev = torch.device(args.device)
-    rows = {"cimflow": ours(args.seconds, dev)}
+    rows = {"cimflow": ours(args.seconds, dev, CLOCK[args.clock])}
     exe = aihwkit_python()
     if exe is None:
         print("aihwkit: SKIPPED (set AIHWKIT_PYTHON to an interpreter that imports aihwkit)")
     else:
         p = crosscheck_params(**{k: getattr(ConstantStepDevice(), k)
                                  for k in ConstantStepDevice.__dataclass_fields__})
-        rows["aihwkit"] = run_probe(exe, "bench", dict(p, seconds=args.seconds))
+        rows["aihwkit"] = run_probe(exe, "bench", dict(p, seconds=args.seconds, clock=args.clock))
     print(f"{'metric':<22}" + "".join(f"{k:>14}" for k in rows) + "   ratio (cimflow/aihwkit)")
     for m in rows["cimflow"]:
         vals = [rows[k].get(m, rows[k].get(m.replace("_sequential", ""))) for k in rows]
         ratio = f"   {vals[0] / vals[1]:.2f}x" if len(vals) > 1 else ""
         print(f"{m:<22}" + "".join(f"{v:>14.1f}" for v in vals) + ratio)
-    print(json.dumps({"device": str(dev), **rows}))
+    print(json.dumps({"device": str(dev), "clock": args.clock, **rows}))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ MODE ``moments``: per-cell mean and variance of one update's weight change over 
 MODE ``train``: MLP 784-256-128-10 (sigmoid, softmax), AnalogSGD, batch ``batch``, on the
 arrays in the .npz file named by ``data``; returns test error after ``epochs``.
 MODE ``bench``: training samples per second (batch 1 and 64) and rank-1 updates per second
-on a 256 x 256 array; median of three runs.
+on a 256 x 256 array; median of three runs, timed by process CPU time (``clock`` "process",
+the default) or elapsed time ("wall").
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ def bench(p: dict) -> dict:
     from aihwkit.optim import AnalogSGD
 
     torch.set_num_threads(1)
+    clock = time.process_time if p.get("clock", "process") == "process" else time.perf_counter
     out = {}
     for batch in (1, 64):
         model = _mlp(p)
@@ -124,13 +126,13 @@ def bench(p: dict) -> dict:
         x, y = torch.rand(batch, 784), torch.randint(0, 10, (batch,))
         runs = []
         for _ in range(3):
-            n, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < p["seconds"]:
+            n, t0 = 0, clock()
+            while clock() - t0 < p["seconds"]:
                 opt.zero_grad()
                 torch.nn.functional.cross_entropy(model(x), y).backward()
                 opt.step()
                 n += batch
-            runs.append(n / (time.perf_counter() - t0))
+            runs.append(n / (clock() - t0))
         out[f"samples_per_s_b{batch}"] = statistics.median(runs)
     layer = AnalogLinear(256, 256, bias=False, rpu_config=rpu_config(p))
     tile = next(layer.analog_tiles())
@@ -138,11 +140,11 @@ def bench(p: dict) -> dict:
     x, d = torch.rand(1, 256), 0.1 * torch.randn(1, 256)
     runs = []
     for _ in range(3):
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < p["seconds"]:
+        n, t0 = 0, clock()
+        while clock() - t0 < p["seconds"]:
             tile.update(x, d)
             n += 1
-        runs.append(n / (time.perf_counter() - t0))
+        runs.append(n / (clock() - t0))
     out["rank1_per_s"] = statistics.median(runs)
     return out
 
