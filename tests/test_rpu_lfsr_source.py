@@ -110,3 +110,16 @@ def test_merged_and_sequential_batches_agree_on_an_ideal_device():
     assert torch.allclose(ws[0], ws[1], atol=1e-6)
     with pytest.raises(ValueError, match="batch_update"):
         RPUConfig(batch_update="random")
+
+
+def test_register_counts_match_signed_coincidences():
+    # replay entry point: integer registers in, the translator's own coincidences out
+    rng = np.random.default_rng(7)
+    n_bits = CFG.str_bits
+    mags_r, mags_c = rng.integers(0, 2**n_bits, CFG.rows), rng.integers(0, 2**n_bits, CFG.cols)
+    s_r, s_c = rng.integers(0, 2, CFG.rows), rng.integers(0, 2, CFG.cols)
+    thr_r, thr_c = thresholds(CFG, mags_r, 24), thresholds(CFG, mags_c, 24)
+    n, _, _ = LfsrSource(CFG, 9, 4).register_counts(thr_r, s_r, thr_c, s_c, 7)
+    tr = str_update(CFG, LfsrChains(CFG, 9, 4), thr_r, s_r, thr_c, s_c, 7)
+    assert np.array_equal(n, signed_coincidences(tr))
+    assert n.shape == (CFG.rows, CFG.cols) and np.any(n > 0) and np.any(n < 0)

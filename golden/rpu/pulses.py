@@ -155,7 +155,18 @@ class LfsrSource:
 
     def sample_counts(self, x, d, bl: int, gain: float):
         """Signed coincidences and half-selects of one sample, numpy (n_in, n_out)."""
-        thr_r, s_r, thr_c, s_c = self.line_registers(x, d, gain)
+        n, h, ph = self.register_counts(*self.line_registers(x, d, gain), bl)
+        return n[: x.size, : d.size], h[: x.size, : d.size], ph[: x.size, : d.size]
+
+    def register_counts(self, thr_r, s_r, thr_c, s_c, bl: int):
+        """Counts (rows x cols of the core) from the translator registers themselves.
+
+        For an RTL replay: give the thresholds and sign bits the core's line registers hold
+        (``stochastic_translator.thresholds`` of its magnitudes and gain code) and get the
+        signed coincidences per cell that its ``RPU_UPDATE`` applies, plus half-selects and
+        each cell's phase. The chains advance as the hardware's do.
+        """
+        s_r, s_c = np.asarray(s_r, np.int64), np.asarray(s_c, np.int64)
         tr = str_update(self.config, self.chains, thr_r, s_r, thr_c, s_c, bl)
         rp, cp = tr.row_pulse.astype(np.int64), tr.col_pulse.astype(np.int64)
         sgn = np.where(tr.up, 1, -1)
@@ -169,8 +180,7 @@ class LfsrSource:
         rows = np.arange(rp.shape[1])[:, None]
         cols = np.arange(cp.shape[1])[None, :]
         h = r_ph[cell_phase, rows] + c_ph[cell_phase, cols] - 2 * np.abs(n)
-        k_in, k_out = x.size, d.size
-        return n[:k_in, :k_out], h[:k_in, :k_out], cell_phase[:k_in, :k_out]
+        return n, h, cell_phase
 
     def counts(self, x, d, bl: int, gain: float, half: bool = False, generator=None) -> Counts:
         _check(x, d)
