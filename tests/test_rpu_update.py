@@ -129,3 +129,17 @@ def test_half_select_bias():
             w1 = ws[:, 0, 0].numpy()
             m1 = 0.001 * 10 * (0.5 + k * (1 + 0.5 - 1.0))
             assert abs(w1.mean() - m1) <= 4 * w1.std() / math.sqrt(2000)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bernoulli_bits_every_lane_unbiased(device):
+    # each 64-bit word feeds three consecutive bits: the frequency at every lane position
+    # matches p within 4.5 standard errors (3 lanes x 3 p values, family-wise 6e-5)
+    from cimflow.golden.rpu.pulses import bernoulli_bits
+
+    g = torch.Generator(device=device).manual_seed(11)
+    for p in (0.05, 0.5, 0.93):
+        bits = bernoulli_bits(torch.full((1, 3), p, device=device), 60000, g).cpu()
+        freq = bits.reshape(-1, 3).double().mean(0)  # lane = position mod 3
+        se = math.sqrt(p * (1 - p) / 60000)
+        assert torch.all((freq - p).abs() <= 4.5 * se), (p, freq)

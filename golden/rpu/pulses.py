@@ -72,14 +72,15 @@ def _check(x, d):
 def bernoulli_bits(p: torch.Tensor, bl: int, generator=None) -> torch.Tensor:
     """(N, bl, L) bits with P(1) = p (N, L), as floats; p resolved to 2^-16 (error <= 2^-17).
 
-    Each 64-bit word from the generator gives four 16-bit uniforms: torch draws one word in
-    about the time of one float, so this is four times cheaper than torch.rand.
+    Each word from ``random_()`` (uniform on [0, 2^63), on every device) gives three 16-bit
+    uniforms from its low 48 bits: torch draws one word in about the time of one float, so
+    this is three times cheaper than torch.rand.
     """
     n, lines = p.shape
     count = n * bl * lines
-    words = torch.randint(-(2**63), 2**63 - 1, ((count + 3) // 4,), generator=generator,
-                          device=p.device, dtype=torch.int64)
-    u = words.view(torch.int16)[:count].view(n, bl, lines)
+    words = torch.empty((count + 2) // 3, dtype=torch.int64, device=p.device)
+    words.random_(generator=generator)
+    u = words.view(torch.int16).view(-1, 4)[:, :3].reshape(-1)[:count].view(n, bl, lines)
     thr = torch.round(p.clamp(0, 1) * 65536).to(torch.int32) - 32768
     return (u < thr.unsqueeze(1)).to(p.dtype)
 
