@@ -5,7 +5,8 @@ as ``$AIHWKIT_PYTHON cimflow/aihwkit_rpu_probe.py MODE JSON``, printing one JSON
 The device is aihwkit's ConstantStepDevice with stochastic compressed pulses, fixed BL and
 no update management (both translator gains sqrt(lr / (dw_min BL))), one thread.
 
-MODE ``moments``: per-cell mean and variance of one update's weight change over many trials.
+MODE ``moments``: one update's weight change per cell over many trials (the samples, their
+mean and variance).
 MODE ``train``: MLP 784-256-128-10 (sigmoid, softmax), AnalogSGD, batch ``batch``, on the
 arrays in the .npz file named by ``data``; returns test error after ``epochs``.
 MODE ``bench``: training samples per second (batch 1 and 64) and rank-1 updates per second
@@ -57,17 +58,14 @@ def moments(p: dict) -> dict:
     tile = next(layer.analog_tiles())
     tile.set_learning_rate(p["lr"])
     zero = torch.zeros(d.shape[1], x.shape[1])
-    s1 = torch.zeros_like(zero, dtype=torch.float64)
-    s2 = torch.zeros_like(s1)
+    samples = []
     for _ in range(p["trials"]):
         tile.set_weights(zero)
         tile.update(x, -d)  # aihwkit applies W -= lr * d x^T; our d is the negative gradient
-        dw = tile.get_weights()[0].double()
-        s1 += dw
-        s2 += dw * dw
-    n = p["trials"]
-    mean = s1 / n
-    return {"mean": mean.tolist(), "var": (s2 / n - mean * mean).tolist()}
+        samples.append(tile.get_weights()[0].double().flatten())
+    s = torch.stack(samples)
+    return {"mean": s.mean(0).view_as(zero).tolist(),
+            "var": s.var(0, unbiased=False).view_as(zero).tolist(), "samples": s.tolist()}
 
 
 def _mlp(p):

@@ -42,3 +42,15 @@ def test_experiment_runs(name, tmp_path, capsys):
         m, v = np.array(res["ours"]["mean"]), np.array(res["closed_form"]["var"])
         z = (m - np.array(res["closed_form"]["mean"])) / np.sqrt(v / res["trials"])
         assert np.abs(z).max() <= 4.5
+
+
+def test_compare_samples_accepts_equal_and_rejects_different():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    p = np.array([0.01, 0.2, 0.6])
+    a = rng.binomial(10, p, (3000, 3)) * 1e-3
+    b = rng.binomial(10, p, (3000, 3)) * 1e-3
+    assert experiments_rpu.compare_samples(a, b, alpha=0.001)["agree"]
+    c = rng.binomial(10, p * 1.3, (3000, 3)) * 1e-3  # 30 % more coincidences
+    assert not experiments_rpu.compare_samples(a, c, alpha=0.001)["agree"]
