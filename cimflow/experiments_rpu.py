@@ -193,7 +193,7 @@ def asymmetric_training(out: Path, quick: bool, seed: int) -> dict:
     data = mnist_tensors(n_train, n_test, seed)
     base = mlp(seed)
     dev = SoftBoundsDevice(**ASYM_DEVICE)
-    tkw = dict(transfer_every=1, transfer_lr=0.1)
+    tkw = dict(transfer_every=1, transfer_lr=1.0)
     cfgs = {"rpu-sgd": RPUConfig(device=dev, seed=seed),
             "tiki-taka": RPUConfig(device=dev, seed=seed, transfer=tiki_taka_transfer(**tkw)),
             "shd": RPUConfig(device=dev, seed=seed, transfer=shd_transfer("shared_pair", **tkw))}
