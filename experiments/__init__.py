@@ -16,6 +16,7 @@ __all__ = ["Experiment", "experiment", "registry", "MODULES"]
 MODULES: tuple[str, ...] = (
     "cimflow.experiments.programming",
     "cimflow.experiments.mvm",
+    "cimflow.experiments.rpu",
 )
 """Runner modules imported to populate the registry."""
 

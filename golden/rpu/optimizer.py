@@ -1,0 +1,33 @@
+"""AnalogSGD: plain torch SGD for digital parameters, pulsed updates for analog tiles.
+
+The training loop stays ordinary (zero_grad, loss.backward(), step). ``step`` turns the
+(x, d) pairs each analog layer recorded during backward into one pulsed update per tile at
+the group's learning rate; every other parameter takes torch's SGD step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["AnalogSGD"]
+
+
+class AnalogSGD(torch.optim.SGD):
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        digital = False
+        for group in self.param_groups:
+            for p in group["params"]:
+                tile = getattr(p, "_rpu_tile", None)
+                if tile is not None:
+                    p.grad = None  # the zero-size context carries no gradient
+                    tile.step(group["lr"])
+                elif p.grad is not None:
+                    digital = True
+        if digital:
+            super().step()
+        return loss
