@@ -32,7 +32,8 @@ from ..neuron import C_INTEG, C_SAMPLE
 from .aware import NoiseAware, aware_layers
 from .concrete import level_indices
 
-__all__ = ["OperatingPoint", "operating_point", "layer_charge", "differential", "adc_step", "record_offsets",
+__all__ = ["OperatingPoint", "operating_point", "layer_charge", "differential", "adc_step",
+           "record_offsets",
            "layer_inputs", "calibrate", "G_MIN_US", "G_MAX_US"]
 
 G_MIN_US, G_MAX_US = 1.0, 40.0
