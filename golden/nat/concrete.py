@@ -42,15 +42,15 @@ def level_indices(bits: int, device=None, dtype=torch.float32) -> torch.Tensor:
     return torch.arange(-half, half, device=device, dtype=dtype)
 
 
-def levels(alpha: torch.Tensor, beta: torch.Tensor, bits: int) -> torch.Tensor:
-    """Representative levels r_k = alpha k + beta."""
-    alpha = torch.as_tensor(alpha)
+def levels(alpha: torch.Tensor, beta: torch.Tensor, bits: int, like=None) -> torch.Tensor:
+    """Representative levels r_k = alpha k + beta (in the dtype of ``like`` when given)."""
+    alpha = torch.as_tensor(alpha, dtype=None if like is None else like.dtype)
     return alpha * level_indices(bits, alpha.device, alpha.dtype) + beta
 
 
 def class_probs(x: torch.Tensor, alpha, beta, sigma, bits: int) -> torch.Tensor:
     """p_k(x), shape x.shape + (2^bits,); sigma (logistic scale) broadcasts against x."""
-    r = levels(alpha, beta, bits)
+    r = levels(alpha, beta, bits, like=x)
     sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
     if bool((sigma <= 0).any()):
         raise ValueError("logistic noise scale sigma must be > 0 for class probabilities")
@@ -82,7 +82,7 @@ def concrete_weights(p: torch.Tensor, tau: float, u: torch.Tensor | None = None)
 def concrete_quantize(x, alpha, beta, sigma, bits: int, tau: float, u=None) -> torch.Tensor:
     """Training output x_hat = sum_k pi_k r_k (differentiable in x, alpha, beta, sigma)."""
     pi = concrete_weights(class_probs(x, alpha, beta, sigma, bits), tau, u)
-    return (pi * levels(alpha, beta, bits)).sum(-1)
+    return (pi * levels(alpha, beta, bits, like=x)).sum(-1)
 
 
 def logistic_noise(shape, scale, generator=None, like: torch.Tensor | None = None):
