@@ -54,7 +54,8 @@ class Pact(nn.Module):
         """The integer codes the chip's input registers would hold for ``x``."""
         if self.steps is None:
             raise ValueError("this Pact does not quantise (bits=None), so it has no codes")
-        return torch.round(self.forward(x) * self.steps / (self.alpha.abs() + 1e-8))
+        with torch.no_grad():
+            return torch.round(self.forward(x) * self.steps / (self.alpha.abs() + 1e-8))
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, signed={self.signed}, alpha={float(self.alpha):.4g}"
