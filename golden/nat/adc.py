@@ -72,5 +72,5 @@ class Adc(nn.Module):
         return concrete_quantize(y, alpha, self.beta, sigma, self.bits, self.tau)
 
     def extra_repr(self) -> str:
-        return (f"bits={self.bits}, mode={self.mode}, alpha={float(self.alpha):.4g}, "
+        return (f"bits={self.bits}, mode={self.mode}, alpha={float(self.alpha.detach()):.4g}, "
                 f"srmp={self.srmp}")

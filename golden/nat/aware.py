@@ -158,9 +158,9 @@ def quant_settings(model: nn.Module) -> list[dict]:
         d = {"layer": type(m.layer).__name__, "nu_test": m.nu_test}
         if m.act is not None:
             d.update(act_bits=m.act.bits, act_signed=m.act.signed,
-                     act_alpha=float(m.act.alpha.abs()))
+                     act_alpha=float(m.act.alpha.detach().abs()))
         if m.adc is not None:
-            d.update(adc_bits=m.adc.bits, adc_step=float(m.adc.alpha.abs()),
+            d.update(adc_bits=m.adc.bits, adc_step=float(m.adc.alpha.detach().abs()),
                      adc_mode=m.adc.mode)
         d["offset"] = [float(v) for v in m.offset]
         out.append(d)

@@ -58,4 +58,4 @@ class Pact(nn.Module):
             return torch.round(self.forward(x) * self.steps / (self.alpha.abs() + 1e-8))
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, signed={self.signed}, alpha={float(self.alpha):.4g}"
+        return f"bits={self.bits}, signed={self.signed}, alpha={float(self.alpha.detach()):.4g}"
