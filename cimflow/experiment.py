@@ -18,6 +18,7 @@ __all__ = ["Experiment", "experiment", "registry"]
 EXPERIMENT_MODULES: list[str] = [
     "cimflow.golden.experiments_programming",
     "cimflow.golden.experiments",
+    "cimflow.experiments_training",
 ]
 """Modules imported to populate the registry (each registers with @experiment)."""
 

@@ -95,7 +95,8 @@ class NoiseAware(nn.Module):
         y = self.mvm(x)
         if self.adc is not None:
             n = None
-            if not self.adc.srmp.off:
+            # the STE trains without the noise model, so it needs no word-line count then
+            if not self.adc.srmp.off and not (self.training and self.adc.mode == "ste"):
                 xq = self.act(x) if self.act is not None else x
                 n = active_lines(self.layer, xq.detach())
             y = self.adc(y, n)

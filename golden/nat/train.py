@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -19,8 +20,8 @@ __all__ = ["fit", "accuracy", "to_tensors"]
 
 def to_tensors(images, labels, device="cpu"):
     """uint8 (N, 28, 28) images and labels as float (N, 1, 28, 28) in [0, 1] and int64."""
-    x = torch.as_tensor(images).to(device=device, dtype=torch.float32).div_(255.0)
-    return x.unsqueeze(1), torch.as_tensor(labels).to(device=device, dtype=torch.int64)
+    x = torch.as_tensor(np.array(images)).to(device=device, dtype=torch.float32).div_(255.0)
+    return x.unsqueeze(1), torch.as_tensor(np.array(labels)).to(device=device, dtype=torch.int64)
 
 
 def fit(model, x, y, *, epochs: int = 1, lr: float = 1e-3, batch: int = 128,
@@ -40,7 +41,7 @@ def fit(model, x, y, *, epochs: int = 1, lr: float = 1e-3, batch: int = 128,
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             n += len(idx)
         history.append((total / n, time.perf_counter() - t0))
         if progress is not None:
