@@ -224,10 +224,10 @@ def concrete_adc(out: Path, quick: bool, seed: int) -> dict:
         gains = [r["gain"] for r in table.values()]
         res[f"{arch}_mean_gain"] = float(np.mean(gains))
         ax = axes[0, ai]
-        for bits in bits_list:
+        for bi, bits in enumerate(bits_list):
             for mode, ls in (("ste", "--"), ("concrete", "-")):
                 ax.plot(s1_list, [100 * table[f"{bits}/{s1}"][mode]["acc"] for s1 in s1_list],
-                        ls=ls, marker="o", ms=3, label=f"{bits}-bit {mode}")
+                        ls=ls, color=f"C{bi}", marker="o", ms=3, label=f"{bits}-bit {mode}")
         ax.set(xlabel="SRMP noise growth s1 (LSB at 256 open word lines)",
                ylabel="accuracy (%)", title=f"mnist/{arch} ({'quick' if quick else 'full'})")
         ax.legend(fontsize=8)
