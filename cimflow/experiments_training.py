@@ -83,13 +83,16 @@ def _plt():
     return plt
 
 
-def save_model(model, path: Path) -> dict:
-    """TorchScript of the plain model at ``path`` and its quantiser settings as JSON beside it."""
+def save_model(model, path: Path, x_cal: torch.Tensor) -> dict:
+    """TorchScript of the plain model at ``path``; beside it, as JSON, its quantiser settings
+    and the chip operating point of every layer calibrated on ``x_cal`` (training data)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is what the compiler reads
         torch.jit.save(torch.jit.script(plain(model)), str(path))
-    settings = quant_settings(model)
+    points = calibrate(model, x_cal, act=False, adc=False)
+    settings = [dict(s, v_read=p.v_read, v_decr=p.v_decr)
+                for s, p in zip(quant_settings(model), points, strict=True)]
     path.with_suffix(".quant.json").write_text(json.dumps(settings, indent=1))
     return {"file": path.name, "quant": path.with_suffix(".quant.json").name}
 
@@ -157,9 +160,10 @@ def noise_injection(out: Path, quick: bool, seed: int) -> dict:
             run["gain_at_30pct"] = (max(run["acc"][f"{nu:.2f}"][hi] for nu in train_nus)
                                     - run["acc"]["0.00"][hi])
             set_noise(models[best], nu_test=0.0)
-            run["model"] = save_model(models[best], out / "models" / f"{dname}_{arch}_nat.pt")
-            run["model"]["baseline"] = save_model(models[0.0], out / "models"
-                                                  / f"{dname}_{arch}_float.pt")["file"]
+            stem, x_cal = out / "models" / f"{dname}_{arch}", d[0][:512]
+            run["model"] = save_model(models[best], stem.with_name(stem.name + "_nat.pt"), x_cal)
+            run["model"]["baseline"] = save_model(
+                models[0.0], stem.with_name(stem.name + "_float.pt"), x_cal)["file"]
             res["runs"][key] = run
             ax = axes[0, panel]
             panel += 1
@@ -215,7 +219,7 @@ def concrete_adc(out: Path, quick: bool, seed: int) -> dict:
                     row[mode] = {"acc": a, "std": s, "epoch_s": secs}
                     if s1 == s1_list[-1] and bits == bits_list[0]:
                         row[mode]["model"] = save_model(
-                            model, out / "models" / f"mnist_{arch}_adc{bits}_{mode}.pt")
+                            model, out / "models" / f"mnist_{arch}_adc{bits}_{mode}.pt", d[0][:512])
                 row["gain"] = row["concrete"]["acc"] - row["ste"]["acc"]
                 log(f"{arch} {bits}-bit s1={s1}: STE {row['ste']['acc']:.4f} Concrete "
                     f"{row['concrete']['acc']:.4f} (gain {100 * row['gain']:+.2f} %)")

@@ -62,6 +62,7 @@ def test_noise_injection_quick(tmp_path, fake_data, capsys):
     assert acc > 0.9  # the plain export keeps the trained weights
     quant = json.loads((tmp_path / "models" / run["model"]["quant"]).read_text())
     assert len(quant) == 3 and all(q["act_bits"] == ex.ACT_BITS for q in quant)
+    assert all(0 < q["v_read"] <= 0.5 and 0 < q["v_decr"] <= 0.5 for q in quant)
 
 
 def test_concrete_adc_quick(tmp_path, fake_data):

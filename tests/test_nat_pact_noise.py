@@ -137,3 +137,13 @@ def test_bad_config_is_refused_in_one_line():
         assert "\n" not in str(e.value)
     with pytest.raises(TypeError, match="wraps nn.Linear or nn.Conv2d"):
         NoiseAware(nn.ReLU(), NatConfig())
+
+
+def test_switch_refuses_what_it_cannot_wrap_or_has_wrapped():
+    lin = nn.Linear(4, 2)
+    assert isinstance(noise_aware(lin, NatConfig()), NoiseAware)
+    with pytest.raises(ValueError, match="no nn.Linear or nn.Conv2d"):
+        noise_aware(nn.Sequential(nn.ReLU()), NatConfig())
+    net = noise_aware(_net(), NatConfig())
+    with pytest.raises(ValueError, match="already noise-aware"):
+        noise_aware(net, NatConfig(nu=0.1))

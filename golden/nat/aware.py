@@ -105,17 +105,29 @@ class NoiseAware(nn.Module):
 
 
 def noise_aware(model: nn.Module, cfg: NatConfig) -> nn.Module:
-    """Wrap every Linear and Conv2d of ``model`` in place (already wrapped ones: reconfigure)."""
-    if isinstance(model, NoiseAware):
-        raise TypeError("noise_aware takes the model, not one of its NoiseAware layers")
-    for name, child in model.named_children():
-        if isinstance(child, NoiseAware):
-            set_noise(child, cfg.nu, cfg.nu_test)
-        elif isinstance(child, (nn.Linear, nn.Conv2d)):
-            setattr(model, name, NoiseAware(child, cfg))
-        else:
-            noise_aware(child, cfg)
+    """Wrap every Linear and Conv2d of ``model`` in place and return the model.
+
+    A bare Linear or Conv2d comes back wrapped (use the return value). A model that is
+    already noise-aware is refused: change its noise with :func:`set_noise`, or start again
+    from :func:`plain`.
+    """
+    if isinstance(model, (nn.Linear, nn.Conv2d)):
+        return NoiseAware(model, cfg)
+    if isinstance(model, NoiseAware) or aware_layers(model):
+        raise ValueError("noise_aware: the model is already noise-aware; change its noise "
+                         "with set_noise, or start again from plain(model)")
+    _wrap(model, cfg)
+    if not aware_layers(model):
+        raise ValueError("noise_aware: the model has no nn.Linear or nn.Conv2d layer to wrap")
     return model
+
+
+def _wrap(module: nn.Module, cfg: NatConfig) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, (nn.Linear, nn.Conv2d)):
+            setattr(module, name, NoiseAware(child, cfg))
+        else:
+            _wrap(child, cfg)
 
 
 def aware_layers(model: nn.Module) -> list[NoiseAware]:

@@ -156,6 +156,9 @@ def calibrate(model: torch.nn.Module, x_cal: torch.Tensor, *, act: bool = True,
     """Calibrate every NoiseAware layer of ``model`` on ``x_cal`` in order (module docstring).
 
     Evaluation mode, weight noise off while calibrating; returns the chip operating points.
+    Before training, the defaults initialise the clip levels and ADC steps; after training,
+    ``act=False, adc=False`` gives the operating points (and, with ``measure``, the offsets)
+    without moving what training learnt.
     """
     was_training = model.training
     model.eval()
