@@ -1,4 +1,4 @@
-"""The Concrete ADC quantiser against ALGORITHMS-style properties (docs/chip_training.md).
+"""The Concrete ADC quantiser against its properties (docs/chip_training.md#concrete-adc).
 
 Independent references: scipy's logistic CDF for p_k, round-and-clip for the hard
 quantiser, the Gumbel-max theorem (argmax frequencies) for the Concrete sample, central
