@@ -17,6 +17,7 @@ MODULES: tuple[str, ...] = (
     "cimflow.experiments.programming",
     "cimflow.experiments.mvm",
     "cimflow.experiments.rpu",
+    "cimflow.experiments.training",
 )
 """Runner modules imported to populate the registry."""
 
