@@ -169,7 +169,8 @@ class MvmResult:
     extra: dict = field(default_factory=dict)
 
     @property
-    def value(self) -> np.ndarray:
+    def value(self):
+        """Signed codes (:func:`.neuron.signed_value`), NumPy or a tensor on the codes' device."""
         return signed_value(self.sign, self.mag, self.settings.k)
 
 

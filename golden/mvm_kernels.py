@@ -100,10 +100,15 @@ def _noise_scale(sigma: float, n_planes: int) -> np.ndarray:
     return s
 
 
+def _powers_of_two(lo: int, hi: int, dtype, device) -> torch.Tensor:
+    """2^lo .. 2^hi made exactly on the host (a device's exp2 need not be exact)."""
+    return torch.tensor([2.0**e for e in range(lo, hi + 1)], dtype=dtype).to(device)
+
+
 def _planes_t(x: torch.Tensor, n_planes: int, dtype) -> torch.Tensor:
     """Ternary pulses (..., planes, n) of integer inputs (..., n): with t_b = trunc(x / 2^b),
     plane b is t_b - 2 t_(b+1) (exact, |x| < 2^8)."""
-    scale = torch.exp2(-torch.arange(n_planes + 1, dtype=dtype, device=x.device))
+    scale = _powers_of_two(-n_planes, 0, dtype, x.device).flip(0)
     t = (x.unsqueeze(-2).to(dtype) * scale[:, None]).trunc_()
     return t[..., :-1, :] - 2 * t[..., 1:, :]
 
@@ -113,7 +118,7 @@ def _charge_t(num, ops: CoreOperands, z, zscale, clip):
     n_planes = num.shape[2]
     s = floor_quotient(num.to(torch.float64), ops.den_f[:, None, None, :],
                        ops.inv_units[:, None, None, :])
-    reps = torch.exp2(torch.arange(n_planes, dtype=torch.float64, device=num.device))
+    reps = _powers_of_two(0, n_planes - 1, torch.float64, num.device)
     s *= reps[:, None]
     if z is not None:
         s += z * from_numpy(zscale).to(z.device)[:, None]
