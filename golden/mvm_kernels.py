@@ -10,7 +10,9 @@ GPU: the whole batch): bit planes, one product num = planes @ P per core, then t
 charge floor(num / den_units) (exact, see :mod:`.mvm_operands`), read noise per plane,
 integrator clipping, LFSR injection and the converter. On the CPU the element-wise part
 runs as one fused kernel (:mod:`.fused_cpu`) when numba is installed; it does the same
-operations in the same precision and order on the same draws, so the codes are identical.
+operations in the same precision and order, so without noise the codes are identical; its
+noise comes from counter-based streams inside the kernel (:mod:`.fused_cpu`), the same
+distributions as the torch path's draws but other samples (tested statistically).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from .neuron import _binary_t, _exact_t, adc_counting
 from .tensors import exact_matmul, from_numpy
 
 __all__ = [
-    "BLOCK_OUTPUTS", "CoreOperands", "Effects", "core_operands", "fused_ok", "run", "use_fused",
+    "BLOCK_OUTPUTS", "CoreOperands", "Effects", "core_operands", "fused_ok", "run", "stream_keys",
+    "use_fused",
 ]
 
 BLOCK_OUTPUTS = 16384
@@ -179,20 +182,33 @@ def _run_fused(ops, x: np.ndarray, st, fx: Effects, offsets, rng):
     sign = np.empty((g_n, batch, lines), np.uint8)
     mag = np.empty((g_n, batch, lines), np.int64)
     q = np.empty((g_n, batch, lines), np.int64)
+    keys = (stream_keys(rng, g_n) if (fx.sigma or fx.cmp_scale is not None)
+            else np.zeros(g_n, np.uint64))
     for g in range(g_n):  # core by core: each block is one plain 2-D product (BLAS's best)
         off = _ZEROS(1, lines) if offsets is None else offsets[g:g + 1].astype(np.float64)
-        _fused_core(ops[g], x[g:g + 1], st, fx, off, rng, sign[g:g + 1], mag[g:g + 1],
-                    q[g:g + 1])
+        _fused_core(ops[g], x[g:g + 1], st, fx, off, keys[g:g + 1], sign[g:g + 1],
+                    mag[g:g + 1], q[g:g + 1])
     return sign, mag, q
 
 
-def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, rng, sign, mag, q):
+def stream_keys(rng, n: int) -> np.ndarray:
+    """``n`` uint64 keys of the fused kernel's random streams, one per core, drawn from the
+    caller's NumPy or torch Generator (one call: a seeded Generator repeats the noise)."""
+    if isinstance(rng, torch.Generator):
+        k = torch.randint(-(1 << 63), (1 << 63) - 1, (n,), generator=rng, device=rng.device,
+                          dtype=torch.int64)
+        return k.cpu().numpy().view(np.uint64)
+    return rng.bit_generator.random_raw(n)
+
+
+def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, key, sign, mag, q):
     _, batch, n_in = x.shape
     matrix, den, inv = op.matrix, op.den_f[None], op.inv_units[None]
     lines = den.shape[1]
     n_planes = _n_planes(st.in_bits)
-    zscale = _ZS if not fx.sigma else _noise_scale(fx.sigma, n_planes)
+    zscale = _ZS if not fx.sigma else _noise_scale64(fx.sigma, n_planes)
     clip = -1.0 if fx.clip is None else float(fx.clip)
+    inv_scale = 0.0 if fx.cmp_scale is None else 1.0 / fx.cmp_scale
     block = max(1, BLOCK_OUTPUTS // lines)
     planes = np.empty((1, min(block, batch), n_planes, n_in), matrix.dtype)
     for lo in range(0, batch, block):
@@ -201,12 +217,16 @@ def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, rng, sign,
         fused_cpu.planes(x[:, lo:hi], n_planes, pl)
         # 2-D: NumPy's stacked matmul may skip BLAS for a (1, n, m) view
         num = (pl.reshape(-1, n_in) @ matrix).reshape(1, hi - lo, n_planes, lines)
-        z = (normal_draws(rng, num.shape, "cpu").numpy() if fx.sigma else _E4)
-        draws = (_E4 if fx.cmp_scale is None else
-                 logistic_draws(rng, (st.k + 1, 1, hi - lo, lines), fx.cmp_scale,
-                                "cpu").numpy())
-        fused_cpu.charge_adc(num, den, inv, z, zscale, clip, off, st.d_units, st.k, draws,
-                             q[:, lo:hi], sign[:, lo:hi], mag[:, lo:hi])
+        fused_cpu.charge_adc(num, den, inv, key, lo, zscale, clip, off, st.d_units, st.k,
+                             inv_scale, q[:, lo:hi], sign[:, lo:hi], mag[:, lo:hi])
+
+
+@functools.lru_cache(maxsize=64)
+def _noise_scale64(sigma: float, n_planes: int) -> np.ndarray:
+    """Read-noise std of plane b's 2^b summed samples, sigma sqrt(2^b) (float64)."""
+    s = sigma * np.sqrt(np.exp2(np.arange(n_planes)))
+    s.flags.writeable = False
+    return s
 
 
 @functools.lru_cache(maxsize=16)
@@ -253,5 +273,4 @@ def _block_torch(ops: CoreOperands, x, n_planes, fx, zscale, rng, st, off, pulse
     mag.copy_(m)
 
 
-_E4 = np.zeros((0, 0, 0, 0), np.float32)
-_ZS = np.zeros(8, np.float32)
+_ZS = np.zeros(0)
