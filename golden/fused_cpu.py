@@ -89,7 +89,8 @@ def _exp(t, pow2):
     g = t - n * _LN2
     p = 1.0 + g * (1.0 + g * (0.5 + g * (1.0 / 6 + g * (1.0 / 24 + g * (
         1.0 / 120 + g * (1.0 / 720 + g * (1.0 / 5040 + g * (1.0 / 40320))))))))
-    return p * pow2[np.int64(n) + 32]
+    i = min(max(np.int64(n) + 32, 0), 64)  # in range for any t, NaN included
+    return p * pow2[i]
 
 
 def _ziggurat_tables(n=128, r=3.442619855899, v=9.91256303526217e-3):
