@@ -349,3 +349,24 @@ def test_closed_form_adc_at_every_threshold(backend, k):
         want = np.where(q > 0, np.minimum(-(-q // lsb) - 1, top), np.minimum(-q // lsb, top))
         assert np.array_equal(sign.cpu().numpy(), (q > 0).astype(np.uint8))
         assert np.array_equal(mag.cpu().numpy(), want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_many_cores_draw_independent_noise(backend):
+    """mvm_cores on three copies of one core under read noise: each core gets its own
+    stream (the codes differ between copies, but not more than noise does), and a seeded
+    call repeats."""
+    xb, rng = _full_core(30)
+    x = torch.from_numpy(np.repeat(rng.integers(-7, 8, (1, 8, 128)), 3, axis=0)).to(backend)
+    ni, st_ = NonIdeal(read_noise_v=2e-3), MvmSettings(v_decr=0.3)
+
+    def gen():
+        return (np.random.default_rng(8) if backend == "cpu"
+                else torch.Generator(backend).manual_seed(8))
+
+    a, b = (mvm_cores([xb] * 3, x, st_, ni, gen()) for _ in "ab")
+    ideal = mvm_cores([xb] * 3, x, st_)
+    assert torch.equal(torch.as_tensor(a.charge), torch.as_tensor(b.charge))
+    e = (a.charge - ideal.charge).cpu().numpy().reshape(3, -1)
+    assert not np.array_equal(e[0], e[1]) and not np.array_equal(e[1], e[2])
+    assert abs(np.corrcoef(e)[0, 1]) < 5 / np.sqrt(e.shape[1])
