@@ -242,6 +242,14 @@ def _plot(rows: list[Row], path: Path) -> None:
     tmp.replace(path)
 
 
+def _progress(rows: list[Row]) -> list[Row]:
+    """Print each group's rows as soon as they are measured (a run cut short by a timeout
+    still shows what it got), then pass them on."""
+    for r in rows:
+        print(f"  {_label(r):60s} {r.batch:5d} {r.mvm_per_s:12.1f}", flush=True)
+    return rows
+
+
 def _label(r: Row) -> str:
     return r.name if r.device == "cpu" else f"{r.name} [{r.device}]"
 
@@ -262,17 +270,21 @@ def main(argv: list[str] | None = None) -> list[Row]:
         ap.error(f"device {args.device!r} is not available here (torch sees no GPU)")
     window = 0.04 if args.quick else 0.3
     torch.set_num_threads(1)
-    base = bench_torch(window)
-    rows = bench_algorithmic(window) + bench_cores(window, args.cores) * bool(args.cores)
-    rows += bench_cycle(window)
+    base = _progress(bench_torch(window))
+    rows = _progress(bench_algorithmic(window))
+    if args.cores:
+        rows += _progress(bench_cores(window, args.cores))
+    rows += _progress(bench_cycle(window))
     for fn in OPTIONAL_BENCHES:
-        rows += fn(window) or []
+        rows += _progress(fn(window) or [])
     rows += base
     if args.device != "cpu":  # the same rows on the GPU, after the CPU rows of this run
-        rows += bench_algorithmic(window, args.device) + bench_torch(window, args.device)
+        rows += _progress(bench_algorithmic(window, args.device))
+        rows += _progress(bench_torch(window, args.device))
         if args.cores:
-            rows += bench_cores(window, args.cores, args.device)
+            rows += _progress(bench_cores(window, args.cores, args.device))
     table = _ratios(rows)
+    print("\nsummary (ratios need every row):")
     print(f"{'benchmark':60s} {'batch':>5s} {'MVM/s':>12s} {'torch/this':>10s} "
           f"{'this/aihwkit':>12s}")
     for r, slow, vs in table:

@@ -7,9 +7,12 @@ one call and everything after the product (floor of the quotient, read noise, in
 clipping, the closed-form ADC or the noisy search) is one loop per output code.
 
 Same arithmetic as the torch path of :mod:`.mvm_kernels`, operation for operation and in
-the same precision (float64 quotient and charge, float32 noisy search with the same
-draws), so both give identical codes; a test holds them to that. numba is optional:
-without it (``AVAILABLE`` False) the torch path runs on the CPU too.
+the same precision (float64 quotient and charge), so without noise both give identical
+codes; a test holds them to that. The noise is drawn inside the kernel from counter-based
+streams (below), not passed in: drawing it in Python cost more than the whole MVM at batch
+1 (two array draws of ~20 us each). Same distributions as the torch path's draws, other
+samples; statistical tests hold them to that. numba is optional: without it
+(``AVAILABLE`` False) the torch path runs on the CPU too.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ try:
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     AVAILABLE = False
 
-__all__ = ["AVAILABLE", "planes", "charge_adc"]
+__all__ = ["AVAILABLE", "planes", "charge_adc", "normals"]
 
 
 def _planes(x, n_planes, out):
@@ -41,40 +44,180 @@ def _planes(x, n_planes, out):
                     out[g, b, p, i] = s * ((a >> p) & 1)
 
 
-def _charge_adc(num, den_f, inv_units, z, zscale, clip, off, d, k, draws, q_out, sign_out,
-                mag_out):
+# ---------------------------------------------------------------- in-kernel random numbers
+# Counter-based: word(key, c) = splitmix64's output function of key + c * GAMMA. Any sample
+# is a pure function of (key, counter), so the kernel draws only the words it needs, with
+# no state and no call into Python; the key comes from the caller's Generator, one word per
+# core and call, so a seeded Generator repeats its runs.
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S32, _S11 = (np.uint64(v) for v in (30, 27, 31, 32, 11))
+_MASK7 = np.uint64(127)
+_U53 = 2.0**-53
+_CMP_CUT = math.log(2.0**24 - 1)
+"""Where the torch path's logistic draws end (+/-16.64 scales: 23-bit uniforms, see
+fast_random.logistic); the kernel's comparisons are deterministic beyond it too."""
+
+
+def _mix(z):
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+def _word(key, ctr):
+    """The 64-bit random word number ``ctr`` (uint64) of stream ``key`` (uint64)."""
+    return _mix(key + ctr * _GAMMA)
+
+
+def _uniform(w):
+    """(0, 1) from the top 53 bits of a word: ((w >> 11) + 1/2) 2^-53."""
+    return (np.float64(w >> _S11) + 0.5) * _U53
+
+
+_EXP_C = tuple(1.0 / math.factorial(i) for i in range(12))
+
+
+def _exp(t):
+    """e^t for |t| <= 17 without a libm call or a table (neither vectorises well here):
+    (e^(t/32))^32, a degree-11 Taylor polynomial on |t/32| <= 0.53 squared five times;
+    relative error below 1e-10, far below what a comparison probability needs."""
+    g = t * (1.0 / 32.0)
+    c = _EXP_C
+    p = c[11]
+    for i in range(10, -1, -1):
+        p = p * g + c[i]
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    return p * p
+
+
+def _ziggurat_tables(n=128, r=3.442619855899, v=9.91256303526217e-3):
+    """Marsaglia and Tsang's (2000) ziggurat for N(0, 1) with 128 layers: acceptance bounds
+    kn (of a signed 32-bit integer), widths wn, densities fn."""
+    m1 = 2.0**31
+    kn, wn, fn = np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
+    dn = tn = r
+    q = v / math.exp(-0.5 * dn * dn)
+    kn[0], kn[1] = int(dn / q * m1), 0
+    wn[0], wn[n - 1] = q / m1, dn / m1
+    fn[0], fn[n - 1] = 1.0, math.exp(-0.5 * dn * dn)
+    for i in range(n - 2, 0, -1):
+        dn = math.sqrt(-2.0 * math.log(v / dn + math.exp(-0.5 * dn * dn)))
+        kn[i + 1] = int(dn / tn * m1)
+        tn = dn
+        fn[i] = math.exp(-0.5 * dn * dn)
+        wn[i] = dn / m1
+    return kn, wn, fn
+
+
+_KN, _WN, _FN = _ziggurat_tables()
+_ZIG_R = 3.442619855899
+
+
+def _normal(w, kn, wn, fn):
+    """N(0, 1) from word w: the ziggurat's fast path (98.8 %: one multiply, one compare)
+    takes the layer from the low 7 bits and the signed abscissa from the top 32; the
+    wedges and the tail draw further words from a splitmix64 sequence started at w."""
+    state = w
+    while True:
+        iz = np.int64(w & _MASK7)
+        hz = np.int64(w >> _S32) - 2147483648
+        x = hz * wn[iz]
+        if abs(hz) < kn[iz]:
+            return x
+        state += _GAMMA
+        u = _uniform(_mix(state))
+        if iz == 0:  # the tail beyond r (Marsaglia's method)
+            while True:
+                state += _GAMMA
+                a = -math.log(_uniform(_mix(state))) / _ZIG_R
+                state += _GAMMA
+                b = -math.log(_uniform(_mix(state)))
+                if b + b >= a * a:
+                    return _ZIG_R + a if hz > 0 else -_ZIG_R - a
+        if fn[iz] + u * (fn[iz - 1] - fn[iz]) < math.exp(-0.5 * x * x):
+            return x
+        state += _GAMMA
+        w = _mix(state)
+
+
+def _normals(key, ctr0, n, kn, wn, fn):
+    """n standard normals of stream ``key`` at counters ctr0, ctr0 + 2, ... (the layout the
+    kernel uses for read noise), for tests of the generator."""
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = _normal(_word(key, np.uint64(ctr0 + 2 * i)), kn, wn, fn)
+    return out
+
+
+def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_scale, q_out,
+                sign_out, mag_out):
     """Charge and codes of num (G, B, P, lines) (the sampled charge as
     mvm_operands.floor_quotient, the converter's floor likewise by reciprocal and exact
-    remainder, both exact on integers below 2^53): z (G, B, P, lines) float32 read noise
-    (size 0: none), zscale (P,) float32, clip < 0: no swing limit, off (G, lines) float64,
-    draws (k + 1, G, B, lines) float32 comparator noise (size 0: exact closed form).
-    Loops run over the lines innermost, so that they vectorise."""
+    remainder, both exact on integers below 2^53). Noise is drawn here from ``key`` (G,)
+    uint64, one stream per core; ``row0`` is the block's first batch row (the counters
+    are global in the call): zscale (P,) float64 read-noise std per plane (size 0: none),
+    clip < 0: no swing limit, off (G, lines) float64, inv_scale: 1 / the logistic
+    comparator-noise scale (0: none, the exact closed form).
+
+    Read noise of (row, plane p, line o) is the normal of counter 2 ((row P + p) lines + o);
+    comparison m of (row, o) uses counter 2 ((row (k + 1) + m) lines + o) + 1. A comparison
+    of residual r under logistic noise L of scale s reads negative when r + L < 0, whose
+    probability is 1 / (1 + exp(r / s)): it compares one uniform with that instead of
+    drawing L (no log), and only where |r| < 16.64 s: beyond, the decision is r < 0, as for
+    the torch path's logistic, whose support ends at +/-16.64 s (fast_random)."""
     g_n, b_n, p_n, o_n = num.shape
-    noisy = z.size > 0
-    search = draws.size > 0
+    noisy = zscale.size > 0
+    search = inv_scale > 0.0
     lsb = d >> max(k - 1, 0)
     top = float(((1 << k) - 1) * lsb)
     flsb = float(lsb)
     inv_lsb = 1.0 / flsb
     unit = float(1 << 24)
     q = np.empty(o_n)
-    r = np.empty(o_n, np.float32)
+    r = np.empty(o_n)
     sg = np.empty(o_n, np.bool_)
+    z = np.empty(o_n)
+    rej = np.empty(o_n, np.bool_)
+    negs = np.empty(o_n, np.bool_)
+    acc = np.zeros(o_n, np.int64)
+    kn, wn, fn = _KN, _WN, _FN
     for g in range(g_n):
         den = den_f[g]
         inv = inv_units[g]
+        kg = key[g]
         for b in range(b_n):
+            row = row0 + b
             q[:] = 0.0
             for p in range(p_n):
                 rep = float(1 << p)
-                zs = zscale[p]
+                zs = zscale[p] if noisy else 0.0
+                if noisy:  # the ziggurat's fast path for every line, then the few rejects
+                    base = np.uint64((row * p_n + p) * o_n)
+                    slow = False
+                    for o in range(o_n):
+                        w = _word(kg, (base + np.uint64(o)) * np.uint64(2))
+                        iz = np.int64(w & _MASK7)
+                        hz = np.int64(w >> _S32) - 2147483648
+                        z[o] = hz * wn[iz]
+                        rej[o] = abs(hz) >= kn[iz]
+                        slow |= rej[o]
+                    if slow:
+                        for o in range(o_n):
+                            if rej[o]:
+                                w = _word(kg, (base + np.uint64(o)) * np.uint64(2))
+                                z[o] = _normal(w, kn, wn, fn)
                 for o in range(o_n):
                     a = np.float64(num[g, b, p, o])
                     s = np.floor(a * inv[o])
                     rem = a * unit - s * den[o]
                     s = (s - (rem < 0.0) + (rem >= den[o])) * rep
                     if noisy:
-                        s = np.rint(s + np.float64(z[g, b, p, o] * zs))
+                        s = np.rint(s + z[o] * zs)
                     q[o] += s
                 if clip >= 0.0:
                     for o in range(o_n):
@@ -92,28 +235,39 @@ def _charge_adc(num, den_f, inv_units, z, zscale, clip, off, d, k, draws, q_out,
                     m0 = m0 - (rr < 0.0) + (rr >= flsb)
                     mag_out[g, b, o] = np.int64(m0) if k > 0 else 0
                 continue
-            # noisy binary search in float32: bit = x > 0 (sign bit of x), inverted when
-            # the sign is 0; the residual steps by -copysign(d >> m, x)
+            # noisy binary search on the exact float64 residual: bit = (r + L > 0), inverted
+            # when the sign is 0; the residual steps by -d >> m toward zero
             for o in range(o_n):
-                r[o] = np.float32(q[o] + off[g, o])
-                mag_out[g, b, o] = 0
-            for m in range(k + 1):
-                step = np.float32(d >> m)
+                r[o] = q[o] + off[g, o]
+            for m in range(k + 1):  # branch-free over the lines, so that it vectorises
+                step = float(d >> m)
+                base = np.uint64((row * (k + 1) + m) * o_n)
                 for o in range(o_n):
-                    x = r[o] + draws[m, g, b, o]
-                    neg = math.copysign(1.0, x) < 0.0
-                    if m == 0:
-                        sg[o] = not neg
-                    else:
-                        mag_out[g, b, o] = 2 * mag_out[g, b, o] + (neg != sg[o])
-                    if m < k:
-                        r[o] = r[o] + step if neg else r[o] - step
+                    ro = r[o]
+                    t = ro * inv_scale
+                    tc = min(max(t, -_CMP_CUT), _CMP_CUT)
+                    w = _word(kg, (base + np.uint64(o)) * np.uint64(2) + np.uint64(1))
+                    noisy_neg = _uniform(w) * (1.0 + _exp(tc)) < 1.0
+                    neg = noisy_neg if abs(t) < _CMP_CUT else ro < 0.0
+                    negs[o] = neg
+                    r[o] = ro + (step if neg else -step)
+                if m == 0:
+                    for o in range(o_n):
+                        sg[o] = not negs[o]
+                        acc[o] = 0
+                else:
+                    for o in range(o_n):
+                        acc[o] = 2 * acc[o] + (negs[o] != sg[o])
+            for o in range(o_n):
+                mag_out[g, b, o] = acc[o]
             for o in range(o_n):
                 sign_out[g, b, o] = sg[o]
 
 
 if AVAILABLE:
-    planes = njit(cache=True, nogil=True)(_planes)
-    charge_adc = njit(cache=True, nogil=True)(_charge_adc)
+    _jit = njit(cache=True, nogil=True)
+    _mix, _word, _uniform, _normal = _jit(_mix), _jit(_word), _jit(_uniform), _jit(_normal)
+    _exp = _jit(_exp)
+    planes, charge_adc, normals = _jit(_planes), _jit(_charge_adc), _jit(_normals)
 else:  # pragma: no cover
-    planes = charge_adc = None
+    planes = charge_adc = normals = None

@@ -20,6 +20,7 @@ computed the way :mod:`.cycle` computes it, so both levels give identical codes.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -134,9 +135,10 @@ class MvmSettings:
                     f"{getattr(config, field_name)}"
                 )
 
-    @property
+    @functools.cached_property
     def d_units(self) -> int:
-        """C_s V_decr in charge units."""
+        """C_s V_decr in charge units (cached: the settings are frozen, and the MVM reads it
+        per block)."""
         return decr_units(self.v_decr, self.v_read)
 
     @property
@@ -169,7 +171,8 @@ class MvmResult:
     extra: dict = field(default_factory=dict)
 
     @property
-    def value(self) -> np.ndarray:
+    def value(self):
+        """Signed codes (:func:`.neuron.signed_value`), NumPy or a tensor on the codes' device."""
         return signed_value(self.sign, self.mag, self.settings.k)
 
 
@@ -350,7 +353,10 @@ def _offsets(xbar, st, ni, rng, offsets):
     return offsets.astype(np.int64, copy=False)
 
 
+@functools.lru_cache(maxsize=256)
 def _effects(ni: NonIdeal, st: MvmSettings) -> mvm_kernels.Effects:
+    """The call's dynamic effects in charge units (memoised: both are frozen, and at batch 1
+    recomputing them was a tenth of the call)."""
     scale = integ_units(ni.cmp_noise_v, st.v_read) if ni.cmp_noise_v else None
     return mvm_kernels.Effects(float(charge_units(ni.read_noise_v, st.v_read)),
                                ni.clip_units(st.v_read), scale)

@@ -10,12 +10,15 @@ GPU: the whole batch): bit planes, one product num = planes @ P per core, then t
 charge floor(num / den_units) (exact, see :mod:`.mvm_operands`), read noise per plane,
 integrator clipping, LFSR injection and the converter. On the CPU the element-wise part
 runs as one fused kernel (:mod:`.fused_cpu`) when numba is installed; it does the same
-operations in the same precision and order on the same draws, so the codes are identical.
+operations in the same precision and order, so without noise the codes are identical; its
+noise comes from counter-based streams inside the kernel (:mod:`.fused_cpu`), the same
+distributions as the torch path's draws but other samples (tested statistically).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -29,7 +32,8 @@ from .neuron import _binary_t, _exact_t, adc_counting
 from .tensors import exact_matmul, from_numpy
 
 __all__ = [
-    "BLOCK_OUTPUTS", "CoreOperands", "Effects", "core_operands", "fused_ok", "run", "use_fused",
+    "BLOCK_OUTPUTS", "CoreOperands", "Effects", "core_operands", "fused_ok", "run", "stream_keys",
+    "use_fused",
 ]
 
 BLOCK_OUTPUTS = 16384
@@ -100,10 +104,15 @@ def _noise_scale(sigma: float, n_planes: int) -> np.ndarray:
     return s
 
 
+def _powers_of_two(lo: int, hi: int, dtype, device) -> torch.Tensor:
+    """2^lo .. 2^hi made exactly on the host (a device's exp2 need not be exact)."""
+    return torch.tensor([2.0**e for e in range(lo, hi + 1)], dtype=dtype).to(device)
+
+
 def _planes_t(x: torch.Tensor, n_planes: int, dtype) -> torch.Tensor:
     """Ternary pulses (..., planes, n) of integer inputs (..., n): with t_b = trunc(x / 2^b),
     plane b is t_b - 2 t_(b+1) (exact, |x| < 2^8)."""
-    scale = torch.exp2(-torch.arange(n_planes + 1, dtype=dtype, device=x.device))
+    scale = _powers_of_two(-n_planes, 0, dtype, x.device).flip(0)
     t = (x.unsqueeze(-2).to(dtype) * scale[:, None]).trunc_()
     return t[..., :-1, :] - 2 * t[..., 1:, :]
 
@@ -113,7 +122,7 @@ def _charge_t(num, ops: CoreOperands, z, zscale, clip):
     n_planes = num.shape[2]
     s = floor_quotient(num.to(torch.float64), ops.den_f[:, None, None, :],
                        ops.inv_units[:, None, None, :])
-    reps = torch.exp2(torch.arange(n_planes, dtype=torch.float64, device=num.device))
+    reps = _powers_of_two(0, n_planes - 1, torch.float64, num.device)
     s *= reps[:, None]
     if z is not None:
         s += z * from_numpy(zscale).to(z.device)[:, None]
@@ -171,23 +180,47 @@ def run(ops: tuple[MvmOperands, ...], x, st, fx: Effects, offsets, rng, inject=N
 def _run_fused(ops, x: np.ndarray, st, fx: Effects, offsets, rng):
     g_n, batch, _ = x.shape
     lines = ops[0].den.size
-    sign = np.empty((g_n, batch, lines), np.uint8)
-    mag = np.empty((g_n, batch, lines), np.int64)
-    q = np.empty((g_n, batch, lines), np.int64)
+    sign, mag, q = _outputs((g_n, batch, lines))
+    keys = (stream_keys(rng, g_n) if (fx.sigma or fx.cmp_scale is not None)
+            else np.zeros(g_n, np.uint64))
     for g in range(g_n):  # core by core: each block is one plain 2-D product (BLAS's best)
         off = _ZEROS(1, lines) if offsets is None else offsets[g:g + 1].astype(np.float64)
-        _fused_core(ops[g], x[g:g + 1], st, fx, off, rng, sign[g:g + 1], mag[g:g + 1],
-                    q[g:g + 1])
+        _fused_core(ops[g], x[g:g + 1], st, fx, off, keys[g:g + 1], sign[g:g + 1],
+                    mag[g:g + 1], q[g:g + 1])
     return sign, mag, q
 
 
-def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, rng, sign, mag, q):
+def _outputs(shape):
+    """Fresh (sign uint8, mag int64, charge int64) arrays of ``shape``, views of one buffer.
+
+    Why one: at batch 1024 the three outputs are 4.5 MB that glibc maps fresh on every call
+    and the kernel faults in 4 KiB pages (about 1,000 faults, 40 % of an ideal MVM's time
+    here); one buffer of 4 MiB or more gets NumPy's transparent-huge-page advice instead."""
+    n = math.prod(shape)
+    buf = np.empty(17 * n, np.uint8)
+    mag = buf[:8 * n].view(np.int64).reshape(shape)
+    q = buf[8 * n:16 * n].view(np.int64).reshape(shape)
+    return buf[16 * n:].reshape(shape), mag, q
+
+
+def stream_keys(rng, n: int) -> np.ndarray:
+    """``n`` uint64 keys of the fused kernel's random streams, one per core, drawn from the
+    caller's NumPy or torch Generator (one call: a seeded Generator repeats the noise)."""
+    if isinstance(rng, torch.Generator):
+        k = torch.randint(-(1 << 63), (1 << 63) - 1, (n,), generator=rng, device=rng.device,
+                          dtype=torch.int64)
+        return k.cpu().numpy().view(np.uint64)
+    return rng.bit_generator.random_raw(n)
+
+
+def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, key, sign, mag, q):
     _, batch, n_in = x.shape
     matrix, den, inv = op.matrix, op.den_f[None], op.inv_units[None]
     lines = den.shape[1]
     n_planes = _n_planes(st.in_bits)
-    zscale = _ZS if not fx.sigma else _noise_scale(fx.sigma, n_planes)
+    zscale = _ZS if not fx.sigma else _noise_scale64(fx.sigma, n_planes)
     clip = -1.0 if fx.clip is None else float(fx.clip)
+    inv_scale = 0.0 if fx.cmp_scale is None else 1.0 / fx.cmp_scale
     block = max(1, BLOCK_OUTPUTS // lines)
     planes = np.empty((1, min(block, batch), n_planes, n_in), matrix.dtype)
     for lo in range(0, batch, block):
@@ -196,12 +229,16 @@ def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, rng, sign,
         fused_cpu.planes(x[:, lo:hi], n_planes, pl)
         # 2-D: NumPy's stacked matmul may skip BLAS for a (1, n, m) view
         num = (pl.reshape(-1, n_in) @ matrix).reshape(1, hi - lo, n_planes, lines)
-        z = (normal_draws(rng, num.shape, "cpu").numpy() if fx.sigma else _E4)
-        draws = (_E4 if fx.cmp_scale is None else
-                 logistic_draws(rng, (st.k + 1, 1, hi - lo, lines), fx.cmp_scale,
-                                "cpu").numpy())
-        fused_cpu.charge_adc(num, den, inv, z, zscale, clip, off, st.d_units, st.k, draws,
-                             q[:, lo:hi], sign[:, lo:hi], mag[:, lo:hi])
+        fused_cpu.charge_adc(num, den, inv, key, lo, zscale, clip, off, st.d_units, st.k,
+                             inv_scale, q[:, lo:hi], sign[:, lo:hi], mag[:, lo:hi])
+
+
+@functools.lru_cache(maxsize=64)
+def _noise_scale64(sigma: float, n_planes: int) -> np.ndarray:
+    """Read-noise std of plane b's 2^b summed samples, sigma sqrt(2^b) (float64)."""
+    s = sigma * np.sqrt(np.exp2(np.arange(n_planes)))
+    s.flags.writeable = False
+    return s
 
 
 @functools.lru_cache(maxsize=16)
@@ -248,5 +285,4 @@ def _block_torch(ops: CoreOperands, x, n_planes, fx, zscale, rng, st, off, pulse
     mag.copy_(m)
 
 
-_E4 = np.zeros((0, 0, 0, 0), np.float32)
-_ZS = np.zeros(8, np.float32)
+_ZS = np.zeros(0)

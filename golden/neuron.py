@@ -143,8 +143,16 @@ def _exact_t(qe: torch.Tensor, d: int, k: int):
     a = qe.abs()
     a -= pos.to(torch.float64)  # q > 0: |code| = ceil(q / lsb) - 1 = floor((q - 1) / lsb)
     a.clamp_(max=float(((1 << k) - 1) * lsb))
-    a /= lsb
-    return sign, a.floor_().to(torch.int64)
+    # No division: CUDA divides by a scalar as a product with its reciprocal, whose rounding
+    # puts an exact multiple of lsb just below its integer (one code low). Every device
+    # runs this instead: the reciprocal product (within one of the floor), then the exact
+    # remainder (integers below 2^53) corrects it, as the fused kernel does.
+    m = a * (1.0 / lsb)
+    m.floor_()
+    r = a - m * float(lsb)
+    m -= (r < 0).to(m.dtype)
+    m += (r >= lsb).to(m.dtype)
+    return sign, m.to(torch.int64)
 
 
 def adc_closed_form(q: np.ndarray, k: int):
@@ -253,8 +261,15 @@ def apply_activation(sign, mag, act: Activation):
     return sign, mag
 
 
-def signed_value(sign, mag, k: int) -> np.ndarray:
-    """Signed output: +/-mag for K >= 1; a binary neuron (K = 0) gives +1 / -1."""
+def signed_value(sign, mag, k: int):
+    """Signed output: +/-mag for K >= 1; a binary neuron (K = 0) gives +1 / -1. NumPy in,
+    NumPy out; tensors give an int64 tensor on their device (a GPU's codes stay there)."""
+    if isinstance(sign, torch.Tensor):
+        sign = sign.to(torch.int64)
+        if k == 0:
+            return 2 * sign - 1
+        mag = torch.as_tensor(mag, device=sign.device).to(torch.int64)
+        return torch.where(sign == 1, mag, -mag)
     sign = np.asarray(sign).astype(np.int64)
     if k == 0:
         return 2 * sign - 1
