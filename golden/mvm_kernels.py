@@ -61,11 +61,18 @@ class Effects:
     """One call's dynamic effects in charge units."""
 
     sigma: float
-    """Read-noise std per sample (0: off)."""
+    """Read-noise std per sample (0: off), independent on each of a pulse's 2^b samples."""
     clip: int | None
     """Integrator swing, or None."""
     cmp_scale: float | None
     """Logistic comparator-noise scale, or None."""
+    sigma_pulse: float = 0.0
+    """Line-noise std per WL pulse (0: off): frozen on the floating line when the pulse ends,
+    so all 2^b samples of plane b carry the same draw (std 2^b sigma_pulse in the sum)."""
+
+    @property
+    def noisy(self) -> bool:
+        return bool(self.sigma or self.sigma_pulse)
 
 
 _STACKS: OrderedDict = OrderedDict()
@@ -93,9 +100,11 @@ def core_operands(ops: tuple[MvmOperands, ...], device) -> CoreOperands:
 
 
 @functools.lru_cache(maxsize=64)
-def _noise_scale(sigma: float, n_planes: int) -> np.ndarray:
-    """Read-noise std of plane b's 2^b summed samples, sigma sqrt(2^b) (float32)."""
-    s = (sigma * np.sqrt(np.exp2(np.arange(n_planes)))).astype(np.float32)
+def _noise_scale(sigma: float, n_planes: int, sigma_pulse: float = 0.0) -> np.ndarray:
+    """Read-noise std of plane b's 2^b summed samples (float32): sigma sqrt(2^b) from the
+    per-sample noise and 2^b sigma_pulse from the per-pulse line noise, in quadrature."""
+    reps = np.exp2(np.arange(n_planes))
+    s = np.sqrt(sigma**2 * reps + sigma_pulse**2 * reps**2).astype(np.float32)
     s.flags.writeable = False
     return s
 
@@ -159,7 +168,7 @@ def run(ops: tuple[MvmOperands, ...], x, st, fx: Effects, offsets, rng, inject=N
     if inject is not None:
         inject = from_numpy(inject).to(dev)
     block = batch if dev.type != "cpu" else max(1, BLOCK_OUTPUTS // (g_n * lines))
-    zscale = _noise_scale(fx.sigma, n_planes) if fx.sigma else None
+    zscale = _noise_scale(fx.sigma, n_planes, fx.sigma_pulse) if fx.noisy else None
     for lo in range(0, batch, block):
         hi = min(lo + block, batch)
         pulses = None if inject is None else inject[lo:hi]
@@ -186,7 +195,7 @@ def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, rng, sign,
     matrix, den, inv = op.matrix, op.den_f[None], op.inv_units[None]
     lines = den.shape[1]
     n_planes = _n_planes(st.in_bits)
-    zscale = _ZS if not fx.sigma else _noise_scale(fx.sigma, n_planes)
+    zscale = _ZS if not fx.noisy else _noise_scale(fx.sigma, n_planes, fx.sigma_pulse)
     clip = -1.0 if fx.clip is None else float(fx.clip)
     block = max(1, BLOCK_OUTPUTS // lines)
     planes = np.empty((1, min(block, batch), n_planes, n_in), matrix.dtype)
@@ -196,7 +205,7 @@ def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, rng, sign,
         fused_cpu.planes(x[:, lo:hi], n_planes, pl)
         # 2-D: NumPy's stacked matmul may skip BLAS for a (1, n, m) view
         num = (pl.reshape(-1, n_in) @ matrix).reshape(1, hi - lo, n_planes, lines)
-        z = (normal_draws(rng, num.shape, "cpu").numpy() if fx.sigma else _E4)
+        z = (normal_draws(rng, num.shape, "cpu").numpy() if fx.noisy else _E4)
         draws = (_E4 if fx.cmp_scale is None else
                  logistic_draws(rng, (st.k + 1, 1, hi - lo, lines), fx.cmp_scale,
                                 "cpu").numpy())
@@ -226,7 +235,7 @@ def _block_torch(ops: CoreOperands, x, n_planes, fx, zscale, rng, st, off, pulse
     dev, (g_n, bs, _) = x.device, x.shape
     lines = ops.den_f.shape[1]
     num = _product(ops, _planes_t(x, n_planes, ops.matrix.dtype))
-    z = normal_draws(rng, (g_n, bs, n_planes, lines), dev) if fx.sigma else None
+    z = normal_draws(rng, (g_n, bs, n_planes, lines), dev) if fx.noisy else None
     q = _charge_t(num, ops, z, zscale, fx.clip)
     if pulses is not None:  # LFSR injection (one core): pulse by pulse under the swing
         if fx.clip is None:
