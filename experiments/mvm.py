@@ -259,6 +259,11 @@ def mvm_rmse(out: Path, quick: bool, seed: int) -> dict:
         "6b_within_5pct_of_4b": bool(abs(r["fwd_6b"] / r["fwd_4b"] - 1) <= 0.05),
         "bwd_above_fwd": bool(r["bwd_4b"] > r["fwd_4b"]),
     }
+    # what the backward prediction misses: the driver resistance at which backward (128 cells
+    # per SL driver) overtakes forward (64 per BL driver), other parameters as fitted
+    res["ir_drop_sweep"] = {
+        str(ohm): {n: total_rmse(seed, 300, replace(ni, ir_drop_ohm=ohm), n)
+                   for n in ("fwd_4b", "bwd_4b")} for ohm in (100.0, 300.0, 1000.0, 1500.0)}
     res["w_max"] = w_max
     res["std_wx"] = std_wx
     res["rmse_definition"] = (
