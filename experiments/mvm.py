@@ -302,6 +302,7 @@ def _plots(out: Path, b: dict, w_max: float) -> None:
     for i, n in enumerate(NAMES):
         if n in PAPER:
             ax.plot([i - 0.4, i + 0.4], [PAPER[n] ** 2] * 2, "k-", lw=2)
+    ax.set_ylim(0, 1.1 * max(float(bottom.max()), max(PAPER.values()) ** 2))
     ax.set(ylabel="mean squared error, (W/w_max) x units^2",
            title="MVM error budget (cumulative increments; black: paper's r.m.s.e.^2)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
