@@ -151,7 +151,7 @@ class CycleCore:
         if ni.dynamic:
             raise ValueError(
                 "the cycle level models static and integer non-idealities only; turn off "
-                "read_noise_v, ir_drop_ohm and cmp_noise_v"
+                "read_noise_v, line_noise_v, ir_drop_ohm and cmp_noise_v"
             )
         cfg = xbar.config
         self.xbar, self.nonideal, self.lfsr = xbar, ni, lfsr

@@ -359,7 +359,8 @@ def _effects(ni: NonIdeal, st: MvmSettings) -> mvm_kernels.Effects:
     recomputing them was a tenth of the call)."""
     scale = integ_units(ni.cmp_noise_v, st.v_read) if ni.cmp_noise_v else None
     return mvm_kernels.Effects(float(charge_units(ni.read_noise_v, st.v_read)),
-                               ni.clip_units(st.v_read), scale)
+                               ni.clip_units(st.v_read), scale,
+                               float(charge_units(ni.line_noise_v, st.v_read)))
 
 
 def _result(st, sign, mag, q, ops, shape, numpy_out, extra) -> MvmResult:

@@ -65,11 +65,18 @@ class Effects:
     """One call's dynamic effects in charge units."""
 
     sigma: float
-    """Read-noise std per sample (0: off)."""
+    """Read-noise std per sample (0: off), independent on each of a pulse's 2^b samples."""
     clip: int | None
     """Integrator swing, or None."""
     cmp_scale: float | None
     """Logistic comparator-noise scale, or None."""
+    sigma_pulse: float = 0.0
+    """Line-noise std per WL pulse (0: off): frozen on the floating line when the pulse ends,
+    so all 2^b samples of plane b carry the same draw (std 2^b sigma_pulse in the sum)."""
+
+    @property
+    def noisy(self) -> bool:
+        return bool(self.sigma or self.sigma_pulse)
 
 
 _STACKS: OrderedDict = OrderedDict()
@@ -97,9 +104,11 @@ def core_operands(ops: tuple[MvmOperands, ...], device) -> CoreOperands:
 
 
 @functools.lru_cache(maxsize=64)
-def _noise_scale(sigma: float, n_planes: int) -> np.ndarray:
-    """Read-noise std of plane b's 2^b summed samples, sigma sqrt(2^b) (float32)."""
-    s = (sigma * np.sqrt(np.exp2(np.arange(n_planes)))).astype(np.float32)
+def _noise_scale(sigma: float, n_planes: int, sigma_pulse: float = 0.0) -> np.ndarray:
+    """Read-noise std of plane b's 2^b summed samples (float32): sigma sqrt(2^b) from the
+    per-sample noise and 2^b sigma_pulse from the per-pulse line noise, in quadrature."""
+    reps = np.exp2(np.arange(n_planes))
+    s = np.sqrt(sigma**2 * reps + sigma_pulse**2 * reps**2).astype(np.float32)
     s.flags.writeable = False
     return s
 
@@ -168,7 +177,7 @@ def run(ops: tuple[MvmOperands, ...], x, st, fx: Effects, offsets, rng, inject=N
     if inject is not None:
         inject = from_numpy(inject).to(dev)
     block = batch if dev.type != "cpu" else max(1, BLOCK_OUTPUTS // (g_n * lines))
-    zscale = _noise_scale(fx.sigma, n_planes) if fx.sigma else None
+    zscale = _noise_scale(fx.sigma, n_planes, fx.sigma_pulse) if fx.noisy else None
     for lo in range(0, batch, block):
         hi = min(lo + block, batch)
         pulses = None if inject is None else inject[lo:hi]
@@ -181,7 +190,7 @@ def _run_fused(ops, x: np.ndarray, st, fx: Effects, offsets, rng):
     g_n, batch, _ = x.shape
     lines = ops[0].den.size
     sign, mag, q = _outputs((g_n, batch, lines))
-    keys = (stream_keys(rng, g_n) if (fx.sigma or fx.cmp_scale is not None)
+    keys = (stream_keys(rng, g_n) if (fx.noisy or fx.cmp_scale is not None)
             else np.zeros(g_n, np.uint64))
     for g in range(g_n):  # core by core: each block is one plain 2-D product (BLAS's best)
         off = _ZEROS(1, lines) if offsets is None else offsets[g:g + 1].astype(np.float64)
@@ -218,7 +227,7 @@ def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, key, sign,
     matrix, den, inv = op.matrix, op.den_f[None], op.inv_units[None]
     lines = den.shape[1]
     n_planes = _n_planes(st.in_bits)
-    zscale = _ZS if not fx.sigma else _noise_scale64(fx.sigma, n_planes)
+    zscale = _ZS if not fx.noisy else _noise_scale64(fx.sigma, n_planes, fx.sigma_pulse)
     clip = -1.0 if fx.clip is None else float(fx.clip)
     inv_scale = 0.0 if fx.cmp_scale is None else 1.0 / fx.cmp_scale
     block = max(1, BLOCK_OUTPUTS // lines)
@@ -234,9 +243,11 @@ def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, key, sign,
 
 
 @functools.lru_cache(maxsize=64)
-def _noise_scale64(sigma: float, n_planes: int) -> np.ndarray:
-    """Read-noise std of plane b's 2^b summed samples, sigma sqrt(2^b) (float64)."""
-    s = sigma * np.sqrt(np.exp2(np.arange(n_planes)))
+def _noise_scale64(sigma: float, n_planes: int, sigma_pulse: float = 0.0) -> np.ndarray:
+    """Noise std of plane b's 2^b summed samples (float64): sqrt(sigma^2 2^b + sigma_p^2 4^b),
+    the per-sample read noise plus the per-pulse line noise shared by those samples."""
+    b = np.exp2(np.arange(n_planes))
+    s = np.sqrt(sigma * sigma * b + sigma_pulse * sigma_pulse * b * b)
     s.flags.writeable = False
     return s
 
@@ -263,7 +274,7 @@ def _block_torch(ops: CoreOperands, x, n_planes, fx, zscale, rng, st, off, pulse
     dev, (g_n, bs, _) = x.device, x.shape
     lines = ops.den_f.shape[1]
     num = _product(ops, _planes_t(x, n_planes, ops.matrix.dtype))
-    z = normal_draws(rng, (g_n, bs, n_planes, lines), dev) if fx.sigma else None
+    z = normal_draws(rng, (g_n, bs, n_planes, lines), dev) if fx.noisy else None
     q = _charge_t(num, ops, z, zscale, fx.clip)
     if pulses is not None:  # LFSR injection (one core): pulse by pulse under the swing
         if fx.clip is None:

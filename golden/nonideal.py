@@ -13,10 +13,17 @@ Models (each deliberately simple, for a golden reference rather than device phys
   The fit averages 2.06 uS over 1..40 uS and peaks at 2.5 uS near 14 uS, i.e. it matches
   the paper's ~2 uS std *after* 3 write-verify iterations (docs/model.md#relaxation); use
   relax_scale = 1/0.71 for a single programming pass (~2.8 uS).
-* read noise: Gaussian on every sampled line voltage, std read_noise_v (kT/C and RTN).
-* IR drop: each input line is driven through a lumped series resistance ir_drop_ohm
-  (driver + wire) into the line's load, the sum of its cells' conductances to the floating
-  outputs held near V_ref, so the line's swing is scaled by 1 / (1 + R * sum_j G_ij).
+* read noise: Gaussian on every sampled line voltage, std read_noise_v (kT/C of C_sample),
+  independent on each of the 2^(m-1) samples of a pulse.
+* line noise: Gaussian on the settled line voltage, std line_noise_v, drawn once per WL pulse
+  and frozen on the floating line, so every sample of that pulse carries it (RRAM read noise
+  and the line's thermal noise at the end of the pulse). Both are volts: the signal scales
+  with V_read and they do not, so lowering V_read (headroom) costs signal-to-noise.
+* IR drop: each input line is driven through its driver's output resistance ir_drop_ohm
+  (lumped with the wire) into the line's load, the sum of its cells' conductances to the
+  floating outputs held near V_ref, so the line's swing is scaled by 1 / (1 + R sum_j G_ij):
+  the drop grows with the cells one driver drives (64 per BL forward, 128 per SL backward
+  for a 64 x 64 matrix on differential rows).
 * ADC offset: a static per-neuron comparator offset, N(0, adc_offset_v^2) referred to the
   integrator node (what is left after calibration, docs/model.md#calibration, cancels the mean).
 * ADC dynamic range: the integrator saturates at +/- integrator_swing_v, the headroom
@@ -35,7 +42,10 @@ import torch
 from .fast_random import logistic
 from .neuron import integ_units
 
-__all__ = ["NonIdeal", "relaxation_sigma", "inject_weight_noise", "REALISTIC"]
+__all__ = [
+    "NonIdeal", "relaxation_sigma", "inject_weight_noise", "REALISTIC", "NEURRAM_FIT",
+    "KT_OVER_C_SAMPLE_V",
+]
 
 _RELAX_G_MAX = 39.26
 
@@ -58,6 +68,7 @@ class NonIdeal:
     adc_offset_v: float = 0.0
     integrator_swing_v: float | None = None
     cmp_noise_v: float = 0.0
+    line_noise_v: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -77,12 +88,14 @@ class NonIdeal:
     @property
     def dynamic(self) -> bool:
         """True if an effect needs the float path (the cycle level does not model it)."""
-        return bool(self.read_noise_v or self.ir_drop_ohm or self.cmp_noise_v)
+        return bool(self.read_noise_v or self.line_noise_v or self.ir_drop_ohm
+                    or self.cmp_noise_v)
 
     @property
     def random(self) -> bool:
         """True if an MVM under these effects draws random numbers."""
-        return bool(self.read_noise_v or self.cmp_noise_v or self.adc_offset_v)
+        return bool(self.read_noise_v or self.line_noise_v or self.cmp_noise_v
+                    or self.adc_offset_v)
 
     # ------------------------------------------------------------- static effects
     def perturb(self, target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -144,3 +157,20 @@ def inject_weight_noise(w: np.ndarray, nu: float, rng: np.random.Generator) -> n
     if not nu >= 0:
         raise ValueError(f"nu must be >= 0, got {nu}")
     return w + rng.normal(0.0, nu * float(np.max(np.abs(w))), w.shape)
+
+
+KT_OVER_C_SAMPLE_V = 0.49e-3
+"""sqrt(k T / C_sample) at 300 K and C_sample = 17 fF (Wan et al. 2022, Methods): the
+sampling capacitor's thermal noise, 0.49 mV rms per sample."""
+
+NEURRAM_FIT = NonIdeal(
+    prog_sigma_us=1.0 / 3**0.5, relaxation=True, relax_scale=1.0,
+    read_noise_v=KT_OVER_C_SAMPLE_V, line_noise_v=0.0248, ir_drop_ohm=100.0,
+    adc_offset_v=1e-3, integrator_swing_v=0.5, cmp_noise_v=0.5e-3,
+)
+"""The golden chip calibrated to Extended Data Fig. 5a (docs/golden_results.md#mvm-rmse).
+prog_sigma_us: the +-1 uS write-verify acceptance as a uniform residual, 1/sqrt(3) uS
+(paper); relaxation: the CrossSim fit, the paper's ~2 uS after 3 rounds (paper, fit);
+read_noise_v: kT/C of C_sample (physics); line_noise_v: the one parameter fitted, to the
+forward 4-bit r.m.s.e. 0.582 (``cimflow experiment mvm-rmse-fit``); ir_drop_ohm: the driver's
+output resistance, adc_offset_v, integrator_swing_v, cmp_noise_v: assumptions, as REALISTIC."""
