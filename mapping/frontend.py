@@ -445,6 +445,20 @@ class _Pt2Walker:
             u = torch.export.unflatten(self.ep)
         res = self._graph(u, "", [{"ref": v} for v in self.b.inputs])
         self.b.outputs = _tensor_refs(res)
+        self._input_shape()
+
+    def _input_shape(self) -> None:
+        """Record the example input's shape on the first node reading the model input
+        (``attrs["in_shape"]``), so a runtime can check a batch's shape."""
+        user = set(self.ep.graph_signature.user_inputs)
+        shapes = [_shape(n) for n in self.ep.graph.nodes
+                  if n.op == "placeholder" and n.name in user]
+        if len(shapes) != 1 or shapes[0] is None or not self.b.inputs:
+            return
+        for n in self.b.nodes:
+            if self.b.inputs[0] in n.inputs:
+                n.attrs["in_shape"] = shapes[0]
+                return
 
     def _params(self, fqn: str) -> dict:
         pre = f"{fqn}." if fqn else ""
