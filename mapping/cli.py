@@ -151,7 +151,7 @@ def cmd_run(args) -> int:
 
 def cmd_inspect(args) -> int:
     from .image_read import read_image
-    from .report import core_table, layer_table, summary
+    from .report import core_table, latency_table, layer_table, summary
 
     cm = read_image(args.image)
     src = cm.source
@@ -160,5 +160,6 @@ def cmd_inspect(args) -> int:
     print(layer_table(cm))
     print(core_table(cm))
     print(summary(cm))
+    print(latency_table(cm))
     sys.stdout.flush()
     return 0
