@@ -123,9 +123,14 @@ def cmd_run(args) -> int:
     try:
         x = check_batch(cm, x)
         if args.backend == "rtl":
-            from cimflow.verif.compiled import run_rtl
+            from cimflow.verif.tb_compiled import run_rtl
 
-            y = run_rtl(cm, x, progress=say)
+            if not args.ideal:
+                say("the RTL core is ideal (its macro has no non-idealities): --ideal implied")
+            y, fig = run_rtl(args.image, x, progress=say)
+            say(f"RTL: {fig.get('mvms', 0)} MVMs, {fig.get('cells_loaded', 0):,} cells loaded "
+                f"through the programming interface, {fig.get('cycles', 0):,} clocks; codes "
+                f"equal the golden chip's")
         else:
             chip = GoldenChip(cm, args.ideal, args.seed, progress=say)
             say(f"programmed {len(cm.targets)} cores "
@@ -144,7 +149,8 @@ def cmd_run(args) -> int:
     write_atomic(out, buf.getvalue())
     dt = time.perf_counter() - t0
     print(f"wrote {out}: {y.shape[0]} outputs of shape {tuple(y.shape[1:])} on the "
-          f"{args.backend} backend{' (ideal)' if args.ideal else ''} in {dt:.2f} s "
+          f"{args.backend} backend{' (ideal)' if args.ideal or args.backend == 'rtl' else ''} in "
+          f"{dt:.2f} s "
           f"({y.shape[0] / dt:.1f} inferences/s)")
     return 0
 

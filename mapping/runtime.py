@@ -36,8 +36,8 @@ from cimflow.golden.nonideal import REALISTIC, NonIdeal
 from .compiler import CompiledModel, x_top
 from .graph import Graph, Node
 
-__all__ = ["RunError", "Interpreter", "FloatBackend", "GoldenChip", "quantise", "run_model",
-           "input_shape", "check_batch"]
+__all__ = ["RunError", "Interpreter", "FloatBackend", "Chip", "GoldenChip", "Layout", "layout",
+           "quantise", "run_model", "input_shape", "check_batch"]
 
 
 class RunError(ValueError):
@@ -235,25 +235,83 @@ class FloatBackend:
 
 
 @dataclass
-class _Group:
-    """Everything one matrix's ``mvm_cores`` call needs, built once at programming."""
+class Layout:
+    """Where one matrix's segments sit, for one batched evaluation of all of them."""
 
-    xbars: list[Crossbar]
+    segments: list
+    """The matrix's segments (all copies), in the order of the leading axis below."""
     settings: MvmSettings
-    offsets: np.ndarray | None
     idx: np.ndarray
-    """(G, n): each core's input pair -> the matrix's logical pair (``pairs``: a zero); n is
-    the group's largest segment, so every core's MVM has one input length."""
+    """(G, n): each segment's input pair -> the matrix's logical pair (``pairs``: a zero);
+    n is the largest segment's, so every segment's MVM has one input length."""
     copy: np.ndarray
-    """(G,): the copy each core belongs to."""
+    """(G,): the copy each segment belongs to."""
     dest: np.ndarray
-    """(G, width): output column -> slot copy * (n_cols + 1) + column (n_cols: discarded)."""
+    """(G, width): output column -> slot copy * (cols + 1) + column (cols: discarded)."""
     scale: np.ndarray
     """(G, width): layer units per code step (0 outside the segment)."""
 
 
-class GoldenChip:
-    """The image programmed into golden cores; ``matvec`` runs one matrix on them.
+def layout(cm: CompiledModel, name: str) -> Layout:
+    m = cm.layer(name)
+    segs = [s for s in cm.placement.segments if s.layer == name]
+    p = m.precision["forward"]
+    st = MvmSettings.from_config(cm.config, in_bits=p["in_bits"], out_bits=p["out_bits"],
+                                 v_decr=p["v_decr"])
+    half = max(s.n_rows // 2 for s in segs)
+    width = max(s.n_cols for s in segs)
+    idx = np.full((len(segs), half), m.pairs, np.int64)
+    dest = np.zeros((len(segs), width), np.int64)
+    scale = np.zeros((len(segs), width))
+    for k, s in enumerate(segs):
+        idx[k, :s.n_rows // 2] = s.pair_index
+        dest[k] = s.copy * (m.cols + 1) + m.cols
+        dest[k, :s.n_cols] = s.copy * (m.cols + 1) + np.arange(*s.cols)
+        scale[k, :s.n_cols] = cm.code_scale[(s.layer, s.index, s.copy)]
+    copies = np.array([s.copy for s in segs], np.int64)
+    return Layout(segs, st, idx, copies, dest, scale)
+
+
+class Chip:
+    """A compiled model on cores: quantises a matrix's inputs, hands every segment its
+    input codes (:meth:`codes`, the cores' part) and adds the segments' decoded outputs
+    (the host's part). Subclasses: :class:`GoldenChip`, the RTL's in verif."""
+
+    def __init__(self, cm: CompiledModel) -> None:
+        self.cm = cm
+        self.layouts = {m.name: layout(cm, m.name) for m in cm.layers}
+
+    def codes(self, name: str, xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sign, magnitude) of every segment of matrix ``name`` for its input codes ``xc``
+        (G, batch, n), each (G, batch, >= width)."""
+        raise NotImplementedError
+
+    def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
+        m = self.cm.layer(name)
+        lay = self.layouts[name]
+        p = m.precision["forward"]
+        if x.shape[-1] != m.n_in:
+            raise RunError(f"matrix {name!r} takes {m.n_in} inputs, got {x.shape[-1]}")
+        n_copies = int(lay.copy.max()) + 1
+        b = x.shape[0]
+        chunk = -(-b // n_copies)  # a batch is split evenly over the copies
+        xq = np.zeros((n_copies * chunk, m.pairs + 1), np.int64)
+        xq[:b, :m.n_in] = quantise(x, m.input_scale, p["in_bits"])
+        xq[:b, m.n_in:m.pairs] = x_top(p["in_bits"])
+        x3 = xq.reshape(n_copies, chunk, m.pairs + 1)
+        xc = x3[lay.copy[:, None, None], np.arange(chunk)[None, :, None], lay.idx[:, None, :]]
+        sign, mag = self.codes(name, xc)
+        w = lay.scale.shape[1]
+        vals = code_value(sign[..., :w], mag[..., :w]) * lay.scale[:, None, :]
+        y = np.zeros((chunk, n_copies * (m.cols + 1)))
+        _scatter(y, lay.dest, vals.transpose(1, 0, 2).reshape(chunk, -1))
+        y = y.reshape(chunk, n_copies, m.cols + 1).transpose(1, 0, 2).reshape(-1, m.cols + 1)
+        return y[:b, :m.n_out]
+
+
+class GoldenChip(Chip):
+    """The image programmed into golden cores; every segment of a matrix is evaluated in
+    one :func:`cimflow.golden.mvm.mvm_cores` call.
 
     ``ideal``: the cores hold the target conductances exactly and MVMs are noiseless, so
     only the quantisation of inputs, weights (the 2^-10 uS grid) and outputs remains.
@@ -261,13 +319,17 @@ class GoldenChip:
     random state (the paper's 3 rounds, :func:`cimflow.golden.write_verify.program_rounds`,
     golden device model) and relax (CrossSim fit), then MVMs see ``nonideal`` (default
     :data:`REALISTIC` without its relaxation, which programming already applied).
-    A batch is split evenly over a matrix's copies.
+
+    Each segment is a golden core holding the segment's block from row and column 0 and
+    driven only on its own rows (the rows of other segments on its physical core float);
+    its comparator offsets are those of the physical neurons of its columns.
     """
 
     def __init__(self, cm: CompiledModel, ideal: bool = False, seed: int = 0,
                  nonideal: NonIdeal | None = None,
                  progress: Callable[[str], None] | None = None) -> None:
-        self.cm, self.ideal = cm, ideal
+        super().__init__(cm)
+        self.ideal = ideal
         self.rng = np.random.default_rng(seed)
         if ideal:
             self.nonideal = NonIdeal()
@@ -276,8 +338,9 @@ class GoldenChip:
             self.nonideal = NonIdeal(**{**base.__dict__, "relaxation": False,
                                         "prog_sigma_us": 0.0})
         say = progress or (lambda _: None)
-        self.g = {c: t for c, t in cm.targets.items()} if ideal else self._program(say)
-        self.groups = {m.name: self._group(m) for m in cm.layers}
+        self.programming: dict = {}
+        self.g = dict(cm.targets) if ideal else self._program(say)
+        self.cores = {m.name: self._cores(m) for m in cm.layers}
 
     def _program(self, say) -> dict[int, np.ndarray]:
         from cimflow.golden.device import RramArray
@@ -308,21 +371,14 @@ class GoldenChip:
             out[c] = g
         return out
 
-    def _group(self, m) -> _Group:
+    def _cores(self, m) -> tuple[list[Crossbar], np.ndarray | None]:
         cm, cfg = self.cm, self.cm.config
-        segs = [s for s in cm.placement.segments if s.layer == m.name]
-        p = m.precision["forward"]
-        st = MvmSettings.from_config(cfg, in_bits=p["in_bits"], out_bits=p["out_bits"],
-                                     v_decr=p["v_decr"])
-        half = max(s.n_rows // 2 for s in segs)  # one input length for the group
-        width = max(s.n_cols for s in segs)
+        lay = self.layouts[m.name]
+        half, width = lay.idx.shape[1], lay.scale.shape[1]
         nrn_sl = neuron_of_line(cfg, on_sl=True)
         xbars, offs = [], []
-        idx = np.full((len(segs), half), m.pairs, np.int64)
-        dest = np.zeros((len(segs), width), np.int64)
-        scale = np.zeros((len(segs), width))
         core_off: dict[int, np.ndarray] = {}
-        for k, s in enumerate(segs):
+        for s in lay.segments:
             cell = np.ix_(s.phys_rows, s.phys_cols)
             target = np.zeros((cfg.rows, cfg.cols))
             g = np.zeros((cfg.rows, cfg.cols))
@@ -332,41 +388,20 @@ class GoldenChip:
             xb.load(target, Mapping(half, width, m.w_max, m.g_min, m.g_max))
             xb.set_conductances(g)
             xbars.append(xb)
-            idx[k, :s.n_rows // 2] = s.pair_index
-            dest[k] = s.copy * (m.cols + 1) + m.cols
-            dest[k, :s.n_cols] = s.copy * (m.cols + 1) + np.arange(*s.cols)
-            scale[k, :s.n_cols] = cm.code_scale[(s.layer, s.index, s.copy)]
             if self.nonideal.adc_offset_v:
                 if s.core not in core_off:  # one comparator offset per physical neuron
-                    core_off[s.core] = self.nonideal.offsets(cfg.rows, st.v_read, self.rng)
+                    core_off[s.core] = self.nonideal.offsets(cfg.rows, lay.settings.v_read,
+                                                             self.rng)
                 o = np.zeros(cfg.rows, np.int64)
                 o[nrn_sl[:s.n_cols]] = core_off[s.core][nrn_sl[s.phys_cols]]
                 offs.append(o)
-        copies = np.array([s.copy for s in segs], np.int64)
-        return _Group(xbars, st, np.stack(offs) if offs else None, idx, copies, dest, scale)
+        return xbars, (np.stack(offs) if offs else None)
 
-    def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
-        m = self.cm.layer(name)
-        gr = self.groups[name]
-        p = m.precision["forward"]
-        if x.shape[-1] != m.n_in:
-            raise RunError(f"matrix {name!r} takes {m.n_in} inputs, got {x.shape[-1]}")
-        n_copies = int(gr.copy.max()) + 1
-        b = x.shape[0]
-        chunk = -(-b // n_copies)
-        xq = np.zeros((n_copies * chunk, m.pairs + 1), np.int64)
-        xq[:b, :m.n_in] = quantise(x, m.input_scale, p["in_bits"])
-        xq[:b, m.n_in:m.pairs] = x_top(p["in_bits"])
-        x3 = xq.reshape(n_copies, chunk, m.pairs + 1)
-        xc = x3[gr.copy[:, None, None], np.arange(chunk)[None, :, None], gr.idx[:, None, :]]
-        res = mvm_cores(gr.xbars, xc, gr.settings, self.nonideal, self.rng, gr.offsets)
-        w = gr.scale.shape[1]
-        vals = code_value(res.sign[..., :w], res.mag[..., :w]) * gr.scale[:, None, :]
-        y = np.zeros((chunk, n_copies * (m.cols + 1)))
-        flat = vals.transpose(1, 0, 2).reshape(chunk, -1)
-        _scatter(y, gr.dest, flat)
-        y = y.reshape(chunk, n_copies, m.cols + 1).transpose(1, 0, 2).reshape(-1, m.cols + 1)
-        return y[:b, :m.n_out]
+    def codes(self, name: str, xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xbars, offsets = self.cores[name]
+        res = mvm_cores(xbars, xc, self.layouts[name].settings, self.nonideal, self.rng,
+                        offsets)
+        return res.sign, res.mag
 
 
 def _scatter(y: np.ndarray, dest: np.ndarray, flat: np.ndarray) -> None:
@@ -394,12 +429,14 @@ def check_batch(cm: CompiledModel, x) -> np.ndarray:
 
 
 def run_model(cm: CompiledModel, x: np.ndarray, backend: str = "golden", ideal: bool = False,
-              seed: int = 0, chip: GoldenChip | None = None,
+              seed: int = 0, chip: Chip | None = None,
               progress: Callable[[str], None] | None = None) -> np.ndarray:
     """Outputs of the compiled model for the batch ``x`` (float32)."""
     x = check_batch(cm, x)
-    if backend == "golden":
-        mv = chip or GoldenChip(cm, ideal, seed, progress=progress)
+    if chip is not None:
+        mv = chip
+    elif backend == "golden":
+        mv = GoldenChip(cm, ideal, seed, progress=progress)
     elif backend == "float":
         mv = FloatBackend(cm.graph)
     else:
