@@ -544,10 +544,15 @@ def _shape(node) -> list[int] | None:
     shape = getattr(v, "shape", None)
     if shape is None and isinstance(v, (list, tuple)) and v:
         shape = getattr(v[0], "shape", None)
-    try:
-        return [int(s) for s in shape] if shape is not None else None
-    except TypeError:  # symbolic sizes
+    if shape is None:
         return None
+    out = []
+    for s in shape:  # a symbolic size (a dynamic batch, say) is recorded as -1
+        try:
+            out.append(int(s))
+        except (TypeError, ValueError, RuntimeError):
+            out.append(-1)
+    return out
 
 
 def _inner_hyper(sub) -> dict:

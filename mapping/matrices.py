@@ -135,10 +135,14 @@ def _mvms(node: Node) -> int:
     if not shape:
         return 1
     if node.op == "conv2d":
-        return int(shape[-1] * shape[-2])
-    if node.op == "lstm":
-        return int(shape[1] if node.attrs.get("batch_first") else shape[0])
-    return int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+        dims = shape[-2:]
+    elif node.op == "lstm":
+        dims = [shape[1] if node.attrs.get("batch_first") else shape[0]]
+    else:
+        dims = shape[1:-1] if len(shape) > 2 else []
+    if any(d < 0 for d in dims):  # a dynamic size: unknown, count one
+        return 1
+    return int(np.prod(dims)) if dims else 1
 
 
 def _matrix(name: str, node: Node, w: np.ndarray, bias, opts: MatrixOptions,

@@ -418,9 +418,10 @@ def check_batch(cm: CompiledModel, x) -> np.ndarray:
     if x.dtype.kind not in "fiu":
         raise RunError(f"input must be numeric, got dtype {x.dtype}")
     shape = input_shape(cm.graph)
-    if shape is not None and list(x.shape[1:]) != shape:
-        raise RunError(f"input batch has shape {tuple(x.shape)}; the model takes "
-                       f"(N, {', '.join(map(str, shape))})")
+    if shape is not None and (x.ndim != len(shape) + 1 or any(
+            want >= 0 and got != want for got, want in zip(x.shape[1:], shape, strict=True))):
+        dims = ", ".join("any" if d < 0 else str(d) for d in shape)
+        raise RunError(f"input batch has shape {tuple(x.shape)}; the model takes (N, {dims})")
     if x.ndim < 2 or x.shape[0] == 0:
         raise RunError(f"input must be a non-empty batch (N, ...), got shape {x.shape}")
     if not np.all(np.isfinite(x)):
