@@ -5,9 +5,11 @@ runtime consumes either directly: the layer graph, one :class:`LayerMatrix` per 
 the segments with their cores, array rows and columns, and per core the target
 conductances (uS, 0 = unformed cell). A segment's ``code_scale`` turns its output codes
 into the layer's units: ``y_j = sum over row segments of code_scale_j * v_j`` with
-``v = +-(|code| + 1/2)`` (the converter truncates, so the bin centre); it is the golden
-model's :func:`cimflow.golden.mvm.recover` for one code step, times ``s_in / x_top``
-(``x_top`` = the largest input code, ``s_in`` its real value).
+``v = +-(|code| + 1/2)`` (the converter truncates, so the bin centre; a zero code of sign 0
+reads 0: :func:`cimflow.golden.mvm.code_value`); it is the golden model's
+:func:`cimflow.golden.mvm.code_step`, times ``s_in / x_top`` (``x_top`` = the largest input
+code, ``s_in`` its real value). ``compile_graph(..., calibration=X)`` sets every matrix's
+``s_in`` and ADC range from the float model's activations on a batch X.
 """
 
 from __future__ import annotations

@@ -8,11 +8,14 @@ output is within ``R * code_scale`` of ``x_q . W_t + b`` (R row segments).
 """
 
 import io
+import shutil
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from cimflow.cli import main
@@ -270,3 +273,30 @@ def test_cli_run_refuses_bad_images_and_inputs(image, net, tmp_path, capsys, cas
     assert main(["run", str(image), "--input", str(x), "--out", str(out), "--ideal"]) == 2
     one_error_line(capsys, msg)
     assert not out.exists() and not list(tmp_path.glob(".y.npy*"))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.integers(0, 1000), pos=st.integers(0, 1 << 30), xor=st.integers(1, 255),
+       truncate=st.booleans())
+def test_cli_run_refuses_any_corrupted_byte(tmp_path, cm, which, pos, xor, truncate,
+                                            capsys):
+    root = tmp_path / f"img-{which}-{pos}-{xor}-{truncate}"
+    if not (tmp_path / "clean").exists():
+        write_image(cm, tmp_path / "clean")
+    shutil.copytree(tmp_path / "clean", root)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    f = files[which % len(files)]
+    data = bytearray(f.read_bytes())
+    if truncate:
+        data = data[:pos % len(data)]
+    else:
+        data[pos % len(data)] ^= xor
+    f.write_bytes(bytes(data))
+    x = npy(tmp_path / "x.npy", np.zeros((2, 2, 8, 8), np.float32))
+    out = tmp_path / f"y-{which}.npy"
+    capsys.readouterr()
+    assert main(["run", str(root), "--input", str(x), "--out", str(out), "--ideal"]) == 2
+    err = [e for e in capsys.readouterr().err.splitlines() if e.startswith("cimflow:")]
+    assert len(err) == 1 and err[0].startswith("cimflow: error:"), err
+    assert not out.exists()
