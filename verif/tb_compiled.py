@@ -153,12 +153,14 @@ def small_mlp_image(cfg, seed: int = 0, batch: int = 3):
     from cimflow.mapping import zoo
     from cimflow.mapping.compiler import compile_graph
     from cimflow.mapping.frontend import read_graph
+    from cimflow.mapping.matrices import MatrixOptions
 
     model = zoo.mlp((12, 10, 4), seed=seed)
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, (batch + 16, 12)).astype(np.float32)
     n_cores = 6 if cfg.rows >= 16 else 40
-    cm = compile_graph(read_graph(torch.jit.script(model)), cfg, n_cores,
+    opts = MatrixOptions(in_bits=min(4, cfg.input_bits), out_bits=min(8, cfg.output_bits))
+    cm = compile_graph(read_graph(torch.jit.script(model)), cfg, n_cores, options=opts,
                        calibration=x[batch:])
     return cm, x[:batch]
 
