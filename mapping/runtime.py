@@ -150,7 +150,9 @@ class Interpreter:
         elif a.get("batch_first"):
             y = y.transpose(0, 1)
         y, h, c = y.to(x.dtype), h.to(x.dtype)[None], c.to(x.dtype)[None]
-        return (y, h, c) if len(n.outputs) == 3 else (y, (h, c))
+        # TorchScript nodes give (output, h_n, c_n); an ExportedProgram's one value is the
+        # output sequence (the front end resolved the tuple indexing)
+        return (y, h, c) if len(n.outputs) == 3 else y
 
     # ------------------------------------------------------------------ digital
     def _digital(self, n: Node, args: list, env: dict):
@@ -317,8 +319,9 @@ class GoldenChip(Chip):
     only the quantisation of inputs, weights (the 2^-10 uS grid) and outputs remains.
     Otherwise every core's used cells are programmed by write-verify from a previous
     random state (the paper's 3 rounds, :func:`cimflow.golden.write_verify.program_rounds`,
-    golden device model) and relax (CrossSim fit), then MVMs see ``nonideal`` (default
-    :data:`REALISTIC` without its relaxation, which programming already applied).
+    golden device model) and relax (CrossSim fit, scaled by ``nonideal.relax_scale``, off
+    when ``nonideal.relaxation`` is False), then MVMs see the dynamic effects of
+    ``nonideal`` (default :data:`REALISTIC`).
 
     Each segment is a golden core holding the segment's block from row and column 0 and
     driven only on its own rows (the rows of other segments on its physical core float);
@@ -331,10 +334,11 @@ class GoldenChip(Chip):
         super().__init__(cm)
         self.ideal = ideal
         self.rng = np.random.default_rng(seed)
+        base = nonideal or REALISTIC
+        self._relax = (base.relax_scale if base.relaxation else 0.0)
         if ideal:
             self.nonideal = NonIdeal()
-        else:
-            base = nonideal or REALISTIC
+        else:  # the static effects are the programming's; the dynamic ones each MVM's
             self.nonideal = NonIdeal(**{**base.__dict__, "relaxation": False,
                                         "prog_sigma_us": 0.0})
         say = progress or (lambda _: None)
@@ -356,8 +360,8 @@ class GoldenChip(Chip):
         g_hi = max(m.g_max for m in self.cm.layers)
         wv = WriteVerifyParams(g_min=g_lo, g_max=g_hi, tol=self.cm.tolerance)
         g0 = self.rng.uniform(g_lo, g_hi, t.size)  # the array held an earlier weight set
-        rep = program_rounds(g0, t, RramArray(t.size, rng=self.rng), Relaxation(), wv,
-                             rounds=3, rng=self.rng)
+        rep = program_rounds(g0, t, RramArray(t.size, rng=self.rng),
+                             Relaxation(scale=self._relax), wv, rounds=3, rng=self.rng)
         g_all = rep.relaxed[-1]
         self.programming = {"cells": int(t.size),
                             "mean_pulses": float(rep.total_pulses.mean()),
