@@ -222,9 +222,11 @@ def run_rtl(image: str | Path, x: np.ndarray, progress=None) -> tuple[np.ndarray
     with tempfile.TemporaryDirectory(prefix="cimflow-rtl-") as tmp:
         tmp = Path(tmp)
         np.save(tmp / "x.npy", np.asarray(x), allow_pickle=False)
+        cells = sum(int((t > 0).sum()) for t in cm.targets.values())
         say(f"RTL: building core_fpga for {cm.config.rows} x {cm.config.cols} cores "
-            f"(cached after the first run), then loading {len(cm.targets)} cores through "
-            f"the programming interface")
+            f"(cached after the first run), then loading {len(cm.targets)} cores "
+            f"({cells:,} cells) through the programming interface and running "
+            f"{len(x)} inputs (about 100 cells and 10 MVMs per second of simulation here)")
         os.environ.pop("PYTEST_CURRENT_TEST", None)
         r = run_one(test, "image", cm.config, tmp / "run", waves=False,
                     extra_env={"CIMFLOW_IMAGE": str(Path(image).resolve()),
