@@ -16,8 +16,11 @@ $(BIN)/cimflow: pyproject.toml constraints.txt
 
 TOP ?= core_fpga
 
+# The whole flow: generate the core, compile the bundled digits MLP, run it on the golden
+# chip (software / ideal / non-ideal accuracy) and one layer on the RTL core in Verilator.
 demo: $(BIN)/cimflow
 	$(BIN)/cimflow generate --preset $(PRESET) --top $(TOP) --out $(OUT)
+	$(BIN)/python -m cimflow.mapping.demo --core $(OUT) --out build/demo
 
 test: $(BIN)/cimflow
 	$(BIN)/ruff check .

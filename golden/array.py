@@ -115,6 +115,21 @@ class Crossbar:
         self.mapping = Mapping(n_in, n_out, w_max, self.g_min, self.g_max)
         return self.mapping
 
+    def load(self, target: np.ndarray, mapping: Mapping) -> None:
+        """Take compiled target conductances (uS, rows x cols, 0 = unformed) and the
+        mapping they encode, as a compiler's image holds them; the actual conductances
+        start equal to the targets (:meth:`set_conductances` replaces them)."""
+        target = np.asarray(target, dtype=np.float64)
+        if target.shape != self.target.shape:
+            raise ValueError(f"targets must have shape {self.target.shape}, got {target.shape}")
+        if not (1 <= 2 * mapping.n_in <= self.config.rows
+                and 1 <= mapping.n_out <= self.config.cols and mapping.w_max > 0):
+            raise ValueError(f"mapping {mapping} does not fit a {self.config.rows} x "
+                             f"{self.config.cols} array")
+        self.target = target.copy()
+        self.set_conductances(self.target)
+        self.mapping = mapping
+
     def set_conductances(self, g: np.ndarray) -> None:
         """Replace the actual conductances (e.g. with a non-ideal draw); clipped at 0."""
         g = np.asarray(g, dtype=np.float64)

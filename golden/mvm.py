@@ -53,8 +53,8 @@ from .tensors import from_numpy, like_input
 
 __all__ = [
     "MvmSettings", "MvmResult", "input_schedule", "bit_planes", "quantize_inputs", "settle",
-    "drive_lines", "mvm", "mvm_cores", "recover", "split_two_phase", "two_phase_mvm",
-    "BLOCK_OUTPUTS",
+    "drive_lines", "mvm", "mvm_cores", "recover", "code_value", "code_step", "split_two_phase",
+    "two_phase_mvm", "BLOCK_OUTPUTS",
 ]
 
 
@@ -408,17 +408,40 @@ def recover(res: MvmResult, xbar: Crossbar, centre: bool = True) -> np.ndarray:
     if st.k == 0:
         raise ValueError("recover needs out_bits >= 2 (a binary neuron has no magnitude)")
     den = _den_target(xbar, st.direction).astype(np.float64) / (1 << G_FRAC_BITS)
-    scale = st.lsb_units / (1 << CHARGE_FRAC_BITS) * m.w_max / m.g_max
-    v = res.mag.astype(np.float64)
-    if centre:
-        v += np.where((res.sign == 1) | (res.mag > 0), 0.5, 0.0)
-    v = np.where(res.sign == 1, v, -v)
+    scale = _step_scale(st, m)
+    v = code_value(res.sign, res.mag, centre)
     if st.direction is Direction.BACKWARD:
         y = v * den
         return (y[..., 0:2 * m.n_in:2] - y[..., 1:2 * m.n_in:2]) * scale
     if st.direction is Direction.RECURRENT:
         v = v[..., output_neurons(xbar.config, Direction.FORWARD)]  # BL order -> SL order
     return (v * den)[..., :m.n_out] * scale
+
+
+def _step_scale(st: MvmSettings, m) -> float:
+    if st.k == 0:
+        raise ValueError("recover needs out_bits >= 2 (a binary neuron has no magnitude)")
+    return st.lsb_units / (1 << CHARGE_FRAC_BITS) * m.w_max / m.g_max
+
+
+def code_value(sign, mag, centre: bool = True) -> np.ndarray:
+    """Signed output codes as the multiples of one code step :func:`recover` gives them:
+    +-(c + 1/2) with ``centre`` (sign 0, code 0 reads 0), else +-c. NumPy arrays."""
+    v = np.asarray(mag).astype(np.float64)
+    if centre:
+        v += np.where((np.asarray(sign) == 1) | (v > 0), 0.5, 0.0)
+    return np.where(np.asarray(sign) == 1, v, -v)
+
+
+def code_step(xbar: Crossbar, settings: MvmSettings) -> np.ndarray:
+    """Forward MVM: x_int . W units of one output code step on every SL (column), i.e.
+    ``recover == code_value * code_step`` column by column: the ADC LSB times the column's
+    Den of the *target* conductances times w_max / g_max."""
+    if settings.direction is not Direction.FORWARD:
+        raise ValueError("code_step is defined for forward MVMs")
+    m = xbar.require_mapping()
+    den = _den_target(xbar, Direction.FORWARD).astype(np.float64) / (1 << G_FRAC_BITS)
+    return den * _step_scale(settings, m)
 
 
 def split_two_phase(x: np.ndarray, in_bits: int, n_lsb: int):

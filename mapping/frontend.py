@@ -445,6 +445,20 @@ class _Pt2Walker:
             u = torch.export.unflatten(self.ep)
         res = self._graph(u, "", [{"ref": v} for v in self.b.inputs])
         self.b.outputs = _tensor_refs(res)
+        self._input_shape()
+
+    def _input_shape(self) -> None:
+        """Record the example input's shape on the first node reading the model input
+        (``attrs["in_shape"]``), so a runtime can check a batch's shape."""
+        user = set(self.ep.graph_signature.user_inputs)
+        shapes = [_shape(n) for n in self.ep.graph.nodes
+                  if n.op == "placeholder" and n.name in user]
+        if len(shapes) != 1 or shapes[0] is None or not self.b.inputs:
+            return
+        for n in self.b.nodes:
+            if self.b.inputs[0] in n.inputs:
+                n.attrs["in_shape"] = shapes[0]
+                return
 
     def _params(self, fqn: str) -> dict:
         pre = f"{fqn}." if fqn else ""
@@ -530,10 +544,15 @@ def _shape(node) -> list[int] | None:
     shape = getattr(v, "shape", None)
     if shape is None and isinstance(v, (list, tuple)) and v:
         shape = getattr(v[0], "shape", None)
-    try:
-        return [int(s) for s in shape] if shape is not None else None
-    except TypeError:  # symbolic sizes
+    if shape is None:
         return None
+    out = []
+    for s in shape:  # a symbolic size (a dynamic batch, say) is recorded as -1
+        try:
+            out.append(int(s))
+        except (TypeError, ValueError, RuntimeError):
+            out.append(-1)
+    return out
 
 
 def _inner_hyper(sub) -> dict:

@@ -21,7 +21,7 @@ when it runs hidden -> visible (SL -> BL); those columns' bias-row cells hold ze
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -135,10 +135,14 @@ def _mvms(node: Node) -> int:
     if not shape:
         return 1
     if node.op == "conv2d":
-        return int(shape[-1] * shape[-2])
-    if node.op == "lstm":
-        return int(shape[1] if node.attrs.get("batch_first") else shape[0])
-    return int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+        dims = shape[-2:]
+    elif node.op == "lstm":
+        dims = [shape[1] if node.attrs.get("batch_first") else shape[0]]
+    else:
+        dims = shape[1:-1] if len(shape) > 2 else []
+    if any(d < 0 for d in dims):  # a dynamic size: unknown, count one
+        return 1
+    return int(np.prod(dims)) if dims else 1
 
 
 def _matrix(name: str, node: Node, w: np.ndarray, bias, opts: MatrixOptions,
@@ -165,18 +169,26 @@ def _matrix(name: str, node: Node, w: np.ndarray, bias, opts: MatrixOptions,
                        _mvms(node), gp, gm)
 
 
-def layer_matrices(node: Node, opts: MatrixOptions) -> list[LayerMatrix]:
+def layer_matrices(node: Node, opts: MatrixOptions,
+                   input_scales: dict[str, float] | None = None) -> list[LayerMatrix]:
     """The conductance matrices of one analog node (two for an LSTM, none for a repeated
-    call of a module, ``attrs["shares"]``)."""
+    call of a module, ``attrs["shares"]``); ``input_scales`` overrides
+    ``opts.input_scale`` per matrix name (calibration)."""
     p = node.params
+    scales = input_scales or {}
+
+    def o(name: str) -> MatrixOptions:
+        return replace(opts, input_scale=scales[name]) if name in scales else opts
+
     if "shares" in node.attrs:  # the module's second call uses its first call's matrices
         return []
     if node.op in ("linear", "conv2d"):
-        return [_matrix(node.name, node, p["weight"], p.get("bias"), opts)]
+        return [_matrix(node.name, node, p["weight"], p.get("bias"), o(node.name))]
     if node.op == "lstm":
-        return [_matrix(f"{node.name}.ih", node, p["weight_ih"], p.get("bias"), opts),
-                _matrix(f"{node.name}.hh", node, p["weight_hh"], None, opts)]
+        ih, hh = f"{node.name}.ih", f"{node.name}.hh"
+        return [_matrix(ih, node, p["weight_ih"], p.get("bias"), o(ih)),
+                _matrix(hh, node, p["weight_hh"], None, o(hh))]
     if node.op == "rbm":
-        return [_matrix(node.name, node, p["weight"], p.get("bias"), opts,
+        return [_matrix(node.name, node, p["weight"], p.get("bias"), o(node.name),
                         p.get("visible_bias"), ("forward", "backward"))]
     raise CompileError(f"node {node.name!r}: op {node.op!r} has no conductance matrix")

@@ -10,7 +10,8 @@ import numpy as np
 
 from .compiler import CompiledModel
 
-__all__ = ["totals", "layer_table", "core_table", "summary"]
+__all__ = ["totals", "layer_table", "core_table", "summary", "latency", "latency_table",
+           "NEURRAM_TIMING"]
 
 
 def totals(cm: CompiledModel) -> dict:
@@ -78,4 +79,66 @@ def summary(cm: CompiledModel) -> str:
     if cm.placement.excluded:
         lines.append(f"cores left out for defects: {cm.placement.excluded}")
     lines += [f"note: {n}" for n in cm.placement.notes]
+    return "\n".join(lines)
+
+
+NEURRAM_TIMING = {"clock_hz": 100e6, "t_wl": 1, "t_sample": 1, "t_integ": 24}
+"""The paper's MVM timing (Methods; docs/model.md): a 100 MHz clock (10 ns), 10 ns WL and
+sample pulses, 240 ns integration pulses, as the pulse generator's strobe widths."""
+
+
+def _serial(cm: CompiledModel, name: str, copy: int) -> int:
+    """MVM slots one input vector of a matrix takes: its segments on different cores or
+    on disjoint rows of one core run in parallel; segments sharing rows take turns."""
+    worst = 1
+    for c in {s.core for s in cm.placement.segments if s.layer == name and s.copy == copy}:
+        segs = [s for s in cm.placement.segments if s.core == c and s.layer == name
+                and s.copy == copy]
+        rows = np.concatenate([s.phys_rows for s in segs])
+        worst = max(worst, 1 if np.unique(rows).size == rows.size else len(segs))
+    return worst
+
+
+def latency(cm: CompiledModel, timing: dict | None = None) -> list[dict]:
+    """Per matrix: cycles of one MVM (golden.cycle.cycle_count at the matrix's precision
+    and ``timing``'s strobe widths), MVMs per inference, copies, serial slots, cycles per
+    inference. Layers run one after another; copies share a layer's MVMs."""
+    from cimflow.golden.cycle import cycle_count
+    from cimflow.golden.mvm import MvmSettings
+
+    t = {**NEURRAM_TIMING, **(timing or {})}
+    out = []
+    for m in cm.layers:
+        p = m.precision["forward"]
+        st = MvmSettings.from_config(cm.config, in_bits=p["in_bits"], out_bits=p["out_bits"],
+                                     v_decr=p["v_decr"], t_wl=t["t_wl"],
+                                     t_sample=t["t_sample"], t_integ=t["t_integ"])
+        copies = len({s.copy for s in cm.placement.segments if s.layer == m.name})
+        per = cycle_count(st)
+        serial = _serial(cm, m.name, 0)
+        rounds = -(-m.mvms // copies)
+        out.append({"matrix": m.name, "cycles_per_mvm": per, "mvms": m.mvms,
+                    "copies": copies, "serial": serial, "cycles": per * serial * rounds})
+    return out
+
+
+def latency_table(cm: CompiledModel, timing: dict | None = None) -> str:
+    t = {**NEURRAM_TIMING, **(timing or {})}
+    rows = latency(cm, t)
+    ns = 1e9 / t["clock_hz"]
+    lines = [f"{'matrix':24s} {'cyc/MVM':>7s} {'MVMs':>6s} {'copies':>6s} {'serial':>6s} "
+             f"{'cycles':>9s} {'us':>9s}"]
+    for r in rows:
+        lines.append(f"{r['matrix'][:24]:24s} {r['cycles_per_mvm']:7d} {r['mvms']:6d} "
+                     f"{r['copies']:6d} {r['serial']:6d} {r['cycles']:9d} "
+                     f"{r['cycles'] * ns / 1e3:9.2f}")
+    total = sum(r["cycles"] for r in rows)
+    lines.append(f"estimate per inference: {total:,} cycles, {total * ns / 1e3:,.2f} us at "
+                 f"{t['clock_hz'] / 1e6:g} MHz (WL {t['t_wl']}, sample {t['t_sample']}, "
+                 f"integrate {t['t_integ']} clocks: the paper's 10 / 10 / 240 ns); analog "
+                 f"MVMs only, layers in sequence, no host I/O or digital ops")
+    if not any(m.mvms > 1 for m in cm.layers) and any(n.op == "conv2d"
+                                                      for n in cm.graph.analog):
+        lines.append("note: the model carries no shapes (TorchScript): one MVM per layer, "
+                     "so convolutions are under-counted; compile an ExportedProgram")
     return "\n".join(lines)

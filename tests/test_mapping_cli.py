@@ -94,3 +94,24 @@ def test_a_killed_compile_leaves_no_image(model, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert r.returncode == -9
     assert not out.exists()
+
+
+def test_inspect_estimates_cycles_and_latency_from_the_cycle_model(model, tmp_path, capsys):
+    """One 4-bit-in / 8-bit-out MVM at NeuRRAM timing (1 / 1 / 24 clocks), by hand:
+    precharge 1 + 3 WL pulses + 7 x (1 sample + 24 integrate) + sign 1 + 7 x 2 ADC steps
+    + readout 1 = 195 clocks = 1.95 us at 100 MHz."""
+    from cimflow.mapping.image_read import read_image
+    from cimflow.mapping.report import latency
+
+    out = tmp_path / "img"
+    assert main(["compile", str(model), "--out", str(out), "--preset", "small", "--cores",
+                 "12", "--quiet"]) == 0
+    capsys.readouterr()
+    rows = {r["matrix"]: r for r in latency(read_image(out))}
+    assert rows["conv"]["cycles_per_mvm"] == 195 and rows["conv"]["mvms"] == 16  # 4 x 4 out
+    for r in rows.values():
+        assert r["cycles"] == 195 * r["serial"] * -(-r["mvms"] // r["copies"])
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    total = sum(r["cycles"] for r in rows.values())
+    assert f"estimate per inference: {total:,} cycles, {total / 100:,.2f} us at 100 MHz" in text
