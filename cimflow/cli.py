@@ -169,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    from .datasets import DataError
     from .hdl.export import LintError
     from .mapping.errors import CompileError, ImageError
     from .synth import SynthError
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cimflow: error: {e}", file=sys.stderr)
         return 1
     # anything else is a bug in cimflow: it keeps its traceback
-    except (*USER_ERRORS, CompileError, ImageError) as e:
+    except (*USER_ERRORS, CompileError, ImageError, DataError) as e:
         print(f"cimflow: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
