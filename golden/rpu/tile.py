@@ -23,6 +23,7 @@ from torch import nn
 
 from .closed_form import apply_signed
 from .devices import ConstantStepDevice, DeviceState
+from .fused import new_state
 from .io import IOParameters, analog_mvm
 from .pulses import BernoulliSource
 from .update import pulsed_update
@@ -99,6 +100,10 @@ class RPUConfig:
     batch_update: str = "merged"
     """"merged": a mini-batch's coincidence counts are summed and applied in one pass (fast);
     "sequential": one rank-1 pulsed update per sample, in order (as a hardware array would)."""
+    fused: bool = True
+    """On the CPU, run the pulsed update in the fused numba kernel where it applies (float32,
+    no half-selects; Bernoulli source, or the counts of an LFSR source); False: the torch
+    path (the reference, and the path on CUDA)."""
 
     def __post_init__(self):
         if self.batch_update not in ("merged", "sequential"):
@@ -116,6 +121,7 @@ class _TileBase(nn.Module):
         self.cfg, self.out_size, self.in_size = cfg, out_size, in_size
         self._seed = cfg.seed * 1_000_003 + index
         self._gen, self._gen_device = None, None
+        self._rng = new_state(self._seed)  # the fused kernel's generator state
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def generator(self, device) -> torch.Generator:
@@ -152,15 +158,19 @@ class _TileBase(nn.Module):
             d = torch.cat([p[1] for p in self._pending])
         self._pending.clear()
         if self.cfg.batch_update == "sequential" and x.shape[0] > 1:
+            if isinstance(self, AnalogTile):  # one call: pulsed_update runs them in order
+                self.update(x, d, lr, sequential=True)
+                return
             for i in range(x.shape[0]):  # samples, not cells or pulses
                 self.update(x[i: i + 1], d[i: i + 1], lr)
         else:
             self.update(x, d, lr)
 
-    def _pulse(self, w, st, dev, x, d, lr):
+    def _pulse(self, w, st, dev, x, d, lr, sequential=False):
         cfg = self.cfg
         return pulsed_update(w, st, x, d, lr, bl=cfg.bl, dw_min=dev.dw_min, source=cfg.source,
-                             half_select=cfg.half_select, generator=self.generator(w.device))
+                             half_select=cfg.half_select, generator=self.generator(w.device),
+                             sequential=sequential, fused=cfg.fused, rng=self._rng)
 
 
 class AnalogTile(_TileBase):
@@ -178,9 +188,9 @@ class AnalogTile(_TileBase):
     def read(self) -> torch.Tensor:
         return self.w
 
-    def update(self, x, d, lr: float) -> None:
+    def update(self, x, d, lr: float, sequential: bool = False) -> None:
         st = self._state("w", self.cfg.device)
-        self.w = self._pulse(self.w, st, self.cfg.device, x, d, lr)
+        self.w = self._pulse(self.w, st, self.cfg.device, x, d, lr, sequential)
 
 
 class TransferTile(_TileBase):
