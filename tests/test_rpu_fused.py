@@ -123,3 +123,14 @@ def test_fused_lfsr_update_bit_exact(seeds, gain_lr, sequential):
         ws.append(w)
     assert not torch.equal(ws[0], w0)  # something was updated
     assert torch.equal(ws[0], ws[1])
+
+
+def test_kernel_normals_are_standard_normal():
+    # the ziggurat (fast path and rejections) against N(0, 1): KS at alpha = 0.001, and the
+    # tail mass beyond the base layer's edge R = 3.4426 within 4.5 binomial standard errors
+    z = fused_mod.normals(200_000, fused_mod.new_state(11))
+    assert stats.kstest(z, "norm").pvalue > ALPHA
+    p = 2 * stats.norm.sf(3.442619855899)
+    assert abs((np.abs(z) > 3.442619855899).mean() - p) < 4.5 * (p * (1 - p) / z.size) ** 0.5
+    wrong = fused_mod.normals(200_000, fused_mod.new_state(12)) * 1.03  # power: 3 % scale
+    assert stats.kstest(wrong, "norm").pvalue < ALPHA
