@@ -286,6 +286,44 @@ def _apply_counts(w, dev, n_up, n_down, c2c, soft, s):
                 _cell(w, dev, j, i, 1, n_down[j, i], c2c, soft, s, f)
 
 
+def _io_in(x, inp_bound, inp_step, abs_max, out, scale):
+    """Periphery before the array, per row: scale by max |x| (noise management), clamp to
+    the input bound, DAC-quantise (step 0: off); as :func:`.io.analog_mvm`, in float32."""
+    n, m = x.shape
+    for b in range(n):
+        sc = _F32(1.0)
+        if abs_max:
+            mx = _F32(0.0)
+            for i in range(m):
+                mx = max(mx, abs(x[b, i]))
+            if mx > 0:
+                sc = mx
+        scale[b] = sc
+        for i in range(m):
+            v = x[b, i] / sc if abs_max else x[b, i]
+            v = min(max(v, -inp_bound), inp_bound)
+            if inp_step != 0:
+                v = np.rint(v / inp_step) * inp_step
+            out[b, i] = v
+
+
+def _io_out(y, z, noise, out_bound, out_step, abs_max, scale):
+    """Periphery after the array, in place: output noise (z: standard normals, size 0:
+    none), clamp to the output bound, ADC-quantise (step 0: off), undo the input scale."""
+    n, m = y.shape
+    noisy = z.size > 0
+    for b in range(n):
+        sc = scale[b]
+        for j in range(m):
+            v = y[b, j]
+            if noisy:
+                v = v + noise * z[b, j]
+            v = min(max(v, -out_bound), out_bound)
+            if out_step != 0:
+                v = np.rint(v / out_step) * out_step
+            y[b, j] = v * sc if abs_max else v
+
+
 if AVAILABLE:
     _opts = {"cache": True, "nogil": True}
     _rotl = njit(inline="always", **_opts)(_rotl)
@@ -300,6 +338,8 @@ if AVAILABLE:
     _popcount = njit(inline="always", **_opts)(_popcount)
     _cell = njit(**_opts)(_cell)
     _sequential_update = njit(**_opts)(_sequential_update)
+    _io_in = njit(**_opts)(_io_in)
+    _io_out = njit(**_opts)(_io_out)
     _apply_counts = njit(**_opts)(_apply_counts)
 
 
@@ -312,6 +352,20 @@ def sequential_update(w: np.ndarray, dev: np.ndarray, x: np.ndarray, d: np.ndarr
     if not 1 <= bl <= 64:
         raise ValueError(f"the fused kernel packs BL <= 64 slots, got {bl}")
     _sequential_update(w, dev, x, d, _F32(gain), bl, _F32(c2c), bool(soft), state)
+
+
+def periphery_in(x: np.ndarray, inp_bound: float, inp_step: float, abs_max: bool):
+    """(x after noise management, input clamp and DAC; the per-row scales), float32."""
+    out = np.empty_like(x)
+    scale = np.empty(x.shape[0], np.float32)
+    _io_in(x, _F32(inp_bound), _F32(inp_step), abs_max, out, scale)
+    return out, scale
+
+
+def periphery_out(y: np.ndarray, z: np.ndarray, noise: float, out_bound: float,
+                  out_step: float, abs_max: bool, scale: np.ndarray) -> None:
+    """In place on y (float32): output noise noise*z, clamp, ADC, times the input scale."""
+    _io_out(y, z, _F32(noise), _F32(out_bound), _F32(out_step), abs_max, scale)
 
 
 def normals(n: int, state: np.ndarray) -> np.ndarray:
