@@ -21,8 +21,8 @@ constant-step array ends bit-identical to the torch path's (tested), so a step s
 replayable in the RTL. The kernel's random numbers come from its own generator state
 (:func:`new_state`), so Bernoulli updates equal the torch path's in distribution, not draw
 for draw (two-sample tests). numba is optional: without it (``AVAILABLE`` False) the torch
-path runs on the CPU too. Half-selects (k > 0) and merged mini-batch counts stay on the
-torch path.
+path runs on the CPU too. Half-selects (k > 0) stay on the torch path. :func:`merged_update`
+is the ``merged`` mini-batch mode (counts of all samples summed per direction, then applied).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ try:
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     AVAILABLE = False
 
-__all__ = ["AVAILABLE", "new_state", "sequential_update", "apply_counts_inplace", "normals"]
+__all__ = ["AVAILABLE", "new_state", "sequential_update", "apply_counts_inplace", "normals",
+           "merged_update"]
 
 _F32 = np.float32
 _SCALE16 = _F32(65536.0)
@@ -274,6 +275,43 @@ def _sequential_update(w, dev, x, d, gain, bl, c2c, soft, s):
                 w[j, i] = min(max(wv, dev[3, j, i]), dev[2, j, i])
 
 
+def _merged_update(w, dev, x, d, gain, bl, c2c, soft, s):
+    """The N samples' coincidences summed per cell and direction, then applied once (up,
+    then down): the torch path's ``merged`` mini-batch update. Counts are accumulated on the
+    lines that pulsed only, then each touched row is applied."""
+    f = s[6:8].view(np.float64)
+    n_smp, n_in = x.shape
+    n_out = d.shape[1]
+    cnt = np.zeros((2, n_out, n_in), np.int32)
+    touched = np.zeros(n_out, np.bool_)
+    mx = np.empty(n_in, np.uint64)
+    act = np.empty(n_in, np.int64)
+    neg = np.empty(n_in, np.int64)
+    for b in range(n_smp):
+        na = 0
+        for i in range(n_in):
+            m = _mask(x[b, i], gain, bl, s)
+            if m != 0:
+                mx[na] = m
+                act[na] = i
+                neg[na] = 1 if x[b, i] < 0 else 0
+                na += 1
+        for j in range(n_out):
+            mj = _mask(d[b, j], gain, bl, s)
+            if mj == 0 or na == 0:
+                continue
+            touched[j] = True
+            neg_d = 1 if d[b, j] < 0 else 0
+            for t in range(na):
+                cnt[neg[t] ^ neg_d, j, act[t]] += np.int32(_popcount(mx[t] & mj))
+    for j in range(n_out):
+        if touched[j]:
+            for down in range(2):
+                for i in range(n_in):
+                    if cnt[down, j, i] != 0:
+                        _cell(w, dev, j, i, down, cnt[down, j, i], c2c, soft, s, f)
+
+
 def _apply_counts(w, dev, n_up, n_down, c2c, soft, s):
     """Up counts, then down counts, per cell (each cell's n and direction as the torch path)."""
     f = s[6:8].view(np.float64)
@@ -338,6 +376,7 @@ if AVAILABLE:
     _popcount = njit(inline="always", **_opts)(_popcount)
     _cell = njit(**_opts)(_cell)
     _sequential_update = njit(**_opts)(_sequential_update)
+    _merged_update = njit(**_opts)(_merged_update)
     _io_in = njit(**_opts)(_io_in)
     _io_out = njit(**_opts)(_io_out)
     _apply_counts = njit(**_opts)(_apply_counts)
@@ -371,6 +410,14 @@ def periphery_out(y: np.ndarray, z: np.ndarray, noise: float, out_bound: float,
 def normals(n: int, state: np.ndarray) -> np.ndarray:
     """n standard normals from the kernel's generator (what its cycle-to-cycle noise uses)."""
     return _normals(n, state)
+
+
+def merged_update(w: np.ndarray, dev: np.ndarray, x: np.ndarray, d: np.ndarray, gain: float,
+                  bl: int, c2c: float, soft: bool, state: np.ndarray) -> None:
+    """Bernoulli pulsed update of w in place with the counts of all N samples merged."""
+    if not 1 <= bl <= 64:
+        raise ValueError(f"the fused kernel packs BL <= 64 slots, got {bl}")
+    _merged_update(w, dev, x, d, _F32(gain), bl, _F32(c2c), bool(soft), state)
 
 
 def apply_counts_inplace(w: np.ndarray, dev: np.ndarray, n_up: np.ndarray, n_down: np.ndarray,

@@ -45,11 +45,12 @@ def pulsed_update(w: torch.Tensor, st: DeviceState, x, d, lr: float, *, bl: int,
         return w
     if fused and _fused.AVAILABLE and w.device.type == "cpu" and w.dtype == torch.float32 \
             and half_select == 0.0:
-        if isinstance(source, BernoulliSource) and bl <= 64 and (sequential or x.shape[0] == 1):
-            _fused.sequential_update(w.numpy(), st.pack().numpy(),
-                                     x.detach().to(w.dtype).numpy(),
-                                     d.detach().to(w.dtype).numpy(), gain, bl, st.c2c,
-                                     st.soft, _state(rng, generator))
+        if isinstance(source, BernoulliSource) and bl <= 64:
+            kernel = (_fused.sequential_update if sequential or x.shape[0] == 1
+                      else _fused.merged_update)
+            kernel(w.numpy(), st.pack().numpy(), x.detach().to(w.dtype).numpy(),
+                   d.detach().to(w.dtype).numpy(), gain, bl, st.c2c, st.soft,
+                   _state(rng, generator))
             return w
         if not isinstance(source, BernoulliSource):  # e.g. the RTL's LFSR streams
             rows = [(x[i: i + 1], d[i: i + 1]) for i in range(x.shape[0])] if sequential \
