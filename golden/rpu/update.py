@@ -12,6 +12,7 @@ path on CUDA).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from . import fused as _fused
@@ -27,6 +28,21 @@ def _state(rng, generator):
         return rng
     seed = torch.randint(0, 2**62, (1,), generator=generator).item()
     return _fused.new_state(seed)
+
+
+def _np(t: torch.Tensor, dtype) -> np.ndarray:
+    if t.dtype == dtype and not t.requires_grad:
+        return t.numpy()
+    return t.detach().to(dtype).numpy()
+
+
+def _dev_np(st: DeviceState):
+    """The packed device state as numpy, kept on the state (built once per array)."""
+    arr = st.__dict__.get("_np")
+    if arr is None:
+        arr = st.pack().numpy()
+        st.__dict__["_np"] = arr
+    return arr
 
 
 def pulsed_update(w: torch.Tensor, st: DeviceState, x, d, lr: float, *, bl: int, dw_min: float,
@@ -48,9 +64,8 @@ def pulsed_update(w: torch.Tensor, st: DeviceState, x, d, lr: float, *, bl: int,
         if isinstance(source, BernoulliSource) and bl <= 64:
             kernel = (_fused.sequential_update if sequential or x.shape[0] == 1
                       else _fused.merged_update)
-            kernel(w.numpy(), st.pack().numpy(), x.detach().to(w.dtype).numpy(),
-                   d.detach().to(w.dtype).numpy(), gain, bl, st.c2c, st.soft,
-                   _state(rng, generator))
+            kernel(w.numpy(), _dev_np(st), _np(x, w.dtype), _np(d, w.dtype), gain, bl, st.c2c,
+                   st.soft, _state(rng, generator))
             return w
         if not isinstance(source, BernoulliSource):  # e.g. the RTL's LFSR streams
             rows = [(x[i: i + 1], d[i: i + 1]) for i in range(x.shape[0])] if sequential \
