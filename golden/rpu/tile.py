@@ -126,6 +126,8 @@ class _TileBase(nn.Module):
 
     def generator(self, device) -> torch.Generator:
         """A generator on ``device`` (re-seeded deterministically when the tile moves)."""
+        if self._gen is not None and device == self._gen_device:  # the per-call case: cheap
+            return self._gen
         device = torch.device(device)
         if self._gen is None or self._gen_device != device:
             self._gen = torch.Generator(device=device)
