@@ -31,7 +31,8 @@ class _AnalogMVM(torch.autograd.Function):
         ctx.tile = tile
         ctx.save_for_backward(x)
         w = tile.read()
-        return analog_mvm(x, w, tile.cfg.forward, tile.generator(w.device))
+        return analog_mvm(x, w, tile.cfg.forward, tile.generator(w.device),
+                          tile.cfg.fused)
 
     @staticmethod
     def backward(ctx, grad):
@@ -40,7 +41,8 @@ class _AnalogMVM(torch.autograd.Function):
         w = tile.read()
         dx = None
         if ctx.needs_input_grad[0]:
-            dx = analog_mvm(grad, w.T, tile.cfg.backward, tile.generator(w.device))
+            dx = analog_mvm(grad, w.T, tile.cfg.backward, tile.generator(w.device),
+                            tile.cfg.fused)
         tile.record(x, -grad)
         return dx, None, None
 

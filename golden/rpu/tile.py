@@ -102,8 +102,9 @@ class RPUConfig:
     "sequential": one rank-1 pulsed update per sample, in order (as a hardware array would)."""
     fused: bool = True
     """On the CPU, run the pulsed update in the fused numba kernel where it applies (float32,
-    no half-selects; Bernoulli source, or the counts of an LFSR source); False: the torch
-    path (the reference, and the path on CUDA)."""
+    no half-selects; Bernoulli source, or the counts of an LFSR source) and the reads'
+    periphery in its numba passes; False: the torch path (the reference, and the path on
+    CUDA)."""
 
     def __post_init__(self):
         if self.batch_update not in ("merged", "sequential"):
@@ -252,7 +253,7 @@ class TransferTile(_TileBase):
         gen = self.generator(self.a.device)
         a_k = (self.a[:, k] - self.ref[:, k]).unsqueeze(1)
         u = torch.ones(1, 1, device=self.a.device, dtype=self.a.dtype)
-        v = analog_mvm(u, a_k, self.tc.transfer_io, gen)  # (1, n_out)
+        v = analog_mvm(u, a_k, self.tc.transfer_io, gen, self.cfg.fused)  # (1, n_out)
         if self.tc.buffered:
             self._buffered_write(k, v[0])
             return
