@@ -47,7 +47,7 @@ _SCALE16 = _F32(65536.0)
 
 def new_state(seed: int) -> np.ndarray:
     """Generator state: xoshiro256** words (seeded by splitmix64 from ``seed``), a buffered
-    word and its unused 16-bit chunks, a spare normal and its flag."""
+    word and its unused 16-bit chunks, two words reserved (``f``: a float64 scratch view)."""
     s = np.zeros(8, np.uint64)
     z = seed & (2**64 - 1)
     for k in range(4):
@@ -131,7 +131,8 @@ def _zig_slow(u, i, s):
 
 def _normal(s, f):
     """A standard normal: the ziggurat of Doornik (2005), exact; one 64-bit word in 98.8 %
-    of draws (53 bits for the abscissa, the 7 lowest for the layer). ``f`` is unused here."""
+    of draws (53 bits for the abscissa, the 7 lowest for the layer). ``f``: the scratch view
+    (unused by the ziggurat; kept so that every sampler has one signature)."""
     word = _next(s)
     u = 2.0 * (float(word >> np.uint64(11)) * (1.0 / 9007199254740992.0)) - 1.0
     i = np.int64(word & np.uint64(0x7F))
