@@ -7,7 +7,8 @@ with the mini-batch's counts merged, and with one rank-1 update per sample as ai
 and rank-1 pulsed updates per second on a 256 x 256 array. The aihwkit side runs
 experiments/aihwkit_rpu_probe.py under $AIHWKIT_PYTHON and is reported as skipped without it.
 Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset in that command; ``--device cuda``
-times our side on a GPU.
+times our side on a GPU; ``--torch-path`` times our torch path on the CPU instead of the fused
+numba kernels (the reference implementation; the path CUDA runs).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=1 \
         AIHWKIT_PYTHON=... python benchmarks/bench_rpu_training.py
@@ -29,6 +30,7 @@ from torch import nn  # noqa: E402
 
 from cimflow.experiments.rpu import aihwkit_python, crosscheck_params, mlp, run_probe  # noqa: E402
 from cimflow.golden.rpu import AnalogSGD, ConstantStepDevice, RPUConfig, convert_to_analog  # noqa: E402
+from cimflow.golden.rpu.fused import new_state  # noqa: E402
 from cimflow.golden.rpu.pulses import BernoulliSource  # noqa: E402
 from cimflow.golden.rpu.update import pulsed_update  # noqa: E402
 
@@ -48,11 +50,11 @@ def _median_rate(fn, units: int, seconds: float, device, clock) -> float:
     return statistics.median(runs)
 
 
-def ours(seconds: float, device: torch.device, clock) -> dict:
+def ours(seconds: float, device: torch.device, clock, fused: bool = True) -> dict:
     torch.set_num_threads(1)
     out = {}
     for batch, mode in ((1, "merged"), (64, "merged"), (64, "sequential")):
-        cfg = RPUConfig(device=ConstantStepDevice(), batch_update=mode)
+        cfg = RPUConfig(device=ConstantStepDevice(), batch_update=mode, fused=fused)
         model = convert_to_analog(mlp(0), cfg).to(device)
         opt = AnalogSGD(model.parameters(), lr=0.01)
         x = torch.rand(batch, 784, device=device)
@@ -72,9 +74,11 @@ def ours(seconds: float, device: torch.device, clock) -> dict:
     x, d = torch.rand(1, 256, device=device), 0.1 * torch.randn(1, 256, device=device)
     g = torch.Generator(device=device).manual_seed(0)
     src = BernoulliSource()
+    rng = new_state(0)
 
     def rank1():
-        pulsed_update(w, st, x, d, 0.01, bl=10, dw_min=0.001, source=src, generator=g)
+        pulsed_update(w, st, x, d, 0.01, bl=10, dw_min=0.001, source=src, generator=g,
+                      fused=fused, rng=rng)
 
     out["rank1_per_s"] = _median_rate(rank1, 1, seconds, device, clock)
     return out
@@ -84,12 +88,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="per timed run")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--torch-path", action="store_true",
+                    help="time our torch path (no fused CPU kernels)")
     ap.add_argument("--clock", choices=CLOCK, default="process",
                     help="process: CPU time of each process (robust on a shared machine; "
                          "one thread each); wall: elapsed time (use for --device cuda)")
     args = ap.parse_args()
     dev = torch.device(args.device)
-    rows = {"cimflow": ours(args.seconds, dev, CLOCK[args.clock])}
+    rows = {"cimflow": ours(args.seconds, dev, CLOCK[args.clock], not args.torch_path)}
     exe = aihwkit_python()
     if exe is None:
         print("aihwkit: SKIPPED (set AIHWKIT_PYTHON to an interpreter that imports aihwkit)")

@@ -31,7 +31,8 @@ class _AnalogMVM(torch.autograd.Function):
         ctx.tile = tile
         ctx.save_for_backward(x)
         w = tile.read()
-        return analog_mvm(x, w, tile.cfg.forward, tile.generator(w.device))
+        return analog_mvm(x, w, tile.cfg.forward, tile.generator(w.device),
+                          tile.cfg.fused)
 
     @staticmethod
     def backward(ctx, grad):
@@ -40,9 +41,10 @@ class _AnalogMVM(torch.autograd.Function):
         w = tile.read()
         dx = None
         if ctx.needs_input_grad[0]:
-            dx = analog_mvm(grad, w.T, tile.cfg.backward, tile.generator(w.device))
+            dx = analog_mvm(grad, w.T, tile.cfg.backward, tile.generator(w.device),
+                            tile.cfg.fused)
         tile.record(x, -grad)
-        return dx, torch.zeros(0, device=grad.device, dtype=grad.dtype), None
+        return dx, None, None
 
 
 class AnalogContext(nn.Parameter):
@@ -68,7 +70,7 @@ class _AnalogBase(nn.Module):
 
     def _mvm(self, x2d: torch.Tensor) -> torch.Tensor:
         if self.use_bias:
-            x2d = torch.cat([x2d, torch.ones_like(x2d[:, :1])], dim=1)
+            x2d = F.pad(x2d, (0, 1), value=1.0)
         return _AnalogMVM.apply(x2d, self.analog_ctx, self.tile)
 
     def set_weights(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:

@@ -23,6 +23,7 @@ from torch import nn
 
 from .closed_form import apply_signed
 from .devices import ConstantStepDevice, DeviceState
+from .fused import new_state
 from .io import IOParameters, analog_mvm
 from .pulses import BernoulliSource
 from .update import pulsed_update
@@ -99,6 +100,11 @@ class RPUConfig:
     batch_update: str = "merged"
     """"merged": a mini-batch's coincidence counts are summed and applied in one pass (fast);
     "sequential": one rank-1 pulsed update per sample, in order (as a hardware array would)."""
+    fused: bool = True
+    """On the CPU, run the pulsed update in the fused numba kernel where it applies (float32,
+    no half-selects; Bernoulli source, or the counts of an LFSR source) and the reads'
+    periphery in its numba passes; False: the torch path (the reference, and the path on
+    CUDA)."""
 
     def __post_init__(self):
         if self.batch_update not in ("merged", "sequential"):
@@ -116,10 +122,13 @@ class _TileBase(nn.Module):
         self.cfg, self.out_size, self.in_size = cfg, out_size, in_size
         self._seed = cfg.seed * 1_000_003 + index
         self._gen, self._gen_device = None, None
+        self._rng = new_state(self._seed)  # the fused kernel's generator state
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def generator(self, device) -> torch.Generator:
         """A generator on ``device`` (re-seeded deterministically when the tile moves)."""
+        if self._gen is not None and device == self._gen_device:  # the per-call case: cheap
+            return self._gen
         device = torch.device(device)
         if self._gen is None or self._gen_device != device:
             self._gen = torch.Generator(device=device)
@@ -133,9 +142,15 @@ class _TileBase(nn.Module):
         return st
 
     def _state(self, prefix: str, dev: ConstantStepDevice):
-        """The array's per-cell device parameters (stored as one (4, out, in) buffer)."""
-        return DeviceState.unpack(getattr(self, f"{prefix}_device"), float(dev.dw_min_std),
-                                  dev.soft)
+        """The array's per-cell device parameters (stored as one (4, out, in) buffer); the
+        views are built once per buffer (a fresh DeviceState per update cost 10 us)."""
+        packed = self._buffers[f"{prefix}_device"]
+        cache = self.__dict__.setdefault("_state_cache", {})
+        hit = cache.get(prefix)
+        if hit is None or hit.packed is not packed:
+            hit = DeviceState.unpack(packed, float(dev.dw_min_std), dev.soft)
+            cache[prefix] = hit
+        return hit
 
     def record(self, x: torch.Tensor, d: torch.Tensor) -> None:
         """Keep the inputs and (negative-gradient) errors of a backward pass for the update."""
@@ -152,15 +167,19 @@ class _TileBase(nn.Module):
             d = torch.cat([p[1] for p in self._pending])
         self._pending.clear()
         if self.cfg.batch_update == "sequential" and x.shape[0] > 1:
+            if isinstance(self, AnalogTile):  # one call: pulsed_update runs them in order
+                self.update(x, d, lr, sequential=True)
+                return
             for i in range(x.shape[0]):  # samples, not cells or pulses
                 self.update(x[i: i + 1], d[i: i + 1], lr)
         else:
             self.update(x, d, lr)
 
-    def _pulse(self, w, st, dev, x, d, lr):
+    def _pulse(self, w, st, dev, x, d, lr, sequential=False):
         cfg = self.cfg
         return pulsed_update(w, st, x, d, lr, bl=cfg.bl, dw_min=dev.dw_min, source=cfg.source,
-                             half_select=cfg.half_select, generator=self.generator(w.device))
+                             half_select=cfg.half_select, generator=self.generator(w.device),
+                             sequential=sequential, fused=cfg.fused, rng=self._rng)
 
 
 class AnalogTile(_TileBase):
@@ -176,11 +195,14 @@ class AnalogTile(_TileBase):
         self.w.copy_(self._state("w", self.cfg.device).clip(w.to(self.w)))
 
     def read(self) -> torch.Tensor:
-        return self.w
+        return self._buffers["w"]
 
-    def update(self, x, d, lr: float) -> None:
+    def update(self, x, d, lr: float, sequential: bool = False) -> None:
         st = self._state("w", self.cfg.device)
-        self.w = self._pulse(self.w, st, self.cfg.device, x, d, lr)
+        w = self._buffers["w"]
+        new = self._pulse(w, st, self.cfg.device, x, d, lr, sequential)
+        if new is not w:  # the pulsed update works in place; no Module.__setattr__ per step
+            self.w = new
 
 
 class TransferTile(_TileBase):
@@ -231,7 +253,7 @@ class TransferTile(_TileBase):
         gen = self.generator(self.a.device)
         a_k = (self.a[:, k] - self.ref[:, k]).unsqueeze(1)
         u = torch.ones(1, 1, device=self.a.device, dtype=self.a.dtype)
-        v = analog_mvm(u, a_k, self.tc.transfer_io, gen)  # (1, n_out)
+        v = analog_mvm(u, a_k, self.tc.transfer_io, gen, self.cfg.fused)  # (1, n_out)
         if self.tc.buffered:
             self._buffered_write(k, v[0])
             return
