@@ -309,8 +309,7 @@ def test_verilog_full():
     cfg = PRESETS["full"]
     t0 = time.perf_counter()
     text = verilog.convert(AnalogMacro(cfg), name="cimflow_analog_macro", emit_src=False)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 60, elapsed
+    elapsed = time.perf_counter() - t0  # printed only: speed belongs in benchmarks
     assert "module cimflow_analog_macro" in text
     est = macro_resources(cfg)
     flops = _flops(text)
