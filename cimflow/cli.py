@@ -37,9 +37,9 @@ def check_seed(seed: int) -> int:
 
 
 def config_label(path: str | Path) -> str:
-    """How `cimflow regress` names a user config: never a preset's name, so a file
-    called ``tiny.json`` is not taken for the ``tiny`` preset."""
-    return f"config:{Path(path).stem}"
+    """How `cimflow regress` names a user config: never a preset's name, so a file called
+    ``tiny.json`` is not taken for the ``tiny`` preset (no colon: it names a folder too)."""
+    return f"config-{Path(path).stem}"
 
 
 def _config(args) -> CoreConfig:

@@ -114,7 +114,7 @@ def test_internal_error_keeps_its_traceback(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("extra,msg", [
     (["--cycles", "0"], "--cycles must be at least 1"),
-    (["-k", "no-such-test"], "no regression test matches config:c6"),
+    (["-k", "no-such-test"], "no regression test matches config-c6"),
 ])
 def test_regress_config_arguments(tmp_path, extra, msg, capsys):
     p = tmp_path / "c6.json"
@@ -180,7 +180,7 @@ def test_a_config_file_named_after_a_preset_is_not_that_preset(tmp_path, monkeyp
     p.write_text(preset("small").to_json())
     assert main(["regress", "--config", str(p), "-k", "compiled_image",
                  "--out", str(tmp_path / "r")]) == 0
-    assert seen["presets"] == () and list(seen["configs"]) == ["config:tiny"]
-    assert seen["configs"]["config:tiny"] == preset("small")
+    assert seen["presets"] == () and list(seen["configs"]) == ["config-tiny"]
+    assert seen["configs"]["config-tiny"] == preset("small")
     assert [(t.name, label) for t, label in seen["chosen"]] == [
-        ("core_fpga.compiled_image", "config:tiny")]
+        ("core_fpga.compiled_image", "config-tiny")]
