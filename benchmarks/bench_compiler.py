@@ -221,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(res))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+        from cimflow.atomic import write_atomic
+
+        write_atomic(args.out / "results.json", json.dumps(res, indent=1) + "\n")
     return 0
 
 

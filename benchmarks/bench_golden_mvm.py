@@ -236,10 +236,10 @@ def _plot(rows: list[Row], path: Path) -> None:
     ax.set_xlabel("MVM/s (256 x 256 cores, one CPU thread; log scale)")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    from cimflow.atomic import save_figure
+
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def _progress(rows: list[Row]) -> list[Row]:

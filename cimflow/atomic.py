@@ -11,10 +11,10 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic"]
+__all__ = ["current_umask", "save_figure", "write_atomic"]
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process umask (reading it means setting it; set it straight back)."""
     mask = os.umask(0o022)
     os.umask(mask)
@@ -28,7 +28,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode) as f:
             f.write(data)
             f.flush()
@@ -38,3 +38,16 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_figure(fig, path: str | Path, **kwargs) -> Path:
+    """``fig.savefig(path, **kwargs)`` through :func:`write_atomic`: the figure is rendered
+    into memory first (its format from the file name, as savefig does), so a failed or
+    killed plot never leaves a truncated image."""
+    import io
+
+    path = Path(path)
+    buf = io.BytesIO()
+    kwargs.setdefault("format", path.suffix.lstrip(".") or None)
+    fig.savefig(buf, **kwargs)
+    return write_atomic(path, buf.getvalue())

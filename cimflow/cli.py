@@ -29,6 +29,19 @@ USER_ERRORS: tuple[type[Exception], ...] = (UsageError, ConfigError, OSError)
 A subcommand with its own user-error types adds them here."""
 
 
+def check_seed(seed: int) -> int:
+    """``seed`` if it can seed NumPy's generators (0 <= seed < 2**32), else a UsageError."""
+    if not 0 <= seed < 1 << 32:
+        raise UsageError(f"--seed must be in [0, 2**32 - 1], got {seed}")
+    return seed
+
+
+def config_label(path: str | Path) -> str:
+    """How `cimflow regress` names a user config: never a preset's name, so a file called
+    ``tiny.json`` is not taken for the ``tiny`` preset (no colon: it names a folder too)."""
+    return f"config-{Path(path).stem}"
+
+
 def _config(args) -> CoreConfig:
     if getattr(args, "config", None):
         return CoreConfig.load(args.config)
@@ -36,7 +49,7 @@ def _config(args) -> CoreConfig:
 
 
 def cmd_generate(args) -> int:
-    from .hdl.export import lint, write_verilog
+    from .hdl.export import WAIVERS, lint, write_verilog
     from .hdl.tops import TOPS
 
     cfg = _config(args)
@@ -57,7 +70,7 @@ def cmd_generate(args) -> int:
         t0 = time.perf_counter()
         lint(vpath, args.top)
         print(f"verilator --lint-only -Wall: clean ({time.perf_counter() - t0:.1f} s, "
-              f"waivers in cimflow/hdl/lint_waivers.vlt)")
+              f"waivers in {WAIVERS})")
     if args.report:
         from .synth import format_report, synth_estimate
 
@@ -72,11 +85,17 @@ def cmd_generate(args) -> int:
 
 
 def cmd_regress(args) -> int:
-    from .verif.regress import DEFAULT_PRESETS, format_table, run_regression, select
+    from .verif.regress import (
+        DEFAULT_PRESETS,
+        compile_pattern,
+        format_table,
+        run_regression,
+        select,
+    )
 
     configs = {}
-    if args.config:  # any valid CoreConfig, labelled by its file name
-        configs[Path(args.config).stem] = CoreConfig.load(args.config)
+    if args.config:  # any valid CoreConfig, labelled by its file name (never a preset name)
+        configs[config_label(args.config)] = CoreConfig.load(args.config)
         presets = ()
     else:
         presets = (args.preset,) if args.preset else DEFAULT_PRESETS
@@ -84,6 +103,10 @@ def cmd_regress(args) -> int:
             preset(p)  # validates the name
     if args.cycles is not None and args.cycles < 1:
         raise UsageError(f"--cycles must be at least 1, got {args.cycles}")
+    try:
+        compile_pattern(args.k)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if not select({**{p: preset(p) for p in presets}, **configs}, args.k):
         raise UsageError(f"no regression test matches {', '.join([*presets, *configs])} "
                          f"and -k {args.k!r}")
@@ -108,6 +131,7 @@ def cmd_experiment(args) -> int:
                          f"names them: {', '.join(reg)}")
     if not args.out:
         raise UsageError("experiment needs --out DIR")
+    check_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -214,9 +214,15 @@ class CoreConfig:
     @classmethod
     def load(cls, path: str | Path) -> CoreConfig:
         p = Path(path)
-        if not p.is_file():
+        if not p.exists():
             raise ConfigError(f"config file {p} does not exist")
-        return cls.from_json(p.read_text())
+        if not p.is_file():
+            raise ConfigError(f"config file {p} is not a file")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {p} is not UTF-8 text") from None
+        return cls.from_json(text)
 
     def replace(self, **changes: Any) -> CoreConfig:
         return dataclasses.replace(self, **changes)

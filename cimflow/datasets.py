@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import current_umask
+
 __all__ = ["DataError", "load", "read_idx", "CHECKSUMS", "cache_dir"]
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -81,14 +83,21 @@ def _candidates(directory: Path, fname: str):
 
 def _copy_verified(src: Path, gz: bool, dst: Path, expect: str) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_suffix(".part")
-    with (gzip.open(src, "rb") if gz else open(src, "rb")) as f, open(tmp, "wb") as g:
-        shutil.copyfileobj(f, g)
-    got = md5(tmp)
-    if got != expect:
-        tmp.unlink()
-        raise DataError(f"dataset file {src}: MD5 {got} differs from the expected {expect}")
-    tmp.replace(dst)
+    # a temporary of its own (two processes may fill the same cache at once), in the cache
+    # folder so that the rename is atomic, with the mode a plain open() would give
+    fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    tmp = Path(name)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+        with (gzip.open(src, "rb") if gz else open(src, "rb")) as f, os.fdopen(fd, "wb") as g:
+            shutil.copyfileobj(f, g)
+        got = md5(tmp)
+        if got != expect:
+            raise DataError(f"dataset file {src}: MD5 {got} differs from the expected {expect}")
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _collect(dirs: list[Path], cache: Path, checksums: dict[str, str]) -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cimflow.atomic import save_figure
 from cimflow.config import PRESETS
 from cimflow.golden.adc_reference import adc_reference
 from cimflow.golden.array import Crossbar, Direction
@@ -288,7 +289,7 @@ def _plots(out: Path, b: dict, w_max: float) -> None:
         ax.set(title=f"{n}: rmse {_rms(est - ref):.3f}{paper}", xlabel="ideal (W/w_max) x",
                ylabel="golden chip (NEURRAM_FIT)")
     fig.tight_layout()
-    fig.savefig(out / "mvm_rmse_scatter.png", dpi=110)
+    save_figure(fig, out / "mvm_rmse_scatter.png", dpi=110)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(9, 5))
     bottom = np.zeros(len(NAMES))
@@ -307,7 +308,7 @@ def _plots(out: Path, b: dict, w_max: float) -> None:
            title="MVM error budget (cumulative increments; black: paper's r.m.s.e.^2)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    fig.savefig(out / "mvm_rmse_budget.png", dpi=110)
+    save_figure(fig, out / "mvm_rmse_budget.png", dpi=110)
     plt.close(fig)
 
 
@@ -342,7 +343,7 @@ def adc_transfer(out: Path, quick: bool, seed: int) -> dict:
     ax.set(xlabel="q = Q / (C_s V_decr)", ylabel="signed code", title="neuron ADC transfer")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "adc_transfer.png", dpi=110)
+    save_figure(fig, out / "adc_transfer.png", dpi=110)
     plt.close(fig)
     return {
         "grid_points": n, "per_k": per_k, "mismatches": total_bad,

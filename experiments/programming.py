@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cimflow.atomic import save_figure
 from cimflow.golden.device import DeviceParams, RramArray
 from cimflow.golden.device_fit import PAPER, fit_device, initial_state, write_verify_stats
 from cimflow.golden.relaxation import Relaxation, relaxation_spread
@@ -42,7 +43,7 @@ def _plot_pulses(out: Path, pulses: np.ndarray, mean: float) -> str:
     ax.legend()
     name = "write_verify_pulses.png"
     fig.tight_layout()
-    fig.savefig(out / name, dpi=120)
+    save_figure(fig, out / name, dpi=120)
     plt.close(fig)
     return name
 
@@ -62,7 +63,7 @@ def _plot_sigma(out: Path, centers: np.ndarray, per_round: dict[str, list[np.nda
            title="Relaxation spread vs state (CrossSim model)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "relaxation_sigma_vs_g.png", dpi=120)
+    save_figure(fig, out / "relaxation_sigma_vs_g.png", dpi=120)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -74,7 +75,7 @@ def _plot_sigma(out: Path, centers: np.ndarray, per_round: dict[str, list[np.nda
            xticks=[1, 2, 3], title="Relaxation spread over iterative programming")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "relaxation_sigma_rounds.png", dpi=120)
+    save_figure(fig, out / "relaxation_sigma_rounds.png", dpi=120)
     plt.close(fig)
     return ["relaxation_sigma_vs_g.png", "relaxation_sigma_rounds.png"]
 

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from cimflow.atomic import save_figure
+
 from .registry import experiment
 
 __all__ = ["mlp", "train_epochs", "mnist_tensors"]
@@ -115,7 +117,7 @@ def _plot_curves(out: Path, name: str, curves: dict, title: str) -> None:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / name, dpi=120)
+    save_figure(fig, out / name, dpi=120)
     plt.close(fig)
 
 
@@ -172,7 +174,7 @@ def rpu_sensitivity(out: Path, quick: bool, seed: int) -> dict:
         ax.set_ylabel("test error (%)")
         ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "rpu_sensitivity.png", dpi=120)
+    save_figure(fig, out / "rpu_sensitivity.png", dpi=120)
     plt.close(fig)
     return {"scans": scans, "test_error": res, "fp_test_error": fp["fp"][-1], "epochs": epochs,
             "train_samples": len(data[0]), "quick": quick}
@@ -330,7 +332,7 @@ def aihwkit_crosscheck(out: Path, quick: bool, seed: int) -> dict:
         ax.set_ylabel(f"measured {key}")
         ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "aihwkit_crosscheck.png", dpi=120)
+    save_figure(fig, out / "aihwkit_crosscheck.png", dpi=120)
     plt.close(fig)
     return result
 

@@ -10,6 +10,7 @@ trains the MLP on a subset for one epoch. Results and their reading: docs/chip_t
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cimflow.atomic import save_figure, write_atomic
 from cimflow.golden.nat import NatConfig, Srmp, calibrate, noise_aware, plain, quant_settings
 from cimflow.golden.nat.aware import set_noise
 from cimflow.golden.nat.models import MODELS, n_params
@@ -87,14 +89,15 @@ def _plt():
 def save_model(model, path: Path, x_cal: torch.Tensor) -> dict:
     """TorchScript of the plain model at ``path``; beside it, as JSON, its quantiser settings
     and the chip operating point of every layer calibrated on ``x_cal`` (training data)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is what the compiler reads
-        torch.jit.save(torch.jit.script(plain(model)), str(path))
+        torch.jit.save(torch.jit.script(plain(model)), buf)
     points = calibrate(model, x_cal, act=False, adc=False)
     settings = [dict(s, v_read=p.v_read, v_decr=p.v_decr)
                 for s, p in zip(quant_settings(model), points, strict=True)]
-    path.with_suffix(".quant.json").write_text(json.dumps(settings, indent=1))
+    write_atomic(path, buf.getvalue())
+    write_atomic(path.with_suffix(".quant.json"), json.dumps(settings, indent=1))
     return {"file": path.name, "quant": path.with_suffix(".quant.json").name}
 
 
@@ -177,7 +180,7 @@ def noise_injection(out: Path, quick: bool, seed: int) -> dict:
                    title=f"{key} ({'quick' if quick else 'full'})")
             ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "noise_injection.png", dpi=120)
+    save_figure(fig, out / "noise_injection.png", dpi=120)
     plt.close(fig)
     res["wall_s"] = time.perf_counter() - t_start
     return res
@@ -237,7 +240,7 @@ def concrete_adc(out: Path, quick: bool, seed: int) -> dict:
                ylabel="accuracy (%)", title=f"mnist/{arch} ({'quick' if quick else 'full'})")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "concrete_adc.png", dpi=120)
+    save_figure(fig, out / "concrete_adc.png", dpi=120)
     plt.close(fig)
     res["wall_s"] = time.perf_counter() - t_start
     return res

@@ -107,13 +107,14 @@ def cmd_run(args) -> int:
     import numpy as np
 
     from cimflow.atomic import write_atomic
-    from cimflow.cli import UsageError
+    from cimflow.cli import UsageError, check_seed
 
     from .image_read import read_image
     from .runtime import GoldenChip, RunError, check_batch, run_model
 
     say = (lambda _: None) if args.quiet else (lambda s: print(f"  {s}", file=sys.stderr,
                                                                flush=True))
+    check_seed(args.seed)
     out = Path(args.out)
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder; name a .npy file")

@@ -173,21 +173,27 @@ def compile_graph(graph: Graph, config: CoreConfig, n_cores: int = DEFAULT_CORES
 
 def calibration_inputs(graph: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
     """Every matrix's inputs (rows) when the float model runs on the batch ``x``."""
+    from types import SimpleNamespace
+
     import torch
 
-    from .runtime import FloatBackend, Interpreter, RunError
+    from .runtime import FloatBackend, Interpreter, RunError, check_batch
 
     rec: dict[str, list[np.ndarray]] = {}
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiu" or x.ndim < 2 or not x.size:
-        raise CompileError(f"calibration inputs must be a numeric batch (N, ...), got "
-                           f"{x.dtype} {x.shape}")
     try:
+        # the same checks (and messages) as `cimflow run`'s input batch; check_batch reads
+        # only the compiled model's graph, so the graph stands in for it here
+        x = check_batch(SimpleNamespace(graph=graph), x)
         with torch.no_grad():
             Interpreter(graph, FloatBackend(graph, rec)).run(
                 torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
     except RunError as e:
         raise CompileError(f"calibration: {e}") from None
+    except (ValueError, RuntimeError) as e:
+        # a model that records no input shape (TorchScript) fails inside the float run
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CompileError(f"calibration: inputs of shape {tuple(x.shape)} do not fit the "
+                           f"model ({msg})") from None
     return {k: np.concatenate(v) for k, v in rec.items()}
 
 

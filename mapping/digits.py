@@ -11,9 +11,12 @@ the seeds make it reproducible.
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import numpy as np
+
+from cimflow.atomic import write_atomic
 
 __all__ = ["glyphs", "make_digits", "train", "DATA", "bundle_paths"]
 
@@ -92,10 +95,14 @@ def write_bundle(root: Path = DATA, seed: int = 0) -> dict[str, Path]:
     batch = torch.export.Dim("batch")
     ep = torch.export.export(model, (torch.from_numpy(xt[:2]),),
                              dynamic_shapes={"input": {0: batch}})
-    torch.export.save(ep, p["model"])
-    np.save(p["x"], xt)
-    np.save(p["y"], yt)
-    np.save(p["calibration"], xc)
+    # every file through a temporary and a rename: a failed run never leaves half a bundle file
+    buf = io.BytesIO()
+    torch.export.save(ep, buf)
+    write_atomic(p["model"], buf.getvalue())
+    for key, arr in (("x", xt), ("y", yt), ("calibration", xc)):
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=False)
+        write_atomic(p[key], buf.getvalue())
     return p
 
 

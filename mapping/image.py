@@ -4,15 +4,27 @@ The format is specified in docs/image_format.md. Why a folder of plain files rat
 one archive: the per-core ``.hex`` files are loaded as they are by ``$readmemh``, the
 ``.npy`` files by NumPy, and a person can read the manifest.
 
-Atomicity: everything is written into a hidden temporary folder next to the target, each
-file fsync'ed, then the folder is renamed into place (an existing image is first renamed
-aside, then removed). A failure or a kill leaves either the old image or the new one under
-the target name, never a partial one (at worst a hidden ``.NAME.tmp-*`` or ``.NAME.old-*``
-folder is left beside it).
+Atomicity: everything is written into a hidden temporary folder ``.NAME.tmp-*`` next to the
+target, each file fsync'ed, then the folder is moved into place. The target name never
+holds a partial image. Replacing an existing image:
+
+* on Linux, where the file system supports it (ext4, XFS, Btrfs, tmpfs, ...), the two
+  folders are swapped in one atomic ``renameat2(RENAME_EXCHANGE)`` and the old image,
+  now under the temporary name, is removed: the target always names a complete image,
+  the old one or the new one;
+* elsewhere the old image is first renamed aside to ``.NAME.old-PID``, then the new one
+  renamed into place. Between the two renames the target name does not exist: a kill in
+  that moment leaves the old image, complete, at ``.NAME.old-PID`` beside the target (move
+  it back by hand); a failed second rename moves it back.
+
+A failure or a kill at any other moment leaves the old image or the new one under the
+target name; at worst a hidden ``.NAME.tmp-*`` or ``.NAME.old-*`` folder is left beside it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -22,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cimflow.atomic import current_umask
 from cimflow.golden.array import G_FRAC_BITS
 
 from .compiler import CompiledModel
@@ -135,6 +148,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the paths ``a`` and ``b`` atomically (Linux ``renameat2(RENAME_EXCHANGE)``);
+    False where the system or the file system cannot (the caller then renames twice)."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
 def write_image(cm: CompiledModel, out: str | Path) -> Path:
     """Write ``cm`` as an image folder at ``out`` (replacing an existing image there)."""
     out = Path(out)
@@ -150,6 +181,8 @@ def write_image(cm: CompiledModel, out: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        # mkdtemp makes the folder private (0700): give it the mode a plain mkdir would
+        os.chmod(tmp, 0o777 & ~current_umask())
         (tmp / "cores").mkdir()
         for name, data in files.items():
             _write(tmp / name, data)
@@ -158,10 +191,18 @@ def write_image(cm: CompiledModel, out: str | Path) -> Path:
         _fsync_dir(tmp / "cores")
         _fsync_dir(tmp)
         old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.rename(out, old)
-        os.rename(tmp, out)
+        if out.exists() and _exchange(tmp, out):
+            old = tmp  # the old image, now under the temporary name
+        else:
+            if out.exists():
+                old = out.parent / f".{out.name}.old-{os.getpid()}"
+                os.rename(out, old)
+            try:
+                os.rename(tmp, out)
+            except BaseException:
+                if old is not None:
+                    os.rename(old, out)
+                raise
         _fsync_dir(out.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

@@ -16,6 +16,9 @@ def test_generate_writes_verilog_and_config(tmp_path, capsys):
     assert v.exists() and "module cimflow_core" in v.read_text()
     assert json.loads((tmp_path / "config.json").read_text())["rows"] == 16
     assert "lint-only -Wall: clean" in out
+    from cimflow.hdl.export import WAIVERS
+
+    assert f"waivers in {WAIVERS})" in out and WAIVERS.is_file()  # the file lint really read
 
 
 @pytest.mark.parametrize("argv,msg", [
@@ -111,7 +114,7 @@ def test_internal_error_keeps_its_traceback(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("extra,msg", [
     (["--cycles", "0"], "--cycles must be at least 1"),
-    (["-k", "no-such-test"], "no regression test matches c6"),
+    (["-k", "no-such-test"], "no regression test matches config-c6"),
 ])
 def test_regress_config_arguments(tmp_path, extra, msg, capsys):
     p = tmp_path / "c6.json"
@@ -127,3 +130,57 @@ def test_regress_bad_config_is_one_line(tmp_path, capsys):
     assert main(["regress", "--config", str(p)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "rows and cols must both equal corelet**2" in err[0]
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["experiment", "mvm-rmse", "--out", "OUT", "--seed", "-1"], "--seed must be in"),
+    (["run", "IMG", "--input", "x.npy", "--out", "OUT/y.npy", "--seed", "-1"],
+     "--seed must be in"),
+    (["regress", "--preset", "tiny", "-k", "("], "-k '(' is not a valid regular expression"),
+])
+def test_bad_seed_and_pattern_are_one_line(argv, msg, tmp_path, capsys):
+    argv = [a.replace("OUT", str(tmp_path / "o")).replace("IMG", str(tmp_path))
+            for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("cimflow: error:") and msg in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("content,msg", [
+    (b"\xff\xfe{}", "is not UTF-8 text"),
+    (None, "is not a file"),
+])
+def test_unreadable_config_is_one_line(tmp_path, capsys, content, msg):
+    p = tmp_path / "c.json"
+    if content is None:
+        p.mkdir()
+    else:
+        p.write_bytes(content)
+    assert main(["generate", "--config", str(p), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0] == f"cimflow: error: config file {p} {msg}", err
+
+
+def test_a_config_file_named_after_a_preset_is_not_that_preset(tmp_path, monkeypatch, capsys):
+    """tiny.json holding a 16 x 16 core runs every (non-smoke) test on that core under its own
+    label, not the tiny preset's test list: core_fpga.compiled_image is a small-only test."""
+    from cimflow.config import preset
+    from cimflow.verif import regress
+
+    seen = {}
+
+    def fake_run(presets, pattern, out, configs, **kw):
+        seen.update(presets=presets, configs=configs,
+                    chosen=regress.select(regress.as_configs(presets, configs), pattern))
+        return []
+
+    monkeypatch.setattr(regress, "run_regression", fake_run)
+    p = tmp_path / "tiny.json"
+    p.write_text(preset("small").to_json())
+    assert main(["regress", "--config", str(p), "-k", "compiled_image",
+                 "--out", str(tmp_path / "r")]) == 0
+    assert seen["presets"] == () and list(seen["configs"]) == ["config-tiny"]
+    assert seen["configs"]["config-tiny"] == preset("small")
+    assert [(t.name, label) for t, label in seen["chosen"]] == [
+        ("core_fpga.compiled_image", "config-tiny")]

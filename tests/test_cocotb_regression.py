@@ -97,7 +97,7 @@ def test_regress_on_a_user_config(tmp_path, capsys):
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert set(cases) == {"core.mvm_random", "core.rpu_update", "core.bad_inputs"}
     assert suite.get("failures") == "0"
-    assert all(c.get("classname") == "cimflow.c6" for c in cases.values())
+    assert all(c.get("classname") == "cimflow.config-c6" for c in cases.values())
     props = {p.get("name"): json.loads(p.get("value"))
              for p in cases["core.mvm_random"].iter("property")}
     assert props["cycles"] >= 3000  # control words compared with the golden sequence

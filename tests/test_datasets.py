@@ -71,3 +71,26 @@ def test_bad_idx_and_unknown_set(tmp_path):
         read_idx(p)
     with pytest.raises(DataError, match="unknown data set 'cifar'"):
         load("cifar")
+
+
+def test_cache_fill_uses_a_temporary_of_its_own(small_set):
+    """Another process filling the same cache has its own partial file there: this one must
+    neither truncate nor rename it (the old fixed name NAME.part did both)."""
+    src, sums, arrays = small_set
+    cached = datasets.cache_dir("small")
+    cached.mkdir(parents=True)
+    theirs = cached / (FILES[0] + ".part")
+    theirs.write_bytes(b"another process, half way")
+    out = load("small", src, registry=False, checksums=sums)
+    assert np.array_equal(out["train_x"], arrays[0])
+    assert theirs.read_bytes() == b"another process, half way"
+    assert sorted(p.name for p in cached.iterdir()) == sorted([*FILES, theirs.name])
+
+
+def test_a_failed_cache_fill_leaves_no_temporary(small_set):
+    src, sums, _ = small_set
+    bad = dict(sums, **{FILES[1]: "0" * 32})
+    with pytest.raises(DataError):
+        load("small", src, registry=False, checksums=bad)
+    cached = datasets.cache_dir("small")
+    assert [p.name for p in cached.iterdir() if p.name not in FILES] == []

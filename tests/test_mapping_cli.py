@@ -115,3 +115,39 @@ def test_inspect_estimates_cycles_and_latency_from_the_cycle_model(model, tmp_pa
     text = capsys.readouterr().out
     total = sum(r["cycles"] for r in rows.values())
     assert f"estimate per inference: {total:,} cycles, {total / 100:,.2f} us at 100 MHz" in text
+
+
+
+class Mlp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(64, 16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
+
+
+@pytest.mark.parametrize("fmt", ["pt2", "torchscript"])
+def test_a_calibration_batch_of_the_wrong_shape_is_one_line(tmp_path, capsys, fmt):
+    """The MLP takes (N, 8, 8): a (4, 7) batch is refused as `cimflow run` refuses it, also
+    for TorchScript, whose graph records no input shape (the float run's matmul fails)."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    net = Mlp().eval()
+    path = tmp_path / f"mlp.{fmt}"
+    if fmt == "pt2":
+        torch.export.save(torch.export.export(net, (torch.zeros(2, 8, 8),)), path)
+    else:
+        torch.jit.save(torch.jit.script(net), str(path))
+    bad, good = tmp_path / "bad.npy", tmp_path / "good.npy"
+    np.save(bad, np.zeros((4, 7), np.float32))
+    np.save(good, np.ones((4, 8, 8), np.float32))
+    out = tmp_path / "img"
+    argv = ["compile", str(path), "--out", str(out), "--preset", "small", "--quiet"]
+    assert main([*argv, "--calibrate", str(bad)]) == 2
+    line = one_error_line(capsys, "calibration:")
+    assert "(4, 7)" in line
+    assert not out.exists()
+    assert main([*argv, "--calibrate", str(good)]) == 0  # the right shape compiles
+    assert (out / "manifest.json").is_file()

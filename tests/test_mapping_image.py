@@ -3,7 +3,8 @@ image (also for random corruption, property-based), and atomic writes."""
 
 import hashlib
 import json
-import shutil
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -22,8 +23,8 @@ from cimflow.mapping.image_read import read_image
 CFG = preset("small")
 
 
-def small_model():
-    rng = np.random.default_rng(3)
+def small_model(seed=3):
+    rng = np.random.default_rng(seed)
     nodes = [
         Node("fc1", "linear", "analog", ["v0"], ["v1"], {},
              {"weight": rng.uniform(-1, 1, (12, 10)), "bias": rng.uniform(-2, 2, 10)}),
@@ -263,9 +264,71 @@ def test_refuses_to_replace_something_else(tmp_path, compiled):
     assert (tmp_path / "data" / "keep.txt").exists()
 
 
-def test_replacing_an_image(tmp_path, compiled):
+def same_targets(a, b):
+    return sorted(a.targets) == sorted(b.targets) and all(
+        np.array_equal(a.targets[c], b.targets[c]) for c in a.targets)
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "two-renames"])
+def test_replacing_an_image(tmp_path, compiled, monkeypatch, exchange):
+    other = small_model(seed=4)
+    assert not same_targets(compiled, other)  # else the test could not tell them apart
+    if not exchange:
+        monkeypatch.setattr(image_mod, "_exchange", lambda a, b: False)
     out = write_image(compiled, tmp_path / "img")
-    shutil.copy(out / "manifest.json", tmp_path / "old.json")
-    write_image(compiled, out)
+    assert same_targets(read_image(out), compiled)
+    write_image(other, out)
+    assert same_targets(read_image(out), other)
+    assert [p.name for p in tmp_path.iterdir()] == ["img"]  # old image and temporaries gone
+
+
+def test_replacing_never_leaves_the_target_name_empty(tmp_path, compiled, monkeypatch):
+    """Where renameat2(RENAME_EXCHANGE) works, the old image is never renamed away."""
+    probe_a, probe_b = tmp_path / "a", tmp_path / "b"
+    probe_a.mkdir()
+    probe_b.mkdir()
+    (probe_a / "x").touch()
+    if not image_mod._exchange(probe_a, probe_b):
+        pytest.skip("no atomic exchange on this system / file system")
+    assert (probe_b / "x").exists() and not (probe_a / "x").exists()
+    out = write_image(compiled, tmp_path / "img")
+    renamed = []
+    real = os.rename
+    monkeypatch.setattr(image_mod.os, "rename", lambda a, b: (renamed.append(a), real(a, b)))
+    write_image(small_model(seed=4), out)
+    assert renamed == []  # a single exchange: no rename leaves the target name empty
     assert read_image(out) is not None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["img", "old.json"]
+
+
+def test_a_failed_second_rename_puts_the_old_image_back(tmp_path, compiled, monkeypatch):
+    out = write_image(compiled, tmp_path / "img")
+    real = os.rename
+    monkeypatch.setattr(image_mod, "_exchange", lambda a, b: False)
+
+    def rename(a, b):
+        if ".tmp-" in str(a):
+            raise OSError("rename failed")
+        real(a, b)
+
+    monkeypatch.setattr(image_mod.os, "rename", rename)
+    with pytest.raises(OSError, match="rename failed"):
+        write_image(small_model(seed=4), out)
+    assert same_targets(read_image(out), compiled)
+    assert [p.name for p in tmp_path.iterdir()] == ["img"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_image_folder_mode_honours_umask(tmp_path, compiled, umask):
+    old = os.umask(umask)
+    try:
+        out = write_image(compiled, tmp_path / "img")
+        (tmp_path / "plain").mkdir()
+    finally:
+        os.umask(old)
+    want = stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+    assert want == 0o777 & ~umask
+    assert stat.S_IMODE(out.stat().st_mode) == want
+    assert stat.S_IMODE((out / "cores").stat().st_mode) == want
+    for f in out.rglob("*"):
+        if f.is_file():
+            assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f

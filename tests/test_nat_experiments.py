@@ -65,12 +65,49 @@ def test_noise_injection_quick(tmp_path, fake_data, capsys):
     assert all(0 < q["v_read"] <= 0.5 and 0 < q["v_decr"] <= 0.5 for q in quant)
 
 
-def test_concrete_adc_quick(tmp_path, fake_data):
+def test_concrete_adc_quick(tmp_path, fake_data, monkeypatch):
+    saved = []
+    real_save = ex.save_model
+
+    def keep(model, path, x_cal):  # the trained noise-aware models, as the chip would run them
+        saved.append((model, path))
+        return real_save(model, path, x_cal)
+
+    monkeypatch.setattr(ex, "save_model", keep)
     res = ex.concrete_adc(tmp_path, True, 0)
     table = res["runs"]["mlp"]
     assert set(table) == {f"{b}/{s}" for b in res["bits"] for s in res["s1"]}
-    for row in table.values():
-        assert row["gain"] == row["concrete"]["acc"] - row["ste"]["acc"]
-        assert 0.0 <= row["ste"]["acc"] <= 1.0
+    for key, row in table.items():
+        # both quantisers learn the blocks despite the ADC noise (chance is 0.1)
+        assert row["concrete"]["acc"] > 0.9, key
+        assert row["ste"]["acc"] > 0.4, key
+    # the Concrete relaxation trains under the noise, the STE ignores it: never much worse
+    assert res["mlp_mean_gain"] > -0.02
     assert (tmp_path / "concrete_adc.png").stat().st_size > 1000
-    assert abs(res["mlp_mean_gain"] - np.mean([r["gain"] for r in table.values()])) < 1e-12
+    # saved: the lowest bit count at the highest noise, STE and Concrete
+    bits = res["bits"][0]
+    assert sorted(p.name for _, p in saved) == [f"mnist_mlp_adc{bits}_{m}.pt"
+                                                for m in ("concrete", "ste")]
+    x, _ = _synthetic(200, 1)
+    xt = torch.as_tensor(x, dtype=torch.float32).div(255).unsqueeze(1)
+    for model, path in saved:
+        assert path.is_file() and path.with_suffix(".quant.json").is_file()
+        model.eval()
+        adcs = [m.adc for m in model.modules() if getattr(m, "adc", None) is not None]
+        assert len(adcs) == 3
+        outs = []
+        hooks = [a.register_forward_hook(lambda mod, inp, out, outs=outs: outs.append((mod, out)))
+                 for a in adcs]
+        with torch.no_grad():
+            model(xt)
+        for h in hooks:
+            h.remove()
+        assert len(outs) == 3
+        for adc, y in outs:
+            # every conversion is one of the ADC's 2^bits levels alpha k + beta
+            alpha = float(adc.alpha.detach().abs()) + 1e-12
+            k = (y - adc.beta) / alpha
+            assert torch.allclose(k, k.round(), atol=1e-3)
+            assert int(k.round().min()) >= -(1 << (bits - 1))
+            assert int(k.round().max()) <= (1 << (bits - 1)) - 1
+            assert 2 <= len(torch.unique(k.round())) <= 1 << bits

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["Op", "set_mode_arg", "set_precision_arg", "set_timing_arg", "set_pulse_arg",
+__all__ = ["Op", "ProgOp", "set_mode_arg", "set_precision_arg", "set_timing_arg", "set_pulse_arg",
            "power_arg", "mode_commands"]
 
 
@@ -33,6 +33,15 @@ class Op(IntEnum):
     CLEAR_ERROR = 0xF
     SET_GAIN = 0x10
     SET_TIMING = 0x11
+
+
+class ProgOp(IntEnum):
+    """PROGRAM's argument [1:0], also the ``prog_op`` port during the pulse (0 otherwise)."""
+
+    NONE = 0  # refused as a PROGRAM argument (OPERAND)
+    SET = 1
+    RESET = 2
+    READ = 3
 
 
 def _field(name: str, value: int, bits: int) -> int:

@@ -100,15 +100,26 @@ def _seed_pair(cfg: CoreConfig, pair: tuple[int, int]) -> str:
     return f"{pair[0] % ((1 << da) - 1) + 1}:{pair[1] % ((1 << db) - 1) + 1}"
 
 
+def compile_pattern(pattern: str | None) -> re.Pattern | None:
+    """The ``-k`` regular expression, compiled; a ValueError naming it if it is not one."""
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"-k {pattern!r} is not a valid regular expression: {e}") from None
+
+
 def select(configs: dict[str, CoreConfig], pattern: str | None
            ) -> list[tuple[RegressionTest, str]]:
     """(test, config label) pairs to run: a preset runs the tests that list it, any other
     config every test that is not a full-size smoke test."""
+    rx = compile_pattern(pattern)
     chosen = []
     for t in REGRESSION:
         for label in configs:
             wanted = label in t.presets if label in PRESETS else not t.quick
-            if wanted and (pattern is None or re.search(pattern, f"{t.name}[{label}]")):
+            if wanted and (rx is None or rx.search(f"{t.name}[{label}]")):
                 chosen.append((t, label))
     return chosen
 

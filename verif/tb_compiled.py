@@ -30,6 +30,7 @@ from cimflow.config import input_pulses
 from cimflow.golden.array import G_FRAC_BITS
 from cimflow.mapping.runtime import Chip, GoldenChip, run_model
 
+from .commands import ProgOp
 from .harness import record, tb_env
 from .mvm_scenario import encode_line
 from .tb_core import CoreTb
@@ -102,7 +103,7 @@ class RtlChip(Chip):
         for r, c in zip(*np.nonzero(codes != self.state), strict=True):
             await tb.select_cell(int(r), int(c))
             diff = int(codes[r, c] - self.state[r, c])
-            op = 1 if diff > 0 else 2  # SET raises, RESET lowers the code by amp x width
+            op = ProgOp.SET if diff > 0 else ProgOp.RESET  # raise / lower by amp x width
             for amp, width in ((255, abs(diff) // 255), (abs(diff) % 255, 1)):
                 if amp and width:
                     await tb.cmd("SET_PULSE", amp)
@@ -110,7 +111,7 @@ class RtlChip(Chip):
                     await tb.cmd("PROGRAM", op)
                     await tb.wait_done()
                     self.pulses += 1
-            await tb.cmd("PROGRAM", 3)  # READ: verify
+            await tb.cmd("PROGRAM", ProgOp.READ)  # verify
             await tb.wait_done()
             got = int(d.read_data.value)
             assert got == codes[r, c], f"core {core} cell ({r}, {c}): read {got}, " \

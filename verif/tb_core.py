@@ -31,7 +31,7 @@ from cimflow.golden.stochastic_translator import (
     thresholds,
 )
 
-from .commands import Op, mode_commands, set_mode_arg, set_precision_arg
+from .commands import Op, ProgOp, mode_commands, set_mode_arg, set_precision_arg
 from .harness import Lockstep, pack_bits, record, tb_env, unpack_bits
 from .mvm_scenario import encode_line, mode_registers, random_case
 
@@ -186,7 +186,7 @@ class CoreTb:
             if amp and width:
                 await self.cmd("SET_PULSE", amp)
                 await self.cmd("SET_WIDTH", width)
-                await self.cmd("PROGRAM", 1)
+                await self.cmd("PROGRAM", ProgOp.SET)
                 await self.wait_done()
                 pulses += 1
         return pulses
@@ -341,9 +341,9 @@ class _Device:
         self.g = rng.integers(0, 40_000, (rows, cols))
 
     def pulse(self, op, amp, width, r, c):
-        if op == 1:
+        if op == ProgOp.SET:
             self.g[r, c] = min(self.g[r, c] + amp * width, 0xFFFF)
-        elif op == 2:
+        elif op == ProgOp.RESET:
             self.g[r, c] = max(self.g[r, c] - amp * width, 0)
 
 
@@ -366,7 +366,7 @@ async def test_program_and_read_back(dut):
         g0 = int(dev.g[r, c])
         target = min(g0 + 5_000, 60_000) if i % 2 == 0 else max(g0 - 5_000, 500)
         for _ in range(64):  # incremental write-verify, driven by the host
-            op, amp = await _program(tb, dev, 3, 0, 1)
+            op, amp = await _program(tb, dev, ProgOp.READ, 0, 1)
             g = int(d.read_data.value)
             assert g == dev.g[r, c], "READ result differs from the cell"
             if abs(g - target) <= 64:
@@ -374,7 +374,7 @@ async def test_program_and_read_back(dut):
             dist = abs(target - g)
             width = max(1, min(dist // 510, 64))
             step = min(dist // (2 * width) + 1, 255)
-            await _program(tb, dev, 1 if g < target else 2, step, width)
+            await _program(tb, dev, ProgOp.SET if g < target else ProgOp.RESET, step, width)
             points.append({"mode": "program", "op": "set" if g < target else "reset"})
         assert abs(dev.g[r, c] - target) <= 64, "write-verify did not converge"
         points.append({"mode": "program", "op": "read"})
@@ -440,7 +440,7 @@ async def test_bad_inputs(dut):
         await tb.cmd("SET_WIDTH", 50)
         await tb.write_reg(0, 0, 1)  # select one cell so PROGRAM is accepted
         await tb.write_reg(1, 0, 1)
-        await tb.cmd("PROGRAM", 3)
+        await tb.cmd("PROGRAM", ProgOp.READ)
         await tb.cmd("SET_PRECISION", 1 | 1 << 4, expect_ok=False)  # refused: busy
         await tb.wait_done()
         bl[0], sl[0] = 1, 1
@@ -486,7 +486,7 @@ async def refused_mode_commands_change_nothing(tb: CoreTb, points: list) -> None
     await tb.write_bank(0, [1] + [0] * (cfg.rows - 1))
     await tb.write_bank(1, [1] + [0] * (cfg.cols - 1))
     await tb.cmd("SET_WIDTH", 40)
-    await tb.cmd("PROGRAM", 3)
+    await tb.cmd("PROGRAM", ProgOp.READ)
     for op, arg in refused:
         status = await tb.cmd(op, arg, expect_ok=False)
         assert int(d.error.value) == 1 and (status >> 3) & 7 == 2, f"{op.name} not refused"

@@ -18,7 +18,7 @@ import pytest
 from cimflow.golden.array import Direction
 from cimflow.golden.cycle import CycleCore, cycle_count
 
-from .commands import Op
+from .commands import Op, ProgOp
 from .harness import record, tb_env
 from .mvm_scenario import mode_registers, random_case, write_inputs
 from .tb_core import CoreTb, coverage_point
@@ -38,7 +38,7 @@ async def program_codes(tb: CoreTb, codes: np.ndarray) -> int:
             await tb.select_cell(r, c)
             code = int(codes[r, c])
             pulses += await tb.set_code(code)
-            await tb.cmd("PROGRAM", 3)  # back to back: no idle cycles after the SET
+            await tb.cmd("PROGRAM", ProgOp.READ)  # back to back: no idle cycles after the SET
             await tb.wait_done()
             got = int(d.read_data.value)
             assert got == code, f"cell ({r}, {c}): read back {got}, programmed {code}"
