@@ -290,14 +290,24 @@ class AnalogMacro(wiring.Component):
         def drive_value(code):
             return Mux(code == Drive.HIGH, unit, Mux(code == Drive.LOW, -unit, 0))
 
+        # Values that change rarely are registers, so no neuron's adder sees a shifter or a
+        # negation: the DECREMENT step of the DAC code set by the previous word (the DAC
+        # settles for a clock, docs/cycle_interface.md), its negation, the injection step
+        # and the swing bounds. The bias inputs are therefore seen one clock late.
         step = Signal(qb - 1)
         neg_step = Signal(signed(qb))
+        inj = Signal(qb - 1)
         neg_inj = Signal(signed(qb))
-        clip_hi = Signal(signed(qb))
-        clip_lo = Signal(signed(qb))
-        m.d.comb += [step.eq(self.d_units >> ana.dac_code), neg_step.eq(-step),
-                     neg_inj.eq(-self.inject_units), clip_hi.eq(self.clip_units),
-                     clip_lo.eq(-self.clip_units)]
+        clip = Signal(qb - 1, init=(1 << (qb - 1)) - 1)
+        neg_clip = Signal(signed(qb), init=-((1 << (qb - 1)) - 1))
+        # -clip - 1, for "sum > clip" as the sign of sum + (-clip - 1)
+        over_bias = Signal(signed(qb), init=-(1 << (qb - 1)))
+        with m.If(phase != Phase.IDLE):
+            shifted = self.d_units >> ana.dac_code
+            m.d.sync += [step.eq(shifted), neg_step.eq(-shifted)]
+        m.d.sync += [inj.eq(self.inject_units), neg_inj.eq(-self.inject_units),
+                     clip.eq(self.clip_units), neg_clip.eq(-self.clip_units),
+                     over_bias.eq(-self.clip_units - 1)]
         q_s = [Signal(signed(LINE_BITS), name=f"q_sample{k}") for k in range(n)]
         q_i = [Signal(signed(qb), name=f"q_integ{k}") for k in range(n)]
         cmp = [Signal(name=f"cmp{k}") for k in range(n)]
@@ -312,16 +322,29 @@ class AnalogMacro(wiring.Component):
             m.d.comb += [positive[k].eq(q_i[k] > 0) for k in range(n)]
         is_int = phase == Phase.INTEGRATE
         is_inj = phase == Phase.INJECT
+        sb = qb + 2  # |q_i + add + bias| < 3 * 2**(qb-1): qb + 2 signed bits hold it
+
+        def csa_sign(a, b, c):
+            """Sign of a + b + c with one carry chain: a carry-save stage, then one adder
+            (the saturation tests run beside the integrator's adder, not after it)."""
+            x, y, z = (Signal(sb, name=f"csa_in{i}") for i in range(3))
+            m.d.comb += [x.eq(a), y.eq(b), z.eq(c)]
+            total = Signal(sb)
+            m.d.comb += total.eq((x ^ y ^ z) + Cat(C(0, 1), ((x & y) | (x & z) | (y & z))[:-1]))
+            return total[-1]
+
         for k in range(n):
             sl = corelet_sl_line(cfg.corelet, k)  # neuron k senses BL k and this SL
             add = Signal(signed(qb), name=f"add{k}")
             tot = Signal(signed(qb + 1), name=f"tot{k}")
             sat = Signal(signed(qb), name=f"sat{k}")
+            below_hi = csa_sign(q_i[k], add, over_bias)  # 1: q_i + add <= clip
+            under = csa_sign(q_i[k], add, clip)  # 1: q_i + add < -clip
             m.d.comb += [
-                add.eq(Mux(is_int, q_s[k], Mux(is_inj, Mux(lfsr[k], self.inject_units, neg_inj),
+                add.eq(Mux(is_int, q_s[k], Mux(is_inj, Mux(lfsr[k], inj, neg_inj),
                                                  Mux(dec_en[k], Mux(cmp[k], neg_step, step), 0)))),
                 tot.eq(q_i[k] + add),
-                sat.eq(Mux(tot > clip_hi, clip_hi, Mux(tot < clip_lo, clip_lo, tot))),
+                sat.eq(Mux(~below_hi, clip, Mux(under, neg_clip, tot))),
             ]
             with m.Switch(phase):
                 with m.Case(Phase.PRECHARGE):

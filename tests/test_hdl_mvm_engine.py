@@ -18,7 +18,7 @@ from amaranth.sim import Simulator
 
 from cimflow.config import PRESETS
 from cimflow.golden.array import Direction, corelet_map
-from cimflow.golden.cycle import Control, NrnIn, Phase, cycle_count
+from cimflow.golden.cycle import WORD_DELAY, Control, NrnIn, Phase, cycle_count
 from cimflow.golden.lfsr import LfsrChains
 from cimflow.golden.mvm import mvm
 from cimflow.golden.neuron import Activation
@@ -76,6 +76,9 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0, gate="ho
                     assert ctx.get(p.lfsr_en) == 0
                     await ctx.tick()
                 ctx.set(p.lfsr_ready, 1)  # seen at the next edge: one more idle word
+                assert ctx.get(p.busy) and ctx.get(p.phase) == 0
+                await ctx.tick()
+            for _ in range(WORD_DELAY):  # the word register: the word delay, busy already
                 assert ctx.get(p.busy) and ctx.get(p.phase) == 0
                 await ctx.tick()
             i = 0
