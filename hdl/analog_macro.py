@@ -192,8 +192,8 @@ class AnalogMacro(wiring.Component):
         drv_sl = lines(m, ana.drv_sl, n, 2, "drv_sl")
         dec_en = lines(m, ana.dec_en, n, 1, "dec_en")
         lfsr = lines(m, self.noise_bits, n, 1, "lfsr")
-        phase = Signal(Phase)  # the word of a held cycle is ignored
-        m.d.comb += phase.eq(Mux(ana.hold, Phase.IDLE, ana.phase))
+        phase = Signal(Phase)  # every word is executed: the engine sends IDLE after a hold
+        m.d.comb += phase.eq(ana.phase)
 
         # ---------------------------------------------------------------- line state
         db = _den_bits(cfg, gb)
@@ -219,7 +219,7 @@ class AnalogMacro(wiring.Component):
         with m.FSM(name="pulse"):
             with m.State("IDLE"):
                 with m.If(phase == Phase.WL_PULSE):
-                    m.d.comb += [rd.en.eq(1), rd.addr.eq(0)]
+                    m.d.comb += [rd.en.eq(1), rd.addr.eq(0), ana.hold.eq(1)]
                     bl_any = ana.drv_bl != 0
                     m.d.sync += [side_bl.eq(~bl_any), wl.eq(ana.wl_en), cnt.eq(0)]
                     for k in range(n):
@@ -264,7 +264,8 @@ class AnalogMacro(wiring.Component):
                                  dz[k].eq(acc_d[k] == 0)]
                 m.next = "DIV"
             with m.State("DIV"):
-                m.d.comb += [last_div.eq(cnt == LINE_BITS - 1), ana.hold.eq(1)]
+                # hold asks for an IDLE word in the next clock: none after the last step
+                m.d.comb += [last_div.eq(cnt == LINE_BITS - 1), ana.hold.eq(~last_div)]
                 m.d.sync += cnt.eq(cnt + 1)
                 with m.If(last_div):
                     m.next = "IDLE"

@@ -114,7 +114,7 @@ class MvmEngine(wiring.Component):
         stochastic = Signal()
         counting = Signal()
         k_eff = Signal(4)
-        hold = Signal()  # the macro's hold, or the controller's clock gate
+        hold = Signal()  # stall: the macro's hold, or the controller's clock gate
         m.d.comb += [
             bwd.eq(mode.direction == Direction.BACKWARD),
             stochastic.eq((mode.act == Activation.STOCHASTIC) & (mode.inject_steps != 0)),
@@ -294,29 +294,28 @@ class MvmEngine(wiring.Component):
         word_nrn = Signal(NeuronInput)
         word_out_bl = Signal()
         word_dac = Signal(4)
-        with m.If(run):
-            m.d.sync += [
-                word_ph.eq(ph),
-                word_drv_bl.eq(drivers(self.bl_values, cfg.rows, pulse_bl, "bl")),
-                word_drv_sl.eq(drivers(self.sl_values, cfg.cols, pulse_sl, "sl")),
-                # neuron test mode: every WL stays at ground, the neurons see the drivers
-                word_wl.eq(Cat(pulse & (bwd | in_range[r]) & ~mode.neuron_test
-                               for r in range(cfg.rows))),
-                word_nrn.eq(nrn_next),
-                word_out_bl.eq(active_word & out_bl),
-                word_dac.eq(dac_next),
-            ]
-        # the executed word: the register, or IDLE in a held cycle
-        ex = Signal(Phase)
+        # a stall (``hold`` or the clock gate) loads the IDLE word and freezes the sequencer,
+        # so the word it would have sent comes one clock later, unchanged
+        m.d.sync += [
+            word_ph.eq(Mux(hold, Phase.IDLE, ph)),
+            word_drv_bl.eq(Mux(hold, 0, drivers(self.bl_values, cfg.rows, pulse_bl, "bl"))),
+            word_drv_sl.eq(Mux(hold, 0, drivers(self.sl_values, cfg.cols, pulse_sl, "sl"))),
+            # neuron test mode: every WL stays at ground, the neurons see the drivers
+            word_wl.eq(Mux(hold, 0, Cat(pulse & (bwd | in_range[r]) & ~mode.neuron_test
+                                        for r in range(cfg.rows)))),
+            word_nrn.eq(Mux(hold, NeuronInput.NONE, nrn_next)),
+            word_out_bl.eq(~hold & active_word & out_bl),
+            word_dac.eq(Mux(hold, 0, dac_next)),
+        ]
+        ex = word_ph  # the word the analog side executes in this clock
         m.d.comb += [
-            ex.eq(Mux(hold, Phase.IDLE, word_ph)),
-            ana.phase.eq(ex),
-            ana.drv_bl.eq(Mux(hold, 0, word_drv_bl)),
-            ana.drv_sl.eq(Mux(hold, 0, word_drv_sl)),
-            ana.wl_en.eq(Mux(hold, 0, word_wl)),
-            ana.nrn_in.eq(Mux(hold, NeuronInput.NONE, word_nrn)),
-            ana.out_bl.eq(~hold & word_out_bl),
-            ana.dac_code.eq(Mux(hold, 0, word_dac)),
+            ana.phase.eq(word_ph),
+            ana.drv_bl.eq(word_drv_bl),
+            ana.drv_sl.eq(word_drv_sl),
+            ana.wl_en.eq(word_wl),
+            ana.nrn_in.eq(word_nrn),
+            ana.out_bl.eq(word_out_bl),
+            ana.dac_code.eq(word_dac),
             self.busy.eq(busy | (word_ph != Phase.IDLE)),
             self.lfsr_en.eq(ex == Phase.INJECT),
             self.wb_en.eq(ex == Phase.READOUT),

@@ -1,11 +1,12 @@
 """AnalogMacro under Amaranth's simulator, bit-exact against the golden CycleCore.
 
 Every control word of golden ``mvm_program`` is applied to the macro for one clock, then the
-bench waits while ``hold`` is high (sending IDLE words, as MvmEngine does, or leaving the word
-applied). ``cmp`` is compared with the golden ``bank.cmp`` within COMPARE_SIGN / COMPARE
-clocks and as the latch after every word, the integrator charge (debug port) at
-COMPARE_SIGN and at the end of every MVM, and the codes that a digital neuron builds from
-the macro's ``cmp`` sequence with the golden result registers.
+bench sends IDLE words (as MvmEngine does, or leaves the WL_PULSE word applied) for as long
+as ``hold`` asks for them: ``hold`` high in a clock makes the next clock's word IDLE.
+``cmp`` is compared with the golden ``bank.cmp`` within COMPARE_SIGN / COMPARE clocks and as
+the latch after every word, the integrator charge (debug port) at COMPARE_SIGN and at the
+end of every MVM, and the codes that a digital neuron builds from the macro's ``cmp``
+sequence with the golden result registers.
 """
 
 import re
@@ -225,6 +226,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
             clip = core.bank.clip
             stats["saturated"] += clip is not None and bool((abs(core.bank.q_integ) == clip).any())
         cmp_now = bits_of(ctx.get(pin.cmp), n)  # the engine samples it at the coming edge
+        stall = ctx.get(pin.hold)  # high: the next clock's word must be IDLE
         await ctx.tick()
         core.step(c)
         if c.phase in (Phase.COMPARE_SIGN, Phase.COMPARE):
@@ -235,7 +237,8 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
             ctx.set(pin.drv_sl, 0)
             ctx.set(pin.wl_en, 0)
         held = 0
-        while ctx.get(pin.hold):
+        while stall:  # IDLE words (or the WL_PULSE left applied) until hold has been low
+            stall = ctx.get(pin.hold)
             await ctx.tick()
             held += 1
         assert held == (wl_pulse_cycles(cfg) - 1 if c.phase is Phase.WL_PULSE else 0)
