@@ -142,7 +142,8 @@ def run_flow(verilog: Path, top: str, workdir: Path, *, freq_mhz: float = 100.0,
            "--json", f"{top}.json", "--freq", f"{freq_mhz:g}", "--seed", str(seed),
            "--report", f"{top}.report.json", "--timing-allow-fail", "--threads", "1"]
     if lpf is not None:
-        shutil.copy(lpf, workdir / Path(lpf).name)
+        if Path(lpf).resolve() != (workdir / Path(lpf).name).resolve():
+            shutil.copy(lpf, workdir / Path(lpf).name)
         cmd += ["--lpf", Path(lpf).name, "--textcfg", f"{top}.config"]
     else:
         cmd += ["--lpf-allow-unconstrained"]

@@ -16,16 +16,20 @@ Numbers (all integers, as in the golden model):
   as in the golden ``NeuronBank``); ``clip_units = 2**(charge_bits-1) - 1`` is "no swing
   limit" (exact while the golden charge stays inside the register).
 
-Timing (the MvmEngine contract of docs/core_architecture.md): a control word is executed in
-a clock where ``hold`` is low; the word of a clock where ``hold`` is high is ignored (the
-engine sends IDLE words then, a word left applied does no harm). ``hold`` is a register
-output, so there is no combinational path from the word to ``hold``. ``cmp`` shows the
-comparison of a COMPARE_SIGN / COMPARE clock within that clock (the engine samples it at
-the edge that ends it) and the latched comparator bits (golden ``bank.cmp``) otherwise.
+Timing (the MvmEngine contract of docs/core_architecture.md): every control word is
+executed in its clock. ``hold`` is a stall request: high in a clock, the engine sends the
+IDLE word in the next clock and keeps its own word for later. It is high from the clock of
+a WL_PULSE word through the last division step but one, so the engine's word register
+takes it at the next edge (a short path: word -> ``hold`` -> word register, no arithmetic).
+``cmp`` shows the comparison of a COMPARE_SIGN / COMPARE clock within that clock (the
+engine samples it at the edge that ends it) and the latched comparator bits (golden
+``bank.cmp``) otherwise. The DECREMENT step is ``d_units >> dac_code`` of the previous word
+(a register: the DAC settles for a clock); the bias inputs are registered, so they are seen
+one clock after they change.
 
 WL_PULSE is the only multi-clock phase: ``rows + 28`` clocks, the WL_PULSE word's own clock
-followed by ``rows + 27`` clocks with ``hold`` high; the next word (SAMPLE) then sees the
-settled lines. Every other phase takes one clock.
+followed by ``rows + 27`` IDLE words; the next word (SAMPLE) then sees the settled lines.
+Every other phase takes one clock.
 
 * clock 0: latch the driver codes of the driven side and ``wl_en``, clear the line
   accumulators, read row 0;
@@ -72,7 +76,7 @@ LINE_BITS = CHARGE_FRAC_BITS + 2
 
 
 def wl_pulse_cycles(config: CoreConfig) -> int:
-    """Clocks one WL_PULSE occupies: its own clock, then ``rows + 27`` with ``hold`` high."""
+    """Clocks one WL_PULSE occupies: its own clock, then ``rows + 27`` IDLE words."""
     return config.rows + 2 + LINE_BITS
 
 

@@ -12,17 +12,24 @@ so the analog macro only has to return one comparator bit per neuron.
 
 Timing (pinned in docs/core_architecture.md):
 
-* The control word of a cycle is combinational from the sequencer state, ``hold``, the mode
-  inputs and the line registers; the macro executes it in that cycle.
+* The control word is a register (the word register): the sequencer decides the word of the
+  next clock, so the analog side sees no logic between the engine's state and its inputs
+  and an MVM's first word comes ``WORD_DELAY`` = 1 clock later than the sequencer state
+  (golden ``cycle.WORD_DELAY``, ``cycle.mvm_clocks``).
 * ``cmp`` is sampled at the clock edge that ends a COMPARE_SIGN or COMPARE cycle: the macro
   presents the result of that cycle's comparison during the same cycle (as the golden
   ``CycleCore.step`` followed by ``bank.cmp`` does). In other cycles ``cmp`` is ignored.
-* ``hold`` high freezes the engine: the word of that cycle is the no-op IDLE word (phase 0,
-  every driver 0, every ``wl_en`` 0, ``nrn_in`` 0, no ``lfsr_en``/``wb_en``) and no state
-  changes at the following edge, so the sequence of non-held words is unchanged.
+* ``hold`` (or the controller's ``clk_gate``) high in a clock is a stall: the word of the
+  next clock is the no-op IDLE word (phase 0, every driver 0, every ``wl_en`` 0, ``nrn_in``
+  0, no ``lfsr_en``/``wb_en``) and the sequencer does not advance at the edge, so the
+  sequence of non-IDLE words is unchanged. The word of the clock with ``hold`` high is
+  executed: the macro asks for the stall while it executes a WL_PULSE.
 * ``start`` is accepted in the idle state only (also while ``hold`` is high); ``start`` while
   ``busy`` is ignored (the controller flags it). ``busy`` is high from the cycle after the
   accepted ``start`` through READOUT; ``done`` pulses for one cycle right after READOUT.
+* The V_decr DAC settles for a clock: COMPARE_SIGN and each COMPARE carry the DAC code of
+  the DECREMENT that follows them (binary: the next bit; counting: K-1), each DECREMENT
+  repeats it; the macro's step is the code of the previous word.
 * A stochastic MVM (``act`` STOCHASTIC, ``inject_steps`` > 0) started while ``lfsr_ready`` is low
   waits in a busy IDLE-word state until it rises, then runs: the LFSR never advances before
   its warm-up is over, and the word sequence is unchanged, only delayed.
