@@ -93,7 +93,8 @@ class NeurramCore(wiring.Component):
         # --- host access: SPI has priority over the parallel port (hdl/spi.py)
         m.d.comb += [
             spi.sck.eq(host.sck), spi.cs_n.eq(host.cs_n), spi.mosi.eq(host.mosi),
-            host.miso.eq(spi.miso),
+            host.miso.eq(spi.miso), host.miso_oe.eq(spi.miso_oe),
+            spi.status.eq(host.status),
             spi.p_addr.eq(host.p_addr), spi.p_wdata.eq(host.p_wdata),
             spi.p_we.eq(host.p_we), spi.p_re.eq(host.p_re),
             host.p_ready.eq(spi.p_ready), host.p_rdata.eq(spi.p_rdata),
