@@ -68,6 +68,12 @@ def cmd_generate(args) -> int:
         write_atomic(out / "resources.txt", report + "\n")
         print(report)
         print(f"wrote {out / 'resources.txt'} ({time.perf_counter() - t0:.1f} s)")
+    if args.fmax:
+        from .fpga import format_result, run_flow
+
+        result = run_flow(vpath, vpath.stem, out / "pnr", seed=1,
+                          progress=lambda line: print(line, flush=True))
+        print(format_result(result))
     return 0
 
 
@@ -174,6 +180,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also print a Yosys resource estimate (Lattice ECP5)")
     g.add_argument("--report-timeout", type=float, default=1800, metavar="S",
                    help="give up the estimate after S seconds (default 1800)")
+    g.add_argument("--fmax", action="store_true",
+                   help="also place and route (ECP5-85, 100 MHz, seed 1) and print the routed "
+                   "Fmax (slow: minutes; `cimflow fpga` for a board)")
     g.set_defaults(func=cmd_generate)
 
     f = sub.add_parser("fpga", help="synthesis, place and route and bitstream for an ECP5 "

@@ -66,6 +66,7 @@ class Ulx3s85F(wiring.Component):
         for name, v in (("d_units", d_units), ("inject_units", inject_units),
                         ("clip_units", clip_units)):
             if not 0 <= v < 1 << (CHARGE_BITS - 1):
+                self._MustUse__silence = True  # refused, not forgotten: no UnusedElaboratable
                 raise ValueError(f"{name} = {v} is out of range [0, 2**{CHARGE_BITS - 1})")
         self._config = config
         self._bias = (d_units, inject_units, clip_units)
