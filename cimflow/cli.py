@@ -81,7 +81,53 @@ def cmd_generate(args) -> int:
         write_atomic(out / "resources.txt", report + "\n")
         print(report)
         print(f"wrote {out / 'resources.txt'} ({time.perf_counter() - t0:.1f} s)")
+    if args.fmax:
+        from .fpga import format_result, run_flow
+
+        result = run_flow(vpath, vpath.stem, out / "pnr", seed=1,
+                          progress=lambda line: print(line, flush=True))
+        print(format_result(result))
     return 0
+
+
+def cmd_fpga(args) -> int:
+    """Config -> Verilog -> synthesis -> place and route -> bitstream (cimflow.fpga)."""
+    from amaranth.back import verilog
+
+    from .fpga import format_result, run_flow
+    from .hdl.boards import BOARDS, lpf
+    from .hdl.export import write_verilog
+    from .hdl.tops import TOPS, module_name
+
+    cfg = _config(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.board:
+        if args.board not in BOARDS:
+            raise UsageError(f"unknown board {args.board!r}; choose one of: {', '.join(BOARDS)}")
+        board = BOARDS[args.board]
+        top = f"cimflow_{args.board.replace('-', '_')}"
+        vpath = write_atomic(out / f"{top}.v", verilog.convert(
+            board(cfg), name=top, emit_src=False))
+        lpath = write_atomic(out / f"{args.board}.lpf", lpf(args.board))
+        freq = board.CORE_MHZ if args.freq is None else args.freq
+        part = board.PART
+    else:
+        if args.top not in TOPS:
+            raise UsageError(f"unknown top {args.top!r}; choose one of: {', '.join(TOPS)}")
+        top = module_name(args.top)
+        vpath, lpath = write_verilog(cfg, args.top, out), None
+        freq = 100.0 if args.freq is None else args.freq
+        part = {"device": "85k", "package": "CABGA381"}
+    write_atomic(out / "config.json", cfg.to_json() + "\n")
+    print(f"wrote {vpath}" + (f" and {lpath}" if lpath else ""))
+    result = run_flow(vpath, top, out, freq_mhz=freq, seed=args.seed, lpf=lpath,
+                      pack=not args.no_pack, device=part["device"], package=part["package"],
+                      progress=lambda line: print(line, flush=True))
+    report = format_result(result, part["device"])
+    write_atomic(out / "fpga_report.txt", report + "\n")
+    print(report)
+    return 0 if result.met else 1
 
 
 def cmd_regress(args) -> int:
@@ -158,7 +204,26 @@ def _parser() -> argparse.ArgumentParser:
                    help="also print a Yosys resource estimate (Lattice ECP5)")
     g.add_argument("--report-timeout", type=float, default=1800, metavar="S",
                    help="give up the estimate after S seconds (default 1800)")
+    g.add_argument("--fmax", action="store_true",
+                   help="also place and route (ECP5-85, 100 MHz, seed 1) and print the routed "
+                   "Fmax (slow: minutes; `cimflow fpga` for a board)")
     g.set_defaults(func=cmd_generate)
+
+    f = sub.add_parser("fpga", help="synthesis, place and route and bitstream for an ECP5 "
+                       "board (exit status 1 when timing fails)")
+    fsrc = f.add_mutually_exclusive_group()
+    fsrc.add_argument("--preset", help="named configuration (default: full)")
+    fsrc.add_argument("--config", help="CoreConfig JSON file")
+    fwhat = f.add_mutually_exclusive_group(required=True)
+    fwhat.add_argument("--board", help="board top with PLL, reset and pins: ulx3s-85f")
+    fwhat.add_argument("--top", help="a bare design (core, core_fpga, ...): timing and "
+                       "utilisation only, no pins, no bitstream")
+    f.add_argument("--out", required=True, help="output folder")
+    f.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    f.add_argument("--freq", type=float, metavar="MHZ",
+                   help="target clock (default: the board's core clock, 100 MHz)")
+    f.add_argument("--no-pack", action="store_true", help="skip ecppack (no bitstream)")
+    f.set_defaults(func=cmd_fpga)
 
     r = sub.add_parser("regress", help="run the cocotb co-simulation regression")
     rsrc = r.add_mutually_exclusive_group()
@@ -194,13 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     from .datasets import DataError
+    from .fpga import FpgaError
     from .hdl.export import LintError
     from .mapping.errors import CompileError, ImageError
     from .synth import SynthError
 
     try:
         return args.func(args)
-    except (LintError, SynthError) as e:
+    except (LintError, SynthError, FpgaError) as e:
         print(f"cimflow: error: {e}", file=sys.stderr)
         return 1
     # anything else is a bug in cimflow: it keeps its traceback

@@ -26,7 +26,7 @@ from .nonideal import NonIdeal
 
 __all__ = [
     "Phase", "NrnIn", "DRV_FLOAT", "DRV_LOW", "DRV_REF", "DRV_HIGH", "Control",
-    "mvm_program", "CycleCore", "cycle_count",
+    "mvm_program", "CycleCore", "cycle_count", "mvm_clocks", "WORD_DELAY",
 ]
 
 DRV_FLOAT, DRV_LOW, DRV_REF, DRV_HIGH = 0, 1, 2, 3
@@ -122,16 +122,33 @@ def mvm_program(xbar: Crossbar, x: np.ndarray, st: MvmSettings) -> Iterator[Cont
     if st.activation is Activation.STOCHASTIC:
         for _ in range(st.inject_steps):
             yield ctl(Phase.INJECT)
-    yield ctl(Phase.COMPARE_SIGN)
-    if st.adc_mode is AdcMode.BINARY:
+    # the V_decr DAC settles for one clock: COMPARE_SIGN and every COMPARE carry the code of
+    # the DECREMENT after them, each DECREMENT repeats it (CycleCore.step uses the DAC code
+    # set by the previous word)
+    counting = st.adc_mode is AdcMode.COUNTING
+    k_last = max(st.k - 1, 0)
+    yield ctl(Phase.COMPARE_SIGN, dac_code=k_last if counting else 0)
+    if not counting:
         for m in range(st.k):
             yield ctl(Phase.DECREMENT, dac_code=m)
-            yield ctl(Phase.COMPARE, dac_code=m)
+            yield ctl(Phase.COMPARE, dac_code=m + 1)
     else:
         for _ in range((1 << st.k) - 1 if st.k else 0):
-            yield ctl(Phase.DECREMENT, dac_code=st.k - 1)
-            yield ctl(Phase.COMPARE, dac_code=st.k - 1)
+            yield ctl(Phase.DECREMENT, dac_code=k_last)
+            yield ctl(Phase.COMPARE, dac_code=k_last)
     yield ctl(Phase.READOUT)
+
+
+WORD_DELAY = 1
+"""Clocks between the sequencer's decision and the word on the analog interface: the RTL's
+control word is a register, so the first word of an MVM (PRECHARGE) is applied
+``WORD_DELAY + 1`` clocks after the cycle with ``start`` high."""
+
+
+def mvm_clocks(st: MvmSettings) -> int:
+    """Clocks from the cycle with ``start`` high to the cycle with ``done`` (no hold, no LFSR
+    wait): the word delay, the words, and ``done`` the cycle after READOUT."""
+    return WORD_DELAY + cycle_count(st) + 1
 
 
 def cycle_count(st: MvmSettings) -> int:
@@ -163,6 +180,7 @@ class CycleCore:
         self.sl_sign = np.zeros(cfg.cols, np.uint8)
         self.sl_mag = np.zeros(cfg.cols, np.int64)
         self.cycles = 0
+        self.dac = 0  # the V_decr DAC's code: set by each word, used by the next DECREMENT
         self.trace: list[tuple[Phase, int, np.ndarray]] | None = None
         self.configure(MvmSettings.from_config(cfg))
 
@@ -201,7 +219,7 @@ class CycleCore:
             bank.compare_sign()
         elif p is Phase.DECREMENT:
             counting = st.adc_mode is AdcMode.COUNTING
-            bank.decrement(st.d_units >> c.dac_code, bank.active if counting else None)
+            bank.decrement(st.d_units >> self.dac, bank.active if counting else None)
         elif p is Phase.COMPARE:
             bank.compare(st.adc_mode is AdcMode.COUNTING)
         elif p is Phase.READOUT:
@@ -210,6 +228,7 @@ class CycleCore:
                 self.bl_sign[self.bl_of], self.bl_mag[self.bl_of] = sign, mag
             else:
                 self.sl_sign[self.sl_of], self.sl_mag[self.sl_of] = sign, mag
+        self.dac = c.dac_code
         self.cycles += 1
         if self.trace is not None:
             self.trace.append((p, c.dac_code, bank.cmp.copy()))

@@ -16,16 +16,20 @@ Numbers (all integers, as in the golden model):
   as in the golden ``NeuronBank``); ``clip_units = 2**(charge_bits-1) - 1`` is "no swing
   limit" (exact while the golden charge stays inside the register).
 
-Timing (the MvmEngine contract of docs/core_architecture.md): a control word is executed in
-a clock where ``hold`` is low; the word of a clock where ``hold`` is high is ignored (the
-engine sends IDLE words then, a word left applied does no harm). ``hold`` is a register
-output, so there is no combinational path from the word to ``hold``. ``cmp`` shows the
-comparison of a COMPARE_SIGN / COMPARE clock within that clock (the engine samples it at
-the edge that ends it) and the latched comparator bits (golden ``bank.cmp``) otherwise.
+Timing (the MvmEngine contract of docs/core_architecture.md): every control word is
+executed in its clock. ``hold`` is a stall request: high in a clock, the engine sends the
+IDLE word in the next clock and keeps its own word for later. It is high from the clock of
+a WL_PULSE word through the last division step but one, so the engine's word register
+takes it at the next edge (a short path: word -> ``hold`` -> word register, no arithmetic).
+``cmp`` shows the comparison of a COMPARE_SIGN / COMPARE clock within that clock (the
+engine samples it at the edge that ends it) and the latched comparator bits (golden
+``bank.cmp``) otherwise. The DECREMENT step is ``d_units >> dac_code`` of the previous word
+(a register: the DAC settles for a clock); the bias inputs are registered, so they are seen
+one clock after they change.
 
 WL_PULSE is the only multi-clock phase: ``rows + 28`` clocks, the WL_PULSE word's own clock
-followed by ``rows + 27`` clocks with ``hold`` high; the next word (SAMPLE) then sees the
-settled lines. Every other phase takes one clock.
+followed by ``rows + 27`` IDLE words; the next word (SAMPLE) then sees the settled lines.
+Every other phase takes one clock.
 
 * clock 0: latch the driver codes of the driven side and ``wl_en``, clear the line
   accumulators, read row 0;
@@ -72,7 +76,7 @@ LINE_BITS = CHARGE_FRAC_BITS + 2
 
 
 def wl_pulse_cycles(config: CoreConfig) -> int:
-    """Clocks one WL_PULSE occupies: its own clock, then ``rows + 27`` with ``hold`` high."""
+    """Clocks one WL_PULSE occupies: its own clock, then ``rows + 27`` IDLE words."""
     return config.rows + 2 + LINE_BITS
 
 
@@ -192,8 +196,8 @@ class AnalogMacro(wiring.Component):
         drv_sl = lines(m, ana.drv_sl, n, 2, "drv_sl")
         dec_en = lines(m, ana.dec_en, n, 1, "dec_en")
         lfsr = lines(m, self.noise_bits, n, 1, "lfsr")
-        phase = Signal(Phase)  # the word of a held cycle is ignored
-        m.d.comb += phase.eq(Mux(ana.hold, Phase.IDLE, ana.phase))
+        phase = Signal(Phase)  # every word is executed: the engine sends IDLE after a hold
+        m.d.comb += phase.eq(ana.phase)
 
         # ---------------------------------------------------------------- line state
         db = _den_bits(cfg, gb)
@@ -219,7 +223,7 @@ class AnalogMacro(wiring.Component):
         with m.FSM(name="pulse"):
             with m.State("IDLE"):
                 with m.If(phase == Phase.WL_PULSE):
-                    m.d.comb += [rd.en.eq(1), rd.addr.eq(0)]
+                    m.d.comb += [rd.en.eq(1), rd.addr.eq(0), ana.hold.eq(1)]
                     bl_any = ana.drv_bl != 0
                     m.d.sync += [side_bl.eq(~bl_any), wl.eq(ana.wl_en), cnt.eq(0)]
                     for k in range(n):
@@ -264,7 +268,8 @@ class AnalogMacro(wiring.Component):
                                  dz[k].eq(acc_d[k] == 0)]
                 m.next = "DIV"
             with m.State("DIV"):
-                m.d.comb += [last_div.eq(cnt == LINE_BITS - 1), ana.hold.eq(1)]
+                # hold asks for an IDLE word in the next clock: none after the last step
+                m.d.comb += [last_div.eq(cnt == LINE_BITS - 1), ana.hold.eq(~last_div)]
                 m.d.sync += cnt.eq(cnt + 1)
                 with m.If(last_div):
                     m.next = "IDLE"
@@ -290,14 +295,24 @@ class AnalogMacro(wiring.Component):
         def drive_value(code):
             return Mux(code == Drive.HIGH, unit, Mux(code == Drive.LOW, -unit, 0))
 
+        # Values that change rarely are registers, so no neuron's adder sees a shifter or a
+        # negation: the DECREMENT step of the DAC code set by the previous word (the DAC
+        # settles for a clock, docs/cycle_interface.md), its negation, the injection step
+        # and the swing bounds. The bias inputs are therefore seen one clock late.
         step = Signal(qb - 1)
         neg_step = Signal(signed(qb))
+        inj = Signal(qb - 1)
         neg_inj = Signal(signed(qb))
-        clip_hi = Signal(signed(qb))
-        clip_lo = Signal(signed(qb))
-        m.d.comb += [step.eq(self.d_units >> ana.dac_code), neg_step.eq(-step),
-                     neg_inj.eq(-self.inject_units), clip_hi.eq(self.clip_units),
-                     clip_lo.eq(-self.clip_units)]
+        clip = Signal(qb - 1, init=(1 << (qb - 1)) - 1)
+        neg_clip = Signal(signed(qb), init=-((1 << (qb - 1)) - 1))
+        # -clip - 1, for "sum > clip" as the sign of sum + (-clip - 1)
+        over_bias = Signal(signed(qb), init=-(1 << (qb - 1)))
+        with m.If(phase != Phase.IDLE):
+            shifted = self.d_units >> ana.dac_code
+            m.d.sync += [step.eq(shifted), neg_step.eq(-shifted)]
+        m.d.sync += [inj.eq(self.inject_units), neg_inj.eq(-self.inject_units),
+                     clip.eq(self.clip_units), neg_clip.eq(-self.clip_units),
+                     over_bias.eq(-self.clip_units - 1)]
         q_s = [Signal(signed(LINE_BITS), name=f"q_sample{k}") for k in range(n)]
         q_i = [Signal(signed(qb), name=f"q_integ{k}") for k in range(n)]
         cmp = [Signal(name=f"cmp{k}") for k in range(n)]
@@ -312,16 +327,29 @@ class AnalogMacro(wiring.Component):
             m.d.comb += [positive[k].eq(q_i[k] > 0) for k in range(n)]
         is_int = phase == Phase.INTEGRATE
         is_inj = phase == Phase.INJECT
+        sb = qb + 2  # |q_i + add + bias| < 3 * 2**(qb-1): qb + 2 signed bits hold it
+
+        def csa_sign(a, b, c):
+            """Sign of a + b + c with one carry chain: a carry-save stage, then one adder
+            (the saturation tests run beside the integrator's adder, not after it)."""
+            x, y, z = (Signal(sb, name=f"csa_in{i}") for i in range(3))
+            m.d.comb += [x.eq(a), y.eq(b), z.eq(c)]
+            total = Signal(sb)
+            m.d.comb += total.eq((x ^ y ^ z) + Cat(C(0, 1), ((x & y) | (x & z) | (y & z))[:-1]))
+            return total[-1]
+
         for k in range(n):
             sl = corelet_sl_line(cfg.corelet, k)  # neuron k senses BL k and this SL
             add = Signal(signed(qb), name=f"add{k}")
             tot = Signal(signed(qb + 1), name=f"tot{k}")
             sat = Signal(signed(qb), name=f"sat{k}")
+            below_hi = csa_sign(q_i[k], add, over_bias)  # 1: q_i + add <= clip
+            under = csa_sign(q_i[k], add, clip)  # 1: q_i + add < -clip
             m.d.comb += [
-                add.eq(Mux(is_int, q_s[k], Mux(is_inj, Mux(lfsr[k], self.inject_units, neg_inj),
+                add.eq(Mux(is_int, q_s[k], Mux(is_inj, Mux(lfsr[k], inj, neg_inj),
                                                  Mux(dec_en[k], Mux(cmp[k], neg_step, step), 0)))),
                 tot.eq(q_i[k] + add),
-                sat.eq(Mux(tot > clip_hi, clip_hi, Mux(tot < clip_lo, clip_lo, tot))),
+                sat.eq(Mux(~below_hi, clip, Mux(under, neg_clip, tot))),
             ]
             with m.Switch(phase):
                 with m.Case(Phase.PRECHARGE):

@@ -191,11 +191,23 @@ class Controller(wiring.Component):
             m.d.comb += [reject.eq(1), cause.eq(Cause.UNKNOWN_OPCODE)]
         with m.Elif(bad_arg):
             m.d.comb += [reject.eq(1), cause.eq(Cause.BAD_ARG)]
+        # the state checks come last; they are kept off the register commands' enables
+        # (state_err is 0 for those): the selection check is a long path from the line
+        # registers, and only the operations and the error flag need it
         with m.Elif(state_err):
             m.d.comb += [reject.eq(1), cause.eq(state_cause)]
 
         accept = Signal()
-        m.d.comb += accept.eq(self.cmd_valid & ~reject)
+        accept_basic = Signal()  # accepted unless a state check refuses it
+        reject_basic = Signal()  # the refusals before the state checks (same order)
+        m.d.comb += [
+            reject_basic.eq((self.pwr_gate & ~power_up) | (busy & (op != Op.CLEAR_ERROR))
+                            | (self.clk_gate & ((op == Op.MVM) | (op == Op.RPU_UPDATE)
+                                                | (op == Op.SEED_LOAD) | (op == Op.PROGRAM)))
+                            | unknown | bad_arg),
+            accept.eq(self.cmd_valid & ~reject),
+            accept_basic.eq(self.cmd_valid & ~reject_basic),
+        ]
 
         # ---------------------------------------------------------------- state
         err = Signal()
@@ -214,7 +226,7 @@ class Controller(wiring.Component):
             m.d.sync += [err.eq(1), err_cause.eq(cause)]
 
         go = {k: Signal(name=f"go_{k}") for k in ("mvm", "rpu", "seed", "pulse")}
-        with m.If(accept):
+        with m.If(accept_basic):
             with m.Switch(op):
                 with m.Case(Op.NOP):
                     pass
@@ -228,11 +240,13 @@ class Controller(wiring.Component):
                 with m.Case(Op.SET_IN_LEN):
                     m.d.sync += reg["in_len"].eq(arg)
                 with m.Case(Op.MVM):
-                    m.d.comb += go["mvm"].eq(1)
-                    m.d.sync += mode.start.eq(1)
+                    with m.If(~state_err):
+                        m.d.comb += go["mvm"].eq(1)
+                        m.d.sync += mode.start.eq(1)
                 with m.Case(Op.RPU_UPDATE):
-                    m.d.comb += go["rpu"].eq(1)
-                    m.d.sync += [self.rpu_start.eq(1), self.rpu_bl.eq(arg)]
+                    with m.If(~state_err):
+                        m.d.comb += go["rpu"].eq(1)
+                        m.d.sync += [self.rpu_start.eq(1), self.rpu_bl.eq(arg)]
                 with m.Case(Op.SEED_A):
                     m.d.sync += [self.seed_a.eq(Cat(arg, self.seed_a))]
                 with m.Case(Op.SEED_B):
@@ -245,9 +259,10 @@ class Controller(wiring.Component):
                 with m.Case(Op.SET_WIDTH):
                     m.d.sync += [self.prog_width.eq(arg)]
                 with m.Case(Op.PROGRAM):
-                    m.d.comb += go["pulse"].eq(1)
-                    m.d.sync += [prog_op.eq(arg[0:2]),
-                                 count.eq(Mux(self.prog_tap != 0, 1, self.prog_width))]
+                    with m.If(~state_err):
+                        m.d.comb += go["pulse"].eq(1)
+                        m.d.sync += [prog_op.eq(arg[0:2]),
+                                     count.eq(Mux(self.prog_tap != 0, 1, self.prog_width))]
                 with m.Case(Op.POWER):
                     m.d.sync += [self.pwr_gate.eq(arg[0]), self.clk_gate.eq(arg[1])]
                 with m.Case(Op.SET_GAIN):

@@ -13,7 +13,8 @@ closes it with the synthesizable behavioural macro.
 Integration rules (docs/core_architecture.md):
 
 * RPU_UPDATE: the core first copies every line register into the translators, one line
-  per clock (rows = BL registers, then columns = SL registers), scaling the W-1 magnitude
+  per clock through one register stage (rows = BL registers, then columns = SL registers;
+  ``lines + 2`` clocks before the update starts), scaling the W-1 magnitude
   bits to the translators' ``str_bits`` and applying the controller's ``str_gain``
   (register sign 1 = positive; the translators' sign 1 = negative), then starts the
   update. ``row_pulse``/``col_pulse`` with ``rpu_valid``/``rpu_up`` drive the row and column
@@ -92,7 +93,8 @@ class NeurramCore(wiring.Component):
         # --- host access: SPI has priority over the parallel port (hdl/spi.py)
         m.d.comb += [
             spi.sck.eq(host.sck), spi.cs_n.eq(host.cs_n), spi.mosi.eq(host.mosi),
-            host.miso.eq(spi.miso),
+            host.miso.eq(spi.miso), host.miso_oe.eq(spi.miso_oe),
+            spi.status.eq(host.status),
             spi.p_addr.eq(host.p_addr), spi.p_wdata.eq(host.p_wdata),
             spi.p_we.eq(host.p_we), spi.p_re.eq(host.p_re),
             host.p_ready.eq(spi.p_ready), host.p_rdata.eq(spi.p_rdata),
@@ -157,7 +159,13 @@ class NeurramCore(wiring.Component):
         values = [Signal(w, name=f"line{k}") for k in range(lines)]
         m.d.comb += Cat(*values).eq(Cat(regs.bl_values, regs.sl_values))
         k = Signal(range(lines + 1))
-        cur = Array(values)[k]
+        # one register stage between the line mux and the translators' shared multiplier:
+        # the line selected in a LOAD clock is written one clock later
+        cur = Signal(w)
+        wr_addr = Signal.like(k)
+        wr_en = Signal()
+        load = Signal()
+        m.d.sync += [cur.eq(Array(values)[k]), wr_addr.eq(k), wr_en.eq(load)]
         mag = cur[: w - 1]
         shift = n - (w - 1)
         scaled = (mag << shift) if shift >= 0 else (mag >> -shift)
@@ -165,7 +173,7 @@ class NeurramCore(wiring.Component):
             strb.seed_a.eq(ctrl.seed_a), strb.seed_b.eq(ctrl.seed_b),
             strb.seed_load.eq(ctrl.seed_load), ctrl.rpu_ready.eq(strb.ready),
             strb.gain.eq(ctrl.str_gain), strb.bl.eq(ctrl.rpu_bl),
-            strb.wr_addr.eq(k), strb.wr_mag.eq(scaled[:n]),
+            strb.wr_en.eq(wr_en), strb.wr_addr.eq(wr_addr), strb.wr_mag.eq(scaled[:n]),
             strb.wr_sign.eq(~cur[w - 1] & (mag != 0)),
         ]
         with m.FSM(name="rpu_fsm"):
@@ -174,10 +182,12 @@ class NeurramCore(wiring.Component):
                     m.d.sync += k.eq(0)
                     m.next = "LOAD"
             with m.State("LOAD"):
-                m.d.comb += strb.wr_en.eq(1)
+                m.d.comb += load.eq(1)
                 m.d.sync += k.eq(k + 1)
                 with m.If(k == lines - 1):
-                    m.next = "START"
+                    m.next = "FLUSH"
+            with m.State("FLUSH"):  # the last line is written in this clock
+                m.next = "START"
             with m.State("START"):
                 m.d.comb += strb.start.eq(1)
                 m.next = "RUN"

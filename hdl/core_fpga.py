@@ -12,9 +12,10 @@ Programming interface: a PROGRAM pulse acts on the cell selected by the line reg
 a SET pulse raises the conductance code by the amplitude code ``prog_amp``, every clock of
 a RESET pulse lowers it by ``prog_amp`` (clamped to [0, 2^16 - 1]); READ returns the code
 in ``read_data``. A host loads a programming image with a write-verify loop of these
-commands, as on the chip. The selected cell is read continuously while the engine is idle
-and SET/RESET write through on every pulse clock (with a bypass for the read latency), so
-any command, issued back to back after ``done``, sees the new value.
+commands, as on the chip. The selected cell is read continuously while the engine is idle;
+a SET/RESET pulse captures the cell's code in its first clock and writes the running value
+in every later clock and in the clock after the pulse (a bypass covers the read latency),
+so any command, issued back to back after ``done``, sees the new value.
 RPU updates are driven to ``row_pulse``/``col_pulse`` but the macro does not model
 conductance changes from coincidences.
 """
@@ -88,14 +89,19 @@ class NeurramCoreFpga(wiring.Component):
             macro.clip_units.eq(self.clip_units),
         ]
 
-        # --- programming: read the selected cell while idle; SET/RESET write through
+        # --- programming: read the selected cell while idle; SET/RESET write one clock late
+        # The first clock of a SET/RESET pulse captures the cell's code (a register); every
+        # later clock, and the one after the pulse, writes base +- the amplitude summed so
+        # far, so the write data come from registers only (no encoder, bypass or read data
+        # in front of the adder). The read path (selection -> read port) stays as it was.
         row = _encode(m, core.prog_sel_bl, cfg.rows, "prog_row")
         col = _encode(m, core.prog_sel_sl, cfg.cols, "prog_col")
         g_max = (1 << G_BITS) - 1
         base = Signal(G_BITS)  # the cell's code when the pulse started
         acc = Signal(G_BITS + 16)  # amplitude summed over the pulse so far
-        base_now = Signal(G_BITS)
-        total = Signal(G_BITS + 16)
+        op_set = Signal()  # the pulse is a SET (else a RESET)
+        w_row = Signal.like(row)  # the selection of the pulse, for its writes
+        w_col = Signal.like(col)
         write = Signal()
         # bypass: the read port shows a write two clocks later, a back-to-back command
         # must already see it
@@ -105,31 +111,29 @@ class NeurramCoreFpga(wiring.Component):
         recent = Signal(2)
         cell_now = Mux((recent != 0) & (row == wr_row) & (col == wr_col), wr_val,
                        macro.g_rdata)
-        up = base_now + total
-        value = Mux(core.prog_op == ProgOp.SET, Mux(up > g_max, g_max, up),
-                    Mux(total > base_now, 0, base_now - total))
+        up = base + acc
+        value = Signal(G_BITS)
+        m.d.comb += value.eq(Mux(op_set, Mux(up > g_max, g_max, up),
+                                 Mux(acc > base, 0, base - acc)))
         m.d.comb += [
-            macro.g_row.eq(row), macro.g_col.eq(col),
+            macro.g_row.eq(Mux(write, w_row, row)), macro.g_col.eq(Mux(write, w_col, col)),
             macro.g_re.eq((core.analog.phase == Phase.IDLE) & ~macro.analog.hold & ~write),
-            macro.g_we.eq(write), macro.g_wdata.eq(value[:G_BITS]),
+            macro.g_we.eq(write), macro.g_wdata.eq(value),
             core.g_read.eq(cell_now),
         ]
         m.d.sync += recent.eq(Mux(recent != 0, recent - 1, 0))
         with m.If(write):
-            m.d.sync += [wr_val.eq(value[:G_BITS]), wr_row.eq(row), wr_col.eq(col),
-                         recent.eq(2)]
+            m.d.sync += [wr_val.eq(value), wr_row.eq(w_row), wr_col.eq(w_col), recent.eq(2)]
         set_or_reset = (core.prog_op == ProgOp.SET) | (core.prog_op == ProgOp.RESET)
         with m.FSM(name="prog_fsm"):
             with m.State("IDLE"):
                 with m.If(core.prog_pulse & set_or_reset):
-                    m.d.comb += [base_now.eq(cell_now), total.eq(core.prog_amp),
-                                 write.eq(1)]
-                    m.d.sync += [base.eq(cell_now), acc.eq(core.prog_amp)]
+                    m.d.sync += [base.eq(cell_now), acc.eq(core.prog_amp), w_row.eq(row),
+                                 w_col.eq(col), op_set.eq(core.prog_op == ProgOp.SET)]
                     m.next = "PULSE"
             with m.State("PULSE"):
+                m.d.comb += write.eq(1)
                 with m.If(core.prog_pulse):
-                    m.d.comb += [base_now.eq(base), total.eq(acc + core.prog_amp),
-                                 write.eq(1)]
                     m.d.sync += acc.eq(acc + core.prog_amp)
                 with m.Else():
                     m.next = "IDLE"

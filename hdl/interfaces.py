@@ -154,6 +154,7 @@ class HostSignature(wiring.Signature):
     def __init__(self, line_bits: int, op_shape=OP_BITS):
         super().__init__({
             "sck": Out(1), "cs_n": Out(1, init=1), "mosi": Out(1), "miso": In(1),
+            "miso_oe": In(1),
             "p_addr": Out(ADDR_BITS), "p_wdata": Out(line_bits), "p_we": Out(1),
             "p_re": Out(1), "p_ready": In(1), "p_rdata": In(line_bits),
             "cmd_valid": Out(1), "cmd_op": Out(op_shape), "cmd_arg": Out(ARG_BITS),

@@ -12,17 +12,24 @@ so the analog macro only has to return one comparator bit per neuron.
 
 Timing (pinned in docs/core_architecture.md):
 
-* The control word of a cycle is combinational from the sequencer state, ``hold``, the mode
-  inputs and the line registers; the macro executes it in that cycle.
+* The control word is a register (the word register): the sequencer decides the word of the
+  next clock, so the analog side sees no logic between the engine's state and its inputs
+  and an MVM's first word comes ``WORD_DELAY`` = 1 clock later than the sequencer state
+  (golden ``cycle.WORD_DELAY``, ``cycle.mvm_clocks``).
 * ``cmp`` is sampled at the clock edge that ends a COMPARE_SIGN or COMPARE cycle: the macro
   presents the result of that cycle's comparison during the same cycle (as the golden
   ``CycleCore.step`` followed by ``bank.cmp`` does). In other cycles ``cmp`` is ignored.
-* ``hold`` high freezes the engine: the word of that cycle is the no-op IDLE word (phase 0,
-  every driver 0, every ``wl_en`` 0, ``nrn_in`` 0, no ``lfsr_en``/``wb_en``) and no state
-  changes at the following edge, so the sequence of non-held words is unchanged.
+* ``hold`` (or the controller's ``clk_gate``) high in a clock is a stall: the word of the
+  next clock is the no-op IDLE word (phase 0, every driver 0, every ``wl_en`` 0, ``nrn_in``
+  0, no ``lfsr_en``/``wb_en``) and the sequencer does not advance at the edge, so the
+  sequence of non-IDLE words is unchanged. The word of the clock with ``hold`` high is
+  executed: the macro asks for the stall while it executes a WL_PULSE.
 * ``start`` is accepted in the idle state only (also while ``hold`` is high); ``start`` while
   ``busy`` is ignored (the controller flags it). ``busy`` is high from the cycle after the
   accepted ``start`` through READOUT; ``done`` pulses for one cycle right after READOUT.
+* The V_decr DAC settles for a clock: COMPARE_SIGN and each COMPARE carry the DAC code of
+  the DECREMENT that follows them (binary: the next bit; counting: K-1), each DECREMENT
+  repeats it; the macro's step is the code of the previous word.
 * A stochastic MVM (``act`` STOCHASTIC, ``inject_steps`` > 0) started while ``lfsr_ready`` is low
   waits in a busy IDLE-word state until it rises, then runs: the LFSR never advances before
   its warm-up is over, and the word sequence is unchanged, only delayed.
@@ -114,7 +121,7 @@ class MvmEngine(wiring.Component):
         stochastic = Signal()
         counting = Signal()
         k_eff = Signal(4)
-        hold = Signal()  # the macro's hold, or the controller's clock gate
+        hold = Signal()  # stall: the macro's hold, or the controller's clock gate
         m.d.comb += [
             bwd.eq(mode.direction == Direction.BACKWARD),
             stochastic.eq((mode.act == Activation.STOCHASTIC) & (mode.inject_steps != 0)),
@@ -139,7 +146,7 @@ class MvmEngine(wiring.Component):
             Array(C(max((1 << k) - 2, 0), MAX_K) for k in range(MAX_K + 1))[k_eff],
             k_eff - 1))
         busy = Signal()
-        m.d.sync += mode.done.eq(0)
+        word_ph = Signal(Phase)  # phase of the word register (see "word register" below)
 
         # the pulse generator: a WL/SAMPLE/INTEGRATE strobe stays on for its width in
         # clocks; the state's transition (the body) happens in its last clock only
@@ -156,7 +163,7 @@ class MvmEngine(wiring.Component):
 
         with m.FSM(name="mvm_fsm"):
             with m.State("IDLE"):
-                with m.If(mode.start):
+                with m.If(mode.start & (word_ph == Phase.IDLE)):
                     with m.If(stochastic & ~self.lfsr_ready):
                         m.next = "WAIT_LFSR"
                     with m.Else():
@@ -167,27 +174,26 @@ class MvmEngine(wiring.Component):
                     m.next = "PRECHARGE"
             with m.State("PRECHARGE"):
                 m.d.comb += busy.eq(1)
+                m.d.comb += ph.eq(Phase.PRECHARGE)
                 with m.If(run):
-                    m.d.comb += ph.eq(Phase.PRECHARGE)
                     m.d.sync += b.eq(0)
                     m.next = "WL_PULSE"
             with m.State("WL_PULSE"):
                 m.d.comb += busy.eq(1)
+                m.d.comb += ph.eq(Phase.WL_PULSE)
                 with m.If(run):
-                    m.d.comb += ph.eq(Phase.WL_PULSE)
                     with held(mode.t_wl):
                         m.d.sync += rep.eq(0)
                         m.next = "SAMPLE"
             with m.State("SAMPLE"):
                 m.d.comb += busy.eq(1)
+                m.d.comb += ph.eq(Phase.SAMPLE)
                 with m.If(run):
-                    m.d.comb += ph.eq(Phase.SAMPLE)
                     with held(mode.t_sample):
                         m.next = "INTEGRATE"
             with m.State("INTEGRATE"):
                 m.d.comb += busy.eq(1)
-                with m.If(run):
-                    m.d.comb += ph.eq(Phase.INTEGRATE)
+                m.d.comb += ph.eq(Phase.INTEGRATE)
                 with m.If(run), held(mode.t_integ):
                     m.d.sync += rep.eq(rep + 1)
                     with m.If(rep != reps_last):
@@ -202,15 +208,15 @@ class MvmEngine(wiring.Component):
                         m.next = "COMPARE_SIGN"
             with m.State("INJECT"):
                 m.d.comb += busy.eq(1)
+                m.d.comb += ph.eq(Phase.INJECT)
                 with m.If(run):
-                    m.d.comb += ph.eq(Phase.INJECT)
                     m.d.sync += inj.eq(inj + 1)
                     with m.If(inj == mode.inject_steps - 1):
                         m.next = "COMPARE_SIGN"
             with m.State("COMPARE_SIGN"):
                 m.d.comb += busy.eq(1)
+                m.d.comb += ph.eq(Phase.COMPARE_SIGN)
                 with m.If(run):
-                    m.d.comb += ph.eq(Phase.COMPARE_SIGN)
                     m.d.sync += adc.eq(0)
                     with m.If(k_eff == 0):
                         m.next = "READOUT"
@@ -218,13 +224,13 @@ class MvmEngine(wiring.Component):
                         m.next = "DECREMENT"
             with m.State("DECREMENT"):
                 m.d.comb += busy.eq(1)
+                m.d.comb += ph.eq(Phase.DECREMENT)
                 with m.If(run):
-                    m.d.comb += ph.eq(Phase.DECREMENT)
                     m.next = "COMPARE"
             with m.State("COMPARE"):
                 m.d.comb += busy.eq(1)
+                m.d.comb += ph.eq(Phase.COMPARE)
                 with m.If(run):
-                    m.d.comb += ph.eq(Phase.COMPARE)
                     m.d.sync += adc.eq(adc + 1)
                     with m.If(adc == adc_last):
                         m.next = "READOUT"
@@ -232,25 +238,28 @@ class MvmEngine(wiring.Component):
                         m.next = "DECREMENT"
             with m.State("READOUT"):
                 m.d.comb += busy.eq(1)
+                m.d.comb += ph.eq(Phase.READOUT)
                 with m.If(run):
-                    m.d.comb += ph.eq(Phase.READOUT)
-                    m.d.sync += mode.done.eq(1)
                     m.next = "IDLE"
 
+        # ---------------------------------------------------------------- next word
+        # ``ph`` and the fields below are the word the sequencer emits for its state; the
+        # word register loads it at every edge without hold, so the analog side sees a
+        # register (no path from the sequencer's decode or from ``hold`` back into it)
         active_word = ph != Phase.IDLE
-        in_adc = (ph == Phase.DECREMENT) | (ph == Phase.COMPARE)
         out_bl = mode.direction != Direction.FORWARD  # backward and recurrent: BL registers
-        m.d.comb += [
-            ana.phase.eq(ph),
-            self.busy.eq(busy),
-            ana.nrn_in.eq(Mux(active_word, Mux(bwd, NeuronInput.BL, NeuronInput.SL),
-                              NeuronInput.NONE)),
-            ana.out_bl.eq(active_word & out_bl),
-            ana.dac_code.eq(Mux(in_adc, Mux(counting, k_eff - 1, adc), 0)),
-            self.lfsr_en.eq(ph == Phase.INJECT),
-            self.wb_en.eq(ph == Phase.READOUT),
-            self.wb_bank.eq(out_bl),
-        ]
+        # the V_decr DAC settles for a clock: COMPARE_SIGN and COMPARE carry the code of the
+        # DECREMENT that follows them, each DECREMENT repeats it (docs/cycle_interface.md)
+        k_last = Mux(k_eff == 0, 0, k_eff - 1)
+        dac_next = Signal(4)
+        with m.Switch(ph):
+            with m.Case(Phase.COMPARE_SIGN):
+                m.d.comb += dac_next.eq(Mux(counting, k_last, 0))
+            with m.Case(Phase.DECREMENT):
+                m.d.comb += dac_next.eq(Mux(counting, k_last, adc))
+            with m.Case(Phase.COMPARE):
+                m.d.comb += dac_next.eq(Mux(counting, k_last, adc + 1))
+        nrn_next = Mux(active_word, Mux(bwd, NeuronInput.BL, NeuronInput.SL), NeuronInput.NONE)
 
         # ---------------------------------------------------------------- line drivers
         pre = Signal()
@@ -285,13 +294,41 @@ class MvmEngine(wiring.Component):
                 codes.append(Cat(en & mb, pre | (en & (~mb | v[w - 1]))))
             return Cat(*codes)
 
-        m.d.comb += [
-            ana.drv_bl.eq(drivers(self.bl_values, cfg.rows, pulse_bl, "bl")),
-            ana.drv_sl.eq(drivers(self.sl_values, cfg.cols, pulse_sl, "sl")),
+        # ---------------------------------------------------------------- word register
+        word_drv_bl = Signal.like(ana.drv_bl)
+        word_drv_sl = Signal.like(ana.drv_sl)
+        word_wl = Signal.like(ana.wl_en)
+        word_nrn = Signal(NeuronInput)
+        word_out_bl = Signal()
+        word_dac = Signal(4)
+        # a stall (``hold`` or the clock gate) loads the IDLE word and freezes the sequencer,
+        # so the word it would have sent comes one clock later, unchanged
+        m.d.sync += [
+            word_ph.eq(Mux(hold, Phase.IDLE, ph)),
+            word_drv_bl.eq(Mux(hold, 0, drivers(self.bl_values, cfg.rows, pulse_bl, "bl"))),
+            word_drv_sl.eq(Mux(hold, 0, drivers(self.sl_values, cfg.cols, pulse_sl, "sl"))),
             # neuron test mode: every WL stays at ground, the neurons see the drivers
-            ana.wl_en.eq(Cat(pulse & (bwd | in_range[r]) & ~mode.neuron_test
-                             for r in range(cfg.rows))),
+            word_wl.eq(Mux(hold, 0, Cat(pulse & (bwd | in_range[r]) & ~mode.neuron_test
+                                        for r in range(cfg.rows)))),
+            word_nrn.eq(Mux(hold, NeuronInput.NONE, nrn_next)),
+            word_out_bl.eq(~hold & active_word & out_bl),
+            word_dac.eq(Mux(hold, 0, dac_next)),
         ]
+        ex = word_ph  # the word the analog side executes in this clock
+        m.d.comb += [
+            ana.phase.eq(word_ph),
+            ana.drv_bl.eq(word_drv_bl),
+            ana.drv_sl.eq(word_drv_sl),
+            ana.wl_en.eq(word_wl),
+            ana.nrn_in.eq(word_nrn),
+            ana.out_bl.eq(word_out_bl),
+            ana.dac_code.eq(word_dac),
+            self.busy.eq(busy | (word_ph != Phase.IDLE)),
+            self.lfsr_en.eq(ex == Phase.INJECT),
+            self.wb_en.eq(ex == Phase.READOUT),
+            self.wb_bank.eq(out_bl),
+        ]
+        m.d.sync += mode.done.eq(ex == Phase.READOUT)
 
         # ---------------------------------------------------------------- digital neurons
         cmp = lines(m, ana.cmp, n_nrn, 1, "cmp_bits")
@@ -299,17 +336,17 @@ class MvmEngine(wiring.Component):
         mag = [Signal(km, name=f"mag{n}") for n in range(n_nrn)]
         active = [Signal(init=1, name=f"active{n}") for n in range(n_nrn)]
 
-        with m.If(ph == Phase.PRECHARGE):
+        with m.If(ex == Phase.PRECHARGE):
             for n in range(n_nrn):
                 m.d.sync += [sign[n].eq(0), mag[n].eq(0), active[n].eq(1)]
-        with m.Elif(ph == Phase.COMPARE_SIGN):
+        with m.Elif(ex == Phase.COMPARE_SIGN):
             for n in range(n_nrn):
                 m.d.sync += sign[n].eq(cmp[n])
-        with m.Elif((ph == Phase.COMPARE) & counting):
+        with m.Elif((ex == Phase.COMPARE) & counting):
             for n in range(n_nrn):
                 same = active[n] & (cmp[n] == sign[n])
                 m.d.sync += [mag[n].eq(mag[n] + same), active[n].eq(same)]
-        with m.Elif(ph == Phase.COMPARE):
+        with m.Elif(ex == Phase.COMPARE):
             for n in range(n_nrn):
                 m.d.sync += mag[n].eq(Cat(cmp[n], mag[n][:km - 1]))
         m.d.comb += ana.dec_en.eq(Cat(active[n] | ~counting for n in range(n_nrn)))

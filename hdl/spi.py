@@ -12,18 +12,31 @@ cycle before the next rising edge.
 
 Frame (CS_n low, 32 SCK cycles, MSB first)::
 
-    bits 31..24  byte 0 = {rw, 6'b000000, bank}   rw 1 = write, 0 = read; bank 0 BL, 1 SL
-    bits 23..16  byte 1 = line
+    bits 31..24  byte 0 = {rw, 5'b00000, st, bank}  rw 1 = write, 0 = read; bank 0 BL, 1 SL;
+                                                   st 1 = status read
+    bits 23..16  byte 1 = line (ignored by a status read)
     bits 15..0   bytes 2-3 = data (low W bits used; upper bits ignored on writes, 0 on reads)
 
-Writes take effect when CS_n rises after exactly 32 bits. Reads fetch the register as soon
-as bytes 0-1 are in (after the 16th rising edge) and shift it out on MISO in bytes 2-3 (MISO
-is 0 during bytes 0-1 and between frames); the read is free of side effects, so it is not an
-"access" that a malformed frame has to undo. A frame is malformed when CS_n rises after
-fewer than 32 or more than 32 rising SCK edges (a CS_n glitch is a frame of 0 bits) or when
-a reserved bit of byte 0 is 1: then nothing is written and ``error`` pulses for one cycle. A
-good frame pulses ``done``. An out-of-range line is passed to the register file, which
-ignores the access and pulses its own ``error``.
+The answer to every frame (``error`` and ``done`` pulse once, when CS_n rises):
+
+* a good frame has exactly 32 rising SCK edges, reserved bits 0, no SCK phase shorter than
+  the limit below, and is not a status write; it pulses ``done``, anything else pulses
+  ``error`` (the core keeps it in its sticky host-error flag, readable in ``status``).
+* write: takes effect when CS_n rises after a good frame; nothing is written otherwise.
+* read: the register is fetched after the 16th rising edge and shifted out on MISO in bytes
+  2-3 (0 in bytes 0-1). Reads have no side effect, so a frame that turns out malformed
+  after its 16th bit has fetched data but changed nothing; its ``error`` tells the host not
+  to trust the data. A line out of range for its bank reads 0 (and the register file
+  pulses its own ``error``).
+* status read (``st`` = 1, ``rw`` = 0): bytes 2-3 are {8'b0, ``status``}, the core's status
+  byte {clk_gate, pwr_gate, cause[2:0], error, done, busy}, sampled after the 16th bit; a
+  host can poll busy/done/error without the error pin.
+* too fast: a SCK phase (high or low) seen shorter than 3 system clocks makes the frame
+  malformed (``error``, no write). Phases of 3 clocks are still sampled correctly; the
+  documented limit keeps a margin.
+
+MISO is 0 between frames and ``miso_oe`` is high only while CS_n is low (from the CS_n pin,
+no synchroniser), so several targets can share MISO through a tristate buffer at the pin.
 
 Arbitration with the parallel host port (``p_*``): the SPI access wins. An SPI access lasts
 one cycle per frame (the read at bit 16 or the write at the frame's end); in that cycle
@@ -34,7 +47,7 @@ request until ``p_ready`` is high (a stream-style ready). ``p_rdata`` is the reg
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import C, Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -59,6 +72,7 @@ class SpiTarget(wiring.Component):
       ``p_ready`` Out 1, ``p_rdata`` Out W.
     * Register port (to ``LineRegisters``): ``addr`` Out 9, ``wdata`` Out W, ``we`` Out 1,
       ``re`` Out 1, ``rdata`` In W.
+    * ``status`` In 8 (the core's status byte, for status reads), ``miso_oe`` Out 1.
     * ``error`` Out 1 (malformed frame, one-cycle pulse), ``done`` Out 1 (good frame).
     """
 
@@ -73,6 +87,8 @@ class SpiTarget(wiring.Component):
             "cs_n": In(1, init=1),
             "mosi": In(1),
             "miso": Out(1),
+            "miso_oe": Out(1),
+            "status": In(8),
             "p_addr": In(ADDR_BITS),
             "p_wdata": In(w),
             "p_we": In(1),
@@ -116,8 +132,22 @@ class SpiTarget(wiring.Component):
             cs_rise.eq(cs_s & ~cs_d),
         ]
 
+        # --- SCK phases too short to sample (edges fewer than 3 clocks apart)
+        gap = Signal(2)  # clocks since the last SCK edge, saturating
+        fast = Signal()  # a phase of this frame was too short
+        with m.If(rise | fall):
+            m.d.sync += gap.eq(0)
+            with m.If(gap < 2):
+                m.d.sync += fast.eq(1)
+        with m.Elif(gap != 3):
+            m.d.sync += gap.eq(gap + 1)
+        with m.If(cs_fall):
+            m.d.sync += [fast.eq(0), gap.eq(3)]
+
         # --- receive
         rx = Signal(FRAME_BITS)  # newest bit in bit 0
+        st_req = Signal()  # a status read: no register access
+        rd_zero = Signal()  # the line read is out of range: the answer is 0
         count = Signal(range(FRAME_BITS + 1))  # rising edges in this frame, saturating
         over = Signal()  # a 33rd rising edge was seen
         tx = Signal(16)
@@ -136,25 +166,35 @@ class SpiTarget(wiring.Component):
         with m.Elif(fall & (count > 16) & (count < FRAME_BITS)):
             m.d.sync += tx.eq(Cat(0, tx[:-1]))
         with m.Elif(rd_load):
-            m.d.sync += tx.eq(self.rdata)
+            m.d.sync += tx.eq(Mux(rd_zero, 0, self.rdata))
+        with m.Elif(st_req):
+            m.d.sync += tx.eq(self.status)
         with m.Elif(cs_rise):
             m.d.sync += tx.eq(0)  # MISO idles at 0 between frames
 
         m.d.sync += rd_req.eq(rise & ~cs_fall & (count == 15))
 
         # header after 16 bits (rx[15..0]) and after 32 bits (rx[31..0])
-        rd_rw, rd_res, rd_bank, rd_line = rx[15], rx[9:15], rx[8], rx[:8]
-        wr_rw, wr_res, wr_bank, wr_line, wr_data = rx[31], rx[25:31], rx[24], rx[16:24], rx[:16]
+        rd_rw, rd_res, rd_st, rd_bank, rd_line = rx[15], rx[10:15], rx[9], rx[8], rx[:8]
+        wr_rw, wr_res, wr_st = rx[31], rx[26:31], rx[25]
+        wr_bank, wr_line, wr_data = rx[24], rx[16:24], rx[:16]
 
         spi_re = Signal()
         spi_we = Signal()
+        cfg = self._config
+
+        def beyond(n):  # (a line byte cannot exceed 255: no constant comparison then)
+            return (rd_line >= n) if n < 256 else C(0, 1)
+
+        out_of_range = Mux(rd_bank, beyond(cfg.cols), beyond(cfg.rows))
         m.d.comb += [
-            spi_re.eq(rd_req & ~rd_rw & (rd_res == 0)),
+            spi_re.eq(rd_req & ~rd_rw & (rd_res == 0) & ~rd_st),
+            st_req.eq(rd_req & ~rd_rw & (rd_res == 0) & rd_st),
             spi_we.eq(wr_req),
         ]
-        m.d.sync += rd_load.eq(spi_re)
+        m.d.sync += [rd_load.eq(spi_re), rd_zero.eq(out_of_range)]
 
-        good = (count == FRAME_BITS) & ~over & (wr_res == 0)
+        good = (count == FRAME_BITS) & ~over & (wr_res == 0) & ~(wr_rw & wr_st) & ~fast
         m.d.sync += [
             self.done.eq(cs_rise & good),
             self.error.eq(cs_rise & ~good),
@@ -167,6 +207,7 @@ class SpiTarget(wiring.Component):
         assert LINE_ADDR_BITS == 8  # the frame's byte 1 is the line
         m.d.comb += [
             self.miso.eq(tx[15]),
+            self.miso_oe.eq(~self.cs_n),
             self.addr.eq(Mux(spi_req, spi_addr, self.p_addr)),
             self.wdata.eq(Mux(spi_we, wr_data[:w], self.p_wdata)),
             self.we.eq(Mux(spi_req, spi_we, self.p_we)),

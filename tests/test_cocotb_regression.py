@@ -47,7 +47,7 @@ def test_str_bank_full_size_smoke(out):
 @pytest.mark.cocotb
 @pytest.mark.parametrize("name", ["tiny", "small"])
 @pytest.mark.parametrize("test", ["mvm_random", "rpu_update", "program", "bad_inputs",
-                                  "gating"])
+                                  "gating", "spi_host"])
 def test_core(name, test, out):
     fig = _run(name, rf"^core\.{test}\[", out)
     assert fig["coverage"]

@@ -1,11 +1,12 @@
 """AnalogMacro under Amaranth's simulator, bit-exact against the golden CycleCore.
 
 Every control word of golden ``mvm_program`` is applied to the macro for one clock, then the
-bench waits while ``hold`` is high (sending IDLE words, as MvmEngine does, or leaving the word
-applied). ``cmp`` is compared with the golden ``bank.cmp`` within COMPARE_SIGN / COMPARE
-clocks and as the latch after every word, the integrator charge (debug port) at
-COMPARE_SIGN and at the end of every MVM, and the codes that a digital neuron builds from
-the macro's ``cmp`` sequence with the golden result registers.
+bench sends IDLE words (as MvmEngine does, or leaves the WL_PULSE word applied) for as long
+as ``hold`` asks for them: ``hold`` high in a clock makes the next clock's word IDLE.
+``cmp`` is compared with the golden ``bank.cmp`` within COMPARE_SIGN / COMPARE clocks and as
+the latch after every word, the integrator charge (debug port) at COMPARE_SIGN and at the
+end of every MVM, and the codes that a digital neuron builds from the macro's ``cmp``
+sequence with the golden result registers.
 """
 
 import re
@@ -225,6 +226,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
             clip = core.bank.clip
             stats["saturated"] += clip is not None and bool((abs(core.bank.q_integ) == clip).any())
         cmp_now = bits_of(ctx.get(pin.cmp), n)  # the engine samples it at the coming edge
+        stall = ctx.get(pin.hold)  # high: the next clock's word must be IDLE
         await ctx.tick()
         core.step(c)
         if c.phase in (Phase.COMPARE_SIGN, Phase.COMPARE):
@@ -235,7 +237,8 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
             ctx.set(pin.drv_sl, 0)
             ctx.set(pin.wl_en, 0)
         held = 0
-        while ctx.get(pin.hold):
+        while stall:  # IDLE words (or the WL_PULSE left applied) until hold has been low
+            stall = ctx.get(pin.hold)
             await ctx.tick()
             held += 1
         assert held == (wl_pulse_cycles(cfg) - 1 if c.phase is Phase.WL_PULSE else 0)
@@ -334,7 +337,7 @@ def test_macro_with_mvm_engine(name, seed, n_mvms, offset_bits):
     from amaranth.hdl import Module
     from amaranth.lib import wiring
 
-    from cimflow.golden.cycle import cycle_count
+    from cimflow.golden.cycle import mvm_clocks
     from cimflow.hdl.lfsr import LfsrChains
     from cimflow.hdl.mvm_engine import MvmEngine
 
@@ -406,7 +409,8 @@ def test_macro_with_mvm_engine(name, seed, n_mvms, offset_bits):
                 await ctx.tick()
                 cycles += 1
             pulses = max(st.in_bits - 1, 1)
-            assert cycles == cycle_count(st) + 1 + pulses * (wl_pulse_cycles(cfg) - 1)
+            # the word delay and the clock of done, plus the held clocks of every WL_PULSE
+            assert cycles == mvm_clocks(st) + pulses * (wl_pulse_cycles(cfg) - 1)
             core = CycleCore(xbar, nonideal=ni, offsets=off, lfsr=GoldenChains(cfg, *seeds))
             res = core.run(x[None], st)
             out_bl = st.direction is not Direction.FORWARD

@@ -18,7 +18,7 @@ from amaranth.sim import Simulator
 
 from cimflow.config import PRESETS
 from cimflow.golden.array import Direction, corelet_map
-from cimflow.golden.cycle import Control, NrnIn, Phase, cycle_count
+from cimflow.golden.cycle import WORD_DELAY, Control, NrnIn, Phase, cycle_count
 from cimflow.golden.lfsr import LfsrChains
 from cimflow.golden.mvm import mvm
 from cimflow.golden.neuron import Activation
@@ -78,18 +78,22 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0, gate="ho
                 ctx.set(p.lfsr_ready, 1)  # seen at the next edge: one more idle word
                 assert ctx.get(p.busy) and ctx.get(p.phase) == 0
                 await ctx.tick()
+            for _ in range(WORD_DELAY):  # the word register: the word delay, busy already
+                assert ctx.get(p.busy) and ctx.get(p.phase) == 0
+                await ctx.tick()
             i = 0
             wb = None
+            stalled = False  # hold (or the clock gate) was high in the previous clock
             while i < len(want):
-                hold = int(rng.random() < hold_p)
-                ctx.set(getattr(p, gate), hold)
-                ctx.set(p.start, int(rng.random() < start_p))  # ignored while busy
-                assert ctx.get(p.busy) and not ctx.get(p.done)
                 ph = ctx.get(p.phase)
                 drv_bl = unpack(ctx.get(p.drv_bl), rows, 2).astype(np.uint8)
                 drv_sl = unpack(ctx.get(p.drv_sl), cols, 2).astype(np.uint8)
                 wl = unpack(ctx.get(p.wl_en), rows, 1).astype(bool)
-                if hold:
+                assert ctx.get(p.busy) and not ctx.get(p.done)
+                was_stalled, stalled = stalled, bool(rng.random() < hold_p)
+                ctx.set(getattr(p, gate), int(stalled))
+                ctx.set(p.start, int(rng.random() < start_p))  # ignored while busy
+                if was_stalled:  # a stall makes the next clock's word IDLE
                     assert ph == 0 and not drv_bl.any() and not drv_sl.any() and not wl.any()
                     assert ctx.get(p.nrn_in) == 0 and not ctx.get(p.lfsr_en)
                     assert not ctx.get(p.wb_en)

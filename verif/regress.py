@@ -64,6 +64,8 @@ REGRESSION: tuple[RegressionTest, ...] = (
                    ("tiny", "small"), ((1, 1),)),
     RegressionTest("core.gating", "core", "cimflow.verif.tb_core",
                    "test_gating_and_neuron_test", ("tiny", "small"), ((1, 1),)),
+    RegressionTest("core.spi_host", "core", "cimflow.verif.tb_spi_host", "test_spi_host",
+                   ("tiny", "small"), ((5, 1),)),
     RegressionTest("core.concurrent_ports", "core", "cimflow.verif.tb_core",
                    "test_concurrent_ports", ("tiny",), ((3, 1),)),
     RegressionTest("core_fpga.program_mvm", "core_fpga", "cimflow.verif.tb_core_fpga",

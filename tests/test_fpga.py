@@ -1,0 +1,69 @@
+"""The FPGA flow without place and route: the board top's pins, the report parser, the CLI.
+
+Place and route itself is slow (minutes for tiny); benchmarks/bench_fpga.py runs it.
+"""
+
+import re
+
+import pytest
+from amaranth.back import verilog
+
+from cimflow.cli import main
+from cimflow.config import preset
+from cimflow.fpga import FlowResult, format_result, run_flow
+from cimflow.hdl.boards import ULX3S_GN, ULX3S_GP, Ulx3s85F, lpf
+
+
+def _port_bits(text: str) -> set[str]:
+    """Every bit of the top module's ports, as the LPF names them."""
+    top = text[text.index("module cimflow_ulx3s_85f"):]
+    top = top[:top.index("endmodule")]
+    bits = set()
+    for width, name in re.findall(r"^\s*(?:input|output)\s+(?:\[(\d+):0\]\s+)?(\w+);", top,
+                                  flags=re.M):
+        bits |= {name} if not width else {f"{name}[{i}]" for i in range(int(width) + 1)}
+    return bits
+
+
+def test_ulx3s_top_fits_the_board_pins():
+    """Every port bit of the board top has exactly one site, every site one bit, and the
+    header sites are the board's GPIO pins."""
+    text = verilog.convert(Ulx3s85F(preset("small")), name="cimflow_ulx3s_85f", emit_src=False)
+    locs = re.findall(r'LOCATE COMP "([^"]+)" SITE "([^"]+)";', lpf())
+    names = [n for n, _ in locs]
+    sites = [s for _, s in locs]
+    assert len(set(names)) == len(names) and len(set(sites)) == len(sites)
+    assert set(names) == _port_bits(text)
+    header = {s for n, s in locs if n.startswith(("spi_", "hdr_"))}
+    assert header <= set(ULX3S_GP) | set(ULX3S_GN)
+    assert dict(locs)["clk_25mhz"] == "G2"
+
+
+def test_board_top_rejects_bad_bias():
+    with pytest.raises(ValueError, match="d_units"):
+        Ulx3s85F(preset("tiny"), d_units=-1)
+
+
+def test_format_result_reports_failure_and_path():
+    r = FlowResult("top", {"LUT4": 836, "FF": 10, "BRAM": 0, "DSP": 0}, 71.25, 100.0, 3,
+                   "a.Q", "b.D", {"synth": 1.0, "pnr": 2.0})
+    text = format_result(r)
+    assert not r.met and "71.2 MHz against 100 MHz: timing FAILED" in text
+    assert "seed 3" in text and "a.Q -> b.D" in text and "(1.0 %)" in text
+    assert FlowResult("t", {}, 100.0, 100.0, 1).met
+
+
+def test_cli_fpga_unknown_board_is_one_line(tmp_path, capsys):
+    assert main(["fpga", "--board", "nope", "--preset", "tiny", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown board 'nope'" in err
+
+
+def test_run_flow_names_the_failing_tool(tmp_path):
+    """A synthesis error ends in FpgaError with the tool's log tail, not a traceback."""
+    from cimflow.fpga import FpgaError
+
+    bad = tmp_path / "bad.v"
+    bad.write_text("module bad(input a; endmodule\n")
+    with pytest.raises(FpgaError, match="yosys failed"):
+        run_flow(bad, "bad", tmp_path / "work", progress=lambda _: None)
