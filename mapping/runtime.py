@@ -345,6 +345,9 @@ class GoldenChip(Chip):
         self.programming: dict = {}
         self.g = dict(cm.targets) if ideal else self._program(say)
         self.cores = {m.name: self._cores(m) for m in cm.layers}
+        # the segments' columns: the cores evaluate only these output lines
+        self._lines = {m.name: np.arange(self.layouts[m.name].scale.shape[1])
+                       for m in cm.layers}
 
     def _program(self, say) -> dict[int, np.ndarray]:
         from cimflow.golden.device import RramArray
@@ -404,7 +407,7 @@ class GoldenChip(Chip):
     def codes(self, name: str, xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         xbars, offsets = self.cores[name]
         res = mvm_cores(xbars, xc, self.layouts[name].settings, self.nonideal, self.rng,
-                        offsets)
+                        offsets, lines=self._lines[name])
         return res.sign, res.mag
 
 
