@@ -22,6 +22,7 @@ code_scale``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -297,18 +298,47 @@ class Chip:
         n_copies = int(lay.copy.max()) + 1
         b = x.shape[0]
         chunk = -(-b // n_copies)  # a batch is split evenly over the copies
-        xq = np.zeros((n_copies * chunk, m.pairs + 1), np.int64)
-        xq[:b, :m.n_in] = quantise(x, m.input_scale, p["in_bits"])
-        xq[:b, m.n_in:m.pairs] = x_top(p["in_bits"])
+        # quantise (the arithmetic of quantise(), without its temporaries) into the pairs'
+        # codes: the inputs, then the bias pairs driven with x_top, then one zero pair
+        top = x_top(p["in_bits"])
+        xf = np.divide(np.asarray(x, np.float64), m.input_scale)
+        np.clip(xf, 0.0 if p["in_bits"] == 1 else -1.0, 1.0, out=xf)
+        xf *= top
+        np.rint(xf, out=xf)
+        xq = np.empty((n_copies * chunk, m.pairs + 1), np.int64)
+        xq[:b, :m.n_in] = xf
+        xq[b:, :m.n_in] = 0
+        xq[:, m.n_in:m.pairs] = top
+        xq[:, m.pairs] = 0
         x3 = xq.reshape(n_copies, chunk, m.pairs + 1)
-        xc = x3[lay.copy[:, None, None], np.arange(chunk)[None, :, None], lay.idx[:, None, :]]
+        g_n, half = lay.idx.shape
+        xc = np.empty((g_n, chunk, half), np.int64)
+        for k in range(g_n):
+            np.take(x3[lay.copy[k]], lay.idx[k], axis=1, out=xc[k])
         sign, mag = self.codes(name, xc)
         w = lay.scale.shape[1]
-        vals = code_value(sign[..., :w], mag[..., :w]) * lay.scale[:, None, :]
-        y = np.zeros((chunk, n_copies * (m.cols + 1)))
-        _scatter(y, lay.dest, vals.transpose(1, 0, 2).reshape(chunk, -1))
-        y = y.reshape(chunk, n_copies, m.cols + 1).transpose(1, 0, 2).reshape(-1, m.cols + 1)
-        return y[:b, :m.n_out]
+        vals = _decode(sign[..., :w], mag[..., :w], lay.settings.k)
+        vals *= lay.scale[:, None, :]
+        y = np.zeros((n_copies, chunk, m.cols))
+        for k, s in enumerate(lay.segments):  # row segments of a column add up
+            y[s.copy, :, s.cols[0]:s.cols[1]] += vals[k, :, :s.n_cols]
+        return y.reshape(-1, m.cols)[:b, :m.n_out]
+
+
+@functools.lru_cache(maxsize=16)
+def _value_table(k: int) -> np.ndarray:
+    """code_value of every code (sign << k | magnitude) of a converter with k magnitude bits."""
+    c = np.arange(2 << k)
+    t = code_value(c >> k, c & ((1 << k) - 1))
+    t.flags.writeable = False
+    return t
+
+
+def _decode(sign: np.ndarray, mag: np.ndarray, k: int) -> np.ndarray:
+    """code_value(sign, mag) as float64, by one table look-up per code (a fresh array)."""
+    idx = np.left_shift(sign, k, dtype=np.int64)
+    idx |= mag
+    return _value_table(k).take(idx)
 
 
 class GoldenChip(Chip):
@@ -409,13 +439,6 @@ class GoldenChip(Chip):
         res = mvm_cores(xbars, xc, self.layouts[name].settings, self.nonideal, self.rng,
                         offsets, lines=self._lines[name])
         return res.sign, res.mag
-
-
-def _scatter(y: np.ndarray, dest: np.ndarray, flat: np.ndarray) -> None:
-    """y[:, dest[k]] += flat[:, k] for every k, summing repeated destinations (the row
-    segments of a column)."""
-    yt = torch.from_numpy(y)
-    yt.index_add_(1, torch.from_numpy(dest.ravel()), torch.from_numpy(flat))
 
 
 def check_batch(cm: CompiledModel, x) -> np.ndarray:
