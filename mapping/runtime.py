@@ -120,11 +120,14 @@ class Interpreter:
             nb, _, ell = cols.shape
             c = a["in_channels"]
             # unfold's rows are (i, h, w); the matrices' rows are HWI: (h * kW + w) * I + i
-            cols = cols.reshape(nb, c, kh * kw, ell).permute(0, 3, 2, 1).reshape(nb, ell, -1)
-            y = self._mv(name, cols)
+            # one pass: the permutation and the float64 the matrices' inputs are made of
+            flat = torch.empty((nb, ell, kh * kw, c), dtype=torch.float64)
+            flat.copy_(cols.reshape(nb, c, kh * kw, ell).permute(0, 3, 2, 1))
+            y = self._mv(name, flat.reshape(nb, ell, -1))
             ho = (x.shape[2] + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
             wo = (x.shape[3] + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
-            return y.reshape(nb, ho, wo, -1).permute(0, 3, 1, 2).contiguous().to(x.dtype)
+            return y.reshape(nb, ho, wo, -1).permute(0, 3, 1, 2).to(
+                x.dtype, memory_format=torch.contiguous_format)
         if n.op == "lstm":
             return self._lstm(n, name, x)
         raise RunError(f"node {n.name!r}: analog op {n.op!r} cannot run")
@@ -298,23 +301,24 @@ class Chip:
         n_copies = int(lay.copy.max()) + 1
         b = x.shape[0]
         chunk = -(-b // n_copies)  # a batch is split evenly over the copies
-        # quantise (the arithmetic of quantise(), without its temporaries) into the pairs'
-        # codes: the inputs, then the bias pairs driven with x_top, then one zero pair
+        # quantise (the arithmetic of quantise(), without its temporaries) next to the bias
+        # pairs, which are driven with x_top; each segment takes its pairs (a strided range)
         top = x_top(p["in_bits"])
-        xf = np.divide(np.asarray(x, np.float64), m.input_scale)
-        np.clip(xf, 0.0 if p["in_bits"] == 1 else -1.0, 1.0, out=xf)
-        xf *= top
-        np.rint(xf, out=xf)
-        xq = np.empty((n_copies * chunk, m.pairs + 1), np.int64)
-        xq[:b, :m.n_in] = xf
-        xq[b:, :m.n_in] = 0
-        xq[:, m.n_in:m.pairs] = top
-        xq[:, m.pairs] = 0
-        x3 = xq.reshape(n_copies, chunk, m.pairs + 1)
+        xf = np.empty((n_copies * chunk, m.pairs))
+        xin = xf[:b, :m.n_in]
+        np.divide(np.asarray(x, np.float64), m.input_scale, out=xin)
+        np.clip(xin, 0.0 if p["in_bits"] == 1 else -1.0, 1.0, out=xin)
+        xin *= top
+        np.rint(xin, out=xin)
+        xf[b:, :m.n_in] = 0.0
+        xf[:, m.n_in:] = top
+        x3 = xf.reshape(n_copies, chunk, m.pairs)
         g_n, half = lay.idx.shape
         xc = np.empty((g_n, chunk, half), np.int64)
-        for k in range(g_n):
-            np.take(x3[lay.copy[k]], lay.idx[k], axis=1, out=xc[k])
+        for k, s in enumerate(lay.segments):
+            n = s.n_rows // 2
+            xc[k, :, :n] = x3[s.copy, :, slice(*s.pairs)]
+            xc[k, :, n:] = 0
         sign, mag = self.codes(name, xc)
         w = lay.scale.shape[1]
         vals = _decode(sign[..., :w], mag[..., :w], lay.settings.k)
