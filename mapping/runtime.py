@@ -314,7 +314,7 @@ class Chip:
         xf[:, m.n_in:] = top
         x3 = xf.reshape(n_copies, chunk, m.pairs)
         g_n, half = lay.idx.shape
-        xc = np.empty((g_n, chunk, half), np.int64)
+        xc = np.empty((g_n, chunk, half), np.int8)  # |codes| <= 127
         for k, s in enumerate(lay.segments):
             n = s.n_rows // 2
             xc[k, :, :n] = x3[s.copy, :, slice(*s.pairs)]
