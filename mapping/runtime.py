@@ -116,17 +116,10 @@ class Interpreter:
             if x.ndim != 4 or x.shape[1] != a["in_channels"]:
                 raise RunError(f"node {n.name!r} (conv2d) needs (N, {a['in_channels']}, H, W) "
                                f"input, got {tuple(x.shape)}")
-            cols = F.unfold(x.float(), (kh, kw), dilation=dil, padding=pad, stride=stride)
-            nb, _, ell = cols.shape
-            c = a["in_channels"]
-            # unfold's rows are (i, h, w); the matrices' rows are HWI: (h * kW + w) * I + i
-            # one pass: the permutation and the float64 the matrices' inputs are made of
-            flat = torch.empty((nb, ell, kh * kw, c), dtype=torch.float64)
-            flat.copy_(cols.reshape(nb, c, kh * kw, ell).permute(0, 3, 2, 1))
-            y = self._mv(name, flat.reshape(nb, ell, -1))
             ho = (x.shape[2] + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
             wo = (x.shape[3] + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
-            return y.reshape(nb, ho, wo, -1).permute(0, 3, 1, 2).to(
+            y = self._mv(name, _patches(x, (kh, kw), stride, pad, dil, ho, wo))
+            return y.reshape(x.shape[0], ho, wo, -1).permute(0, 3, 1, 2).to(
                 x.dtype, memory_format=torch.contiguous_format)
         if n.op == "lstm":
             return self._lstm(n, name, x)
@@ -188,6 +181,23 @@ class Interpreter:
         if n.op in ("dropout", "feature_dropout") and len(args) >= 3:
             args = [args[0], args[1], False]  # inference
         return fn(*args, **kwargs)
+
+
+def _patches(x: torch.Tensor, k, stride, pad, dil, ho: int, wo: int) -> torch.Tensor:
+    """im2col in the matrices' HWI row order, float64: (N, ho * wo, kH * kW * I) with row
+    (h * kW + w) * I + i, the values F.unfold gives (zero padding), made by one copy from a
+    strided view of the NHWC input (runs of I contiguous values) instead of unfolding in
+    CHW order and permuting."""
+    nb, c = x.shape[:2]
+    x = x.float()  # as F.unfold of x.float() did
+    xp = F.pad(x, (pad[1], pad[1], pad[0], pad[0])) if pad[0] or pad[1] else x
+    xh = xp.permute(0, 2, 3, 1).contiguous()
+    s_n, s_h, s_w, s_c = xh.stride()
+    view = xh.as_strided((nb, ho, wo, k[0], k[1], c), (s_n, s_h * stride[0], s_w * stride[1],
+                                                       s_h * dil[0], s_w * dil[1], s_c))
+    out = torch.empty((nb, ho, wo, k[0], k[1], c), dtype=torch.float64)
+    out.copy_(view)
+    return out.reshape(nb, ho * wo, -1)
 
 
 def _pair(v, default: int) -> tuple[int, int]:
