@@ -118,7 +118,15 @@ class Interpreter:
                                f"input, got {tuple(x.shape)}")
             ho = (x.shape[2] + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
             wo = (x.shape[3] + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
-            y = self._mv(name, _patches(x, (kh, kw), stride, pad, dil, ho, wo))
+            to_codes = getattr(self.matvec, "input_codes", None)
+            if to_codes is None:
+                y = self._mv(name, _patches(x.float(), (kh, kw), stride, pad, dil, ho, wo,
+                                            torch.float64))
+            else:  # a chip: quantise the image once, then im2col its int8 codes
+                q = torch.from_numpy(to_codes(name, x.float().numpy()))
+                cols = _patches(q, (kh, kw), stride, pad, dil, ho, wo, torch.int8)
+                y = self.matvec.from_codes(name, cols.reshape(-1, cols.shape[-1]).numpy())
+                y = torch.from_numpy(np.ascontiguousarray(y))
             return y.reshape(x.shape[0], ho, wo, -1).permute(0, 3, 1, 2).to(
                 x.dtype, memory_format=torch.contiguous_format)
         if n.op == "lstm":
@@ -183,19 +191,18 @@ class Interpreter:
         return fn(*args, **kwargs)
 
 
-def _patches(x: torch.Tensor, k, stride, pad, dil, ho: int, wo: int) -> torch.Tensor:
-    """im2col in the matrices' HWI row order, float64: (N, ho * wo, kH * kW * I) with row
+def _patches(x: torch.Tensor, k, stride, pad, dil, ho: int, wo: int, dtype) -> torch.Tensor:
+    """im2col in the matrices' HWI row order, as ``dtype``: (N, ho * wo, kH * kW * I) with row
     (h * kW + w) * I + i, the values F.unfold gives (zero padding), made by one copy from a
     strided view of the NHWC input (runs of I contiguous values) instead of unfolding in
     CHW order and permuting."""
     nb, c = x.shape[:2]
-    x = x.float()  # as F.unfold of x.float() did
     xp = F.pad(x, (pad[1], pad[1], pad[0], pad[0])) if pad[0] or pad[1] else x
     xh = xp.permute(0, 2, 3, 1).contiguous()
     s_n, s_h, s_w, s_c = xh.stride()
     view = xh.as_strided((nb, ho, wo, k[0], k[1], c), (s_n, s_h * stride[0], s_w * stride[1],
                                                        s_h * dil[0], s_w * dil[1], s_c))
-    out = torch.empty((nb, ho, wo, k[0], k[1], c), dtype=torch.float64)
+    out = torch.empty((nb, ho, wo, k[0], k[1], c), dtype=dtype)
     out.copy_(view)
     return out.reshape(nb, ho * wo, -1)
 
@@ -302,29 +309,46 @@ class Chip:
         (G, batch, n), each (G, batch, >= width)."""
         raise NotImplementedError
 
+    def input_codes(self, name: str, x: np.ndarray) -> np.ndarray:
+        """The input codes (int8, x's shape) of real values ``x`` for matrix ``name``:
+        :func:`quantise` element by element, so that a convolution quantises its input
+        image once, before im2col repeats each pixel kH kW times (padding zeros are code 0
+        either way)."""
+        m = self.cm.layer(name)
+        p = m.precision["forward"]
+        top = x_top(p["in_bits"])
+        xf = np.divide(np.asarray(x, np.float64), m.input_scale)
+        np.clip(xf, 0.0 if p["in_bits"] == 1 else -1.0, 1.0, out=xf)
+        xf *= top
+        np.rint(xf, out=xf)
+        return xf.astype(np.int8)  # |codes| <= x_top <= 127
+
     def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
+        m = self.cm.layer(name)
+        if x.shape[-1] != m.n_in:
+            raise RunError(f"matrix {name!r} takes {m.n_in} inputs, got {x.shape[-1]}")
+        return self.from_codes(name, self.input_codes(name, x))
+
+    def from_codes(self, name: str, xq: np.ndarray) -> np.ndarray:
+        """Matrix ``name``'s outputs (layer units, float64) for input codes ``xq`` (batch,
+        n_in) (:meth:`input_codes`)."""
         m = self.cm.layer(name)
         lay = self.layouts[name]
         p = m.precision["forward"]
-        if x.shape[-1] != m.n_in:
-            raise RunError(f"matrix {name!r} takes {m.n_in} inputs, got {x.shape[-1]}")
+        if xq.shape[-1] != m.n_in:
+            raise RunError(f"matrix {name!r} takes {m.n_in} inputs, got {xq.shape[-1]}")
         n_copies = int(lay.copy.max()) + 1
-        b = x.shape[0]
+        b = xq.shape[0]
         chunk = -(-b // n_copies)  # a batch is split evenly over the copies
-        # quantise (the arithmetic of quantise(), without its temporaries) next to the bias
-        # pairs, which are driven with x_top; each segment takes its pairs (a strided range)
-        top = x_top(p["in_bits"])
-        xf = np.empty((n_copies * chunk, m.pairs))
-        xin = xf[:b, :m.n_in]
-        np.divide(np.asarray(x, np.float64), m.input_scale, out=xin)
-        np.clip(xin, 0.0 if p["in_bits"] == 1 else -1.0, 1.0, out=xin)
-        xin *= top
-        np.rint(xin, out=xin)
-        xf[b:, :m.n_in] = 0.0
-        xf[:, m.n_in:] = top
-        x3 = xf.reshape(n_copies, chunk, m.pairs)
+        # the codes next to the bias pairs (driven with x_top); each segment then takes its
+        # pairs (a strided range)
+        xa = np.empty((n_copies * chunk, m.pairs), np.int8)
+        xa[:b, :m.n_in] = xq
+        xa[b:, :m.n_in] = 0
+        xa[:, m.n_in:] = x_top(p["in_bits"])
+        x3 = xa.reshape(n_copies, chunk, m.pairs)
         g_n, half = lay.idx.shape
-        xc = np.empty((g_n, chunk, half), np.int8)  # |codes| <= 127
+        xc = np.empty((g_n, chunk, half), np.int8)
         for k, s in enumerate(lay.segments):
             n = s.n_rows // 2
             xc[k, :, :n] = x3[s.copy, :, slice(*s.pairs)]
