@@ -98,7 +98,13 @@ class Interpreter:
     # ------------------------------------------------------------------ analog
     def _mv(self, name: str, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
-        y = self.matvec(name, x.reshape(-1, x.shape[-1]).double().numpy())
+        flat = x.reshape(-1, x.shape[-1])
+        to_codes = getattr(self.matvec, "input_codes", None)
+        if to_codes is not None and flat.dtype in (torch.float32, torch.float64):
+            # a chip: quantise straight from the tensor's values (float64 arithmetic inside)
+            y = self.matvec.from_codes(name, to_codes(name, flat.numpy()))
+        else:
+            y = self.matvec(name, flat.double().numpy())
         return torch.from_numpy(np.ascontiguousarray(y)).reshape(*lead, y.shape[-1])
 
     def _analog(self, n: Node, args: list):
