@@ -63,16 +63,25 @@ def networks(quick: bool):
     }
 
 
-def _rate(fn, n: int, seconds: float) -> float:
-    """Inferences per second of ``fn()`` (one batch of n): best of repeated calls."""
+CPU_RATES: dict[str, float] = {}
+"""Inferences per CPU second of each figure (process time, best call): on a shared machine
+the wall-clock rate depends on the other processes' load, this much less (one thread)."""
+
+
+def _rate(fn, n: int, seconds: float, key: str | None = None) -> float:
+    """Inferences per second of ``fn()`` (one batch of n): best of repeated calls; the best
+    per CPU second goes to CPU_RATES[key]."""
     fn()  # warm-up (numba, caches)
-    times, t_end = [], time.perf_counter() + seconds
+    times, cpu, t_end = [], [], time.perf_counter() + seconds
     while True:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         if time.perf_counter() > t_end and len(times) >= 2:
             break
+    if key is not None:
+        CPU_RATES[key] = n / max(min(cpu), 1e-9)
     return n / min(times)
 
 
@@ -92,7 +101,8 @@ def aihwkit_worker(weights: str, quick: bool, seconds: float) -> dict:
         model.load_state_dict(state)
         xt = torch.from_numpy(x)
         with torch.no_grad():
-            out["rates"][f"{name}/torch"] = _rate(lambda m=model, xb=xt: m(xb), len(x), seconds)
+            out["rates"][f"{name}/torch"] = _rate(lambda m=model, xb=xt: m(xb), len(x), seconds,
+                                                  f"{name}/torch")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             analog = convert_to_analog(model, InferenceRPUConfig()).eval()
@@ -100,7 +110,8 @@ def aihwkit_worker(weights: str, quick: bool, seconds: float) -> dict:
                 analog.program_analog_weights()
         with torch.no_grad():
             out["rates"][f"{name}/aihwkit"] = _rate(lambda m=analog, xb=xt: m(xb), len(x),
-                                                    seconds)
+                                                    seconds, f"{name}/aihwkit")
+    out["cpu_rates"] = CPU_RATES
     return out
 
 
@@ -170,7 +181,8 @@ def golden_rates(quick: bool, seconds: float) -> tuple[dict, dict]:
         for mode, ideal in (("golden ideal", True), ("golden REALISTIC", False)):
             chip = GoldenChip(cm, ideal=ideal, seed=0)
             rates[f"{name}/{mode}"] = _rate(
-                lambda c=cm, ch=chip, xb=x: run_model(c, xb, chip=ch), len(x), seconds)
+                lambda c=cm, ch=chip, xb=x: run_model(c, xb, chip=ch), len(x), seconds,
+                f"{name}/{mode}")
     return rates, weights
 
 
@@ -201,23 +213,30 @@ def main(argv: list[str] | None = None) -> int:
             ai = run_aihwkit(python, Path(tmp) / "w.npz", args.quick, seconds)
         if ai:
             rates.update(ai["rates"])
+            CPU_RATES.update(ai.get("cpu_rates", {}))
 
     print(f"ResNet-20 compile: {comp['compile_graph_s']:.2f} s (compiler: graph -> placed "
           f"targets), {comp['compile_model_s']:.2f} s (compile_model from a TorchScript file); "
           f"{comp['matrices']} matrices on {comp['cores_used']} cores, {comp['cells']:,} cells")
     nets = networks(args.quick)
     print(f"{'network':16s} {'batch':>5s} {'backend':18s} {'inferences/s':>13s} "
-          f"{'vs aihwkit':>10s}")
+          f"{'vs aihwkit':>10s} {'per CPU s':>12s} {'vs aihwkit':>10s}")
     for name, (_, x) in nets.items():
         base = rates.get(f"{name}/aihwkit")
+        base_cpu = CPU_RATES.get(f"{name}/aihwkit")
         for mode in ("golden ideal", "golden REALISTIC", "aihwkit", "torch"):
-            r = rates.get(f"{name}/{mode}")
+            r, c = rates.get(f"{name}/{mode}"), CPU_RATES.get(f"{name}/{mode}")
             if r is None:
                 continue
             rel = f"{r / base:10.2f}" if base else f"{'-':>10s}"
-            print(f"{name:16s} {len(x):5d} {mode:18s} {r:13.1f} {rel}")
-    res = {"compile": comp, "inferences_per_s": rates, "threads": 1,
-           "aihwkit": ai and ai.get("aihwkit"), "quick": args.quick}
+            rel_c = f"{c / base_cpu:10.2f}" if base_cpu and c else f"{'-':>10s}"
+            print(f"{name:16s} {len(x):5d} {mode:18s} {r:13.1f} {rel} {c or 0:12.1f} {rel_c}")
+    load = os.getloadavg()
+    print(f"load average (1, 5, 15 min) at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+          f"on {os.cpu_count()} CPUs")
+    res = {"compile": comp, "inferences_per_s": rates, "inferences_per_cpu_s": CPU_RATES,
+           "threads": 1, "aihwkit": ai and ai.get("aihwkit"), "quick": args.quick,
+           "load_average": load}
     print(json.dumps(res))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

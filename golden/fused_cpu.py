@@ -32,16 +32,17 @@ __all__ = ["AVAILABLE", "planes", "charge_adc", "normals"]
 
 
 def _planes(x, n_planes, out):
-    """out[g, b, p, i] = sign(x) * bit p of |x[g, b, i]| (float32), the ternary pulses."""
+    """out[g, b, p, i] = sign(x) * bit p of |x[g, b, i]| (float32), the ternary pulses.
+    Plane-major with int32 arithmetic, so that the inner loop over i vectorises (20x the
+    speed of a loop over planes inside, whose stores are strided)."""
     g_n, b_n, n = x.shape
     for g in range(g_n):
         for b in range(b_n):
-            for i in range(n):
-                v = x[g, b, i]
-                a = abs(v)
-                s = 1.0 if v > 0 else -1.0
-                for p in range(n_planes):
-                    out[g, b, p, i] = s * ((a >> p) & 1)
+            for p in range(n_planes):
+                for i in range(n):
+                    v = np.int32(x[g, b, i])
+                    bit = np.float32((abs(v) >> np.int32(p)) & np.int32(1))
+                    out[g, b, p, i] = bit if v > 0 else -bit
 
 
 # ---------------------------------------------------------------- in-kernel random numbers
@@ -154,18 +155,21 @@ def _normals(key, ctr0, n, kn, wn, fn):
     return out
 
 
-def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_scale, q_out,
-                sign_out, mag_out):
+def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_scale, ids,
+                n_lines, q_out, sign_out, mag_out):
     """Charge and codes of num (G, B, P, lines) (the sampled charge as
     mvm_operands.floor_quotient, the converter's floor likewise by reciprocal and exact
     remainder, both exact on integers below 2^53). Noise is drawn here from ``key`` (G,)
     uint64, one stream per core; ``row0`` is the block's first batch row (the counters
     are global in the call): zscale (P,) float64 read-noise std per plane (size 0: none),
     clip < 0: no swing limit, off (G, lines) float64, inv_scale: 1 / the logistic
-    comparator-noise scale (0: none, the exact closed form).
+    comparator-noise scale (0: none, the exact closed form). ``ids`` (lines,) uint64: the
+    physical line of each column of num, of ``n_lines`` on the array (a restricted
+    evaluation draws the noise the full one draws for its lines).
 
-    Read noise of (row, plane p, line o) is the normal of counter 2 ((row P + p) lines + o);
-    comparison m of (row, o) uses counter 2 ((row (k + 1) + m) lines + o) + 1. A comparison
+    Read noise of (row, plane p, line o) is the normal of counter
+    2 ((row P + p) n_lines + ids[o]); comparison m of (row, o) uses counter
+    2 ((row (k + 1) + m) n_lines + ids[o]) + 1. A comparison
     of residual r under logistic noise L of scale s reads negative when r + L < 0, whose
     probability is 1 / (1 + exp(r / s)): it compares one uniform with that instead of
     drawing L (no log), and only where |r| < 16.64 s: beyond, the decision is r < 0, as for
@@ -197,10 +201,10 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
                 rep = float(1 << p)
                 zs = zscale[p] if noisy else 0.0
                 if noisy:  # the ziggurat's fast path for every line, then the few rejects
-                    base = np.uint64((row * p_n + p) * o_n)
+                    base = np.uint64((row * p_n + p) * n_lines)
                     slow = False
                     for o in range(o_n):
-                        w = _word(kg, (base + np.uint64(o)) * np.uint64(2))
+                        w = _word(kg, (base + ids[o]) * np.uint64(2))
                         iz = np.int64(w & _MASK7)
                         hz = np.int64(w >> _S32) - 2147483648
                         z[o] = hz * wn[iz]
@@ -209,7 +213,7 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
                     if slow:
                         for o in range(o_n):
                             if rej[o]:
-                                w = _word(kg, (base + np.uint64(o)) * np.uint64(2))
+                                w = _word(kg, (base + ids[o]) * np.uint64(2))
                                 z[o] = _normal(w, kn, wn, fn)
                 for o in range(o_n):
                     a = np.float64(num[g, b, p, o])
@@ -241,12 +245,12 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
                 r[o] = q[o] + off[g, o]
             for m in range(k + 1):  # branch-free over the lines, so that it vectorises
                 step = float(d >> m)
-                base = np.uint64((row * (k + 1) + m) * o_n)
+                base = np.uint64((row * (k + 1) + m) * n_lines)
                 for o in range(o_n):
                     ro = r[o]
                     t = ro * inv_scale
                     tc = min(max(t, -_CMP_CUT), _CMP_CUT)
-                    w = _word(kg, (base + np.uint64(o)) * np.uint64(2) + np.uint64(1))
+                    w = _word(kg, (base + ids[o]) * np.uint64(2) + np.uint64(1))
                     noisy_neg = _uniform(w) * (1.0 + _exp(tc)) < 1.0
                     neg = noisy_neg if abs(t) < _CMP_CUT else ro < 0.0
                     negs[o] = neg

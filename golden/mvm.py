@@ -34,7 +34,7 @@ from .array import G_FRAC_BITS, Crossbar, Direction
 from .mvm_kernels import BLOCK_OUTPUTS, _planes_t
 from .mvm_operands import (
     check_input_length,
-    mvm_operands,
+    mvm_operands_lines,
     oriented_codes,
     output_neurons,
 )
@@ -209,7 +209,11 @@ def _check_inputs(x, in_bits: int):
                 f"inputs out of range for in_bits = {in_bits}: need {lo} <= x <= {hi}, got "
                 f"[{int(mn)}, {int(mx)}]"
             )
-    return x.to(torch.int64) if is_t else x.astype(np.int64, copy=False)
+    if is_t:
+        return x.to(torch.int64)
+    # NumPy: any integer type holds the checked codes (|x| <= 127); a narrow one (a compiled
+    # model's int8 codes) is kept, as the fused kernel reads it directly, at 1/8 the traffic
+    return x if x.dtype.kind == "i" else x.astype(np.int64)
 
 
 def bit_planes(x, in_bits: int, dtype=np.int8):
@@ -252,7 +256,7 @@ def drive_lines(xbar: Crossbar, direction: Direction, planes: np.ndarray):
 
 
 def mvm(xbar: Crossbar, x, settings: MvmSettings, nonideal: NonIdeal | None = None,
-        rng=None, lfsr=None, offsets: np.ndarray | None = None) -> MvmResult:
+        rng=None, lfsr=None, offsets: np.ndarray | None = None, lines=None) -> MvmResult:
     """Batched MVM of integer inputs ``x`` (..., n) on ``xbar``; see the module docstring.
 
     ``x`` is the input of ``direction``: forward and recurrent x (..., n_in) for x W,
@@ -263,12 +267,14 @@ def mvm(xbar: Crossbar, x, settings: MvmSettings, nonideal: NonIdeal | None = No
     Generator on the tensor's device for draws made there.
     ``offsets``: per-neuron comparator offsets (units), drawn from ``nonideal`` if None.
     ``lfsr``: an ``LfsrChains``; needed for the stochastic activation with injection.
+    ``lines``: evaluate only these output lines (indices into the output order; see
+    :func:`mvm_cores`); codes come back (..., len(lines)).
     """
     settings.check_config(xbar.config)
     st, ni = settings, nonideal or _IDEAL
     numpy_out = not isinstance(x, torch.Tensor)
     xt = _input_tensor(x)
-    ops = mvm_operands(xbar, st.direction, ni.ir_drop_ohm)
+    ops = mvm_operands_lines(xbar, st.direction, lines, ni.ir_drop_ohm)
     check_input_length(st.direction, xt.shape[-1], ops.n_input)
     if st.activation is Activation.STOCHASTIC and st.inject_steps and lfsr is None:
         raise ValueError("the stochastic activation with inject_steps > 0 needs an lfsr")
@@ -289,7 +295,7 @@ def mvm(xbar: Crossbar, x, settings: MvmSettings, nonideal: NonIdeal | None = No
 
 
 def mvm_cores(xbars, x, settings: MvmSettings, nonideal: NonIdeal | None = None,
-              rng=None, offsets=None) -> MvmResult:
+              rng=None, offsets=None, lines=None) -> MvmResult:
     """MVMs on G cores in one call: ``x`` (G, ..., n) holds each core's inputs; codes come
     back (G, ..., lines), as G calls of :func:`mvm` would give them without noise.
 
@@ -297,6 +303,14 @@ def mvm_cores(xbars, x, settings: MvmSettings, nonideal: NonIdeal | None = None,
     the converters replace a Python loop over cores. The cores must share the geometry
     (config and input length). ``offsets`` (G, neurons) or None (drawn per core); the
     stochastic injection (an LFSR per core) is not batched.
+
+    ``lines``: evaluate only these output lines, indices into the output order (SLs for
+    forward MVMs, BLs for backward and recurrent ones); codes come back (G, ..., len(lines)).
+    Why: a compiled model's segment often uses 16-64 of a core's 256 columns, and every
+    other line's product, charge and conversion is wasted work. Each kept line's codes are
+    the full evaluation's (its Den still sums every driven row of the physical line; see
+    :mod:`.mvm_operands`), noise included on the fused CPU path (same counters); the torch
+    path draws other samples of the same distributions.
     """
     st, ni = settings, nonideal or _IDEAL
     xbars = list(xbars)
@@ -311,7 +325,7 @@ def mvm_cores(xbars, x, settings: MvmSettings, nonideal: NonIdeal | None = None,
     if any(xb.config != xbars[0].config for xb in xbars):
         raise ValueError("mvm_cores needs cores of one configuration")
     st.check_config(xbars[0].config)
-    ops = tuple(mvm_operands(xb, st.direction, ni.ir_drop_ohm) for xb in xbars)
+    ops = tuple(mvm_operands_lines(xb, st.direction, lines, ni.ir_drop_ohm) for xb in xbars)
     for o in ops:
         check_input_length(st.direction, xt.shape[-1], o.n_input)
     if rng is None and ni.random:

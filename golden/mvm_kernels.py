@@ -27,7 +27,7 @@ import torch
 
 from . import fused_cpu
 from .fast_random import logistic_draws, normal_draws
-from .mvm_operands import MvmOperands, floor_quotient
+from .mvm_operands import MvmOperands, floor_quotient, line_ids
 from .neuron import _binary_t, _exact_t, adc_counting
 from .tensors import exact_matmul, from_numpy
 
@@ -230,6 +230,7 @@ def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, key, sign,
     zscale = _ZS if not fx.noisy else _noise_scale64(fx.sigma, n_planes, fx.sigma_pulse)
     clip = -1.0 if fx.clip is None else float(fx.clip)
     inv_scale = 0.0 if fx.cmp_scale is None else 1.0 / fx.cmp_scale
+    ids, n_lines = line_ids(op)
     block = max(1, BLOCK_OUTPUTS // lines)
     planes = np.empty((1, min(block, batch), n_planes, n_in), matrix.dtype)
     for lo in range(0, batch, block):
@@ -239,7 +240,8 @@ def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, key, sign,
         # 2-D: NumPy's stacked matmul may skip BLAS for a (1, n, m) view
         num = (pl.reshape(-1, n_in) @ matrix).reshape(1, hi - lo, n_planes, lines)
         fused_cpu.charge_adc(num, den, inv, key, lo, zscale, clip, off, st.d_units, st.k,
-                             inv_scale, q[:, lo:hi], sign[:, lo:hi], mag[:, lo:hi])
+                             inv_scale, ids, n_lines, q[:, lo:hi], sign[:, lo:hi],
+                             mag[:, lo:hi])
 
 
 @functools.lru_cache(maxsize=64)

@@ -20,6 +20,14 @@ floor(2^24 num / Den) that the cycle level computes in integers (``sample_units`
 The kernels get the same floor without a division (:func:`floor_quotient`): a product
 with the reciprocal 2^24 / Den is within 2^-27 of q, so its floor is off by at most one,
 and the remainder 2^24 num - q0 Den (integers below 2^53: exact) corrects it.
+
+Restricted to some output lines (:func:`mvm_operands_lines`): P's columns, Den and the
+neuron map of those lines only. Nothing is dropped from a kept line: its column of P still
+has every input row and its Den still sums every driven row of the physical line, exactly
+as the full operands hold them, and no output line's computation reads another line's
+operands, so each kept line's result is the full evaluation's (code for code without noise;
+the fused kernel's noise counters use the physical line index, so its noise is the same
+too). What the unused lines would compute cannot change a kept line.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from .nonideal import NonIdeal
 
 __all__ = [
     "MvmOperands", "mvm_operands", "MAX_DEN_CODES", "oriented_codes", "output_neurons",
-    "check_input_length", "floor_quotient",
+    "check_input_length", "floor_quotient", "mvm_operands_lines", "line_ids",
 ]
 
 MAX_DEN_CODES = 1 << 29
@@ -80,6 +88,11 @@ class MvmOperands:
     """The neuron that senses each output line."""
     order: np.ndarray | None
     """Recurrent MVMs: the output line of neuron n (neuron n writes BL n); else None."""
+    lines: np.ndarray | None = None
+    """Restricted operands: the physical output line (SL, or BL for backward MVMs) of each
+    column of ``matrix``; None: all lines, in order."""
+    n_lines: int = 0
+    """Output lines of the whole array (the noise counters' stride); 0: ``den.size``."""
 
 
 def _build(xbar: Crossbar, direction: Direction, ir_drop_ohm: float) -> MvmOperands:
@@ -116,6 +129,58 @@ def floor_quotient(num, den_f, inv_units):
     q = (num * inv_units).floor()
     r = num * float(1 << CHARGE_FRAC_BITS) - q * den_f
     return q - (r < 0).to(q.dtype) + (r >= den_f).to(q.dtype)
+
+
+def line_ids(ops: MvmOperands) -> tuple[np.ndarray, int]:
+    """(physical line of each operand column as uint64, lines of the whole array): what the
+    fused kernel's noise counters are indexed by, so that a restricted evaluation draws the
+    full evaluation's noise for its lines."""
+    if ops.lines is None:
+        return _arange_u64(ops.den.size), ops.den.size
+    return ops.lines.astype(np.uint64), ops.n_lines
+
+
+_ARANGE: dict[int, np.ndarray] = {}
+
+
+def _arange_u64(n: int) -> np.ndarray:
+    a = _ARANGE.get(n)
+    if a is None:
+        a = _ARANGE[n] = np.arange(n, dtype=np.uint64)
+        a.flags.writeable = False
+    return a
+
+
+def _restrict(full: MvmOperands, outputs: np.ndarray) -> MvmOperands:
+    phys = outputs if full.order is None else full.order[outputs]
+    parts = [np.ascontiguousarray(a[..., phys]) for a in (
+        full.matrix, full.den, full.den_units, full.den_f, full.inv_units, full.neuron)]
+    phys = np.array(phys, dtype=np.int64)
+    for a in (*parts, phys):
+        a.flags.writeable = False
+    p, den, den_units, den_f, inv_units, neuron = parts
+    return MvmOperands(full.n_input, p, den, den_units, den_f, inv_units, neuron, None,
+                       phys, full.den.size)
+
+
+def mvm_operands_lines(xbar: Crossbar, direction: Direction, outputs,
+                       ir_drop_ohm: float = 0.0) -> MvmOperands:
+    """The operands of ``direction`` restricted to the output positions ``outputs`` (indices
+    into an MVM's output order: SLs for forward MVMs, BLs for backward and recurrent ones),
+    cached like :func:`mvm_operands`; ``outputs`` None gives the full operands. See the
+    module docstring for why a kept line's result is unchanged."""
+    if outputs is None:
+        return mvm_operands(xbar, direction, ir_drop_ohm)
+    full = mvm_operands(xbar, direction, ir_drop_ohm)
+    outputs = np.asarray(outputs)
+    n = full.den.size
+    if (outputs.ndim != 1 or outputs.size == 0 or outputs.dtype.kind not in "iu"
+            or outputs.min() < 0 or outputs.max() >= n):
+        raise ValueError(f"lines must be a non-empty 1-D array of output lines in [0, {n}), "
+                         f"got {outputs.dtype} {outputs.shape}")
+    outputs = outputs.astype(np.int64, copy=False)
+    return xbar.cached(("mvm_operands", direction, float(ir_drop_ohm), outputs.tobytes()),
+                       lambda xb: _restrict(full, outputs))
 
 
 def mvm_operands(xbar: Crossbar, direction: Direction, ir_drop_ohm: float = 0.0) -> MvmOperands:

@@ -22,6 +22,7 @@ code_scale``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -97,7 +98,12 @@ class Interpreter:
     # ------------------------------------------------------------------ analog
     def _mv(self, name: str, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
-        y = self.matvec(name, x.reshape(-1, x.shape[-1]).double().numpy())
+        flat = x.reshape(-1, x.shape[-1])
+        if _codes_path(self.matvec) and flat.dtype in (torch.float32, torch.float64):
+            # a chip: quantise straight from the tensor's values (float64 arithmetic inside)
+            y = self.matvec.from_codes(name, self.matvec.input_codes(name, flat.numpy()))
+        else:
+            y = self.matvec(name, flat.double().numpy())
         return torch.from_numpy(np.ascontiguousarray(y)).reshape(*lead, y.shape[-1])
 
     def _analog(self, n: Node, args: list):
@@ -115,15 +121,18 @@ class Interpreter:
             if x.ndim != 4 or x.shape[1] != a["in_channels"]:
                 raise RunError(f"node {n.name!r} (conv2d) needs (N, {a['in_channels']}, H, W) "
                                f"input, got {tuple(x.shape)}")
-            cols = F.unfold(x.float(), (kh, kw), dilation=dil, padding=pad, stride=stride)
-            nb, _, ell = cols.shape
-            c = a["in_channels"]
-            # unfold's rows are (i, h, w); the matrices' rows are HWI: (h * kW + w) * I + i
-            cols = cols.reshape(nb, c, kh * kw, ell).permute(0, 3, 2, 1).reshape(nb, ell, -1)
-            y = self._mv(name, cols)
             ho = (x.shape[2] + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
             wo = (x.shape[3] + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
-            return y.reshape(nb, ho, wo, -1).permute(0, 3, 1, 2).contiguous().to(x.dtype)
+            if not _codes_path(self.matvec):
+                y = self._mv(name, _patches(x.float(), (kh, kw), stride, pad, dil, ho, wo,
+                                            torch.float64))
+            else:  # a chip: quantise the image once, then im2col its int8 codes
+                q = torch.from_numpy(self.matvec.input_codes(name, x.float().numpy()))
+                cols = _patches(q, (kh, kw), stride, pad, dil, ho, wo, torch.int8)
+                y = self.matvec.from_codes(name, cols.reshape(-1, cols.shape[-1]).numpy())
+                y = torch.from_numpy(np.ascontiguousarray(y))
+            return y.reshape(x.shape[0], ho, wo, -1).permute(0, 3, 1, 2).to(
+                x.dtype, memory_format=torch.contiguous_format)
         if n.op == "lstm":
             return self._lstm(n, name, x)
         raise RunError(f"node {n.name!r}: analog op {n.op!r} cannot run")
@@ -184,6 +193,29 @@ class Interpreter:
         if n.op in ("dropout", "feature_dropout") and len(args) >= 3:
             args = [args[0], args[1], False]  # inference
         return fn(*args, **kwargs)
+
+
+def _codes_path(mv) -> bool:
+    """Whether ``mv`` is a :class:`Chip` whose matrix-vector product is Chip's own, so that
+    the interpreter may hand it input codes (``input_codes`` / ``from_codes``); a subclass
+    that overrides ``__call__`` is called as before."""
+    return isinstance(mv, Chip) and type(mv).__call__ is Chip.__call__
+
+
+def _patches(x: torch.Tensor, k, stride, pad, dil, ho: int, wo: int, dtype) -> torch.Tensor:
+    """im2col in the matrices' HWI row order, as ``dtype``: (N, ho * wo, kH * kW * I) with row
+    (h * kW + w) * I + i, the values F.unfold gives (zero padding), made by one copy from a
+    strided view of the NHWC input (runs of I contiguous values) instead of unfolding in
+    CHW order and permuting."""
+    nb, c = x.shape[:2]
+    xp = F.pad(x, (pad[1], pad[1], pad[0], pad[0])) if pad[0] or pad[1] else x
+    xh = xp.permute(0, 2, 3, 1).contiguous()
+    s_n, s_h, s_w, s_c = xh.stride()
+    view = xh.as_strided((nb, ho, wo, k[0], k[1], c), (s_n, s_h * stride[0], s_w * stride[1],
+                                                       s_h * dil[0], s_w * dil[1], s_c))
+    out = torch.empty((nb, ho, wo, k[0], k[1], c), dtype=dtype)
+    out.copy_(view)
+    return out.reshape(nb, ho * wo, -1)
 
 
 def _pair(v, default: int) -> tuple[int, int]:
@@ -288,27 +320,74 @@ class Chip:
         (G, batch, n), each (G, batch, >= width)."""
         raise NotImplementedError
 
+    def input_codes(self, name: str, x: np.ndarray) -> np.ndarray:
+        """The input codes (int8, x's shape) of real values ``x`` for matrix ``name``:
+        :func:`quantise` element by element, so that a convolution quantises its input
+        image once, before im2col repeats each pixel kH kW times (padding zeros are code 0
+        either way)."""
+        m = self.cm.layer(name)
+        p = m.precision["forward"]
+        top = x_top(p["in_bits"])
+        xf = np.divide(np.asarray(x, np.float64), m.input_scale)
+        np.clip(xf, 0.0 if p["in_bits"] == 1 else -1.0, 1.0, out=xf)
+        xf *= top
+        np.rint(xf, out=xf)
+        return xf.astype(np.int8)  # |codes| <= x_top <= 127
+
     def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
+        m = self.cm.layer(name)
+        if x.shape[-1] != m.n_in:
+            raise RunError(f"matrix {name!r} takes {m.n_in} inputs, got {x.shape[-1]}")
+        return self.from_codes(name, self.input_codes(name, x))
+
+    def from_codes(self, name: str, xq: np.ndarray) -> np.ndarray:
+        """Matrix ``name``'s outputs (layer units, float64) for input codes ``xq`` (batch,
+        n_in) (:meth:`input_codes`)."""
         m = self.cm.layer(name)
         lay = self.layouts[name]
         p = m.precision["forward"]
-        if x.shape[-1] != m.n_in:
-            raise RunError(f"matrix {name!r} takes {m.n_in} inputs, got {x.shape[-1]}")
+        if xq.shape[-1] != m.n_in:
+            raise RunError(f"matrix {name!r} takes {m.n_in} inputs, got {xq.shape[-1]}")
         n_copies = int(lay.copy.max()) + 1
-        b = x.shape[0]
+        b = xq.shape[0]
         chunk = -(-b // n_copies)  # a batch is split evenly over the copies
-        xq = np.zeros((n_copies * chunk, m.pairs + 1), np.int64)
-        xq[:b, :m.n_in] = quantise(x, m.input_scale, p["in_bits"])
-        xq[:b, m.n_in:m.pairs] = x_top(p["in_bits"])
-        x3 = xq.reshape(n_copies, chunk, m.pairs + 1)
-        xc = x3[lay.copy[:, None, None], np.arange(chunk)[None, :, None], lay.idx[:, None, :]]
+        # the codes next to the bias pairs (driven with x_top); each segment then takes its
+        # pairs (a strided range)
+        xa = np.empty((n_copies * chunk, m.pairs), np.int8)
+        xa[:b, :m.n_in] = xq
+        xa[b:, :m.n_in] = 0
+        xa[:, m.n_in:] = x_top(p["in_bits"])
+        x3 = xa.reshape(n_copies, chunk, m.pairs)
+        g_n, half = lay.idx.shape
+        xc = np.empty((g_n, chunk, half), np.int8)
+        for k, s in enumerate(lay.segments):
+            n = s.n_rows // 2
+            xc[k, :, :n] = x3[s.copy, :, slice(*s.pairs)]
+            xc[k, :, n:] = 0
         sign, mag = self.codes(name, xc)
         w = lay.scale.shape[1]
-        vals = code_value(sign[..., :w], mag[..., :w]) * lay.scale[:, None, :]
-        y = np.zeros((chunk, n_copies * (m.cols + 1)))
-        _scatter(y, lay.dest, vals.transpose(1, 0, 2).reshape(chunk, -1))
-        y = y.reshape(chunk, n_copies, m.cols + 1).transpose(1, 0, 2).reshape(-1, m.cols + 1)
-        return y[:b, :m.n_out]
+        vals = _decode(sign[..., :w], mag[..., :w], lay.settings.k)
+        vals *= lay.scale[:, None, :]
+        y = np.zeros((n_copies, chunk, m.cols))
+        for k, s in enumerate(lay.segments):  # row segments of a column add up
+            y[s.copy, :, s.cols[0]:s.cols[1]] += vals[k, :, :s.n_cols]
+        return y.reshape(-1, m.cols)[:b, :m.n_out]
+
+
+@functools.lru_cache(maxsize=16)
+def _value_table(k: int) -> np.ndarray:
+    """code_value of every code (sign << k | magnitude) of a converter with k magnitude bits."""
+    c = np.arange(2 << k)
+    t = code_value(c >> k, c & ((1 << k) - 1))
+    t.flags.writeable = False
+    return t
+
+
+def _decode(sign: np.ndarray, mag: np.ndarray, k: int) -> np.ndarray:
+    """code_value(sign, mag) as float64, by one table look-up per code (a fresh array)."""
+    idx = np.left_shift(sign, k, dtype=np.int64)
+    idx |= mag
+    return _value_table(k).take(idx)
 
 
 class GoldenChip(Chip):
@@ -345,6 +424,9 @@ class GoldenChip(Chip):
         self.programming: dict = {}
         self.g = dict(cm.targets) if ideal else self._program(say)
         self.cores = {m.name: self._cores(m) for m in cm.layers}
+        # the segments' columns: the cores evaluate only these output lines
+        self._lines = {m.name: np.arange(self.layouts[m.name].scale.shape[1])
+                       for m in cm.layers}
 
     def _program(self, say) -> dict[int, np.ndarray]:
         from cimflow.golden.device import RramArray
@@ -404,15 +486,8 @@ class GoldenChip(Chip):
     def codes(self, name: str, xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         xbars, offsets = self.cores[name]
         res = mvm_cores(xbars, xc, self.layouts[name].settings, self.nonideal, self.rng,
-                        offsets)
+                        offsets, lines=self._lines[name])
         return res.sign, res.mag
-
-
-def _scatter(y: np.ndarray, dest: np.ndarray, flat: np.ndarray) -> None:
-    """y[:, dest[k]] += flat[:, k] for every k, summing repeated destinations (the row
-    segments of a column)."""
-    yt = torch.from_numpy(y)
-    yt.index_add_(1, torch.from_numpy(dest.ravel()), torch.from_numpy(flat))
 
 
 def check_batch(cm: CompiledModel, x) -> np.ndarray:

@@ -370,3 +370,90 @@ def test_many_cores_draw_independent_noise(backend):
     e = (a.charge - ideal.charge).cpu().numpy().reshape(3, -1)
     assert not np.array_equal(e[0], e[1]) and not np.array_equal(e[1], e[2])
     assert abs(np.corrcoef(e)[0, 1]) < 5 / np.sqrt(e.shape[1])
+
+
+# ------------------------------------------------------------------ restricted output lines
+_LINES = np.array([200, 3, 0, 77, 255, 128, 4, 31])  # unsorted, both ends of the array
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True, ids="-".join)
+@pytest.mark.parametrize("direction", list(Direction))
+def test_restricted_lines_equal_the_full_evaluation_code_for_code(backend, direction):
+    """Noise off (static effects, comparator offsets and the integrator swing on):
+    ``lines`` gives exactly the full evaluation's codes and charge of those lines, for
+    mvm_cores and mvm, in every direction (recurrent: BL order)."""
+    ni = NonIdeal(relaxation=True, adc_offset_v=1e-3, integrator_swing_v=0.2)
+    cores, xs, offs = [], [], []
+    for i in range(3):
+        xb, rng = _full_core(40 + i)
+        xb.set_conductances(ni.perturb(xb.target, rng))
+        cores.append(xb)
+        xs.append(rng.integers(-7, 8, (11, 128 if direction is not Direction.BACKWARD else 256)))
+        offs.append(ni.offsets(256, 0.5, rng))
+    st_ = MvmSettings(direction, v_decr=0.3)
+    x = torch.from_numpy(np.stack(xs)).to(backend)
+    full = mvm_cores(cores, x, st_, ni, offsets=np.stack(offs))
+    part = mvm_cores(cores, x, st_, ni, offsets=np.stack(offs), lines=_LINES)
+    assert part.mag.shape == (3, 11, _LINES.size)
+    for u, v in zip(_codes(full), _codes(part), strict=True):
+        assert np.array_equal(u[..., _LINES], v)
+    one = mvm(cores[1], xs[1], st_, ni, offsets=offs[1], lines=_LINES)
+    for u, v in zip(_codes(full), _codes(one), strict=True):
+        assert np.array_equal(u[1][..., _LINES], v)
+    if direction is not Direction.RECURRENT:  # (recurrent: den stays in SL order)
+        assert np.array_equal(part.extra["den"], full.extra["den"][:, _LINES])
+
+
+def test_restricted_lines_are_refused_when_out_of_range():
+    xb, _ = _full_core(3)
+    for bad in ([], [256], [-1], [[1, 2]], [0.5]):
+        with pytest.raises(ValueError, match="lines must be"):
+            mvm(xb, np.zeros((1, 128), np.int64), MvmSettings(), lines=np.array(bad))
+
+
+_NOISY = NonIdeal(read_noise_v=2e-3, line_noise_v=1e-3, cmp_noise_v=2e-3)
+
+
+@needs_numba
+def test_restricted_lines_draw_the_full_evaluations_noise_on_the_fused_path():
+    """The fused kernel's noise counters use the physical line, so under read, line and
+    comparator noise a restricted call repeats the full call's codes for its lines."""
+    xb, rng = _full_core(50)
+    x = rng.integers(-7, 8, (2, 40, 128))
+    st_ = MvmSettings(v_decr=0.3)
+    full = mvm_cores([xb, xb], x, st_, _NOISY, np.random.default_rng(5))
+    part = mvm_cores([xb, xb], x, st_, _NOISY, np.random.default_rng(5), lines=_LINES)
+    ideal = mvm_cores([xb, xb], x, st_)
+    assert not np.array_equal(full.mag, ideal.mag)
+    for u, v in zip(_codes(full), _codes(part), strict=True):
+        assert np.array_equal(u[..., _LINES], v)
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b[1] == "torch"], indirect=True,
+                         ids="-".join)
+def test_restricted_lines_equal_the_full_evaluation_in_distribution(backend):
+    """The torch path draws its noise per evaluated line, so a restricted call has other
+    samples: the codes' and charges' deviations from the noiseless ones on the kept lines
+    have the full call's distribution. Two-sample tests at ALPHA = 1e-3 each (chi-square
+    on the code deviations, Kolmogorov-Smirnov on the charge deviations), so a correct
+    kernel fails one of them with probability below 2e-3 per seed."""
+    xb, rng = _full_core(51)
+    x = torch.from_numpy(rng.integers(-7, 8, (1, 600, 128))).to(backend)
+    st_ = MvmSettings(v_decr=0.3)
+
+    def deviations(lines, seed):
+        r = mvm_cores([xb], x, st_, _NOISY, torch.Generator(backend).manual_seed(seed),
+                      lines=lines)
+        i = mvm_cores([xb], x, st_, lines=lines)
+        keep = _LINES if lines is None else slice(None)
+        return ((r.value - i.value).cpu().numpy()[..., keep].ravel(),
+                (r.charge - i.charge).cpu().numpy()[..., keep].ravel().astype(np.float64))
+
+    full_v, full_q = deviations(None, 2)
+    part_v, part_q = deviations(_LINES, 3)
+    assert np.std(part_v) > 0.5  # the noise moves codes by more than a step
+    edges = np.array([-np.inf, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, np.inf])
+    table = np.stack([np.histogram(v, edges)[0] for v in (full_v, part_v)])
+    table = table[:, table.min(axis=0) >= 5]
+    assert scipy_stats.chi2_contingency(table).pvalue > ALPHA
+    assert scipy_stats.ks_2samp(full_q, part_q).pvalue > ALPHA

@@ -23,7 +23,7 @@ from cimflow.config import preset
 from cimflow.mapping.compiler import calibration_inputs, compile_graph, x_top
 from cimflow.mapping.frontend import read_graph
 from cimflow.mapping.image import write_image
-from cimflow.mapping.runtime import FloatBackend, GoldenChip, RunError, run_model
+from cimflow.mapping.runtime import FloatBackend, GoldenChip, RunError, quantise, run_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -187,6 +187,30 @@ def test_copies_split_the_batch_and_change_nothing_ideal(net):
     assert max(s.copy for s in few.placement.segments) == 0
     np.testing.assert_array_equal(run_model(few, x.numpy(), ideal=True),
                                   run_model(many, x.numpy(), ideal=True))
+
+
+class _PlainChip(GoldenChip):
+    """A chip that overrides __call__: the interpreter calls it per matrix with float inputs
+    (unfolded patches for a convolution), as before the codes path existed."""
+
+    def __call__(self, name, x):
+        return super().__call__(name, x)
+
+
+@pytest.mark.parametrize("ideal", [True, False])
+def test_the_codes_path_equals_the_float_path_bit_for_bit(cm, net, ideal):
+    """The interpreter hands a chip input codes (a convolution's image quantised once, then
+    im2col of the int8 codes); a chip called with float patches (F.unfold-like) gives the
+    same outputs exactly, noise included (same seed); input_codes is quantise."""
+    x = net[1].numpy()
+    fast = run_model(cm, x, chip=GoldenChip(cm, ideal=ideal, seed=5))
+    plain = run_model(cm, x, chip=_PlainChip(cm, ideal=ideal, seed=5))
+    np.testing.assert_array_equal(fast, plain)
+    chip = GoldenChip(cm, ideal=True)
+    lm = cm.layer("fc1")
+    v = np.random.default_rng(0).normal(0, 2 * lm.input_scale, (50, lm.n_in))
+    np.testing.assert_array_equal(chip.input_codes("fc1", v),
+                                  quantise(v, lm.input_scale, lm.precision["forward"]["in_bits"]))
 
 
 def test_non_ideal_chip_is_seeded_and_near_the_ideal_one(cm, net):
