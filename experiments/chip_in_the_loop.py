@@ -215,14 +215,14 @@ def _acc(tail: nn.Module, h: torch.Tensor, y: torch.Tensor) -> float:
 @experiment("chip-in-the-loop", "progressive fine-tuning with layers moved one by one onto the "
             "golden chip, accuracy with and without it (NeuRRAM Methods; MNIST MLP)")
 def chip_in_the_loop(out: Path, quick: bool, seed: int) -> dict:
-    device = _setup(seed)
-    if device != "cpu":  # the golden chip runs on the CPU; keep the tensors there
-        device = "cpu"
+    _setup(seed)
+    device = "cpu"  # the golden chip's runtime takes CPU tensors
     log = _log("chip-in-the-loop")
     t_start = time.perf_counter()
-    # the training set goes through the chip once per layer: 20k images keep the full run
-    # near 10 minutes of CPU here (the golden chip runs every MVM bit-serially)
-    n_train, n_test = (3000, 500) if quick else (20000, 2000)
+    # the base model trains on n_train images; the first n_chip of them go through the chip
+    # once per layer for fine-tuning (20k keep the full run near 10 minutes of CPU here: the
+    # golden chip runs every MVM bit-serially)
+    n_train, n_chip, n_test = (5000, 3000, 500) if quick else (60000, 20000, 2000)
     epochs, ft_epochs = (5, 3) if quick else (5, 10)
     tx, ty, vx, vy = load_data("mnist")
     x, y = to_tensors(tx[:n_train], ty[:n_train], device)
@@ -237,11 +237,11 @@ def chip_in_the_loop(out: Path, quick: bool, seed: int) -> dict:
 
     fit(model, x, y, epochs=epochs, lr=BASE_LR, seed=seed, progress=progress)
     with tempfile.TemporaryDirectory() as tmp:
-        res = progressive(model, x, y, xv, yv, epochs=ft_epochs, workdir=Path(tmp), seed=seed,
-                          log=log)
+        res = progressive(model, x[:n_chip], y[:n_chip], xv, yv, epochs=ft_epochs,
+                          workdir=Path(tmp), seed=seed, log=log)
     res.update(quick=quick, seed=seed, model="mlp", nat={"nu": cfg.nu, "act_bits": ACT_BITS},
                base_lr=BASE_LR, base_epochs=epochs, train_samples=n_train,
-               test_samples=n_test)
+               chip_train_samples=n_chip, test_samples=n_test)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ns = [s["layer"] for s in res["steps"]]
