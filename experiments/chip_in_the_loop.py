@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cimflow.golden.nat import NatConfig, aware_layers, calibrate, noise_aware, plain
+from cimflow.golden.nat import NatConfig, aware_layers, calibrate, chip_export, noise_aware
 from cimflow.golden.nat.aware import NoiseAware, set_noise
 from cimflow.golden.nat.models import MODELS
 from cimflow.golden.nat.train import accuracy, fit, to_tensors
@@ -63,15 +63,16 @@ def analog_children(model: nn.Module) -> list[int]:
 
 
 def compile_torch(model: nn.Module, x_cal: np.ndarray, path: Path, config=None):
-    """Export ``plain(model)`` as TorchScript at ``path`` and compile it, calibrated on the
-    training inputs ``x_cal`` (what ``cimflow compile MODEL --calibrate X.npy`` does)."""
+    """Export ``chip_export(model)`` (the plain model with its PACT clip levels as digital
+    clamps) as TorchScript at ``path`` and compile it, calibrated on the training inputs
+    ``x_cal`` (what ``cimflow compile MODEL --calibrate X.npy`` does)."""
     from cimflow.config import preset
     from cimflow.mapping.compiler import compile_model
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is what the compiler reads
-        torch.jit.save(torch.jit.script(plain(model)), str(path))
+        torch.jit.save(torch.jit.script(chip_export(model)), str(path))
     return compile_model(path, config or preset("full"), calibration=np.asarray(x_cal))
 
 

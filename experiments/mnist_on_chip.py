@@ -2,7 +2,8 @@
 
 The MNIST MLP (784-256-128-10) and the 7-layer CNN of :mod:`cimflow.golden.nat.models` are
 trained with golden/nat's noise-aware training (PACT 3-bit inputs, 10 % weight noise, Adam),
-saved as TorchScript of plain modules (with their ``.quant.json``), compiled with
+saved as TorchScript of plain modules (with their ``.quant.json``) and, for the compiler,
+with their PACT clip levels as clamps (:func:`cimflow.golden.nat.chip_export`), compiled with
 :func:`cimflow.mapping.compiler.compile_model` (the full NeuRRAM core, 48 cores, calibrated on
 512 training images, as ``cimflow compile MODEL --calibrate X.npy``) and run on the golden
 chip (:func:`cimflow.mapping.runtime.run_model`) ideal (``--ideal``: only the quantisation of
@@ -16,12 +17,13 @@ inputs, labels and calibration batch are written next to the models as .npy file
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cimflow.golden.nat import NatConfig, calibrate, noise_aware, plain
+from cimflow.golden.nat import NatConfig, calibrate, chip_export, noise_aware, plain
 from cimflow.golden.nat.aware import set_noise
 from cimflow.golden.nat.models import MODELS, n_params
 from cimflow.golden.nat.train import accuracy, fit, to_tensors
@@ -104,8 +106,12 @@ def mnist_on_chip(out: Path, quick: bool, seed: int) -> dict:
             log(f"{arch} epoch {ep}/{epochs} loss {loss:.4f} ({secs:.1f} s)")
 
         fit(model, x, y, epochs=epochs, seed=seed, progress=progress)
-        path = models / f"mnist_{arch}.pt"
-        saved = save_model(model, path, x[:512])
+        saved = save_model(model, models / f"mnist_{arch}.pt", x[:512])
+        path = models / f"mnist_{arch}_chip.pt"  # with the PACT clip levels, for the compiler
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(torch.jit.script(chip_export(model)), str(path))
+        saved["chip"] = path.name
         k = n_test[arch]
         run = chip_accuracies(model, path, x_cal, xv[:k].numpy(), yv[:k].numpy(), seed=seed,
                               log=log)

@@ -67,7 +67,7 @@ def test_documented_commands_reproduce_ideal_chip(result, tmp_path):
     x = np.load(d / "mnist_test_x.npy")[:200]
     y = np.load(d / "mnist_test_y.npy")[:200]
     np.save(tmp_path / "x.npy", x)
-    assert main(["compile", str(d / "mnist_mlp.pt"), "--out", str(tmp_path / "img"),
+    assert main(["compile", str(d / "mnist_mlp_chip.pt"), "--out", str(tmp_path / "img"),
                  "--calibrate", str(d / "mnist_cal_x.npy"), "--quiet"]) == 0
     assert main(["run", str(tmp_path / "img"), "--input", str(tmp_path / "x.npy"),
                  "--out", str(tmp_path / "y.npy"), "--ideal", "--quiet"]) == 0

@@ -2,10 +2,10 @@
 
 The chip path really runs: a small noise-aware MLP is exported, compiled and programmed into
 golden cores. References: the layer's output computed here in torch with the compiler's
-input quantisation (codes round(clip(x / s_in, 0, 1) 7), s_in = max x of the calibration
-batch) and the trained weights; the ideal chip must stay within the converter's resolution
-of it, the non-ideal chip must differ from it by more than that and by less than the noise
-budget of REALISTIC programming and reads.
+input quantisation (codes round(clip(x / s_in, 0, 1) 7), s_in = the smaller of max x of the
+calibration batch and the layer's PACT clip level) and the targets' weights; the ideal chip
+must stay within the converter's resolution of it, the non-ideal chip must differ from it
+by more than that and by less than the noise budget of REALISTIC programming and reads.
 """
 
 import numpy as np
@@ -57,7 +57,9 @@ def layer1(tmp_path_factory):
     m = cm.layer(names[0])
     gp, gm = cm.conductances(names[0])
     w_t = (gp - gm) * m.w_max / m.g_max
-    s_in = float(x_cal.max())
+    # chip_export clamps the input at the trained PACT level: that is the full scale
+    s_in = min(float(x_cal.max()), float(model[1].act.alpha.detach().abs()))
+    assert m.input_scale == pytest.approx(s_in, rel=1e-6)
     xq = np.rint(np.clip(x.flatten(1).numpy() / s_in, 0, 1) * 7) * s_in / 7
     xin = np.concatenate([xq, np.full((len(xq), m.pairs - m.n_in), s_in)], axis=1)
     out["ref"] = np.maximum(xin @ w_t, 0)
