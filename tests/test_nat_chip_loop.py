@@ -8,6 +8,8 @@ must stay within the converter's resolution of it, the non-ideal chip must diffe
 by more than that and by less than the noise budget of REALISTIC programming and reads.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -45,7 +47,7 @@ def layer1(tmp_path_factory):
 
     model = _model(20)
     x, _ = _data(400, 1)
-    x_cal = x[:128].numpy()
+    x_cal = x.numpy()  # calibrated on the batch itself: no segment saturates (the bound's premise)
     cm = cl.compile_torch(model, x_cal, tmp_path_factory.mktemp("c") / "m.pt")
     names = [n.name for n in cm.graph.analog]
     out = {}
@@ -53,7 +55,7 @@ def layer1(tmp_path_factory):
         loop = cl.ChipLoop(cm.graph, {names[0]: GoldenChip(cm, ideal=ideal, seed=3)})
         out[label] = loop.measure(x, 1).numpy()
     # the reference: the targets' weights (G+ - G-) w_max / g_max, bias rows included and
-    # driven at full scale, on the compiler's input quantisation; ReLU after it
+    # driven at full scale, on the compiler's input quantisation
     m = cm.layer(names[0])
     gp, gm = cm.conductances(names[0])
     w_t = (gp - gm) * m.w_max / m.g_max
@@ -62,7 +64,8 @@ def layer1(tmp_path_factory):
     assert m.input_scale == pytest.approx(s_in, rel=1e-6)
     xq = np.rint(np.clip(x.flatten(1).numpy() / s_in, 0, 1) * 7) * s_in / 7
     xin = np.concatenate([xq, np.full((len(xq), m.pairs - m.n_in), s_in)], axis=1)
-    out["ref"] = np.maximum(xin @ w_t, 0)
+    # what reaches layer 2: ReLU, then chip_export's clamp at layer 2's PACT level
+    out["ref"] = np.clip(xin @ w_t, 0, float(model[3].act.alpha.detach().abs()))
     out["step"] = max(float(cm.code_scale[k].max()) for k in cm.code_scale if k[0] == names[0])
     return out
 
@@ -125,3 +128,29 @@ def test_registered():
     from cimflow.experiments import registry
 
     assert registry()["chip-in-the-loop"].run is cl.chip_in_the_loop
+
+
+def test_chip_export_clamps_at_the_pact_levels():
+    from cimflow.golden.nat import chip_export, plain
+
+    model = _model(2)
+    alphas = [float(m.act.alpha.detach().abs()) for m in (model[1], model[3], model[5])]
+    exp = chip_export(model)
+    x, _ = _data(100, 4)
+    big = x * 50  # far above the first clip level
+    with torch.no_grad():
+        ref = plain(model)
+        # independent: clamp every layer input at its alpha by hand
+        h = torch.clamp(big.flatten(1), 0, alphas[0])
+        h = torch.clamp(torch.relu(ref[1](h)), 0, alphas[1])
+        h = torch.clamp(torch.relu(ref[3](h)), 0, alphas[2])
+        assert torch.allclose(exp(big), ref[5](h), atol=1e-5)
+        assert not torch.allclose(exp(big), ref(big), atol=1e-3)  # the clamps act
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is what the compiler reads
+        scripted = torch.jit.script(exp)
+    assert torch.allclose(scripted(x), exp(x))
+    with pytest.raises(ValueError, match="lo < hi"):
+        from cimflow.golden.nat import Clip
+
+        Clip(1.0, 1.0)
