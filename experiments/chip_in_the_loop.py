@@ -223,7 +223,7 @@ def chip_in_the_loop(out: Path, quick: bool, seed: int) -> dict:
     # the base model trains on n_train images; the first n_chip of them go through the chip
     # once per layer for fine-tuning (20k keep the full run near 10 minutes of CPU here: the
     # golden chip runs every MVM bit-serially)
-    n_train, n_chip, n_test = (5000, 3000, 500) if quick else (60000, 20000, 2000)
+    n_train, n_chip, n_test = (5000, 2000, 400) if quick else (60000, 20000, 2000)
     epochs, ft_epochs = (5, 3) if quick else (5, 10)
     tx, ty, vx, vy = load_data("mnist")
     x, y = to_tensors(tx[:n_train], ty[:n_train], device)
