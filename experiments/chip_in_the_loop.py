@@ -1,6 +1,6 @@
 """Chip-in-the-loop progressive fine-tuning on the golden chip: `chip-in-the-loop`.
 
-Wan et al. 2022 (Nature; Methods, "Chip-in-the-loop progressive fine-tuning"):
+Wan et al. 2022 (Nature; Methods, chip-in-the-loop progressive fine-tuning):
 program layer n into the chip, run the training set through the chip up to layer n, fine-tune
 layers n+1..N in software on the measured outputs (learning rate 1/100 of the base one, the
 same weight noise and activation quantisation as in training), then go on to layer n+1. No
