@@ -18,6 +18,8 @@ MODULES: tuple[str, ...] = (
     "cimflow.experiments.mvm",
     "cimflow.experiments.rpu",
     "cimflow.experiments.training",
+    "cimflow.experiments.chip_in_the_loop",
+    "cimflow.experiments.mnist_on_chip",
 )
 """Runner modules imported to populate the registry."""
 

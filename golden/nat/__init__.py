@@ -16,11 +16,12 @@ from .aware import (
     set_noise,
 )
 from .calibrate import OperatingPoint, calibrate, operating_point
+from .export import Clip, chip_export
 from .pact import Pact
 from .srmp import Srmp, active_lines
 
 __all__ = [
     "Adc", "NatConfig", "NoiseAware", "aware_layers", "noise_aware", "plain", "quant_settings",
     "set_noise", "OperatingPoint", "calibrate", "operating_point", "Pact", "Srmp",
-    "active_lines",
+    "active_lines", "Clip", "chip_export",
 ]
