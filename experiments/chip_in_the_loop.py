@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cimflow.atomic import save_figure
 from cimflow.golden.nat import NatConfig, aware_layers, calibrate, chip_export, noise_aware
 from cimflow.golden.nat.aware import NoiseAware, set_noise
 from cimflow.golden.nat.models import MODELS
@@ -254,7 +255,7 @@ def chip_in_the_loop(out: Path, quick: bool, seed: int) -> dict:
            title=f"MNIST MLP, chip-in-the-loop ({'quick' if quick else 'full'})")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "chip_in_the_loop.png", dpi=120)
+    save_figure(fig, out / "chip_in_the_loop.png", dpi=120)
     plt.close(fig)
     res["wall_s"] = time.perf_counter() - t_start
     return res

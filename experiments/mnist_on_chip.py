@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cimflow.atomic import save_figure
 from cimflow.golden.nat import NatConfig, calibrate, chip_export, noise_aware, plain
 from cimflow.golden.nat.aware import set_noise
 from cimflow.golden.nat.models import MODELS, n_params
@@ -132,7 +133,7 @@ def mnist_on_chip(out: Path, quick: bool, seed: int) -> dict:
            title=f"MNIST on the golden chip ({'quick' if quick else 'full'})")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "mnist_on_chip.png", dpi=120)
+    save_figure(fig, out / "mnist_on_chip.png", dpi=120)
     plt.close(fig)
     res["wall_s"] = time.perf_counter() - t_start
     return res
