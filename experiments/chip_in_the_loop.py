@@ -41,7 +41,7 @@ from cimflow.golden.nat.models import MODELS
 from cimflow.golden.nat.train import accuracy, fit, to_tensors
 
 from .registry import experiment
-from .training import ACT_BITS, _log, _plt, _setup, load_data
+from .training import ACT_BITS, load_data, progress_log, pyplot, setup_run
 
 __all__ = ["BASE_LR", "FT_LR", "analog_children", "compile_torch", "ChipLoop",
            "progressive", "chip_in_the_loop"]
@@ -217,9 +217,9 @@ def _acc(tail: nn.Module, h: torch.Tensor, y: torch.Tensor) -> float:
 @experiment("chip-in-the-loop", "progressive fine-tuning with layers moved one by one onto the "
             "golden chip, accuracy with and without it (NeuRRAM Methods; MNIST MLP)")
 def chip_in_the_loop(out: Path, quick: bool, seed: int) -> dict:
-    _setup(seed)
+    setup_run(seed)
     device = "cpu"  # the golden chip's runtime takes CPU tensors
-    log = _log("chip-in-the-loop")
+    log = progress_log("chip-in-the-loop")
     t_start = time.perf_counter()
     # the base model trains on n_train images; the first n_chip of them go through the chip
     # once per layer for fine-tuning (20k keep the full run near 10 minutes of CPU here: the
@@ -244,7 +244,7 @@ def chip_in_the_loop(out: Path, quick: bool, seed: int) -> dict:
     res.update(quick=quick, seed=seed, model="mlp", nat={"nu": cfg.nu, "act_bits": ACT_BITS},
                base_lr=BASE_LR, base_epochs=epochs, train_samples=n_train,
                chip_train_samples=n_chip, test_samples=n_test)
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ns = [s["layer"] for s in res["steps"]]
     ax.axhline(100 * res["software"], color="grey", ls="--", label="software (no noise)")

@@ -30,7 +30,7 @@ from cimflow.golden.nat.models import MODELS, n_params
 from cimflow.golden.nat.train import accuracy, fit, to_tensors
 
 from .registry import experiment
-from .training import ACT_BITS, _log, _plt, _setup, load_data, save_model
+from .training import ACT_BITS, load_data, progress_log, pyplot, save_model, setup_run
 
 __all__ = ["chip_accuracies", "mnist_on_chip"]
 
@@ -78,8 +78,8 @@ def chip_accuracies(model, path: Path, x_cal: np.ndarray, x: np.ndarray, y: np.n
 @experiment("mnist-on-chip", "the MNIST MLP and 7-layer CNN trained here, compiled and run on "
             "the golden chip, ideal and with non-idealities, against torch")
 def mnist_on_chip(out: Path, quick: bool, seed: int) -> dict:
-    _setup(seed)
-    log = _log("mnist-on-chip")
+    setup_run(seed)
+    log = progress_log("mnist-on-chip")
     t_start = time.perf_counter()
     n_train = 5000 if quick else 60000
     # test images on the chip: the CNN is about 1,450 MVMs per image (its convolutions), a
@@ -120,7 +120,7 @@ def mnist_on_chip(out: Path, quick: bool, seed: int) -> dict:
         log(f"{arch}: torch {100 * run['torch_quantised']:.2f} %, ideal chip "
             f"{100 * run['chip_ideal']:.2f} %, chip {100 * run['chip_nonideal']:.2f} %")
         res["runs"][arch] = run
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     cols = ["torch_float", "torch_quantised", "chip_ideal", "chip_nonideal"]
     for k, arch in enumerate(res["runs"]):

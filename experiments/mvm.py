@@ -42,7 +42,7 @@ __all__ = ["mvm_rmse", "adc_transfer", "calibrate", "run_budget", "total_rmse", 
 V_READ_MAX = 0.5
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -277,7 +277,7 @@ def mvm_rmse(out: Path, quick: bool, seed: int) -> dict:
 
 
 def _plots(out: Path, b: dict, w_max: float) -> None:
-    plt = _plt()
+    plt = pyplot()
     p = b["problem"]
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.2))
     for ax, n in zip(axes, NAMES, strict=True):
@@ -335,7 +335,7 @@ def adc_transfer(out: Path, quick: bool, seed: int) -> dict:
         neg = int(np.sum(s0 == 0))
         per_k[str(k)] = {"points": int(qq.size), "mismatches": bad, "negative_points": neg}
         total_bad += bad
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for k in (2, 4):
         s, m = adc_closed_form(q, k)

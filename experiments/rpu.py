@@ -35,7 +35,7 @@ __all__ = ["mlp", "train_epochs", "mnist_tensors"]
 LR = 0.01
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -108,7 +108,7 @@ def _fp(base: nn.Module):
 
 
 def _plot_curves(out: Path, name: str, curves: dict, title: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for k, c in curves.items():
         ax.plot(range(1, len(c) + 1), [100 * e for e in c], marker="o", label=k)
@@ -164,7 +164,7 @@ def rpu_sensitivity(out: Path, quick: bool, seed: int) -> dict:
                                      "rpu-sensitivity")
             res[name].append(next(iter(curves.values()))[-1])
     fp, _ = train_epochs({"fp": _fp(base)}, data, epochs, 1, seed, "rpu-sensitivity")
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
     for ax, (name, values) in zip(axes, scans.items(), strict=True):
         ax.plot(values, [100 * e for e in res[name]], marker="o", label="RPU")
@@ -321,7 +321,7 @@ def aihwkit_crosscheck(out: Path, quick: bool, seed: int) -> dict:
           f"{result['alpha_per_cell']:.1e}), "
           f"one-epoch error ours {curves['ours'][-1]:.4f} aihwkit {tr['test_error']:.4f}",
           flush=True)
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.3))
     for ax, key in zip(axes, ("mean", "var"), strict=True):
         c = np.array(closed[key]).ravel()

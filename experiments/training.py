@@ -64,20 +64,20 @@ def _datasets(names, n_quick, device, log):
     return out
 
 
-def _setup(seed):
+def setup_run(seed):
     torch.manual_seed(seed)
     torch.set_num_threads(int(os.environ.get("CIMFLOW_TORCH_THREADS", "1")))
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _log(tag):
+def progress_log(tag):
     def log(msg):
         print(f"[{tag}] {msg}", file=sys.stderr, flush=True)
 
     return log
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,8 +118,8 @@ def _train(arch, cfg, data, epochs, seed, log, label, lr=1e-3):
 @experiment("noise-injection", "accuracy vs test weight noise for models trained with 0-30 % "
             "noise injection (NeuRRAM Methods; MNIST, Fashion-MNIST if present)")
 def noise_injection(out: Path, quick: bool, seed: int) -> dict:
-    device = _setup(seed)
-    log = _log("noise-injection")
+    device = setup_run(seed)
+    log = progress_log("noise-injection")
     t_start = time.perf_counter()
     train_nus = [0.0, 0.1, 0.2, 0.3]
     test_nus = [0.0, 0.1, 0.2, 0.3, 0.4] if quick else [round(0.05 * i, 2) for i in range(9)]
@@ -131,7 +131,7 @@ def noise_injection(out: Path, quick: bool, seed: int) -> dict:
            "test_nu": test_nus, "epochs": epochs, "repeats": repeats,
            "train_samples": {k: len(v[0]) for k, v in data.items()},
            "test_samples": {k: len(v[2]) for k, v in data.items()}, "runs": {}}
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(data) * len(archs), figsize=(5 * len(data) * len(archs), 4),
                              squeeze=False)
     panel = 0
@@ -190,8 +190,8 @@ def noise_injection(out: Path, quick: bool, seed: int) -> dict:
 @experiment("concrete-adc", "Concrete-distribution vs STE ADC quantiser under small-read-margin "
             "noise, over ADC bits and noise levels (ITRI; MNIST)")
 def concrete_adc(out: Path, quick: bool, seed: int) -> dict:
-    device = _setup(seed)
-    log = _log("concrete-adc")
+    device = setup_run(seed)
+    log = progress_log("concrete-adc")
     t_start = time.perf_counter()
     bits_list = [3, 4] if quick else [3, 4, 5]
     s1_list = [0.5, 1.5] if quick else [0.0, 0.5, 1.0, 2.0]
@@ -207,7 +207,7 @@ def concrete_adc(out: Path, quick: bool, seed: int) -> dict:
            "bits": bits_list, "epochs": epochs, "repeats": repeats, "tau": 0.5,
            "sigma_floor": 0.2, "train_samples": len(d[0]), "test_samples": len(d[2]),
            "runs": {}}
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(archs), figsize=(6 * len(archs), 4), squeeze=False)
     for ai, arch in enumerate(archs):
         table = {}

@@ -31,7 +31,7 @@ from cimflow.modes import AdcMode
 
 from . import mvm_kernels
 from .array import G_FRAC_BITS, Crossbar, Direction
-from .mvm_kernels import BLOCK_OUTPUTS, _planes_t
+from .mvm_kernels import BLOCK_OUTPUTS, planes_t
 from .mvm_operands import (
     check_input_length,
     mvm_operands_lines,
@@ -221,8 +221,8 @@ def bit_planes(x, in_bits: int, dtype=np.int8):
     NumPy in, NumPy out (``dtype``); a tensor gives float32 planes on its device."""
     if isinstance(x, torch.Tensor):
         x = _check_inputs(x, in_bits)
-        return _planes_t(x, input_schedule(in_bits)[0], torch.float32).movedim(-2, 0)
-    t = _planes_t(from_numpy(_check_inputs(x, in_bits)), input_schedule(in_bits)[0],
+        return planes_t(x, input_schedule(in_bits)[0], torch.float32).movedim(-2, 0)
+    t = planes_t(from_numpy(_check_inputs(x, in_bits)), input_schedule(in_bits)[0],
                   torch.float32)
     planes = t.movedim(-2, 0).numpy()
     return planes if np.dtype(dtype) == np.float32 else planes.astype(dtype)

@@ -28,7 +28,7 @@ import torch
 from . import fused_cpu
 from .fast_random import logistic_draws, normal_draws
 from .mvm_operands import MvmOperands, floor_quotient, line_ids
-from .neuron import _binary_t, _exact_t, adc_counting
+from .neuron import adc_binary_t, adc_counting, adc_exact_t
 from .tensors import exact_matmul, from_numpy
 
 __all__ = [
@@ -118,7 +118,7 @@ def _powers_of_two(lo: int, hi: int, dtype, device) -> torch.Tensor:
     return torch.tensor([2.0**e for e in range(lo, hi + 1)], dtype=dtype).to(device)
 
 
-def _planes_t(x: torch.Tensor, n_planes: int, dtype) -> torch.Tensor:
+def planes_t(x: torch.Tensor, n_planes: int, dtype) -> torch.Tensor:
     """Ternary pulses (..., planes, n) of integer inputs (..., n): with t_b = trunc(x / 2^b),
     plane b is t_b - 2 t_(b+1) (exact, |x| < 2^8)."""
     scale = _powers_of_two(-n_planes, 0, dtype, x.device).flip(0)
@@ -275,7 +275,7 @@ def _block_torch(ops: CoreOperands, x, n_planes, fx, zscale, rng, st, off, pulse
                  q_out):
     dev, (g_n, bs, _) = x.device, x.shape
     lines = ops.den_f.shape[1]
-    num = _product(ops, _planes_t(x, n_planes, ops.matrix.dtype))
+    num = _product(ops, planes_t(x, n_planes, ops.matrix.dtype))
     z = normal_draws(rng, (g_n, bs, n_planes, lines), dev) if fx.noisy else None
     q = _charge_t(num, ops, z, zscale, fx.clip)
     if pulses is not None:  # LFSR injection (one core): pulse by pulse under the swing
@@ -287,10 +287,10 @@ def _block_torch(ops: CoreOperands, x, n_planes, fx, zscale, rng, st, off, pulse
     q_out.copy_(q)
     qe = q + off[:, None, :]
     if fx.cmp_scale is None:
-        s, m = _exact_t(qe, st.d_units, st.k)
+        s, m = adc_exact_t(qe, st.d_units, st.k)
     elif st.adc_mode.name == "BINARY":
         draws = logistic_draws(rng, (st.k + 1, g_n, bs, lines), fx.cmp_scale, dev)
-        s, m = _binary_t(qe.to(torch.float32), st.d_units, st.k, draws)
+        s, m = adc_binary_t(qe.to(torch.float32), st.d_units, st.k, draws)
     else:
         s, m = adc_counting(q, st.d_units, st.k, off[:, None, :],
                             lambda shape: logistic_draws(rng, shape, fx.cmp_scale, dev))

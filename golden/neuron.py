@@ -129,11 +129,11 @@ def adc_exact(q, d: int, k: int, offset=0):
     qe = as_tensor(q).to(torch.float64)
     if not (np.isscalar(offset) and offset == 0):
         qe = qe + as_tensor(offset, qe.device)
-    sign, mag = _exact_t(qe, d, k)
+    sign, mag = adc_exact_t(qe, d, k)
     return like_input(sign, numpy_out), like_input(mag, numpy_out)
 
 
-def _exact_t(qe: torch.Tensor, d: int, k: int):
+def adc_exact_t(qe: torch.Tensor, d: int, k: int):
     """adc_exact on float64 q + offset (a tensor this function may not modify)."""
     pos = qe > 0
     sign = pos.to(torch.uint8)
@@ -189,11 +189,11 @@ def adc_binary(q, d: int, k: int, offset=0, noise: NoiseFn | None = None):
     else:
         r = r.to(torch.float32)  # one rounding of q + offset
         draws = as_tensor(noise((k + 1,) + tuple(r.shape)), r.device)
-    sign, mag = _binary_t(r, d, k, draws)
+    sign, mag = adc_binary_t(r, d, k, draws)
     return like_input(sign, numpy_out), like_input(mag, numpy_out)
 
 
-def _binary_t(r: torch.Tensor, d: int, k: int, draws: torch.Tensor | None):
+def adc_binary_t(r: torch.Tensor, d: int, k: int, draws: torch.Tensor | None):
     """The search on the float residual r = q + offset (modified in place) and the k + 1
     comparator draws (or None)."""
     x = torch.empty((k + 1,) + tuple(r.shape), dtype=r.dtype, device=r.device)
