@@ -246,7 +246,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("name", nargs="?", help="experiment name (see --list)")
     e.add_argument("--list", action="store_true", help="list experiments")
     e.add_argument("--out", help="output folder (results.json and PNG plots)")
-    e.add_argument("--quick", action="store_true", help="reduced run (< 1 minute)")
+    e.add_argument("--quick", action="store_true", help="reduced run (under two minutes)")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=cmd_experiment)
 
