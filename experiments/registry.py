@@ -2,8 +2,8 @@
 
 An experiment is a function ``run(out: Path, quick: bool, seed: int) -> dict`` that writes
 PNG plots into ``out`` and returns its figures; the CLI writes them to ``out/results.json``
-atomically. ``quick`` must finish in under two minutes on 2 cores (tests run it). This module imports no
-experiment, so runner modules can import it without a loop.
+atomically. ``quick`` must finish in under two minutes on 2 cores (tests run it). This
+module imports no experiment, so runner modules can import it without a loop.
 """
 
 from __future__ import annotations
