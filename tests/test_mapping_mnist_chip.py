@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from synthetic_mnist import synthetic_mnist
 
 from cimflow.cli import main
 from cimflow.experiments import mnist_on_chip as moc
@@ -20,21 +21,11 @@ from cimflow.experiments import mnist_on_chip as moc
 torch.set_num_threads(1)
 
 
-def _synthetic(n, seed):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n)
-    x = rng.integers(0, 40, (n, 28, 28))
-    for i, c in enumerate(y):
-        r, col = 7 * (c // 4), 7 * (c % 4)
-        x[i, r:r + 7, col:col + 7] += 200
-    return x.astype(np.uint8), y.astype(np.uint8)
-
-
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("moc")
     mp = pytest.MonkeyPatch()
-    mp.setattr(moc, "load_data", lambda name: (*_synthetic(2000, 0), *_synthetic(200, 1)))
+    mp.setattr(moc, "load_data", lambda name: (*synthetic_mnist(2000, 0), *synthetic_mnist(200, 1)))
     try:
         res = moc.mnist_on_chip(out, True, 0)
     finally:

@@ -8,9 +8,9 @@ trained model's noise-free predictions.
 import json
 import warnings
 
-import numpy as np
 import pytest
 import torch
+from synthetic_mnist import synthetic_mnist
 
 from cimflow.datasets import DataError
 from cimflow.experiments import training as ex
@@ -19,22 +19,12 @@ from cimflow.golden.nat.aware import ALLOWED_PLAIN
 torch.set_num_threads(1)
 
 
-def _synthetic(n, seed):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n)
-    x = rng.integers(0, 40, (n, 28, 28))
-    for i, c in enumerate(y):
-        r, col = 7 * (c // 4), 7 * (c % 4)
-        x[i, r:r + 7, col:col + 7] += 200
-    return x.astype(np.uint8), y.astype(np.uint8)
-
-
 @pytest.fixture
 def fake_data(monkeypatch):
     def load(name):
         if name != "mnist":
             raise DataError(f"dataset file train-images-idx3-ubyte of {name} not found")
-        return (*_synthetic(3000, 0), *_synthetic(500, 1))
+        return (*synthetic_mnist(3000, 0), *synthetic_mnist(500, 1))
 
     monkeypatch.setattr(ex, "load_data", load)
 
@@ -56,7 +46,7 @@ def test_noise_injection_quick(tmp_path, fake_data, capsys):
     model = _load_plain(tmp_path / "models" / run["model"]["file"])
     kinds = {m.original_name for m in model.modules()}
     assert kinds <= {c.__name__ for c in ALLOWED_PLAIN}
-    x, y = _synthetic(500, 1)
+    x, y = synthetic_mnist(500, 1)
     xt = torch.as_tensor(x, dtype=torch.float32).div(255).unsqueeze(1)
     acc = float((model(xt).argmax(1) == torch.as_tensor(y).long()).float().mean())
     assert acc > 0.9  # the plain export keeps the trained weights
@@ -88,7 +78,7 @@ def test_concrete_adc_quick(tmp_path, fake_data, monkeypatch):
     bits = res["bits"][0]
     assert sorted(p.name for _, p in saved) == [f"mnist_mlp_adc{bits}_{m}.pt"
                                                 for m in ("concrete", "ste")]
-    x, _ = _synthetic(200, 1)
+    x, _ = synthetic_mnist(200, 1)
     xt = torch.as_tensor(x, dtype=torch.float32).div(255).unsqueeze(1)
     for model, path in saved:
         assert path.is_file() and path.with_suffix(".quant.json").is_file()
