@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Signal
+from amaranth.hdl import Shape, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
-from cimflow.config import LINE_ADDR_BITS, CoreConfig
+from cimflow.config import CMD_ARG_BITS, LINE_ADDR_BITS, CoreConfig
 from cimflow.modes import Activation, AdcMode, Direction
+
+from .commands import Op
 
 __all__ = [
     "Phase", "Drive", "NeuronInput", "MvmModeSignature", "AnalogSignature", "HostSignature",
@@ -35,10 +37,10 @@ __all__ = [
 
 ADDR_BITS = LINE_ADDR_BITS + 1
 """Host address: bank bit (bit 8, 0 = BL rows, 1 = SL columns) + line."""
-OP_BITS = 5
-"""Width of a command opcode (docs/command_set.md)."""
-ARG_BITS = 16
-"""Width of a command argument."""
+OP_BITS = Shape.cast(Op).width
+"""Width of a command opcode: the shape of ``Op`` (docs/command_set.md)."""
+ARG_BITS = CMD_ARG_BITS
+"""Width of a command argument: the limit ``CoreConfig`` validates against."""
 
 
 class Phase(enum.Enum, shape=4):
