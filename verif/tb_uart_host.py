@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, Timer
+from cocotb.triggers import Edge, FallingEdge, Timer
 from cocotb.utils import get_sim_time
 
 from cimflow.golden.mvm import MvmSettings
@@ -44,19 +44,35 @@ GAP_BITS = 20  # docs/host_interface.md: idle bit periods that end a partial fra
 
 class UartLine:
     """The host end of an 8N1 line (see the module docstring); ``framing`` counts bytes
-    from the core whose stop bit was not high."""
+    from the core whose stop bit was not high; ``starts`` and ``edges`` are the times (ns)
+    of the core's start bits and of every edge on ``uart_tx``."""
 
     def __init__(self, dut, bit_ns: int):
         self.dut, self.bit = dut, bit_ns
         self.got: list[int] = []
         self.framing = 0
+        self.starts: list[int] = []
+        self.edges: list[int] = []
         dut.uart_rx.value = 1
         cocotb.start_soon(self._listen())
+        cocotb.start_soon(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            await Edge(self.dut.uart_tx)
+            self.edges.append(int(get_sim_time("ns")))
+
+    def tx_timing_errors(self, period_ns: int) -> list[int]:
+        """Edges inside a byte from the core (start bit to the end of its stop bit) that
+        are not a whole number of ``period_ns`` after its start edge (ns after it)."""
+        return [t - t0 for t0 in self.starts for t in self.edges
+                if t0 < t < t0 + 10 * period_ns and (t - t0) % period_ns]
 
     async def _listen(self) -> None:
         tx = self.dut.uart_tx
         while True:
             await FallingEdge(tx)  # the start bit begins
+            self.starts.append(int(get_sim_time("ns")))
             await Timer(self.bit + self.bit // 2, unit="ns")  # middle of data bit 0
             value = 0
             for i in range(8):
@@ -120,6 +136,10 @@ async def test_host_script(dut):
     assert res["match"], f"MVM over UART: got {res['got']}, golden {res['want']}, " \
                          f"status {res['status']:#04x}"
     assert line.framing == 0, "a byte from the core had a stop bit of 0"
+    # every bit from the core lasts exactly DIVISOR clocks, the stop bit at least that
+    assert len(line.starts) % 4 == 0 and line.starts, "responses are 4 bytes"
+    assert set(line.starts) <= set(line.edges), "the edge watcher missed start bits"
+    assert not line.tx_timing_errors(DIVISOR * CLK_NS), line.tx_timing_errors(DIVISOR * CLK_NS)
     clocks = (get_sim_time("ns") - t0) // CLK_NS
     spi = SpiMaster(dut, 4 * CLK_NS)  # the documented SPI limit
     via_spi = [await spi.read(1, k) for k in range(len(res["got"]))]
