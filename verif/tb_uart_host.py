@@ -222,6 +222,16 @@ async def test_uart_errors(dut):
     await host.clear_error()
     points.append({"mode": "uart", "case": "refused command"})
 
+    # a host 4 % slow or fast (near the documented limit, 4.3 % at 32 clocks per bit)
+    nominal = line.bit
+    for bit_ns in (DIVISOR * CLK_NS * 104 // 100, DIVISOR * CLK_NS * 96 // 100):
+        line.bit = bit_ns
+        await host.write(1, 1, 0x0F3 & w_mask)
+        assert await host.read(1, 1) == 0x0F3 & w_mask, f"bit period {bit_ns} ns"
+        await host.write(1, 1, 0)
+    line.bit = nominal
+    points.append({"mode": "uart", "case": "rate 4 % off"})
+
     # the status read answers {0, status} in the data too; the bridge is in step
     r = await line.answer(status_frame())
     assert r.reply == Reply.OK and r.data == r.status == base_status, r
