@@ -3,6 +3,8 @@ the cocotb tests that run it against the simulated UART bridge (verif/tb_uart_ho
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -111,6 +113,17 @@ def test_serial_refuses_what_is_not_a_serial_port(tmp_path):
         SerialTransport("/dev/null")
     with pytest.raises(HostError, match="baud 123 is not a standard rate"):
         SerialTransport("/dev/null", 123)
+
+
+def test_driver_needs_neither_cocotb_nor_amaranth():
+    """A host PC runs the driver without the simulator or the RTL generator."""
+    code = ("import sys\n"
+            "for name in ('cocotb', 'cocotb_tools', 'amaranth'): sys.modules[name] = None\n"
+            "import cimflow.host\n"
+            "print(sorted(m for m in sys.modules if m.startswith('cimflow.hdl')))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_cli_bad_port_is_one_line(tmp_path, capsys):
