@@ -28,8 +28,8 @@ The byte protocol is described in docs/host_interface.md; in short:
   frame is swallowed and the next request starts in step. A complete frame with a
   reserved bit set, a status write, a command with ``st``/``bank`` set or an opcode byte
   above 31 is BAD. A frame that is not OK does nothing.
-* One request at a time: bytes that arrive before the previous response's last byte has
-  been sent are dropped (the frame they belong to then ends SHORT).
+* One request at a time: bytes that arrive before the bridge starts sending a response's
+  last byte are dropped (the frame they belong to then ends SHORT).
 
 The bridge uses the core's parallel register port (``p_*``, SPI wins arbitration there)
 and issues commands on the command port (``UartCoreFpga`` gives it priority over the
