@@ -16,6 +16,10 @@ ports so the two cannot disagree.
   (SCK, CS_n, MOSI, MISO) and the parallel command port with its status on the following
   pins in the order of :data:`ULX3S_HEADER_SIGNALS` (GP2, GN2, GP3, ...), for an external
   controller. GP14-GP17 / GN14-GN17 also reach the on-board ADC's inputs (high impedance).
+* UART bridge (hdl/uart.py, docs/host_interface.md) on the FT231X USB-UART of the USB port
+  US1: ``ftdi_txd`` (M1, the FTDI's TXD: FPGA input) and ``ftdi_rxd`` (L4, the FTDI's RXD:
+  FPGA output), 8N1 at ``baud`` (default 1 Mbaud: 100 clocks per bit). A command from the
+  bridge wins over one from the header in the same cycle.
 * LEDs: 0 busy, 1 done (the sticky status bit), 2 error, 7 PLL locked.
 * analog bias codes (``d_units``, ``inject_units``, ``clip_units``) are constants of the
   top, chosen at generation time.
@@ -30,8 +34,9 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .core_fpga import CHARGE_BITS, NeurramCoreFpga
+from .core_fpga import CHARGE_BITS
 from .interfaces import require_config
+from .uart import MIN_DIVISOR, UartCoreFpga
 
 __all__ = ["BOARDS", "Ulx3s85F", "ULX3S_GP", "ULX3S_GN", "ULX3S_HEADER_SIGNALS", "lpf"]
 
@@ -43,6 +48,7 @@ ULX3S_GN = ("C11 A11 B10 C10 A8 B8 C7 B6 A5 B1 B4 E3 F3 G5 U17 P16 M17 L17 H17 G
 _ULX3S_LED = "B2 C2 C1 D2 D1 E2 E1 H3".split()
 _ULX3S_CLK = "G2"
 _ULX3S_FIRE1 = "R1"
+_ULX3S_FTDI = {"ftdi_txd": "M1", "ftdi_rxd": "L4"}  # named as the FT231X's pins: txd is its output
 
 ULX3S_HEADER_SIGNALS = (("cmd_valid", 1), ("cmd_op", 5), ("cmd_arg", 16), ("busy", 1),
                         ("done", 1), ("error", 1), ("status", 8), ("read_data", 16))
@@ -61,8 +67,14 @@ class Ulx3s85F(wiring.Component):
     CORE_MHZ = 100
 
     def __init__(self, config: CoreConfig, *, d_units: int = 1 << 23, inject_units: int = 0,
-                 clip_units: int = (1 << (CHARGE_BITS - 1)) - 1):
+                 clip_units: int = (1 << (CHARGE_BITS - 1)) - 1, baud: int = 1_000_000):
         require_config(self, config)
+        divisor = round(self.CORE_MHZ * 1e6 / baud) if baud > 0 else 0
+        if divisor < MIN_DIVISOR or abs(self.CORE_MHZ * 1e6 / divisor / baud - 1) > 0.01:
+            self._MustUse__silence = True
+            raise ValueError(f"baud = {baud} is not reachable from {self.CORE_MHZ} MHz within "
+                             f"1 % with at least {MIN_DIVISOR} clocks per bit")
+        self._divisor = divisor
         for name, v in (("d_units", d_units), ("inject_units", inject_units),
                         ("clip_units", clip_units)):
             if not 0 <= v < 1 << (CHARGE_BITS - 1):
@@ -72,7 +84,7 @@ class Ulx3s85F(wiring.Component):
         self._bias = (d_units, inject_units, clip_units)
         ports = {"clk_25mhz": In(1), "btn_fire1": In(1), "led": Out(8),
                  "spi_sck": In(1), "spi_cs_n": In(1, init=1), "spi_mosi": In(1),
-                 "spi_miso": Out(1)}
+                 "spi_miso": Out(1), "ftdi_txd": In(1, init=1), "ftdi_rxd": Out(1)}
         for name, width in ULX3S_HEADER_SIGNALS:
             flow = In if name.startswith("cmd") else Out
             ports[f"hdr_{name}"] = flow(width)
@@ -102,9 +114,11 @@ class Ulx3s85F(wiring.Component):
         )
         m.submodules.rst_sync = ResetSynchronizer(~locked | self.btn_fire1, domain="sync")
 
-        core = m.submodules.core = NeurramCoreFpga(self._config)
+        core = m.submodules.core = UartCoreFpga(self._config)
         d_units, inject_units, clip_units = self._bias
         m.d.comb += [
+            core.uart_rx.eq(self.ftdi_txd), self.ftdi_rxd.eq(core.uart_tx),
+            core.divisor.eq(self._divisor),
             core.sck.eq(self.spi_sck), core.cs_n.eq(self.spi_cs_n),
             core.mosi.eq(self.spi_mosi), self.spi_miso.eq(core.miso),
             core.cmd_valid.eq(self.hdr_cmd_valid), core.cmd_op.eq(self.hdr_cmd_op),
@@ -132,6 +146,10 @@ def lpf(board: str = "ulx3s-85f") -> str:
              'FREQUENCY PORT "clk_25mhz" 25 MHZ;',
              f'LOCATE COMP "btn_fire1" SITE "{_ULX3S_FIRE1}";',
              'IOBUF PORT "btn_fire1" PULLMODE=DOWN IO_TYPE=LVCMOS33;']
+    for name, site in _ULX3S_FTDI.items():
+        drive = " DRIVE=4" if name == "ftdi_rxd" else ""
+        lines += [f'LOCATE COMP "{name}" SITE "{site}";',
+                  f'IOBUF PORT "{name}" PULLMODE=UP IO_TYPE=LVCMOS33{drive};']
     for k, site in enumerate(_ULX3S_LED):
         lines += [f'LOCATE COMP "led[{k}]" SITE "{site}";',
                   f'IOBUF PORT "led[{k}]" PULLMODE=NONE IO_TYPE=LVCMOS33 DRIVE=4;']

@@ -23,6 +23,7 @@ from .core_fpga import NeurramCoreFpga
 from .interfaces import flat_ports
 from .mvm_engine import MvmEngine
 from .stochastic_translator import StochasticTranslatorBank
+from .uart import UartCoreFpga
 
 __all__ = ["TOPS", "FlatTop", "build_top", "module_name", "emit_verilog"]
 
@@ -31,6 +32,7 @@ TOPS: dict[str, Callable[[CoreConfig], wiring.Component]] = {
     "mvm_engine": MvmEngine,
     "core": NeurramCore,
     "core_fpga": NeurramCoreFpga,
+    "core_fpga_uart": UartCoreFpga,
 }
 
 

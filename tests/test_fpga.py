@@ -37,6 +37,32 @@ def test_ulx3s_top_fits_the_board_pins():
     header = {s for n, s in locs if n.startswith(("spi_", "hdr_"))}
     assert header <= set(ULX3S_GP) | set(ULX3S_GN)
     assert dict(locs)["clk_25mhz"] == "G2"
+    # the FT231X's TXD (M1) is the FPGA's input, its RXD (L4) the FPGA's output
+    assert dict(locs)["ftdi_txd"] == "M1" and dict(locs)["ftdi_rxd"] == "L4"
+    assert re.search(r"^\s*input\s+ftdi_txd;", text, re.M)
+    assert re.search(r"^\s*output\s+ftdi_rxd;", text, re.M)
+
+
+def test_board_bias_is_the_host_scripts_operating_point():
+    """The host's smoke script computes its golden answer at BOARD_SETTINGS: its C_s V_decr,
+    injection and clip are the board top's default constants."""
+    import inspect
+
+    from cimflow.golden.mvm import MvmSettings
+    from cimflow.host import BOARD_SETTINGS
+
+    st = MvmSettings.from_config(preset("tiny"), **BOARD_SETTINGS)
+    defaults = {k: p.default for k, p in inspect.signature(Ulx3s85F).parameters.items()}
+    assert defaults["d_units"] == st.d_units and defaults["inject_units"] == st.inject_units
+    assert defaults["clip_units"] == (1 << 35) - 1
+
+
+@pytest.mark.parametrize("baud", [0, 7_000_000, 3_000_000])
+def test_board_top_rejects_unreachable_baud(baud):
+    """0, too few clocks per bit (14), and 33.3 clocks (1 % off at 33): refused in one line."""
+    with pytest.raises(ValueError, match=f"baud = {baud} is not reachable") as e:
+        Ulx3s85F(preset("tiny"), baud=baud)
+    assert "\n" not in str(e.value)
 
 
 def test_board_top_rejects_bad_bias():

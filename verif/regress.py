@@ -72,6 +72,10 @@ REGRESSION: tuple[RegressionTest, ...] = (
                    "test_program_and_mvm", ("tiny", "small"), ((0xF00D, 0x1EAF),), 10),
     RegressionTest("core_fpga.compiled_image", "core_fpga", "cimflow.verif.tb_compiled",
                    "test_compiled_image", ("small",), ((1, 1),)),
+    RegressionTest("core_fpga_uart.host_script", "core_fpga_uart", "cimflow.verif.tb_uart_host",
+                   "test_host_script", ("tiny",), ((0x0D1E, 1),)),
+    RegressionTest("core_fpga_uart.uart_errors", "core_fpga_uart", "cimflow.verif.tb_uart_host",
+                   "test_uart_errors", ("tiny",), ((1, 1),)),
     RegressionTest("core.smoke", "core", "cimflow.verif.tb_core", "test_smoke",
                    ("full",), ((0x1234_5678, 0x9ABC),), quick=True),
 )
