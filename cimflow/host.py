@@ -32,7 +32,14 @@ from cimflow.config import CoreConfig, preset
 from cimflow.golden.array import Crossbar, Direction
 from cimflow.golden.cycle import CycleCore
 from cimflow.golden.mvm import MvmSettings
-from cimflow.verif.commands import Op, ProgOp, mode_commands
+from cimflow.verif.commands import (
+    Op,
+    ProgOp,
+    mode_commands,
+    reset_pulse,
+    selection_writes,
+    set_pulses,
+)
 from cimflow.verif.mvm_scenario import mode_registers, write_inputs
 
 __all__ = ["FRAME_BYTES", "DEFAULT_BAUD", "Reply", "CAUSES", "Response", "HostError",
@@ -238,15 +245,8 @@ class Host:
     async def select_cell(self, r: int, c: int) -> None:
         """BL r and SL c registers 1, the previous selection's back to 0 (after
         ``write_bank`` of zeros on both banks)."""
-        prev_r, prev_c = self._selected or (None, None)
-        if r != prev_r:
-            if prev_r is not None:
-                await self.write(0, prev_r, 0)
-            await self.write(0, r, 1)
-        if c != prev_c:
-            if prev_c is not None:
-                await self.write(1, prev_c, 0)
-            await self.write(1, c, 1)
+        for bank, line, value in selection_writes(self._selected or (None, None), (r, c)):
+            await self.write(bank, line, value)
         self._selected = (r, c)
 
     async def pulse(self, op: ProgOp, amp: int, width: int) -> Response:
@@ -266,13 +266,11 @@ class Host:
         pulses = 0
         if now == code:
             return 0
-        if now:
-            await self.pulse(ProgOp.RESET, 255, (now + 254) // 255)
+        steps = [(ProgOp.RESET, reset_pulse(now))] if now else []
+        steps += [(ProgOp.SET, p) for p in set_pulses(code)]
+        for op, (amp, width) in steps:
+            await self.pulse(op, amp, width)
             pulses += 1
-        for amp, width in ((255, code // 255), (code % 255, 1)):
-            if amp and width:
-                await self.pulse(ProgOp.SET, amp, width)
-                pulses += 1
         return pulses
 
 

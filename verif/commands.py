@@ -88,3 +88,36 @@ def mode_commands(regs: dict, neuron_test: bool = False) -> list[tuple[Op, int]]
         (Op.SET_INJECT, regs["inject_steps"]),
         (Op.SET_TIMING, set_timing_arg(regs["t_wl"], regs["t_sample"], regs["t_integ"])),
     ]
+
+
+PULSE_AMP_MAX = 255
+"""Largest SET_PULSE amplitude (8-bit field of ``set_pulse_arg``)."""
+
+
+def set_pulses(code: int) -> list[tuple[int, int]]:
+    """(amplitude, width) of the SET pulses that raise a zero cell of the behavioural macro
+    to ``code`` (every clock of a SET pulse adds its amplitude): full-amplitude clocks for
+    ``code // 255``, then one clock of the remainder. Used by the testbenches and the host
+    driver, so both program cells the same way."""
+    return [(a, w) for a, w in ((PULSE_AMP_MAX, code // PULSE_AMP_MAX),
+                                (code % PULSE_AMP_MAX, 1)) if a and w]
+
+
+def reset_pulse(code: int) -> tuple[int, int] | None:
+    """(amplitude, width) of one RESET pulse that takes a cell at ``code`` down to 0 (the
+    macro clamps at 0), or None when it is already 0."""
+    return (PULSE_AMP_MAX, -(-code // PULSE_AMP_MAX)) if code else None
+
+
+def selection_writes(prev: tuple[int | None, int | None], new: tuple[int, int]
+                     ) -> list[tuple[int, int, int]]:
+    """Register writes (bank, line, value) that move the one-cell selection from ``prev``
+    (row, column; None: nothing selected) to ``new``: the old BL / SL register back to 0,
+    the new one to 1 (bank 0 = BL rows, 1 = SL columns)."""
+    writes = []
+    for bank, old, line in ((0, prev[0], new[0]), (1, prev[1], new[1])):
+        if line != old:
+            if old is not None:
+                writes.append((bank, old, 0))
+            writes.append((bank, line, 1))
+    return writes

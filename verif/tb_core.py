@@ -31,7 +31,15 @@ from cimflow.golden.stochastic_translator import (
     thresholds,
 )
 
-from .commands import Op, ProgOp, mode_commands, set_mode_arg, set_precision_arg
+from .commands import (
+    Op,
+    ProgOp,
+    mode_commands,
+    selection_writes,
+    set_mode_arg,
+    set_precision_arg,
+    set_pulses,
+)
 from .harness import Lockstep, pack_bits, record, tb_env, unpack_bits
 from .mvm_scenario import encode_line, mode_registers, random_case
 
@@ -167,28 +175,21 @@ class CoreTb:
     async def select_cell(self, r: int, c: int) -> None:
         """Select cell (r, c) for programming: its BL and SL registers 1, the previously
         selected ones back to 0 (the banks start all zero)."""
-        prev_r, prev_c = getattr(self, "_selected", (None, None))
-        if r != prev_r:
-            if prev_r is not None:
-                await self.write_reg(0, prev_r, 0)
-            await self.write_reg(0, r, 1)
-        if c != prev_c:
-            if prev_c is not None:
-                await self.write_reg(1, prev_c, 0)
-            await self.write_reg(1, c, 1)
+        for bank, line, value in selection_writes(getattr(self, "_selected", (None, None)),
+                                                  (r, c)):
+            await self.write_reg(bank, line, value)
         self._selected = (r, c)
 
     async def set_code(self, code: int) -> int:
         """Raise the selected (zero) cell to ``code`` with at most two SET pulses: amplitude
         255 for code // 255 clocks, then the remainder for one clock. Returns the pulses."""
         pulses = 0
-        for amp, width in ((255, code // 255), (code % 255, 1)):
-            if amp and width:
-                await self.cmd("SET_PULSE", amp)
-                await self.cmd("SET_WIDTH", width)
-                await self.cmd("PROGRAM", ProgOp.SET)
-                await self.wait_done()
-                pulses += 1
+        for amp, width in set_pulses(code):
+            await self.cmd("SET_PULSE", amp)
+            await self.cmd("SET_WIDTH", width)
+            await self.cmd("PROGRAM", ProgOp.SET)
+            await self.wait_done()
+            pulses += 1
         return pulses
 
     async def seeds(self, seed_a: int, seed_b: int) -> None:
