@@ -9,6 +9,7 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -178,10 +179,17 @@ def cmd_experiment(args) -> int:
     if not args.out:
         raise UsageError("experiment needs --out DIR")
     check_seed(args.seed)
+    extra = {}
+    if args.epochs is not None:
+        if "epochs" not in inspect.signature(reg[args.name].run).parameters:
+            raise UsageError(f"experiment {args.name!r} has no epoch count to override")
+        if args.epochs < 1:
+            raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+        extra["epochs"] = args.epochs
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    figures = reg[args.name].run(out, args.quick, args.seed)
+    figures = reg[args.name].run(out, args.quick, args.seed, **extra)
     path = write_atomic(out / "results.json", json.dumps(figures, indent=2, default=float))
     print(json.dumps(figures, indent=2, default=float)[:4000])
     print(f"wrote {path} and plots in {out} ({time.perf_counter() - t0:.1f} s)")
@@ -248,6 +256,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="output folder (results.json and PNG plots)")
     e.add_argument("--quick", action="store_true", help="reduced run (under two minutes)")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--epochs", type=int, help="train this many epochs instead of the run's "
+                   "default (training experiments only; results.json records it)")
     e.set_defaults(func=cmd_experiment)
 
     from .mapping.cli import register

@@ -2,7 +2,9 @@
 
 An experiment is a function ``run(out: Path, quick: bool, seed: int) -> dict`` that writes
 PNG plots into ``out`` and returns its figures; the CLI writes them to ``out/results.json``
-atomically. ``quick`` must finish in under two minutes on 2 cores (tests run it). This
+atomically. ``quick`` must finish in under two minutes on 2 cores (tests run it). A training
+experiment may also take ``epochs: int | None = None``, which ``cimflow experiment --epochs N``
+sets to cut a full run short (or lengthen it) where a machine cannot afford the default. This
 module imports no experiment, so runner modules can import it without a loop.
 """
 

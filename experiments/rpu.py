@@ -122,11 +122,12 @@ def _plot_curves(out: Path, name: str, curves: dict, title: str) -> None:
 
 
 @experiment("rpu-mnist", "MLP 784-256-128-10 on MNIST: RPU pulsed training vs floating point")
-def rpu_mnist(out: Path, quick: bool, seed: int) -> dict:
+def rpu_mnist(out: Path, quick: bool, seed: int, epochs: int | None = None) -> dict:
     from cimflow.golden.rpu import RPUConfig
 
     torch.set_num_threads(1)
-    n_train, n_test, epochs = (6000, 2000, 2) if quick else (None, None, 30)
+    n_train, n_test, default = (6000, 2000, 2) if quick else (None, None, 30)
+    epochs = epochs or default
     data = mnist_tensors(n_train, n_test, seed)
     base = mlp(seed)
     cfg = RPUConfig(seed=seed)
@@ -142,11 +143,12 @@ def rpu_mnist(out: Path, quick: bool, seed: int) -> dict:
 
 
 @experiment("rpu-sensitivity", "RPU test error versus BL, dw_min and up/down asymmetry")
-def rpu_sensitivity(out: Path, quick: bool, seed: int) -> dict:
+def rpu_sensitivity(out: Path, quick: bool, seed: int, epochs: int | None = None) -> dict:
     from cimflow.golden.rpu import ConstantStepDevice, RPUConfig
 
     torch.set_num_threads(1)
-    n_train, n_test, epochs = (1500, 1000, 1) if quick else (None, None, 10)
+    n_train, n_test, default = (1500, 1000, 1) if quick else (None, None, 10)
+    epochs = epochs or default
     data = mnist_tensors(n_train, n_test, seed)
     base = mlp(seed)
     dev = ConstantStepDevice()
@@ -186,12 +188,13 @@ ASYM_DEVICE = dict(dw_min=0.005, dw_min_dtod=0.3, dw_min_std=0.3, up_down=0.0,
 
 
 @experiment("asymmetric-training", "Soft-bounds devices: RPU-SGD vs Tiki-Taka vs SHD vs FP")
-def asymmetric_training(out: Path, quick: bool, seed: int) -> dict:
+def asymmetric_training(out: Path, quick: bool, seed: int, epochs: int | None = None) -> dict:
     from cimflow.golden.rpu import RPUConfig, SoftBoundsDevice
     from cimflow.golden.rpu.tile import shd_transfer, tiki_taka_transfer
 
     torch.set_num_threads(1)
-    n_train, n_test, epochs = (5000, 1000, 1) if quick else (None, None, 10)
+    n_train, n_test, default = (5000, 1000, 1) if quick else (None, None, 10)
+    epochs = epochs or default
     data = mnist_tensors(n_train, n_test, seed)
     base = mlp(seed)
     dev = SoftBoundsDevice(**ASYM_DEVICE)

@@ -134,6 +134,9 @@ def test_regress_bad_config_is_one_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,msg", [
     (["experiment", "mvm-rmse", "--out", "OUT", "--seed", "-1"], "--seed must be in"),
+    (["experiment", "mvm-rmse", "--out", "OUT", "--epochs", "3"],
+     "experiment 'mvm-rmse' has no epoch count"),
+    (["experiment", "rpu-mnist", "--out", "OUT", "--epochs", "0"], "--epochs must be at least 1"),
     (["run", "IMG", "--input", "x.npy", "--out", "OUT/y.npy", "--seed", "-1"],
      "--seed must be in"),
     (["regress", "--preset", "tiny", "-k", "("], "-k '(' is not a valid regular expression"),
