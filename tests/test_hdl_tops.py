@@ -24,8 +24,8 @@ EXPECTED = {
         "noise_bits", "prog_op", "prog_amp", "prog_tap", "prog_pulse", "prog_sel_bl",
         "prog_sel_sl", "g_read", "rpu_valid", "rpu_up", "row_pulse", "col_pulse",
         "neuron_test", "clk_gate", "pwr_gate"},
-    "core_fpga": HOST | {"d_units", "inject_units", "clip_units", "rpu_valid", "rpu_up",
-                         "row_pulse", "col_pulse"},
+    "core_fpga": HOST | {"d_units", "inject_units", "clip_units", "rpu_step", "rpu_valid",
+                         "rpu_up", "row_pulse", "col_pulse"},
 }
 
 
