@@ -164,6 +164,13 @@ class CoreTb:
         await self.tick(2 * half)
         return miso
 
+    async def clear_banks(self) -> None:
+        """Zero both line-register banks and forget the selection (``select_cell`` assumes
+        every register but the selected ones is 0)."""
+        await self.write_bank(0, [0] * self.cfg.rows)
+        await self.write_bank(1, [0] * self.cfg.cols)
+        self._selected = (None, None)
+
     async def select_cell(self, r: int, c: int) -> None:
         """Select cell (r, c) for programming: its BL and SL registers 1, the previously
         selected ones back to 0 (the banks start all zero)."""
