@@ -17,8 +17,9 @@ ports so the two cannot disagree.
   pins in the order of :data:`ULX3S_HEADER_SIGNALS` (GP2, GN2, GP3, ...), for an external
   controller. GP14-GP17 / GN14-GN17 also reach the on-board ADC's inputs (high impedance).
 * LEDs: 0 busy, 1 done (the sticky status bit), 2 error, 7 PLL locked.
-* analog bias codes (``d_units``, ``inject_units``, ``clip_units``) are constants of the
-  top, chosen at generation time.
+* analog bias codes (``d_units``, ``inject_units``, ``clip_units``) and the RPU step per
+  coincidence (``rpu_step``, conductance codes) are constants of the top, chosen at
+  generation time.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .core_fpga import CHARGE_BITS, NeurramCoreFpga
+from .core_fpga import CHARGE_BITS, G_BITS, NeurramCoreFpga
 from .interfaces import require_config
 
 __all__ = ["BOARDS", "Ulx3s85F", "ULX3S_GP", "ULX3S_GN", "ULX3S_HEADER_SIGNALS", "lpf"]
@@ -61,13 +62,17 @@ class Ulx3s85F(wiring.Component):
     CORE_MHZ = 100
 
     def __init__(self, config: CoreConfig, *, d_units: int = 1 << 23, inject_units: int = 0,
-                 clip_units: int = (1 << (CHARGE_BITS - 1)) - 1):
+                 clip_units: int = (1 << (CHARGE_BITS - 1)) - 1, rpu_step: int = 1):
         require_config(self, config)
         for name, v in (("d_units", d_units), ("inject_units", inject_units),
                         ("clip_units", clip_units)):
             if not 0 <= v < 1 << (CHARGE_BITS - 1):
                 self._MustUse__silence = True  # refused, not forgotten: no UnusedElaboratable
                 raise ValueError(f"{name} = {v} is out of range [0, 2**{CHARGE_BITS - 1})")
+        if not 0 <= rpu_step < 1 << G_BITS:
+            self._MustUse__silence = True
+            raise ValueError(f"rpu_step = {rpu_step} is out of range [0, 2**{G_BITS})")
+        self._rpu_step = rpu_step
         self._config = config
         self._bias = (d_units, inject_units, clip_units)
         ports = {"clk_25mhz": In(1), "btn_fire1": In(1), "led": Out(8),
@@ -115,6 +120,7 @@ class Ulx3s85F(wiring.Component):
             core.d_units.eq(Const(d_units, CHARGE_BITS - 1)),
             core.inject_units.eq(Const(inject_units, CHARGE_BITS - 1)),
             core.clip_units.eq(Const(clip_units, CHARGE_BITS - 1)),
+            core.rpu_step.eq(Const(self._rpu_step, G_BITS)),
             self.led.eq(Const(0, 8) | core.busy | (core.status[1] << 1) | (core.error << 2)
                         | (locked << 7)),
         ]
