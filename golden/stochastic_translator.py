@@ -32,7 +32,8 @@ from cimflow.config import CoreConfig
 
 from .lfsr import LfsrChains
 
-__all__ = ["StrTrace", "thresholds", "enabled_phases", "str_update", "signed_coincidences"]
+__all__ = ["StrTrace", "thresholds", "line_thresholds", "enabled_phases", "str_update",
+           "signed_coincidences"]
 
 
 @dataclass
@@ -66,6 +67,30 @@ def thresholds(config: CoreConfig, mags, gain_code: int) -> np.ndarray:
     if m.size and (m.min() < 0 or m.max() >= (1 << n)):
         raise ValueError(f"magnitudes must lie in [0, {2**n - 1}] for str_bits = {n}")
     return np.minimum((m * gain_code) >> config.str_gain_frac_bits, 1 << n)
+
+
+def line_thresholds(config: CoreConfig, words, gain_code: int) -> tuple[np.ndarray, np.ndarray]:
+    """(thresholds, sign bits) an ``RPU_UPDATE`` loads from the line registers ``words``.
+
+    ``words`` are the W-bit register words of every line, rows (BL registers) first, then
+    columns (SL registers): sign-magnitude with sign 1 = positive, as the neurons write
+    them. The core scales the W-1 magnitude bits to ``str_bits`` by a shift (truncating
+    when W-1 > str_bits) and gives the translators sign 1 for a negative, non-zero value
+    (docs/core_architecture.md), so an update can be replayed from what the registers hold.
+    """
+    w, n = config.line_bits, config.str_bits
+    a = np.asarray(words)
+    if a.shape != (config.lines,):
+        raise ValueError(f"words must have shape ({config.lines},) (rows, then columns), "
+                         f"got {a.shape}")
+    a = a.astype(np.int64)
+    if a.size and (a.min() < 0 or a.max() >= (1 << w)):
+        raise ValueError(f"line register words must lie in [0, {2**w - 1}] (W = {w} bits)")
+    mag = a & ((1 << (w - 1)) - 1)
+    shift = n - (w - 1)
+    mags = mag << shift if shift >= 0 else mag >> -shift
+    sign = (((a >> (w - 1)) & 1) == 0) & (mag != 0)
+    return thresholds(config, mags, gain_code), sign.astype(np.int64)
 
 
 def enabled_phases(thr_rows, sign_rows) -> list[int]:

@@ -46,6 +46,17 @@ Every other phase takes one clock.
 
 If both sides are driven (the golden model rejects it)
 the BL side wins; if neither is, every line settles to 0.
+
+RPU update (the ``rpu_*`` ports, the stochastic-translator bank's pulses): a deterministic
+constant-step cell. Every pulse slot (``rpu_valid``) moves each cell whose row and column
+both pulse by ``rpu_step`` codes, up if ``rpu_up`` else down, clamped to
+``[0, 2**g_bits - 1]`` (the clamp of the programming path). One block-RAM write port
+cannot change a whole outer product in one clock, so the slots that hold a coincidence are
+queued (one slot memory word per slot: row pulses, column pulses, up) and applied one array
+row per clock, ``rows + 2`` clocks per queued slot, starting while the stream still runs.
+``hold`` stays high until the queue is empty: the core's RPU update waits for it before
+``done``, so no command sees a half-updated array. A queue holds one update: at most
+``4 * bl_max`` slots (``rpu_slots``).
 """
 
 from __future__ import annotations
@@ -67,7 +78,8 @@ from .interfaces import (
     require_config,
 )
 
-__all__ = ["AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles", "macro_resources"]
+__all__ = ["AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles", "macro_resources",
+           "rpu_slots"]
 
 CHARGE_FRAC_BITS = 24
 """One charge unit is C_s V_read / 2**24 (golden ``neuron.CHARGE_FRAC_BITS``)."""
@@ -78,6 +90,11 @@ LINE_BITS = CHARGE_FRAC_BITS + 2
 def wl_pulse_cycles(config: CoreConfig) -> int:
     """Clocks one WL_PULSE occupies: its own clock, then ``rows + 27`` IDLE words."""
     return config.rows + 2 + LINE_BITS
+
+
+def rpu_slots(config: CoreConfig) -> int:
+    """Depth of the RPU slot queue: the most slots of one update (four phases of bl_max)."""
+    return 4 * config.bl_max
 
 
 def _den_bits(config: CoreConfig, g_bits: int) -> int:
@@ -91,10 +108,16 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, charge_bits: int = 36,
     per_line = (d + 1) + d + LINE_BITS + 1 + 2  # P/remainder, Den, value/quotient, Den=0, code
     per_neuron = LINE_BITS + charge_bits + 1 + offset_bits  # sample, integrator, cmp, offset
     ctrl = n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4  # wl, side, cnt, col, fsm
+    slots = rpu_slots(config)
+    slot_word = config.rows + config.cols + 1
+    # RPU queue: read register of one slot word, two pointers, row counter, fsm
+    rpu = slot_word + 2 * slots.bit_length() + max(n - 1, 1).bit_length() + 2
     return {
         "memory_bits": config.rows * config.cols * g_bits,
         "memory_shape": (config.rows, config.cols * g_bits),
-        "flops": n * per_line + n * per_neuron + ctrl,
+        "rpu_slot_bits": slots * slot_word,
+        "rpu_slot_shape": (slots, slot_word),
+        "flops": n * per_line + n * per_neuron + ctrl + rpu,
     }
 
 
@@ -113,7 +136,8 @@ class AnalogMacro(wiring.Component):
     ``d_units``, ``inject_units``, ``clip_units`` (charge units, charge_bits-1 each);
     conductance port ``g_we``, ``g_re``, ``g_row``, ``g_col``, ``g_wdata``, ``g_rdata``
     (cell (g_row, g_col) the cycle after ``g_re``); debug ``dbg_nrn`` -> ``dbg_charge``
-    (integrator charge of that neuron).
+    (integrator charge of that neuron); RPU pulses ``rpu_valid``, ``rpu_up``,
+    ``row_pulse``, ``col_pulse`` and the step per coincidence ``rpu_step`` (codes).
 
     ``offset_bits`` > 0 adds static per-neuron comparator offsets (golden ``offsets``, charge
     units, signed ``offset_bits``): every comparison is ``q_integ + offset > 0``; port
@@ -151,6 +175,11 @@ class AnalogMacro(wiring.Component):
             "g_rdata": Out(g_bits),
             "dbg_nrn": In(range(max(rows, 2))),
             "dbg_charge": Out(signed(charge_bits)),
+            "rpu_valid": In(1),
+            "rpu_up": In(1),
+            "row_pulse": In(rows),
+            "col_pulse": In(cols),
+            "rpu_step": In(g_bits),
             **offset_ports,
         })
 
@@ -180,11 +209,6 @@ class AnalogMacro(wiring.Component):
         m.submodules.mem = mem = Memory(shape=n * gb, depth=n, init=[])
         wr = mem.write_port(granularity=gb)
         rd = mem.read_port()
-        m.d.comb += [
-            wr.addr.eq(self.g_row),
-            wr.data.eq(Cat(*([self.g_wdata] * n))),
-            wr.en.eq(Cat(*(self.g_we & (self.g_col == k) for k in range(n)))),
-        ]
         g = lines(m, rd.data, n, gb, "g")
         col_q = Signal.like(self.g_col)
         with m.If(self.g_re):
@@ -219,6 +243,17 @@ class AnalogMacro(wiring.Component):
 
         last_div = Signal()
         m.d.comb += [rd.en.eq(self.g_re), rd.addr.eq(self.g_row)]
+
+        # ---------------------------------------------------------------- RPU queue
+        # (overrides the read port in its states; the core issues no MVM or PROGRAM while
+        # an update runs, and the queue holds ``hold`` until it has written every slot)
+        apply_we, apply_row, apply_data, apply_en = self._rpu_queue(m, g, rd)
+        m.d.comb += [
+            wr.addr.eq(Mux(apply_we, apply_row, self.g_row)),
+            wr.data.eq(Mux(apply_we, apply_data, Cat(*([self.g_wdata] * n)))),
+            wr.en.eq(Mux(apply_we, apply_en,
+                         Cat(*(self.g_we & (self.g_col == k) for k in range(n))))),
+        ]
 
         with m.FSM(name="pulse"):
             with m.State("IDLE"):
@@ -375,3 +410,76 @@ class AnalogMacro(wiring.Component):
             self.dbg_charge.eq(Array(q_i)[self.dbg_nrn]),
         ]
         return m
+
+    def _rpu_queue(self, m, g, rd):
+        """The RPU slot queue and its row-serial write-back (see the module docstring).
+
+        Returns (write enable, row, row data, lane enables) for the array's write port.
+        A slot is queued only if some row and some column pulse in it; the clamp is applied
+        per coincidence, in slot order, as a device would see the pulses.
+        """
+        cfg, gb = self._config, self._g_bits
+        rows, cols = cfg.rows, cfg.cols
+        g_max = (1 << gb) - 1
+        depth = rpu_slots(cfg)
+        m.submodules.rpu_slots = smem = Memory(shape=rows + cols + 1, depth=depth, init=[])
+        sw = smem.write_port()
+        sr = smem.read_port()
+        wp = Signal(range(depth + 1))
+        rp = Signal(range(depth + 1))
+        push = Signal()
+        m.d.comb += [
+            push.eq(self.rpu_valid & self.row_pulse.any() & self.col_pulse.any()),
+            sw.en.eq(push), sw.addr.eq(wp),
+            sw.data.eq(Cat(self.row_pulse, self.col_pulse, self.rpu_up)),
+        ]
+        # the slot being applied: the read port holds its word while ``en`` is low
+        slot_rows = Signal(rows)
+        slot_cols = lines(m, sr.data[rows:rows + cols], cols, 1, "slot_cols")
+        slot_up = Signal()
+        m.d.comb += [slot_rows.eq(sr.data[:rows]), slot_up.eq(sr.data[-1])]
+
+        row = Signal(range(max(rows, 2)))
+        we = Signal()
+        last = Signal()
+        hit = Signal()
+        m.d.comb += [last.eq(row == rows - 1), hit.eq(slot_rows.bit_select(row, 1))]
+        idle_empty = Signal()
+        m.d.comb += sr.en.eq(0)  # a read port's enable resets to 1: hold the word by default
+        with m.FSM(name="rpu_queue") as fsm:
+            with m.State("IDLE"):
+                with m.If(rp != wp):
+                    m.d.comb += [sr.en.eq(1), sr.addr.eq(rp)]
+                    m.next = "FETCH"
+                with m.Else():
+                    m.d.comb += idle_empty.eq(1)
+            with m.State("FETCH"):  # the slot word is out: read array row 0
+                m.d.comb += [rd.en.eq(1), rd.addr.eq(0)]
+                m.d.sync += [rp.eq(rp + 1), row.eq(0)]
+                m.next = "ROW"
+            with m.State("ROW"):  # array row ``row`` is out: write it back, read the next
+                m.d.comb += [we.eq(1), rd.en.eq(~last), rd.addr.eq(row + 1)]
+                m.d.sync += row.eq(row + 1)
+                with m.If(last):
+                    m.next = "IDLE"
+        with m.If(push):
+            m.d.sync += wp.eq(wp + 1)
+        with m.Elif(idle_empty):  # queue empty between updates: start the next one at 0
+            m.d.sync += [wp.eq(0), rp.eq(0)]
+        with m.If(~fsm.ongoing("IDLE") | (rp != wp)):
+            m.d.comb += self.analog.hold.eq(1)
+
+        step = self.rpu_step
+        new = []
+        for k in range(cols):
+            up = Signal(gb + 1, name=f"rpu_up{k}")
+            val = Signal(gb, name=f"rpu_g{k}")  # one lane of the write data
+            m.d.comb += [up.eq(g[k] + step),
+                         val.eq(Mux(slot_up, Mux(up > g_max, g_max, up[:gb]),
+                                    Mux(g[k] < step, 0, (g[k] - step)[:gb])))]
+            new.append(val)
+        data = Signal(cols * gb)
+        en = Signal(cols)
+        m.d.comb += [data.eq(Cat(*new)),
+                     en.eq(Cat(*(slot_cols[k] & hit for k in range(cols))))]
+        return we, row, data, en

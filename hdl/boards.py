@@ -21,8 +21,9 @@ ports so the two cannot disagree.
   FPGA output), 8N1 at ``baud`` (default 1 Mbaud: 100 clocks per bit). A command from the
   bridge wins over one from the header in the same cycle.
 * LEDs: 0 busy, 1 done (the sticky status bit), 2 error, 7 PLL locked.
-* analog bias codes (``d_units``, ``inject_units``, ``clip_units``) are constants of the
-  top, chosen at generation time.
+* analog bias codes (``d_units``, ``inject_units``, ``clip_units``) and the RPU step per
+  coincidence (``rpu_step``, conductance codes) are constants of the top, chosen at
+  generation time.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .core_fpga import CHARGE_BITS
+from .core_fpga import CHARGE_BITS, G_BITS
 from .interfaces import require_config
 from .uart import MIN_DIVISOR, UartCoreFpga
 
@@ -67,7 +68,8 @@ class Ulx3s85F(wiring.Component):
     CORE_MHZ = 100
 
     def __init__(self, config: CoreConfig, *, d_units: int = 1 << 23, inject_units: int = 0,
-                 clip_units: int = (1 << (CHARGE_BITS - 1)) - 1, baud: int = 1_000_000):
+                 clip_units: int = (1 << (CHARGE_BITS - 1)) - 1, rpu_step: int = 1,
+                 baud: int = 1_000_000):
         require_config(self, config)
         divisor = round(self.CORE_MHZ * 1e6 / baud) if baud > 0 else 0
         if divisor < MIN_DIVISOR or abs(self.CORE_MHZ * 1e6 / divisor / baud - 1) > 0.01:
@@ -80,6 +82,10 @@ class Ulx3s85F(wiring.Component):
             if not 0 <= v < 1 << (CHARGE_BITS - 1):
                 self._MustUse__silence = True  # refused, not forgotten: no UnusedElaboratable
                 raise ValueError(f"{name} = {v} is out of range [0, 2**{CHARGE_BITS - 1})")
+        if not 0 <= rpu_step < 1 << G_BITS:
+            self._MustUse__silence = True
+            raise ValueError(f"rpu_step = {rpu_step} is out of range [0, 2**{G_BITS})")
+        self._rpu_step = rpu_step
         self._config = config
         self._bias = (d_units, inject_units, clip_units)
         ports = {"clk_25mhz": In(1), "btn_fire1": In(1), "led": Out(8),
@@ -129,6 +135,7 @@ class Ulx3s85F(wiring.Component):
             core.d_units.eq(Const(d_units, CHARGE_BITS - 1)),
             core.inject_units.eq(Const(inject_units, CHARGE_BITS - 1)),
             core.clip_units.eq(Const(clip_units, CHARGE_BITS - 1)),
+            core.rpu_step.eq(Const(self._rpu_step, G_BITS)),
             self.led.eq(Const(0, 8) | core.busy | (core.status[1] << 1) | (core.error << 2)
                         | (locked << 7)),
         ]

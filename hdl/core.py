@@ -18,7 +18,10 @@ Integration rules (docs/core_architecture.md):
   bits to the translators' ``str_bits`` and applying the controller's ``str_gain``
   (register sign 1 = positive; the translators' sign 1 = negative), then starts the
   update. ``row_pulse``/``col_pulse`` with ``rpu_valid``/``rpu_up`` drive the row and column
-  drivers; coincidences at the cells are the macro's business.
+  drivers; coincidences at the cells are the macro's business. The update is ``done`` once
+  the last slot is out and the analog side's ``hold`` is low: a macro that needs clocks
+  after the last slot to settle the coincidences (the FPGA macro writes its array row by
+  row) stalls the update's end, as it stalls an MVM.
 * Neuron test mode (``neuron_test``): the engine keeps all WLs at ground (``wl_en`` 0), so the
   neurons see the driver levels directly.
 * Clock gating (``clk_gate``) is a clock enable: the engine holds on it as on ``hold``.
@@ -148,12 +151,12 @@ class NeurramCore(wiring.Component):
             m.d.sync += read_data.eq(self.g_read)
 
         # --- RPU update: copy the line registers into the translators, then run
-        for name, sig in self._rpu(m, cfg, w, ctrl, strb, regs):
+        for name, sig in self._rpu(m, cfg, w, ctrl, strb, regs, self.analog.hold):
             m.d.comb += getattr(self, name).eq(sig)
         return m
 
     @staticmethod
-    def _rpu(m, cfg, w, ctrl, strb, regs):
+    def _rpu(m, cfg, w, ctrl, strb, regs, hold):
         n = cfg.str_bits
         lines = cfg.lines
         values = [Signal(w, name=f"line{k}") for k in range(lines)]
@@ -176,6 +179,7 @@ class NeurramCore(wiring.Component):
             strb.wr_en.eq(wr_en), strb.wr_addr.eq(wr_addr), strb.wr_mag.eq(scaled[:n]),
             strb.wr_sign.eq(~cur[w - 1] & (mag != 0)),
         ]
+        rpu_done = Signal()
         with m.FSM(name="rpu_fsm"):
             with m.State("IDLE"):
                 with m.If(ctrl.rpu_start):
@@ -193,7 +197,15 @@ class NeurramCore(wiring.Component):
                 m.next = "RUN"
             with m.State("RUN"):
                 with m.If(strb.done):
+                    m.d.comb += rpu_done.eq(~hold)
+                    with m.If(hold):
+                        m.next = "SETTLE"
+                    with m.Else():
+                        m.next = "IDLE"
+            with m.State("SETTLE"):  # the last slot is out; the analog side still works
+                with m.If(~hold):
+                    m.d.comb += rpu_done.eq(1)
                     m.next = "IDLE"
-        m.d.comb += [ctrl.rpu_done.eq(strb.done), ctrl.rpu_error.eq(strb.error)]
+        m.d.comb += [ctrl.rpu_done.eq(rpu_done), ctrl.rpu_error.eq(strb.error)]
         return [("rpu_valid", strb.valid), ("rpu_up", strb.up),
                 ("row_pulse", strb.row_pulse), ("col_pulse", strb.col_pulse)]

@@ -16,8 +16,14 @@ commands, as on the chip. The selected cell is read continuously while the engin
 a SET/RESET pulse captures the cell's code in its first clock and writes the running value
 in every later clock and in the clock after the pulse (a bypass covers the read latency),
 so any command, issued back to back after ``done``, sees the new value.
-RPU updates are driven to ``row_pulse``/``col_pulse`` but the macro does not model
-conductance changes from coincidences.
+
+RPU update: the pulses of ``RPU_UPDATE`` are driven to the ``row_pulse``/``col_pulse``
+ports and into the macro, whose cells are deterministic constant-step devices: each
+coincidence (row i and column j pulse in one slot) moves code (i, j) by ``rpu_step``
+codes, up in an up phase (``rpu_up``) and down otherwise, clamped to [0, 2^16 - 1] like a
+SET/RESET. The macro writes its array row by row after the slots; the update's ``done``
+waits for it, so the next command sees every changed cell (docs/rpu_training.md, "The
+same step in the RTL", maps a signed weight step to these codes).
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ def _encode(m: Module, onehot, width: int, name: str) -> Signal:
 
 class NeurramCoreFpga(wiring.Component):
     """Digital core + behavioural macro; ports: the members of ``HostSignature`` (flipped,
-    flat), the bias codes and the RPU pulses."""
+    flat), the bias codes, the RPU step per coincidence (codes) and the RPU pulses."""
 
     def __init__(self, config: CoreConfig):
         require_config(self, config)
@@ -61,6 +67,7 @@ class NeurramCoreFpga(wiring.Component):
             "d_units": In(CHARGE_BITS - 1),
             "inject_units": In(CHARGE_BITS - 1),
             "clip_units": In(CHARGE_BITS - 1, init=(1 << (CHARGE_BITS - 1)) - 1),
+            "rpu_step": In(G_BITS, init=1),
             "rpu_valid": Out(1), "rpu_up": Out(1),
             "row_pulse": Out(config.rows), "col_pulse": Out(config.cols),
         })
@@ -82,7 +89,9 @@ class NeurramCoreFpga(wiring.Component):
         cmp, hold = Signal(cfg.rows, name="cmp"), Signal(name="hold")
         m.d.comb += [cmp.eq(core.analog.cmp), hold.eq(core.analog.hold)]
         for name in ("rpu_valid", "rpu_up", "row_pulse", "col_pulse"):
-            m.d.comb += getattr(self, name).eq(getattr(core, name))
+            m.d.comb += [getattr(self, name).eq(getattr(core, name)),
+                         getattr(macro, name).eq(getattr(core, name))]
+        m.d.comb += macro.rpu_step.eq(self.rpu_step)
         m.d.comb += [
             macro.noise_bits.eq(core.noise_bits),
             macro.d_units.eq(self.d_units), macro.inject_units.eq(self.inject_units),

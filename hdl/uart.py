@@ -46,9 +46,8 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .commands import Op
-from .core_fpga import CHARGE_BITS, NeurramCoreFpga
-from .interfaces import ADDR_BITS, ARG_BITS, require_config
+from .core_fpga import CHARGE_BITS, G_BITS, NeurramCoreFpga
+from .interfaces import ADDR_BITS, ARG_BITS, OP_BITS, require_config
 
 __all__ = ["UartRx", "UartTx", "UartBridge", "UartCoreFpga", "Reply", "FRAME_BYTES",
            "DIVISOR_BITS", "MIN_DIVISOR", "GAP_BITS"]
@@ -165,7 +164,7 @@ class UartBridge(wiring.Component):
             "rx": In(1, init=1), "tx": Out(1), "divisor": In(DIVISOR_BITS),
             "p_addr": Out(ADDR_BITS), "p_wdata": Out(w), "p_we": Out(1), "p_re": Out(1),
             "p_ready": In(1), "p_rdata": In(w),
-            "cmd_valid": Out(1), "cmd_op": Out(5), "cmd_arg": Out(ARG_BITS),
+            "cmd_valid": Out(1), "cmd_op": Out(OP_BITS), "cmd_arg": Out(ARG_BITS),
             "busy": In(1), "status": In(8), "read_data": In(16),
         })
 
@@ -291,8 +290,8 @@ class UartCoreFpga(wiring.Component):
     command port (``cmd_valid``, ``cmd_op``, ``cmd_arg``: a command the bridge issues in
     the same cycle wins, the external one is lost) and the core's ``busy``, ``done``,
     ``error``, ``status``, ``read_data``; the bias codes ``d_units``, ``inject_units``,
-    ``clip_units`` (as ``NeurramCoreFpga``). The parallel register port belongs to the
-    bridge.
+    ``clip_units`` and the RPU step ``rpu_step`` (as ``NeurramCoreFpga``). The parallel
+    register port belongs to the bridge.
     """
 
     def __init__(self, config: CoreConfig):
@@ -303,10 +302,11 @@ class UartCoreFpga(wiring.Component):
             "uart_rx": In(1, init=1), "uart_tx": Out(1), "divisor": In(DIVISOR_BITS),
             "sck": In(1), "cs_n": In(1, init=1), "mosi": In(1), "miso": Out(1),
             "miso_oe": Out(1),
-            "cmd_valid": In(1), "cmd_op": In(5), "cmd_arg": In(ARG_BITS),
+            "cmd_valid": In(1), "cmd_op": In(OP_BITS), "cmd_arg": In(ARG_BITS),
             "busy": Out(1), "done": Out(1), "error": Out(1), "status": Out(8),
             "read_data": Out(16),
             "d_units": In(q), "inject_units": In(q), "clip_units": In(q, init=(1 << q) - 1),
+            "rpu_step": In(G_BITS, init=1),
         })
 
     @property
@@ -326,9 +326,10 @@ class UartCoreFpga(wiring.Component):
             core.cmd_arg.eq(Mux(br.cmd_valid, br.cmd_arg, self.cmd_arg)),
             br.busy.eq(core.busy), br.status.eq(core.status), br.read_data.eq(core.read_data),
         ]
-        for name in ("sck", "cs_n", "mosi", "d_units", "inject_units", "clip_units"):
+        for name in ("sck", "cs_n", "mosi", "d_units", "inject_units", "clip_units",
+                     "rpu_step"):
             m.d.comb += getattr(core, name).eq(getattr(self, name))
         for name in ("miso", "miso_oe", "busy", "done", "error", "status", "read_data"):
             m.d.comb += getattr(self, name).eq(getattr(core, name))
-        assert len(Op) <= 32  # the opcode byte carries a 5-bit opcode
+        assert OP_BITS <= 5  # the opcode byte carries a 5-bit opcode
         return m

@@ -68,6 +68,8 @@ def test_board_top_rejects_unreachable_baud(baud):
 def test_board_top_rejects_bad_bias():
     with pytest.raises(ValueError, match="d_units"):
         Ulx3s85F(preset("tiny"), d_units=-1)
+    with pytest.raises(ValueError, match="rpu_step"):
+        Ulx3s85F(preset("tiny"), rpu_step=1 << 16)
 
 
 def test_format_result_reports_failure_and_path():

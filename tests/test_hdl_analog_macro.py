@@ -295,6 +295,56 @@ def test_conductance_readback():
     run_sim(dut, bench)
 
 
+@pytest.mark.parametrize("name, seed", [("tiny", 21), ("small", 22)])
+def test_rpu_coincidences_move_codes(name, seed):
+    """RPU slots on the macro: every coincidence moves its cell by ``rpu_step`` in the slot's
+    direction, clamped to [0, 2^16 - 1], judged against a pulse-by-pulse loop; ``hold``
+    stays high until the last queued slot is written, and only then do reads see the array.
+    Two bursts: the second starts from the first one's result."""
+    cfg = PRESETS[name]
+    rng = np.random.default_rng(seed)
+    dut = AnalogMacro(cfg)
+    g_max = (1 << dut.g_bits) - 1
+    codes = rng.integers(0, g_max + 1, (cfg.rows, cfg.cols))
+    codes[0, :] = rng.integers(0, 3, cfg.cols)  # cells at the bounds: the clamp is exercised
+    codes[-1, :] = g_max - rng.integers(0, 3, cfg.cols)
+    want = codes.copy()
+
+    async def bench(ctx):
+        await load_codes(ctx, dut, codes)
+        for burst in range(2):
+            step = int(rng.integers(1, 2000)) if burst else 1
+            ctx.set(dut.rpu_step, step)
+            n_slots = int(rng.integers(5, 4 * cfg.bl_max // 2))
+            hold_seen = 0
+            for _ in range(n_slots):
+                r = rng.random(cfg.rows) < 0.5
+                c = rng.random(cfg.cols) < 0.5
+                up = bool(rng.integers(0, 2))
+                ctx.set(dut.rpu_valid, 1)
+                ctx.set(dut.row_pulse, bus(r, 1))
+                ctx.set(dut.col_pulse, bus(c, 1))
+                ctx.set(dut.rpu_up, int(up))
+                for i, j in zip(*np.nonzero(np.outer(r, c)), strict=True):
+                    want[i, j] = min(want[i, j] + step, g_max) if up else max(want[i, j] - step, 0)
+                await ctx.tick()
+                hold_seen += ctx.get(dut.analog.hold)
+            ctx.set(dut.rpu_valid, 0)
+            ctx.set(dut.row_pulse, 0)
+            ctx.set(dut.col_pulse, 0)
+            assert hold_seen > 0
+            clocks = 0
+            while ctx.get(dut.analog.hold):
+                await ctx.tick()
+                clocks += 1
+                assert clocks < n_slots * (cfg.rows + 2) + 4, "hold never fell"
+            for rc in np.ndindex(want.shape):
+                assert await read_code(ctx, dut, *rc) == want[rc], (burst, rc)
+        assert not np.array_equal(want, codes)
+
+    run_sim(dut, bench)
+
+
 def _flops(text):
     """Flip-flop bits of a Yosys-written Verilog module: widths of registers written in
     ``always @(posedge clk)`` blocks (the memory array itself excluded)."""

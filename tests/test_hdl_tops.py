@@ -24,11 +24,12 @@ EXPECTED = {
         "noise_bits", "prog_op", "prog_amp", "prog_tap", "prog_pulse", "prog_sel_bl",
         "prog_sel_sl", "g_read", "rpu_valid", "rpu_up", "row_pulse", "col_pulse",
         "neuron_test", "clk_gate", "pwr_gate"},
-    "core_fpga": HOST | {"d_units", "inject_units", "clip_units", "rpu_valid", "rpu_up",
-                         "row_pulse", "col_pulse"},
+    "core_fpga": HOST | {"d_units", "inject_units", "clip_units", "rpu_step", "rpu_valid",
+                         "rpu_up", "row_pulse", "col_pulse"},
     "core_fpga_uart": {"uart_rx", "uart_tx", "divisor", "sck", "cs_n", "mosi", "miso",
                        "miso_oe", "cmd_valid", "cmd_op", "cmd_arg", "busy", "done", "error",
-                       "status", "read_data", "d_units", "inject_units", "clip_units"},
+                       "status", "read_data", "d_units", "inject_units", "clip_units",
+                       "rpu_step"},
 }
 
 

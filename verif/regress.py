@@ -70,6 +70,8 @@ REGRESSION: tuple[RegressionTest, ...] = (
                    "test_concurrent_ports", ("tiny",), ((3, 1),)),
     RegressionTest("core_fpga.program_mvm", "core_fpga", "cimflow.verif.tb_core_fpga",
                    "test_program_and_mvm", ("tiny", "small"), ((0xF00D, 0x1EAF),), 10),
+    RegressionTest("core_fpga.training_step", "core_fpga", "cimflow.verif.tb_core_fpga",
+                   "test_training_step", ("tiny", "small"), _SEEDS),
     RegressionTest("core_fpga.compiled_image", "core_fpga", "cimflow.verif.tb_compiled",
                    "test_compiled_image", ("small",), ((1, 1),)),
     RegressionTest("core_fpga_uart.host_script", "core_fpga_uart", "cimflow.verif.tb_uart_host",

@@ -26,9 +26,9 @@ from cimflow.golden.mvm import mvm
 from cimflow.golden.neuron import Activation
 from cimflow.golden.stochastic_translator import (
     StrTrace,
+    line_thresholds,
     signed_coincidences,
     str_update,
-    thresholds,
 )
 
 from .commands import (
@@ -172,6 +172,13 @@ class CoreTb:
         await self.tick(2 * half)
         return miso
 
+    async def clear_banks(self) -> None:
+        """Zero both line-register banks and forget the selection (``select_cell`` assumes
+        every register but the selected ones is 0)."""
+        await self.write_bank(0, [0] * self.cfg.rows)
+        await self.write_bank(1, [0] * self.cfg.cols)
+        self._selected = (None, None)
+
     async def select_cell(self, r: int, c: int) -> None:
         """Select cell (r, c) for programming: its BL and SL registers 1, the previously
         selected ones back to 0 (the banks start all zero)."""
@@ -286,24 +293,21 @@ async def test_rpu_update(dut):
     tb, lfsr, (seed_a, seed_b), _ = await CoreTb.seeded(dut)
     cfg = tb.cfg
     rng = np.random.default_rng(seed_b)
-    w, n = tb.w, cfg.str_bits
+    w = tb.w
     points = []
     for trial in range(3):
         x = rng.integers(-(1 << (w - 1)) + 1, 1 << (w - 1), cfg.rows)
         dl = rng.integers(-(1 << (w - 1)) + 1, 1 << (w - 1), cfg.cols)
         if trial == 1:
             x = np.abs(x)  # non-negative x: two phases
-        await tb.write_bank(0, [encode_line(v, w, rng) for v in x])
-        await tb.write_bank(1, [encode_line(v, w, rng) for v in dl])
         gain = int(rng.integers(1, 1 << cfg.str_gain_bits))
         bl = int(rng.integers(1, min(cfg.bl_max, 40) + 1))
         await tb.cmd("SET_GAIN", gain)
         await tb.wait_done()
-        shift = n - (w - 1)
-        mags = np.abs(np.concatenate([x, dl]))
-        mags = mags << shift if shift >= 0 else mags >> -shift
-        thr = thresholds(cfg, mags, gain)
-        sign = (np.concatenate([x, dl]) < 0).astype(np.int64)
+        words = [encode_line(v, w, rng) for v in np.concatenate([x, dl])]
+        await tb.write_bank(0, words[:cfg.rows])
+        await tb.write_bank(1, words[cfg.rows:])
+        thr, sign = line_thresholds(cfg, words, gain)
         r = cfg.rows
         want = str_update(cfg, lfsr, thr[:r], sign[:r], thr[r:], sign[r:], bl)
         await tb.cmd("RPU_UPDATE", bl)
