@@ -28,7 +28,7 @@ try:
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     AVAILABLE = False
 
-__all__ = ["AVAILABLE", "planes", "charge_adc", "normals"]
+__all__ = ["AVAILABLE", "planes", "charge_adc", "normals", "input_codes", "add_code_values"]
 
 
 def _planes(x, n_planes, out):
@@ -268,10 +268,36 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
                 sign_out[g, b, o] = sg[o]
 
 
+# ---------------------------------------------------------------- the host's side of an MVM
+def _input_codes(x, scale, lo, top, out):
+    """out = rint(clip(x / scale, lo, 1) * top) as int8, element by element (x flat, any
+    float dtype, read as float64): the codes a compiled model's host drives, the NumPy
+    expression's operations in its order and precision, in one pass instead of five over
+    fresh float64 temporaries."""
+    for i in range(x.size):
+        v = np.float64(x[i]) / scale
+        v = min(max(v, lo), 1.0) * top
+        out[i] = np.int8(np.rint(v))
+
+
+def _add_code_values(sign, mag, k, table, scale, dest, y):
+    """y[b, dest[g, j]] += table[sign << k | mag] * scale[g, j] for every core g (in
+    order), batch row b and column j of dest: the host's recovery of G cores' codes
+    (``table``: the value of every code; ``scale``: units per code step, 0 where a column
+    is not used) summed digitally, without (G, B, width) float64 temporaries."""
+    g_n, b_n, w_n = sign.shape[0], sign.shape[1], dest.shape[1]
+    for g in range(g_n):
+        for b in range(b_n):
+            for j in range(w_n):
+                idx = (np.int64(sign[g, b, j]) << k) | np.int64(mag[g, b, j])
+                y[b, dest[g, j]] += table[idx] * scale[g, j]
+
+
 if AVAILABLE:
     _jit = njit(cache=True, nogil=True)
     _mix, _word, _uniform, _normal = _jit(_mix), _jit(_word), _jit(_uniform), _jit(_normal)
     _exp = _jit(_exp)
     planes, charge_adc, normals = _jit(_planes), _jit(_charge_adc), _jit(_normals)
+    input_codes, add_code_values = _jit(_input_codes), _jit(_add_code_values)
 else:  # pragma: no cover
-    planes = charge_adc = normals = None
+    planes = charge_adc = normals = input_codes = add_code_values = None
