@@ -96,6 +96,28 @@ def _exp(t):
     return p * p
 
 
+_ROUGH_C = _EXP_C[:6]
+_ROUGH_MARGIN = 1.0 / 256.0
+"""Relative bound on |_exp_rough(t) / _exp(t) - 1| for |t| <= 16.64 (tested; the truth is
+1.4e-3: Taylor's remainder, 32 (t/32)^6 / 720, plus _exp's 1e-10)."""
+
+
+def _exp_rough(t):
+    """e^t to 1.4e-3 for |t| <= 16.64 (a degree-5 Taylor polynomial of t/32 squared five
+    times, 15 operations against _exp's 27), for the decisions that do not need _exp
+    (see _charge_adc)."""
+    g = t * (1.0 / 32.0)
+    c = _ROUGH_C
+    p = c[5]
+    for i in range(4, -1, -1):
+        p = p * g + c[i]
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    return p * p
+
+
 def _ziggurat_tables(n=128, r=3.442619855899, v=9.91256303526217e-3):
     """Marsaglia and Tsang's (2000) ziggurat for N(0, 1) with 128 layers: acceptance bounds
     kn (of a signed 32-bit integer), widths wn, densities fn."""
@@ -176,7 +198,14 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     of residual r under logistic noise L of scale s reads negative when r + L < 0, whose
     probability is 1 / (1 + exp(r / s)): it compares one uniform with that instead of
     drawing L (no log), and only where |r| < 16.64 s: beyond, the decision is r < 0, as for
-    the torch path's logistic, whose support ends at +/-16.64 s (fast_random)."""
+    the torch path's logistic, whose support ends at +/-16.64 s (fast_random).
+
+    That comparison, u (1 + E) < 1 with E = _exp(r / s), is decided first from a rough
+    e^(r / s) (:func:`_exp_rough`) bounded within E / (1 +- _ROUGH_MARGIN): rounding is
+    monotone, so u (1 + hi) < 1 implies u (1 + E) < 1 and u (1 + lo) >= 1 the opposite,
+    computed in the same floating point. Only a comparison whose uniform falls between the
+    two (about 1 in 1,000) computes E, so the decisions are _exp's, bit for bit, at half
+    its cost."""
     g_n, b_n, p_n, o_n = num.shape
     noisy = zscale.size > 0
     search = inv_scale > 0.0
@@ -193,6 +222,8 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     acc = np.zeros(o_n, np.int64)
     words = np.empty(o_n, np.uint64)
     rejected = np.empty(o_n, np.int64)
+    unsure = np.empty(o_n, np.bool_)
+    hi, lo = 1.0 + _ROUGH_MARGIN, 1.0 - _ROUGH_MARGIN
     kn, wn = _KN, _WN
     for g in range(g_n):
         den = den_f[g]
@@ -251,15 +282,28 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
             for m in range(k + 1):  # branch-free over the lines, so that it vectorises
                 step = float(d >> m)
                 base = np.uint64((row * (k + 1) + m) * n_lines)
+                n_unsure = 0
                 for o in range(o_n):
                     ro = r[o]
                     t = ro * inv_scale
                     tc = min(max(t, -_CMP_CUT), _CMP_CUT)
                     w = _word(kg, (base + ids[o]) * np.uint64(2) + np.uint64(1))
-                    noisy_neg = _uniform(w) * (1.0 + _exp(tc)) < 1.0
-                    neg = noisy_neg if abs(t) < _CMP_CUT else ro < 0.0
-                    negs[o] = neg
-                    r[o] = ro + (step if neg else -step)
+                    u = _uniform(w)
+                    e = _exp_rough(tc)
+                    sure_neg = u * (1.0 + e * hi) < 1.0
+                    inside = abs(t) < _CMP_CUT
+                    negs[o] = sure_neg if inside else ro < 0.0
+                    un = inside and not (sure_neg or u * (1.0 + e * lo) >= 1.0)
+                    unsure[o] = un
+                    n_unsure += un
+                if n_unsure:  # the rare uniforms between the bounds: _exp decides
+                    for o in range(o_n):
+                        if unsure[o]:
+                            tc = min(max(r[o] * inv_scale, -_CMP_CUT), _CMP_CUT)
+                            w = _word(kg, (base + ids[o]) * np.uint64(2) + np.uint64(1))
+                            negs[o] = _uniform(w) * (1.0 + _exp(tc)) < 1.0
+                for o in range(o_n):
+                    r[o] += step if negs[o] else -step
                 if m == 0:
                     for o in range(o_n):
                         sg[o] = not negs[o]
@@ -301,7 +345,7 @@ def _add_code_values(sign, mag, k, table, scale, dest, y):
 if AVAILABLE:
     _jit = njit(cache=True, nogil=True)
     _mix, _word, _uniform, _normal = _jit(_mix), _jit(_word), _jit(_uniform), _jit(_normal)
-    _exp = _jit(_exp)
+    _exp, _exp_rough = _jit(_exp), _jit(_exp_rough)
     planes, charge_adc, normals = _jit(_planes), _jit(_charge_adc), _jit(_normals)
     input_codes, add_code_values = _jit(_input_codes), _jit(_add_code_values)
 else:  # pragma: no cover
