@@ -180,6 +180,10 @@ def _normals(key, ctr0, n):
     return out
 
 
+_LANES = 128
+"""Codes per pass of the kernel's random draws (whole rows of a block)."""
+
+
 def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_scale, ids,
                 n_lines, q_out, sign_out, mag_out):
     """Charge and codes of num (G, B, P, lines) (the sampled charge as
@@ -205,8 +209,15 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     monotone, so u (1 + hi) < 1 implies u (1 + E) < 1 and u (1 + lo) >= 1 the opposite,
     computed in the same floating point. Only a comparison whose uniform falls between the
     two (about 1 in 1,000) computes E, so the decisions are _exp's, bit for bit, at half
-    its cost."""
+    its cost.
+
+    The random draws (the words, the ziggurat, the search) loop over lanes: ``_LANES //
+    lines`` whole rows of (row, line) codes at a time, each lane with its own counters, so
+    that a segment of 16 columns vectorises as a 256-column one does; the charge stays a
+    loop over one row's lines (the product's layout, read in order)."""
     g_n, b_n, p_n, o_n = num.shape
+    rows = max(1, _LANES // o_n)
+    c_n = rows * o_n
     noisy = zscale.size > 0
     search = inv_scale > 0.0
     lsb = d >> max(k - 1, 0)
@@ -214,107 +225,129 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     flsb = float(lsb)
     inv_lsb = 1.0 / flsb
     unit = float(1 << 24)
-    q = np.empty(o_n)
-    r = np.empty(o_n)
-    sg = np.empty(o_n, np.bool_)
-    z = np.empty(o_n)
-    negs = np.empty(o_n, np.bool_)
-    acc = np.zeros(o_n, np.int64)
-    words = np.empty(o_n, np.uint64)
-    rejected = np.empty(o_n, np.int64)
-    unsure = np.empty(o_n, np.bool_)
+    q = np.empty(c_n)
+    r = np.empty(c_n)
+    sg = np.empty(c_n, np.bool_)
+    z = np.zeros((p_n, c_n))
+    negs = np.empty(c_n, np.bool_)
+    acc = np.zeros(c_n, np.int64)
+    words = np.empty(c_n, np.uint64)
+    rejected = np.empty(c_n, np.int64)
+    unsure = np.empty(c_n, np.bool_)
     hi, lo = 1.0 + _ROUGH_MARGIN, 1.0 - _ROUGH_MARGIN
     kn, wn = _KN, _WN
+    # each lane's part of its counters: (its row in the pass) (planes or comparisons)
+    # n_lines + its line, so that a pass adds one number to all
+    lane_read = np.empty(c_n, np.uint64)
+    lane_cmp = np.empty(c_n, np.uint64)
+    lane_off = np.empty(c_n)
+    for j in range(c_n):
+        lane_read[j] = np.uint64((j // o_n) * p_n * n_lines) + ids[j % o_n]
+        lane_cmp[j] = np.uint64((j // o_n) * (k + 1) * n_lines) + ids[j % o_n]
     for g in range(g_n):
         den = den_f[g]
         inv = inv_units[g]
         kg = key[g]
-        for b in range(b_n):
-            row = row0 + b
-            q[:] = 0.0
-            for p in range(p_n):
-                rep = float(1 << p)
-                zs = zscale[p] if noisy else 0.0
-                if noisy:  # the words, the ziggurat's fast path for every line (two loops
-                    # that vectorise), then the few rejects (1.2 %) listed by the second
+        for j in range(c_n):
+            lane_off[j] = off[g, j % o_n]
+        for b0 in range(0, b_n, rows):
+            nr = min(rows, b_n - b0)
+            n = nr * o_n
+            row = row0 + b0
+            if noisy:  # per plane: the words, the ziggurat's fast path for every lane (two
+                # loops that vectorise), then the few rejects (1.2 %) listed by the second
+                for p in range(p_n):
+                    zp = z[p]
                     base = np.uint64((row * p_n + p) * n_lines)
-                    for o in range(o_n):
-                        words[o] = _word(kg, (base + ids[o]) * np.uint64(2))
+                    for j in range(n):
+                        words[j] = _word(kg, (base + lane_read[j]) * np.uint64(2))
                     n_rej = 0
-                    for o in range(o_n):
-                        w = words[o]
+                    for j in range(n):
+                        w = words[j]
                         iz = np.int64(w & _MASK7)
                         hz = np.int64(w >> _S32) - 2147483648
-                        z[o] = hz * wn[iz]
-                        rejected[n_rej] = o
+                        zp[j] = hz * wn[iz]
+                        rejected[n_rej] = j
                         n_rej += abs(hz) >= kn[iz]
                     for i in range(n_rej):
-                        o = rejected[i]
-                        z[o] = _normal(words[o])
-                for o in range(o_n):
-                    a = np.float64(num[g, b, p, o])
-                    s = np.floor(a * inv[o])
-                    rem = a * unit - s * den[o]
-                    s = (s - (rem < 0.0) + (rem >= den[o])) * rep
-                    if noisy:
-                        s = np.rint(s + z[o] * zs)
-                    q[o] += s
-                if clip >= 0.0:
+                        j = rejected[i]
+                        zp[j] = _normal(words[j])
+            for rb in range(nr):
+                b = b0 + rb
+                qb = q[rb * o_n:(rb + 1) * o_n]
+                qb[:] = 0.0
+                for p in range(p_n):
+                    rep = float(1 << p)
+                    zs = zscale[p] if noisy else 0.0
+                    zb = z[p, rb * o_n:(rb + 1) * o_n]
                     for o in range(o_n):
-                        q[o] = min(max(q[o], -clip), clip)
-            for o in range(o_n):
-                q_out[g, b, o] = np.int64(q[o])
-            if not search:
+                        a = np.float64(num[g, b, p, o])
+                        s = np.floor(a * inv[o])
+                        rem = a * unit - s * den[o]
+                        s = (s - (rem < 0.0) + (rem >= den[o])) * rep
+                        if noisy:
+                            s = np.rint(s + zb[o] * zs)
+                        qb[o] += s
+                    if clip >= 0.0:
+                        for o in range(o_n):
+                            qb[o] = min(max(qb[o], -clip), clip)
                 for o in range(o_n):
-                    qe = q[o] + off[g, o]
-                    pos = qe > 0.0
-                    sign_out[g, b, o] = pos
-                    a = min(abs(qe) - (1.0 if pos else 0.0), top)
-                    m0 = np.floor(a * inv_lsb)
-                    rr = a - m0 * flsb
-                    m0 = m0 - (rr < 0.0) + (rr >= flsb)
-                    mag_out[g, b, o] = np.int64(m0) if k > 0 else 0
+                    q_out[g, b, o] = np.int64(qb[o])
+                if not search:
+                    for o in range(o_n):
+                        qe = qb[o] + off[g, o]
+                        pos = qe > 0.0
+                        sign_out[g, b, o] = pos
+                        a = min(abs(qe) - (1.0 if pos else 0.0), top)
+                        m0 = np.floor(a * inv_lsb)
+                        rr = a - m0 * flsb
+                        m0 = m0 - (rr < 0.0) + (rr >= flsb)
+                        mag_out[g, b, o] = np.int64(m0) if k > 0 else 0
+            if not search:
                 continue
             # noisy binary search on the exact float64 residual: bit = (r + L > 0), inverted
             # when the sign is 0; the residual steps by -d >> m toward zero
-            for o in range(o_n):
-                r[o] = q[o] + off[g, o]
-            for m in range(k + 1):  # branch-free over the lines, so that it vectorises
+            for j in range(n):
+                r[j] = q[j] + lane_off[j]
+            for m in range(k + 1):  # branch-free over the lanes, so that it vectorises
                 step = float(d >> m)
                 base = np.uint64((row * (k + 1) + m) * n_lines)
                 n_unsure = 0
-                for o in range(o_n):
-                    ro = r[o]
-                    t = ro * inv_scale
+                for j in range(n):
+                    rj = r[j]
+                    t = rj * inv_scale
                     tc = min(max(t, -_CMP_CUT), _CMP_CUT)
-                    w = _word(kg, (base + ids[o]) * np.uint64(2) + np.uint64(1))
+                    w = _word(kg, (base + lane_cmp[j]) * np.uint64(2) + np.uint64(1))
                     u = _uniform(w)
                     e = _exp_rough(tc)
                     sure_neg = u * (1.0 + e * hi) < 1.0
                     inside = abs(t) < _CMP_CUT
-                    negs[o] = sure_neg if inside else ro < 0.0
+                    negs[j] = sure_neg if inside else rj < 0.0
                     un = inside and not (sure_neg or u * (1.0 + e * lo) >= 1.0)
-                    unsure[o] = un
+                    unsure[j] = un
                     n_unsure += un
                 if n_unsure:  # the rare uniforms between the bounds: _exp decides
-                    for o in range(o_n):
-                        if unsure[o]:
-                            tc = min(max(r[o] * inv_scale, -_CMP_CUT), _CMP_CUT)
-                            w = _word(kg, (base + ids[o]) * np.uint64(2) + np.uint64(1))
-                            negs[o] = _uniform(w) * (1.0 + _exp(tc)) < 1.0
-                for o in range(o_n):
-                    r[o] += step if negs[o] else -step
+                    for j in range(n):
+                        if unsure[j]:
+                            tc = min(max(r[j] * inv_scale, -_CMP_CUT), _CMP_CUT)
+                            w = _word(kg, (base + lane_cmp[j]) * np.uint64(2) + np.uint64(1))
+                            negs[j] = _uniform(w) * (1.0 + _exp(tc)) < 1.0
+                for j in range(n):
+                    r[j] += step if negs[j] else -step
                 if m == 0:
-                    for o in range(o_n):
-                        sg[o] = not negs[o]
-                        acc[o] = 0
+                    for j in range(n):
+                        sg[j] = not negs[j]
+                        acc[j] = 0
                 else:
-                    for o in range(o_n):
-                        acc[o] = 2 * acc[o] + (negs[o] != sg[o])
-            for o in range(o_n):
-                mag_out[g, b, o] = acc[o]
-            for o in range(o_n):
-                sign_out[g, b, o] = sg[o]
+                    for j in range(n):
+                        acc[j] = 2 * acc[j] + (negs[j] != sg[j])
+            for rb in range(nr):
+                b = b0 + rb
+                accb = acc[rb * o_n:(rb + 1) * o_n]
+                sgb = sg[rb * o_n:(rb + 1) * o_n]
+                for o in range(o_n):
+                    mag_out[g, b, o] = accb[o]
+                    sign_out[g, b, o] = sgb[o]
 
 
 # ---------------------------------------------------------------- the host's side of an MVM
