@@ -225,31 +225,39 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     flsb = float(lsb)
     inv_lsb = 1.0 / flsb
     unit = float(1 << 24)
+    # the draws' and the search's scratch only where they run (at batch 1 a call is a few
+    # microseconds: allocations and set-up loops count)
+    n_rnd = c_n if noisy or search else 0
+    n_srch = c_n if search else 0
     q = np.empty(c_n)
-    r = np.empty(c_n)
-    sg = np.empty(c_n, np.bool_)
-    z = np.zeros((p_n, c_n))
-    negs = np.empty(c_n, np.bool_)
-    acc = np.zeros(c_n, np.int64)
-    words = np.empty(c_n, np.uint64)
-    rejected = np.empty(c_n, np.int64)
-    unsure = np.empty(c_n, np.bool_)
+    z = np.zeros((p_n, c_n if noisy else 0))
+    words = np.empty(n_rnd, np.uint64)
+    rejected = np.empty(n_rnd, np.int64)
+    r = np.empty(n_srch)
+    sg = np.empty(n_srch, np.bool_)
+    negs = np.empty(n_srch, np.bool_)
+    acc = np.zeros(n_srch, np.int64)
+    unsure = np.empty(n_srch, np.bool_)
+    lane_off = np.empty(n_srch)
     hi, lo = 1.0 + _ROUGH_MARGIN, 1.0 - _ROUGH_MARGIN
     kn, wn = _KN, _WN
     # each lane's part of its counters: (its row in the pass) (planes or comparisons)
     # n_lines + its line, so that a pass adds one number to all
-    lane_read = np.empty(c_n, np.uint64)
-    lane_cmp = np.empty(c_n, np.uint64)
-    lane_off = np.empty(c_n)
-    for j in range(c_n):
-        lane_read[j] = np.uint64((j // o_n) * p_n * n_lines) + ids[j % o_n]
-        lane_cmp[j] = np.uint64((j // o_n) * (k + 1) * n_lines) + ids[j % o_n]
+    lane_read = np.empty(n_rnd, np.uint64)
+    lane_cmp = np.empty(n_rnd, np.uint64)
+    if n_rnd:
+        for rr in range(rows):
+            for o in range(o_n):
+                lane_read[rr * o_n + o] = np.uint64(rr * p_n * n_lines) + ids[o]
+                lane_cmp[rr * o_n + o] = np.uint64(rr * (k + 1) * n_lines) + ids[o]
     for g in range(g_n):
         den = den_f[g]
         inv = inv_units[g]
         kg = key[g]
-        for j in range(c_n):
-            lane_off[j] = off[g, j % o_n]
+        if search:
+            for rr in range(rows):
+                for o in range(o_n):
+                    lane_off[rr * o_n + o] = off[g, o]
         for b0 in range(0, b_n, rows):
             nr = min(rows, b_n - b0)
             n = nr * o_n
