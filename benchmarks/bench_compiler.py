@@ -19,6 +19,11 @@ Figures (one process, one thread everywhere: OMP/MKL/OpenBLAS/numba pinned to 1)
 
 The aihwkit side runs this file with ``--aihwkit-worker``: it loads mapping/zoo.py by path
 (torch only) and the weights from an .npz, so it needs neither cimflow nor our torch.
+
+Run it with OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) unset: a core type such as Haswell
+forces OpenBLAS's AVX2 kernels, half the float32 product's speed on an AVX-512 CPU (the
+golden chip's bit-plane products are a large part of its time); the output says so when
+it is set.
 """
 
 from __future__ import annotations
@@ -234,9 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     print(f"load average (1, 5, 15 min) at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
           f"on {os.cpu_count()} CPUs")
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    if coretype:
+        print(f"note: OPENBLAS_CORETYPE={coretype} forces OpenBLAS's kernels for that core "
+              f"(Haswell: half the float32 product speed on an AVX-512 CPU); unset it to "
+              f"measure this machine")
     res = {"compile": comp, "inferences_per_s": rates, "inferences_per_cpu_s": CPU_RATES,
            "threads": 1, "aihwkit": ai and ai.get("aihwkit"), "quick": args.quick,
-           "load_average": load}
+           "load_average": load, "openblas_coretype": coretype}
     print(json.dumps(res))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -265,18 +265,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _tool_errors() -> tuple[type[Exception], ...]:
+    """The external tools' errors (one line, status 1). LintError's module imports amaranth
+    (0.4 s that compile, run and inspect never need), so it is looked up, not imported:
+    only a command that imported it can raise it."""
+    from .fpga import FpgaError
+    from .synth import SynthError
+
+    export = sys.modules.get("cimflow.hdl.export")
+    return (SynthError, FpgaError) + ((export.LintError,) if export else ())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     from .datasets import DataError
-    from .fpga import FpgaError
-    from .hdl.export import LintError
     from .mapping.errors import CompileError, ImageError
-    from .synth import SynthError
 
     try:
         return args.func(args)
-    except (LintError, SynthError, FpgaError) as e:
+    except _tool_errors() as e:  # evaluated only when an exception propagates
         print(f"cimflow: error: {e}", file=sys.stderr)
         return 1
     # anything else is a bug in cimflow: it keeps its traceback

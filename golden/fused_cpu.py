@@ -28,7 +28,7 @@ try:
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     AVAILABLE = False
 
-__all__ = ["AVAILABLE", "planes", "charge_adc", "normals"]
+__all__ = ["AVAILABLE", "planes", "charge_adc", "normals", "input_codes", "add_code_values"]
 
 
 def _planes(x, n_planes, out):
@@ -96,6 +96,28 @@ def _exp(t):
     return p * p
 
 
+_ROUGH_C = _EXP_C[:6]
+_ROUGH_MARGIN = 1.0 / 256.0
+"""Relative bound on |_exp_rough(t) / _exp(t) - 1| for |t| <= 16.64 (tested; the truth is
+1.4e-3: Taylor's remainder, 32 (t/32)^6 / 720, plus _exp's 1e-10)."""
+
+
+def _exp_rough(t):
+    """e^t to 1.4e-3 for |t| <= 16.64 (a degree-5 Taylor polynomial of t/32 squared five
+    times, 15 operations against _exp's 27), for the decisions that do not need _exp
+    (see _charge_adc)."""
+    g = t * (1.0 / 32.0)
+    c = _ROUGH_C
+    p = c[5]
+    for i in range(4, -1, -1):
+        p = p * g + c[i]
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    return p * p
+
+
 def _ziggurat_tables(n=128, r=3.442619855899, v=9.91256303526217e-3):
     """Marsaglia and Tsang's (2000) ziggurat for N(0, 1) with 128 layers: acceptance bounds
     kn (of a signed 32-bit integer), widths wn, densities fn."""
@@ -119,10 +141,13 @@ _KN, _WN, _FN = _ziggurat_tables()
 _ZIG_R = 3.442619855899
 
 
-def _normal(w, kn, wn, fn):
+def _normal(w):
     """N(0, 1) from word w: the ziggurat's fast path (98.8 %: one multiply, one compare)
     takes the layer from the low 7 bits and the signed abscissa from the top 32; the
-    wedges and the tail draw further words from a splitmix64 sequence started at w."""
+    wedges and the tail draw further words from a splitmix64 sequence started at w.
+    The tables are the module's (constants of the compiled code: passed as arguments,
+    each of the kernel's rejections paid six reference-count updates)."""
+    kn, wn, fn = _KN, _WN, _FN
     state = w
     while True:
         iz = np.int64(w & _MASK7)
@@ -146,13 +171,17 @@ def _normal(w, kn, wn, fn):
         w = _mix(state)
 
 
-def _normals(key, ctr0, n, kn, wn, fn):
+def _normals(key, ctr0, n):
     """n standard normals of stream ``key`` at counters ctr0, ctr0 + 2, ... (the layout the
     kernel uses for read noise), for tests of the generator."""
     out = np.empty(n)
     for i in range(n):
-        out[i] = _normal(_word(key, np.uint64(ctr0 + 2 * i)), kn, wn, fn)
+        out[i] = _normal(_word(key, np.uint64(ctr0 + 2 * i)))
     return out
+
+
+_LANES = 128
+"""Codes per pass of the kernel's random draws (whole rows of a block)."""
 
 
 def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_scale, ids,
@@ -173,8 +202,22 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     of residual r under logistic noise L of scale s reads negative when r + L < 0, whose
     probability is 1 / (1 + exp(r / s)): it compares one uniform with that instead of
     drawing L (no log), and only where |r| < 16.64 s: beyond, the decision is r < 0, as for
-    the torch path's logistic, whose support ends at +/-16.64 s (fast_random)."""
+    the torch path's logistic, whose support ends at +/-16.64 s (fast_random).
+
+    That comparison, u (1 + E) < 1 with E = _exp(r / s), is decided first from a rough
+    e^(r / s) (:func:`_exp_rough`) bounded within E / (1 +- _ROUGH_MARGIN): rounding is
+    monotone, so u (1 + hi) < 1 implies u (1 + E) < 1 and u (1 + lo) >= 1 the opposite,
+    computed in the same floating point. Only a comparison whose uniform falls between the
+    two (about 1 in 1,000) computes E, so the decisions are _exp's, bit for bit, at half
+    its cost.
+
+    The random draws (the words, the ziggurat, the search) loop over lanes: ``_LANES //
+    lines`` whole rows of (row, line) codes at a time, each lane with its own counters, so
+    that a segment of 16 columns vectorises as a 256-column one does; the charge stays a
+    loop over one row's lines (the product's layout, read in order)."""
     g_n, b_n, p_n, o_n = num.shape
+    rows = max(1, _LANES // o_n)
+    c_n = rows * o_n
     noisy = zscale.size > 0
     search = inv_scale > 0.0
     lsb = d >> max(k - 1, 0)
@@ -182,96 +225,169 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     flsb = float(lsb)
     inv_lsb = 1.0 / flsb
     unit = float(1 << 24)
-    q = np.empty(o_n)
-    r = np.empty(o_n)
-    sg = np.empty(o_n, np.bool_)
-    z = np.empty(o_n)
-    rej = np.empty(o_n, np.bool_)
-    negs = np.empty(o_n, np.bool_)
-    acc = np.zeros(o_n, np.int64)
-    kn, wn, fn = _KN, _WN, _FN
+    # the draws' and the search's scratch only where they run (at batch 1 a call is a few
+    # microseconds: allocations and set-up loops count)
+    n_rnd = c_n if noisy or search else 0
+    n_srch = c_n if search else 0
+    q = np.empty(c_n)
+    z = np.zeros((p_n, c_n if noisy else 0))
+    words = np.empty(n_rnd, np.uint64)
+    rejected = np.empty(n_rnd, np.int64)
+    r = np.empty(n_srch)
+    sg = np.empty(n_srch, np.bool_)
+    negs = np.empty(n_srch, np.bool_)
+    acc = np.zeros(n_srch, np.int64)
+    unsure = np.empty(n_srch, np.bool_)
+    lane_off = np.empty(n_srch)
+    hi, lo = 1.0 + _ROUGH_MARGIN, 1.0 - _ROUGH_MARGIN
+    kn, wn = _KN, _WN
+    # each lane's part of its counters: (its row in the pass) (planes or comparisons)
+    # n_lines + its line, so that a pass adds one number to all
+    lane_read = np.empty(n_rnd, np.uint64)
+    lane_cmp = np.empty(n_rnd, np.uint64)
+    if n_rnd:
+        for rr in range(rows):
+            for o in range(o_n):
+                lane_read[rr * o_n + o] = np.uint64(rr * p_n * n_lines) + ids[o]
+                lane_cmp[rr * o_n + o] = np.uint64(rr * (k + 1) * n_lines) + ids[o]
     for g in range(g_n):
         den = den_f[g]
         inv = inv_units[g]
         kg = key[g]
-        for b in range(b_n):
-            row = row0 + b
-            q[:] = 0.0
-            for p in range(p_n):
-                rep = float(1 << p)
-                zs = zscale[p] if noisy else 0.0
-                if noisy:  # the ziggurat's fast path for every line, then the few rejects
+        if search:
+            for rr in range(rows):
+                for o in range(o_n):
+                    lane_off[rr * o_n + o] = off[g, o]
+        for b0 in range(0, b_n, rows):
+            nr = min(rows, b_n - b0)
+            n = nr * o_n
+            row = row0 + b0
+            if noisy:  # per plane: the words, the ziggurat's fast path for every lane (two
+                # loops that vectorise), then the few rejects (1.2 %) listed by the second
+                for p in range(p_n):
+                    zp = z[p]
                     base = np.uint64((row * p_n + p) * n_lines)
-                    slow = False
-                    for o in range(o_n):
-                        w = _word(kg, (base + ids[o]) * np.uint64(2))
+                    for j in range(n):
+                        words[j] = _word(kg, (base + lane_read[j]) * np.uint64(2))
+                    n_rej = 0
+                    for j in range(n):
+                        w = words[j]
                         iz = np.int64(w & _MASK7)
                         hz = np.int64(w >> _S32) - 2147483648
-                        z[o] = hz * wn[iz]
-                        rej[o] = abs(hz) >= kn[iz]
-                        slow |= rej[o]
-                    if slow:
-                        for o in range(o_n):
-                            if rej[o]:
-                                w = _word(kg, (base + ids[o]) * np.uint64(2))
-                                z[o] = _normal(w, kn, wn, fn)
-                for o in range(o_n):
-                    a = np.float64(num[g, b, p, o])
-                    s = np.floor(a * inv[o])
-                    rem = a * unit - s * den[o]
-                    s = (s - (rem < 0.0) + (rem >= den[o])) * rep
-                    if noisy:
-                        s = np.rint(s + z[o] * zs)
-                    q[o] += s
-                if clip >= 0.0:
+                        zp[j] = hz * wn[iz]
+                        rejected[n_rej] = j
+                        n_rej += abs(hz) >= kn[iz]
+                    for i in range(n_rej):
+                        j = rejected[i]
+                        zp[j] = _normal(words[j])
+            for rb in range(nr):
+                b = b0 + rb
+                qb = q[rb * o_n:(rb + 1) * o_n]
+                qb[:] = 0.0
+                for p in range(p_n):
+                    rep = float(1 << p)
+                    zs = zscale[p] if noisy else 0.0
+                    zb = z[p, rb * o_n:(rb + 1) * o_n]
                     for o in range(o_n):
-                        q[o] = min(max(q[o], -clip), clip)
-            for o in range(o_n):
-                q_out[g, b, o] = np.int64(q[o])
-            if not search:
+                        a = np.float64(num[g, b, p, o])
+                        s = np.floor(a * inv[o])
+                        rem = a * unit - s * den[o]
+                        s = (s - (rem < 0.0) + (rem >= den[o])) * rep
+                        if noisy:
+                            s = np.rint(s + zb[o] * zs)
+                        qb[o] += s
+                    if clip >= 0.0:
+                        for o in range(o_n):
+                            qb[o] = min(max(qb[o], -clip), clip)
                 for o in range(o_n):
-                    qe = q[o] + off[g, o]
-                    pos = qe > 0.0
-                    sign_out[g, b, o] = pos
-                    a = min(abs(qe) - (1.0 if pos else 0.0), top)
-                    m0 = np.floor(a * inv_lsb)
-                    rr = a - m0 * flsb
-                    m0 = m0 - (rr < 0.0) + (rr >= flsb)
-                    mag_out[g, b, o] = np.int64(m0) if k > 0 else 0
+                    q_out[g, b, o] = np.int64(qb[o])
+                if not search:
+                    for o in range(o_n):
+                        qe = qb[o] + off[g, o]
+                        pos = qe > 0.0
+                        sign_out[g, b, o] = pos
+                        a = min(abs(qe) - (1.0 if pos else 0.0), top)
+                        m0 = np.floor(a * inv_lsb)
+                        rr = a - m0 * flsb
+                        m0 = m0 - (rr < 0.0) + (rr >= flsb)
+                        mag_out[g, b, o] = np.int64(m0) if k > 0 else 0
+            if not search:
                 continue
             # noisy binary search on the exact float64 residual: bit = (r + L > 0), inverted
             # when the sign is 0; the residual steps by -d >> m toward zero
-            for o in range(o_n):
-                r[o] = q[o] + off[g, o]
-            for m in range(k + 1):  # branch-free over the lines, so that it vectorises
+            for j in range(n):
+                r[j] = q[j] + lane_off[j]
+            for m in range(k + 1):  # branch-free over the lanes, so that it vectorises
                 step = float(d >> m)
                 base = np.uint64((row * (k + 1) + m) * n_lines)
-                for o in range(o_n):
-                    ro = r[o]
-                    t = ro * inv_scale
+                n_unsure = 0
+                for j in range(n):
+                    rj = r[j]
+                    t = rj * inv_scale
                     tc = min(max(t, -_CMP_CUT), _CMP_CUT)
-                    w = _word(kg, (base + ids[o]) * np.uint64(2) + np.uint64(1))
-                    noisy_neg = _uniform(w) * (1.0 + _exp(tc)) < 1.0
-                    neg = noisy_neg if abs(t) < _CMP_CUT else ro < 0.0
-                    negs[o] = neg
-                    r[o] = ro + (step if neg else -step)
+                    w = _word(kg, (base + lane_cmp[j]) * np.uint64(2) + np.uint64(1))
+                    u = _uniform(w)
+                    e = _exp_rough(tc)
+                    sure_neg = u * (1.0 + e * hi) < 1.0
+                    inside = abs(t) < _CMP_CUT
+                    negs[j] = sure_neg if inside else rj < 0.0
+                    un = inside and not (sure_neg or u * (1.0 + e * lo) >= 1.0)
+                    unsure[j] = un
+                    n_unsure += un
+                if n_unsure:  # the rare uniforms between the bounds: _exp decides
+                    for j in range(n):
+                        if unsure[j]:
+                            tc = min(max(r[j] * inv_scale, -_CMP_CUT), _CMP_CUT)
+                            w = _word(kg, (base + lane_cmp[j]) * np.uint64(2) + np.uint64(1))
+                            negs[j] = _uniform(w) * (1.0 + _exp(tc)) < 1.0
+                for j in range(n):
+                    r[j] += step if negs[j] else -step
                 if m == 0:
-                    for o in range(o_n):
-                        sg[o] = not negs[o]
-                        acc[o] = 0
+                    for j in range(n):
+                        sg[j] = not negs[j]
+                        acc[j] = 0
                 else:
-                    for o in range(o_n):
-                        acc[o] = 2 * acc[o] + (negs[o] != sg[o])
-            for o in range(o_n):
-                mag_out[g, b, o] = acc[o]
-            for o in range(o_n):
-                sign_out[g, b, o] = sg[o]
+                    for j in range(n):
+                        acc[j] = 2 * acc[j] + (negs[j] != sg[j])
+            for rb in range(nr):
+                b = b0 + rb
+                accb = acc[rb * o_n:(rb + 1) * o_n]
+                sgb = sg[rb * o_n:(rb + 1) * o_n]
+                for o in range(o_n):
+                    mag_out[g, b, o] = accb[o]
+                    sign_out[g, b, o] = sgb[o]
+
+
+# ---------------------------------------------------------------- the host's side of an MVM
+def _input_codes(x, scale, lo, top, out):
+    """out = rint(clip(x / scale, lo, 1) * top) as int8, element by element (x flat, any
+    float dtype, read as float64): the codes a compiled model's host drives, the NumPy
+    expression's operations in its order and precision, in one pass instead of five over
+    fresh float64 temporaries."""
+    for i in range(x.size):
+        v = np.float64(x[i]) / scale
+        v = min(max(v, lo), 1.0) * top
+        out[i] = np.int8(np.rint(v))
+
+
+def _add_code_values(sign, mag, k, table, scale, dest, y):
+    """y[b, dest[g, j]] += table[sign << k | mag] * scale[g, j] for every core g (in
+    order), batch row b and column j of dest: the host's recovery of G cores' codes
+    (``table``: the value of every code; ``scale``: units per code step, 0 where a column
+    is not used) summed digitally, without (G, B, width) float64 temporaries."""
+    g_n, b_n, w_n = sign.shape[0], sign.shape[1], dest.shape[1]
+    for g in range(g_n):
+        for b in range(b_n):
+            for j in range(w_n):
+                idx = (np.int64(sign[g, b, j]) << k) | np.int64(mag[g, b, j])
+                y[b, dest[g, j]] += table[idx] * scale[g, j]
 
 
 if AVAILABLE:
     _jit = njit(cache=True, nogil=True)
     _mix, _word, _uniform, _normal = _jit(_mix), _jit(_word), _jit(_uniform), _jit(_normal)
-    _exp = _jit(_exp)
+    _exp, _exp_rough = _jit(_exp), _jit(_exp_rough)
     planes, charge_adc, normals = _jit(_planes), _jit(_charge_adc), _jit(_normals)
+    input_codes, add_code_values = _jit(_input_codes), _jit(_add_code_values)
 else:  # pragma: no cover
-    planes = charge_adc = normals = None
+    planes = charge_adc = normals = input_codes = add_code_values = None

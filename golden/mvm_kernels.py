@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import fused_cpu
 from .fast_random import logistic_draws, normal_draws
 from .mvm_operands import MvmOperands, floor_quotient, line_ids
 from .neuron import adc_binary_t, adc_counting, adc_exact_t
@@ -44,6 +43,21 @@ full core also give the product a better shape than 32 (BLAS runs ~1.3x faster).
 use_fused = True
 """Run the CPU's element-wise work in the fused numba kernel when numba is installed
 (tests turn it off to compare it with the torch path)."""
+
+
+_FUSED_CPU = None
+
+
+def _fused():
+    """:mod:`.fused_cpu`, imported on first use: numba's import and the kernels' declarations
+    take 0.4 s that a process which never runs an MVM (``cimflow compile``) need not pay.
+    Kept in a global: an import statement per call cost microseconds at batch 1."""
+    global _FUSED_CPU
+    if _FUSED_CPU is None:
+        from . import fused_cpu
+
+        _FUSED_CPU = fused_cpu
+    return _FUSED_CPU
 
 
 @dataclass(frozen=True)
@@ -148,7 +162,7 @@ def _charge_t(num, ops: CoreOperands, z, zscale, clip):
 def fused_ok(x, st, fx: Effects, inject) -> bool:
     """Whether the fused CPU kernel serves this call (else the torch path)."""
     on_cpu = not isinstance(x, torch.Tensor) or x.device.type == "cpu"
-    return (use_fused and fused_cpu.AVAILABLE and on_cpu and inject is None
+    return (use_fused and on_cpu and inject is None and _fused().AVAILABLE
             and (fx.cmp_scale is None or st.adc_mode.name == "BINARY"))
 
 
@@ -231,6 +245,7 @@ def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, key, sign,
     clip = -1.0 if fx.clip is None else float(fx.clip)
     inv_scale = 0.0 if fx.cmp_scale is None else 1.0 / fx.cmp_scale
     ids, n_lines = line_ids(op)
+    fused_cpu = _fused()
     block = max(1, BLOCK_OUTPUTS // lines)
     planes = np.empty((1, min(block, batch), n_planes, n_in), matrix.dtype)
     for lo in range(0, batch, block):

@@ -238,14 +238,12 @@ def test_kernel_normals_are_standard_normal_and_independent():
     N(0, 1) at ALPHA, the mass beyond the ziggurat's base r = 3.4426 (its tail branch)
     within 5 standard errors of the closed form, neighbouring counters uncorrelated, and
     other keys other samples."""
-    z = fused_cpu.normals(np.uint64(12345), 0, 400_000, fused_cpu._KN, fused_cpu._WN,
-                          fused_cpu._FN)
+    z = fused_cpu.normals(np.uint64(12345), 0, 400_000)
     assert scipy_stats.kstest(z, "norm").pvalue > ALPHA
     tail = 2 * scipy_stats.norm.sf(fused_cpu._ZIG_R)
     assert abs(np.mean(np.abs(z) > fused_cpu._ZIG_R) - tail) < 5 * np.sqrt(tail / z.size)
     assert abs(np.corrcoef(z[:-1], z[1:])[0, 1]) < 5 / np.sqrt(z.size)
-    other = fused_cpu.normals(np.uint64(12346), 0, 1000, fused_cpu._KN, fused_cpu._WN,
-                              fused_cpu._FN)
+    other = fused_cpu.normals(np.uint64(12346), 0, 1000)
     assert abs(np.corrcoef(z[:1000], other)[0, 1]) < 5 / np.sqrt(1000)
 
 
@@ -256,6 +254,64 @@ def test_kernel_exp_is_accurate_where_comparisons_use_it():
     t = np.linspace(-fused_cpu._CMP_CUT, fused_cpu._CMP_CUT, 100_001)
     got = np.array([fused_cpu._exp(v) for v in t[::7]])
     assert np.max(np.abs(got / np.exp(t[::7]) - 1)) < 1e-9
+
+
+@needs_numba
+def test_kernel_rough_exp_is_within_its_margin():
+    """The rough e^t that decides most comparisons: within half its stated margin of the
+    kernel's _exp on the comparator's range (1.4e-3 against 1/256)."""
+    t = np.linspace(-fused_cpu._CMP_CUT, fused_cpu._CMP_CUT, 200_001)
+    err = np.array([fused_cpu._exp_rough(v) / fused_cpu._exp(v) - 1 for v in t])
+    assert np.max(np.abs(err)) < fused_cpu._ROUGH_MARGIN / 2
+
+
+def _splitmix_words(key: int, ctr: np.ndarray) -> np.ndarray:
+    """splitmix64's output function of key + ctr * gamma, in NumPy's wrapping uint64."""
+    z = np.uint64(key) + ctr.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@needs_numba
+def test_noisy_search_decides_every_comparison_by_exp():
+    """The kernel's noisy binary search equals, code for code, a NumPy reference that
+    decides every comparison by the full u (1 + _exp(r / s)) < 1 (the kernel decides most
+    of them from rough bounds): charges spread over the ADC's range, the noise scale a
+    third of an LSB, 63 x 48 codes of 8 comparisons (about 10 between the bounds)."""
+    rng = np.random.default_rng(7)
+    b_n, o_n, k, d, scale = 63, 48, 7, 1 << 21, 10_000.0  # 2 rows a pass, the last 1
+    lsb = d >> (k - 1)
+    q = rng.integers(-2 * d, 2 * d, (1, b_n, 1, o_n)).astype(np.float32)
+    q[0, :8] = (rng.integers(-20, 20, (8, 1, o_n)) * lsb).astype(np.float32)  # thresholds
+    ids = rng.permutation(256)[:o_n].astype(np.uint64)
+    key, row0 = 0x1234_5678_9ABC_DEF0, 3
+    off = rng.integers(-5000, 5000, (1, o_n)).astype(np.float64)
+    sign = np.empty((1, b_n, o_n), np.uint8)
+    mag = np.empty((1, b_n, o_n), np.int64)
+    charge = np.empty((1, b_n, o_n), np.int64)
+    one = np.ones((1, o_n))  # den = 2^24 units: the sampled charge is num itself
+    fused_cpu.charge_adc(q, one * (1 << 24), one, np.array([key], np.uint64), row0,
+                         np.zeros(0), -1.0, off, d, k, 1.0 / scale, ids, 256, charge, sign, mag)
+    assert np.array_equal(charge[0], q[0, :, 0])
+    exp = np.vectorize(fused_cpu._exp)
+    r = q[0, :, 0].astype(np.float64) + off
+    rows = np.arange(row0, row0 + b_n)[:, None]
+    negs = []
+    for m in range(k + 1):
+        ctr = ((rows * (k + 1) + m) * 256 + ids.astype(np.int64)) * 2 + 1
+        u = ((_splitmix_words(key, ctr) >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+        t = r / scale
+        tc = np.clip(t, -fused_cpu._CMP_CUT, fused_cpu._CMP_CUT)
+        neg = np.where(np.abs(t) < fused_cpu._CMP_CUT, u * (1.0 + exp(tc)) < 1.0, r < 0)
+        negs.append(neg)
+        r = r + np.where(neg, 1.0, -1.0) * float(d >> m)
+    want_sign = ~negs[0]
+    want_mag = np.zeros_like(mag[0])
+    for neg in negs[1:]:
+        want_mag = 2 * want_mag + (neg != want_sign)
+    assert np.array_equal(sign[0], want_sign)
+    assert np.array_equal(mag[0], want_mag)
 
 
 @needs_numba
