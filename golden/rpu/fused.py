@@ -7,7 +7,7 @@ mini-batch, sample after sample, on the weight array itself:
 
 1. per line (inputs x_i, errors d_j) a BL-bit pulse mask: slot t fires when a 16-bit uniform
    u < round(min(gain*|v|, 1) * 2^16), exactly the resolution of
-   :func:`.pulses.bernoulli_bits` (four uniforms per 64-bit xoshiro256** word);
+   :func:`.pulses.bernoulli_bits` (four uniforms per 64-bit xoshiro256** word, :func:`_masks`);
 2. per cell n_ij = popcount(mask_x_i & mask_d_j), direction sign(x_i)*sign(d_j), computed
    only on the output lines that pulsed at all (the line-mask loop is :func:`_lines`);
 3. the closed-form response of :mod:`.closed_form` to the n same-sign coincidences
@@ -51,9 +51,9 @@ _SCALE16 = _F32(65536.0)
 
 
 def new_state(seed: int) -> np.ndarray:
-    """Generator state: s[0:4] xoshiro256** words for the pulse bits, s[4] a buffered word
-    and s[5] its unused 16-bit chunks; s[6] the key and s[7] the counter of the
-    counter-based stream of the cycle-to-cycle normals (all seeded by splitmix64)."""
+    """Generator state: s[0:4] xoshiro256** words for the pulse bits, s[4:6] unused; s[6]
+    the key and s[7] the counter of the counter-based stream of the cycle-to-cycle normals
+    (all seeded by splitmix64)."""
     s = np.zeros(8, np.uint64)
     z = seed & (2**64 - 1)
     for k in (0, 1, 2, 3, 6):
@@ -67,30 +67,6 @@ def new_state(seed: int) -> np.ndarray:
 
 def _rotl(x, k):
     return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
-
-
-def _next(s):
-    """xoshiro256** (Blackman & Vigna 2018): the next 64-bit word; advances s[0:4]."""
-    result = _rotl(s[1] * np.uint64(5), 7) * np.uint64(9)
-    t = s[1] << np.uint64(17)
-    s[2] ^= s[0]
-    s[3] ^= s[1]
-    s[1] ^= s[2]
-    s[0] ^= s[3]
-    s[2] ^= t
-    s[3] = _rotl(s[3], 45)
-    return result
-
-
-def _u16(s):
-    """A uniform integer in [0, 2^16): four per word, the buffered word's chunks first."""
-    if s[5] == 0:
-        s[4] = _next(s)
-        s[5] = np.uint64(4)
-    s[5] -= np.uint64(1)
-    v = s[4] & np.uint64(0xFFFF)
-    s[4] >>= np.uint64(16)
-    return v
 
 
 def _draw_normal(s):
@@ -143,26 +119,48 @@ def _normals(n, s):
     return out
 
 
-def _mask(v, gain, bl, s):
-    """BL pulse bits of a line with value v: slot t fires with P = min(gain*|v|, 1)."""
-    p = min(gain * abs(v), _F32(1.0))
-    thr = np.uint64(np.rint(p * _SCALE16))
-    if thr == 0:
-        return np.uint64(0)
-    m = np.uint64(0)
-    for t in range(bl):
-        if _u16(s) < thr:
-            m |= np.uint64(1) << np.uint64(t)
-    return m
+def _xoshiro(s0, s1, s2, s3):
+    """xoshiro256** (Blackman & Vigna 2018) on a state held in locals: (word, s0, s1, s2,
+    s3)."""
+    word = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, 45)
+    return word, s0, s1, s2, s3
+
+
+def _masks(v, b, gain, bl, s, m):
+    """m[i] = the BL-bit pulse mask of line i of sample b of v (N, L): slot t fires when a
+    16-bit uniform u < round(min(gain*|v|, 1) * 2^16); four uniforms per xoshiro256** word
+    (state s[0:4], kept in registers for the loop), a fresh word for each line."""
+    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+    for i in range(v.shape[1]):
+        p = min(gain * abs(v[b, i]), _F32(1.0))
+        thr = np.uint64(np.rint(p * _SCALE16))
+        mi = np.uint64(0)
+        if thr != 0:
+            word = np.uint64(0)
+            for t in range(bl):
+                if t & 3 == 0:
+                    word, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+                mi |= np.uint64((word & np.uint64(0xFFFF)) < thr) << np.uint64(t)
+                word >>= np.uint64(16)
+        m[i] = mi
+    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 
 
 def _lines(v, b, gain, bl, s, m, idx, neg):
     """The lines of sample b of v (N, L) that pulse at least once in BL slots, packed at the
-    front of m (pulse masks), idx (line indices) and neg (1: negative value); returns how
-    many. Branch-free: whether a line pulses is random."""
+    front of m (pulse masks, :func:`_masks`), idx (line indices) and neg (1: negative
+    value); returns how many. Branch-free: whether a line pulses is random."""
+    _masks(v, b, gain, bl, s, m)
     n = 0
     for i in range(v.shape[1]):
-        mi = _mask(v[b, i], gain, bl, s)
+        mi = m[i]
         m[n] = mi
         idx[n] = i
         neg[n] = 1 if v[b, i] < 0 else 0
@@ -222,8 +220,8 @@ def _sequential_update(w, dev, x, d, gain, bl, c2c, soft, s):
     rej = _flags(n_in)
     noisy = c2c != 0
     for b in range(n_smp):
+        _masks(x, b, gain, bl, s, mx)
         for i in range(n_in):
-            mx[i] = _mask(x[b, i], gain, bl, s)
             sx[i] = 1 if x[b, i] < 0 else 0
         nd = _lines(d, b, gain, bl, s, md, act_d, neg_d)
         for q in range(nd):
@@ -335,13 +333,12 @@ def _io_out(y, z, noise, out_bound, out_step, abs_max, scale):
 if AVAILABLE:
     _opts = {"cache": True, "nogil": True}
     _rotl = njit(inline="always", **_opts)(_rotl)
-    _next = njit(inline="always", **_opts)(_next)
-    _u16 = njit(inline="always", **_opts)(_u16)
     _draw_normal = njit(**_opts)(_draw_normal)
     _fill_normals = njit(**_opts)(_fill_normals)
     _flags = njit(**_opts)(_flags)
     _normals = njit(**_opts)(_normals)
-    _mask = njit(inline="always", **_opts)(_mask)
+    _xoshiro = njit(inline="always", **_opts)(_xoshiro)
+    _masks = njit(**_opts)(_masks)
     _lines = njit(**_opts)(_lines)
     _popcount = njit(inline="always", **_opts)(_popcount)
     _cell = njit(**_opts)(_cell)
