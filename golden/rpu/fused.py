@@ -361,17 +361,19 @@ def sequential_update(w: np.ndarray, dev: np.ndarray, x: np.ndarray, d: np.ndarr
 
 
 def periphery_in(x: np.ndarray, inp_bound: float, inp_step: float, abs_max: bool):
-    """(x after noise management, input clamp and DAC; the per-row scales), float32."""
+    """(x after noise management, input clamp and DAC; the per-row scales), float32; the
+    constants float32 (:meth:`.io.IOParameters.fused_args`)."""
     out = np.empty_like(x)
     scale = np.empty(x.shape[0], np.float32)
-    _io_in(x, _F32(inp_bound), _F32(inp_step), abs_max, out, scale)
+    _io_in(x, inp_bound, inp_step, abs_max, out, scale)
     return out, scale
 
 
 def periphery_out(y: np.ndarray, z: np.ndarray, noise: float, out_bound: float,
                   out_step: float, abs_max: bool, scale: np.ndarray) -> None:
-    """In place on y (float32): output noise noise*z, clamp, ADC, times the input scale."""
-    _io_out(y, z, _F32(noise), _F32(out_bound), _F32(out_step), abs_max, scale)
+    """In place on y (float32): output noise noise*z, clamp, ADC, times the input scale;
+    the constants float32 (:meth:`.io.IOParameters.fused_args`)."""
+    _io_out(y, z, noise, out_bound, out_step, abs_max, scale)
 
 
 def normals(n: int, state: np.ndarray) -> np.ndarray:
