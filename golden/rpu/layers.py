@@ -73,7 +73,8 @@ class _AnalogChain(torch.autograd.Function):
     def forward(ctx, x, plan, *analog_ctxs):
         saved = []
         h = x
-        for layer, act in plan:
+        first = None
+        for k, (layer, act) in enumerate(plan):
             if act is not None:
                 h = _ACTIVATIONS[act][0](h)
                 saved.append(h)
@@ -81,21 +82,22 @@ class _AnalogChain(torch.autograd.Function):
             if h.shape[-1] != layer.in_features:
                 raise ValueError(f"AnalogLinear expects {layer.in_features} input features, "
                                  f"got {h.shape[-1]}")
+            if first is None:
+                first = k
             if layer.use_bias:
                 h = F.pad(h, (0, 1), value=1.0)
             saved.append(h)
             tile = layer.tile
             w = tile.read()
             h = analog_mvm(h, w, tile.cfg.forward, tile.generator(w.device), tile.cfg.fused)
-        ctx.plan, ctx.saved = plan, saved
+        ctx.plan, ctx.saved, ctx.first = plan, saved, first
         return h
 
     @staticmethod
     def backward(ctx, grad):
-        plan, saved = ctx.plan, ctx.saved
+        plan, saved, first = ctx.plan, ctx.saved, ctx.first
         # below the first analog layer a gradient flows only if the input needs one (as in
         # the per-layer graph, where no node is made there otherwise)
-        first = next(k for k, (_, act) in enumerate(plan) if act is None)
         for k in range(len(plan) - 1, -1, -1):
             if grad is None:
                 break

@@ -30,7 +30,8 @@ class AnalogSGD(torch.optim.SGD):
             for p in group["params"]:
                 tile = getattr(p, "_rpu_tile", None)
                 if tile is not None:
-                    p.grad = None  # the zero-size context carries no gradient
+                    if p.grad is not None:
+                        p.grad = None  # the zero-size context carries no gradient
                     tile.step(group["lr"])
                 elif p.grad is not None:
                     digital = True
