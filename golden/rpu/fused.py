@@ -97,7 +97,7 @@ def _fill_normals(buf, k, s, need, rej):
     g = 0
     while nrej > 0:
         if flags[g] != 0:
-            for q in range(8 * g, 8 * g + 8):
+            for q in range(8 * g, min(8 * g + 8, k)):
                 if rej[q]:
                     buf[q] = _normal(_word(key, c0 + np.uint64(q)), _KN, _WN, _FN)
                     nrej -= 1
