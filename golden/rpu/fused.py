@@ -207,7 +207,8 @@ def _sequential_update(w, dev, x, d, gain, bl, c2c, soft, s):
     Per output line j that pulsed, the whole row in one branch-free pass over the inputs
     (it vectorises): n_ij = popcount(mask_x_i & mask_d_j), the step, the bounds. Cells with
     n = 0 take a zero step and stay as they are (the torch path likewise clips whole pulsed
-    rows); their unused normals cost less than gathering the cells with n > 0 would."""
+    rows); their unused normals cost less than gathering the cells with n > 0 would. The
+    output lines are drawn first: when none pulsed, the input lines are not drawn at all."""
     n_smp, n_in = x.shape
     n_out = d.shape[1]
     mx = np.empty(n_in, np.uint64)
@@ -220,10 +221,12 @@ def _sequential_update(w, dev, x, d, gain, bl, c2c, soft, s):
     rej = _flags(n_in)
     noisy = c2c != 0
     for b in range(n_smp):
+        nd = _lines(d, b, gain, bl, s, md, act_d, neg_d)
+        if nd == 0:  # no output line pulsed: no coincidence, no input line needed
+            continue
         _masks(x, b, gain, bl, s, mx)
         for i in range(n_in):
             sx[i] = 1 if x[b, i] < 0 else 0
-        nd = _lines(d, b, gain, bl, s, md, act_d, neg_d)
         for q in range(nd):
             j, mj, sd = act_d[q], md[q], np.int32(neg_d[q])
             if soft:
@@ -264,10 +267,10 @@ def _merged_update(w, dev, x, d, gain, bl, c2c, soft, s):
     act_d = np.empty(n_out, np.int64)
     neg_d = np.empty(n_out, np.int64)
     for b in range(n_smp):
-        na = _lines(x, b, gain, bl, s, mx, act, neg)
         nd = _lines(d, b, gain, bl, s, md, act_d, neg_d)
-        if na == 0:
+        if nd == 0:  # no output line pulsed: no coincidence, no input line needed
             continue
+        na = _lines(x, b, gain, bl, s, mx, act, neg)
         for q in range(nd):
             j, mj, sd = act_d[q], md[q], neg_d[q]
             touched[j] = True
