@@ -12,6 +12,6 @@ from .tile import RPUConfig, TransferConfig
 
 __all__ = [
     "ConstantStepDevice", "IdealDevice", "SoftBoundsDevice", "IOParameters",
-    "AnalogLinear", "AnalogConv2d", "AnalogSequential", "convert_to_analog", "AnalogSGD", "BernoulliSource",
-    "LfsrSource", "RPUConfig", "TransferConfig",
+    "AnalogLinear", "AnalogConv2d", "AnalogSequential", "convert_to_analog", "AnalogSGD",
+    "BernoulliSource", "LfsrSource", "RPUConfig", "TransferConfig",
 ]

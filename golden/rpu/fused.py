@@ -208,7 +208,8 @@ def _sequential_update(w, dev, x, d, gain, bl, c2c, soft, s):
     """One rank-1 pulsed update per sample (rows of x (N, n_in), d (N, n_out)), in order.
 
     Per output line j that pulsed, the whole row in one branch-free pass over the inputs
-    (so that it vectorises; 4x the speed of gathering the cells with n > 0): n_ij = popcount(mask_x_i & mask_d_j), the step, the bounds. Cells with
+    (so that it vectorises; 4x the speed of gathering the cells with n > 0): n_ij =
+    popcount(mask_x_i & mask_d_j), the step, the bounds. Cells with
     n = 0 take a zero step and stay as they are (the torch path likewise clips whole pulsed
     rows); their unused normals cost less than gathering the cells with n > 0 would. The
     output lines are drawn first: when none pulsed, the input lines are not drawn at all."""
