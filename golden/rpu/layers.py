@@ -228,7 +228,7 @@ class AnalogSequential(nn.Sequential):
         if cache is None or cache[0] != mods:
             plan = []
             for m in mods:
-                if isinstance(m, AnalogLinear):
+                if type(m) is AnalogLinear:  # a subclass may have its own forward
                     plan.append((m, None))
                 elif type(m) in _ACTIVATIONS:
                     plan.append((m, type(m)))
