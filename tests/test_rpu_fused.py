@@ -141,6 +141,26 @@ def test_kernel_normals_are_standard_normal():
     assert stats.kstest(wrong, "norm").pvalue < ALPHA
 
 
+def test_kernel_normals_where_needed_are_standard_normal():
+    # the kernel redoes the ziggurat's rejected draws only where a cell has coincidences
+    # (need != 0): there the draws must still be N(0, 1) (KS at alpha = 0.001, and the tail
+    # mass beyond R = 3.4426, which only the redone draws reach, within 4.5 binomial
+    # standard errors); in blocks of 256 as the kernel calls it
+    k, blocks = 256, 800
+    rng = np.random.default_rng(0)
+    s = fused_mod.new_state(5)
+    buf, rej = np.empty(k), fused_mod._flags(k)
+    got = []
+    for _ in range(blocks):
+        need = (rng.random(k) < 0.5).astype(np.int32)
+        fused_mod._fill_normals(buf, k, s, need, rej)
+        got.append(buf[need != 0].copy())
+    z = np.concatenate(got)
+    assert stats.kstest(z, "norm").pvalue > ALPHA
+    p = 2 * stats.norm.sf(3.442619855899)
+    assert abs((np.abs(z) > 3.442619855899).mean() - p) < 4.5 * (p * (1 - p) / z.size) ** 0.5
+
+
 @pytest.mark.parametrize("io", [IOParameters(), IOParameters(out_noise=0.0),
                                 IOParameters(noise_management="none", inp_bits=7, out_bits=0),
                                 IOParameters(inp_bound=0.5, out_bound=2.0, out_bits=6)])

@@ -1,6 +1,7 @@
 """Analog layers: exact against torch with a perfect periphery, the periphery model of 1.5
 against its closed form, and the optimiser's update against -lr * gradient."""
 
+import copy
 import math
 
 import pytest
@@ -102,3 +103,48 @@ def test_bad_input_messages():
         AnalogLinear(3, 2)(torch.rand(1, 4))
     with pytest.raises(ValueError, match="w_min < 0 < w_max"):
         IdealDevice().__class__(w_min=0.1)
+
+
+@pytest.mark.parametrize("act", [nn.Sigmoid, nn.Tanh, nn.ReLU])
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("batch,input_grad", [(1, False), (4, True)])
+def test_sequential_chain_equals_layer_by_layer(act, fused, batch, input_grad):
+    # the one-node chain of AnalogSequential does the per-layer graph's operations in the
+    # same order with the same generators: outputs, input gradients, recorded updates and
+    # the weights after three AnalogSGD steps must be bit-identical (torch.equal)
+    from cimflow.golden.rpu import AnalogSequential, ConstantStepDevice
+
+    base = nn.Sequential(act(), nn.Linear(12, 9), act(), nn.Linear(9, 7), act(),
+                         nn.Linear(7, 5))
+    chain = convert_to_analog(base, RPUConfig(device=ConstantStepDevice(), fused=fused))
+    assert type(chain) is AnalogSequential
+    plain = copy.deepcopy(chain)
+    plain.__class__ = nn.Sequential  # the layer-by-layer forward
+    opts = [AnalogSGD(m.parameters(), lr=0.05) for m in (chain, plain)]
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        x = torch.randn(batch, 12, generator=g)
+        y = torch.randint(0, 5, (batch,), generator=g)
+        outs, grads = [], []
+        for m, opt in zip((chain, plain), opts, strict=True):
+            xi = x.clone().requires_grad_(input_grad)
+            opt.zero_grad()
+            out = m(xi)
+            nn.functional.cross_entropy(out, y, reduction="sum").backward()
+            outs.append(out.detach())
+            grads.append(xi.grad)
+            recs = [m[k].tile._pending[0] for k in (1, 3, 5)]
+            if m is chain:
+                rec_chain = recs
+            else:
+                for a, b in zip(rec_chain, recs, strict=True):
+                    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+            opt.step()
+        assert torch.equal(outs[0], outs[1])
+        assert (grads[0] is None) == (not input_grad)
+        if input_grad:
+            assert torch.equal(grads[0], grads[1])
+    for k in (1, 3, 5):
+        assert torch.equal(chain[k].tile.w, plain[k].tile.w)
+    fresh = convert_to_analog(base)
+    assert not all(torch.equal(chain[k].tile.w, fresh[k].tile.w) for k in (1, 3, 5))  # trained

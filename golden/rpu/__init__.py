@@ -5,13 +5,13 @@ optimiser that drives them. Pure torch, device-agnostic (CPU and CUDA alike).
 
 from .devices import ConstantStepDevice, IdealDevice, SoftBoundsDevice
 from .io import IOParameters
-from .layers import AnalogConv2d, AnalogLinear, convert_to_analog
+from .layers import AnalogConv2d, AnalogLinear, AnalogSequential, convert_to_analog
 from .optimizer import AnalogSGD
 from .pulses import BernoulliSource, LfsrSource
 from .tile import RPUConfig, TransferConfig
 
 __all__ = [
     "ConstantStepDevice", "IdealDevice", "SoftBoundsDevice", "IOParameters",
-    "AnalogLinear", "AnalogConv2d", "convert_to_analog", "AnalogSGD", "BernoulliSource",
-    "LfsrSource", "RPUConfig", "TransferConfig",
+    "AnalogLinear", "AnalogConv2d", "AnalogSequential", "convert_to_analog", "AnalogSGD",
+    "BernoulliSource", "LfsrSource", "RPUConfig", "TransferConfig",
 ]

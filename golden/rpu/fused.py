@@ -7,12 +7,15 @@ mini-batch, sample after sample, on the weight array itself:
 
 1. per line (inputs x_i, errors d_j) a BL-bit pulse mask: slot t fires when a 16-bit uniform
    u < round(min(gain*|v|, 1) * 2^16), exactly the resolution of
-   :func:`.pulses.bernoulli_bits` (four uniforms per 64-bit xoshiro256** word);
+   :func:`.pulses.bernoulli_bits` (four uniforms per 64-bit xoshiro256** word, :func:`_masks`);
 2. per cell n_ij = popcount(mask_x_i & mask_d_j), direction sign(x_i)*sign(d_j), computed
-   only on the output lines and inputs that pulsed at all;
+   only on the output lines that pulsed at all (the line-mask loop is :func:`_lines`);
 3. the closed-form response of :mod:`.closed_form` to the n same-sign coincidences
    (constant step: mean n*dw, std dw*c2c*sqrt(n); soft bounds: the log-normal product),
-   then the bounds, written into w.
+   then the bounds, written into w. A rank-1 constant-step update does a pulsed output
+   row in one branch-free pass over its inputs, which vectorises; the cycle-to-cycle
+   normals come from the counter-based ziggurat of :mod:`..fused_cpu` (the MVM kernel's),
+   in bulk per row.
 
 :func:`apply_counts_inplace` applies given signed counts (from any source, e.g. the RTL's
 LFSR streams of :class:`.pulses.LfsrSource`) with the same arithmetic, operation for
@@ -38,6 +41,8 @@ try:
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     AVAILABLE = False
 
+from ..fused_cpu import _FN, _KN, _MASK7, _S32, _WN, _normal, _word
+
 __all__ = ["AVAILABLE", "new_state", "sequential_update", "apply_counts_inplace", "normals",
            "merged_update"]
 
@@ -46,11 +51,12 @@ _SCALE16 = _F32(65536.0)
 
 
 def new_state(seed: int) -> np.ndarray:
-    """Generator state: xoshiro256** words (seeded by splitmix64 from ``seed``), a buffered
-    word and its unused 16-bit chunks, two words reserved (``f``: a float64 scratch view)."""
+    """Generator state: s[0:4] xoshiro256** words for the pulse bits, s[4:6] unused; s[6]
+    the key and s[7] the counter of the counter-based stream of the cycle-to-cycle normals
+    (all seeded by splitmix64)."""
     s = np.zeros(8, np.uint64)
     z = seed & (2**64 - 1)
-    for k in range(4):
+    for k in (0, 1, 2, 3, 6):
         z = (z + 0x9E3779B97F4A7C15) & (2**64 - 1)
         v = z
         v = ((v ^ (v >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
@@ -63,130 +69,106 @@ def _rotl(x, k):
     return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
 
 
-def _next(s):
-    """xoshiro256** (Blackman & Vigna 2018): the next 64-bit word; advances s[0:4]."""
-    result = _rotl(s[1] * np.uint64(5), 7) * np.uint64(9)
-    t = s[1] << np.uint64(17)
-    s[2] ^= s[0]
-    s[3] ^= s[1]
-    s[1] ^= s[2]
-    s[0] ^= s[3]
-    s[2] ^= t
-    s[3] = _rotl(s[3], 45)
-    return result
+def _draw_normal(s):
+    """One standard normal from the state's counter-based stream (key s[6], counter s[7])."""
+    c = s[7]
+    s[7] = c + np.uint64(1)
+    return _normal(_word(s[6], c), _KN, _WN, _FN)
 
 
-def _u16(s):
-    """A uniform integer in [0, 2^16): four per word, the buffered word's chunks first."""
-    if s[5] == 0:
-        s[4] = _next(s)
-        s[5] = np.uint64(4)
-    s[5] -= np.uint64(1)
-    v = s[4] & np.uint64(0xFFFF)
-    s[4] >>= np.uint64(16)
-    return v
-
-
-def _zig_tables(c: int = 128, r: float = 3.442619855899, v: float = 9.91256303526217e-3):
-    """Ziggurat layers of the normal density (Doornik 2005, ZIGNOR): edges x, ratios x'/x."""
-    x = np.zeros(c + 1)
-    f = math.exp(-0.5 * r * r)
-    x[0], x[1] = v / f, r
-    for i in range(2, c):
-        x[i] = math.sqrt(-2 * math.log(v / x[i - 1] + f))
-        f = math.exp(-0.5 * x[i] * x[i])
-    return x, x[1:] / x[:-1]
-
-
-_ZIG_X, _ZIG_R = _zig_tables()
-_ZIG_TAIL = 3.442619855899
-
-
-def _uniform(s):
-    """A uniform on (0, 1]: 53 random bits."""
-    return (float(_next(s) >> np.uint64(11)) + 1.0) * (1.0 / 9007199254740992.0)
-
-
-def _zig_slow(u, i, s):
-    """The ziggurat after its rectangle test failed for abscissa u in layer i."""
-    while True:
-        if i == 0:  # the base layer: a draw from the tail beyond R (Marsaglia 1964)
-            while True:
-                xt = math.log(_uniform(s)) / _ZIG_TAIL
-                y = math.log(_uniform(s))
-                if -2.0 * y >= xt * xt:
-                    break
-            return xt - _ZIG_TAIL if u < 0 else _ZIG_TAIL - xt
-        xv = u * _ZIG_X[i]
-        f0 = math.exp(-0.5 * (_ZIG_X[i] * _ZIG_X[i] - xv * xv))
-        f1 = math.exp(-0.5 * (_ZIG_X[i + 1] * _ZIG_X[i + 1] - xv * xv))
-        if f1 + _uniform(s) * (f0 - f1) < 1.0:
-            return xv
-        word = _next(s)  # rejected: a new draw
-        u = 2.0 * (float(word >> np.uint64(11)) * (1.0 / 9007199254740992.0)) - 1.0
-        i = np.int64(word & np.uint64(0x7F))
-        if abs(u) < _ZIG_R[i]:
-            return u * _ZIG_X[i]
-
-
-def _normal(s, f):
-    """A standard normal: the ziggurat of Doornik (2005), exact; one 64-bit word in 98.8 %
-    of draws (53 bits for the abscissa, the 7 lowest for the layer). ``f``: the scratch view
-    (unused by the ziggurat; kept so that every sampler has one signature)."""
-    word = _next(s)
-    u = 2.0 * (float(word >> np.uint64(11)) * (1.0 / 9007199254740992.0)) - 1.0
-    i = np.int64(word & np.uint64(0x7F))
-    if abs(u) < _ZIG_R[i]:
-        return u * _ZIG_X[i]
-    return _zig_slow(u, i, s)
-
-
-def _fill_normals(buf, k, s, f):
-    """buf[:k] = standard normals: the ziggurat's fast path with the generator state in
-    local variables (a store to an array could alias it, so a call per draw reloads it),
-    its rare rejections (1.2 %) by :func:`_normal` on the stored state."""
-    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+def _fill_normals(buf, k, s, need, rej):
+    """buf[q] = a standard normal wherever need[q] != 0, q < k (elsewhere an unused value):
+    the ziggurat of :func:`..fused_cpu._normal` on the counter-based words of key s[6] from
+    counter s[7] on. Its fast path runs for all k in one branch-free loop (the words do not
+    depend on each other, so the draws overlap); the draws it rejects (3 %) are flagged in
+    ``rej`` (uint8, from :func:`_flags`; found eight at a time by the lowest set bit) and,
+    where needed, redone by the full sampler from the same word."""
+    key, c0 = s[6], s[7]
+    nrej = 0
     for q in range(k):
-        word = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
-        t = s1 << np.uint64(17)
-        s2 ^= s0
-        s3 ^= s1
-        s1 ^= s2
-        s0 ^= s3
-        s2 ^= t
-        s3 = _rotl(s3, 45)
-        u = 2.0 * (float(word >> np.uint64(11)) * (1.0 / 9007199254740992.0)) - 1.0
-        i = np.int64(word & np.uint64(0x7F))
-        if abs(u) < _ZIG_R[i]:
-            buf[q] = u * _ZIG_X[i]
-            continue
-        s[0], s[1], s[2], s[3] = s0, s1, s2, s3
-        buf[q] = _zig_slow(u, i, s)
-        s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
-    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
+        w = _word(key, c0 + np.uint64(q))
+        iz = np.int64(w & _MASK7)
+        hz = np.int64(w >> _S32) - 2147483648
+        buf[q] = hz * _WN[iz]
+        bad = np.uint8((abs(hz) >= _KN[iz]) & (need[q] != 0))
+        rej[q] = bad
+        nrej += bad
+    flags = rej.view(np.uint64)
+    g = 0
+    while nrej > 0:
+        f = flags[g]
+        while f != 0:  # the set flags of these eight, lowest first (a flag is bit 0 of a byte)
+            low = f & (~f + np.uint64(1))
+            f ^= low
+            q = 8 * g + (np.int64(_popcount(low - np.uint64(1))) >> 3)
+            if q < k:
+                buf[q] = _normal(_word(key, c0 + np.uint64(q)), _KN, _WN, _FN)
+                nrej -= 1
+        g += 1
+    s[7] = c0 + np.uint64(k)
+
+
+def _flags(n):
+    """Rejection flags for :func:`_fill_normals` of up to n draws."""
+    return np.zeros(8 * ((n + 7) // 8), np.uint8)
 
 
 def _normals(n, s):
-    """n standard normals (for the tests)."""
-    f = s[6:8].view(np.float64)
+    """n standard normals (for the tests): half from the bulk path, half one by one."""
     out = np.empty(n)
-    _fill_normals(out, n // 2, s, f)
-    for k in range(n // 2, n):  # both paths
-        out[k] = _normal(s, f)
+    _fill_normals(out, n // 2, s, np.ones(n, np.int32), _flags(n))
+    for k in range(n // 2, n):
+        out[k] = _draw_normal(s)
     return out
 
 
-def _mask(v, gain, bl, s):
-    """BL pulse bits of a line with value v: slot t fires with P = min(gain*|v|, 1)."""
-    p = min(gain * abs(v), _F32(1.0))
-    thr = np.uint64(np.rint(p * _SCALE16))
-    if thr == 0:
-        return np.uint64(0)
-    m = np.uint64(0)
-    for t in range(bl):
-        if _u16(s) < thr:
-            m |= np.uint64(1) << np.uint64(t)
-    return m
+def _xoshiro(s0, s1, s2, s3):
+    """xoshiro256** (Blackman & Vigna 2018) on a state held in locals: (word, s0, s1, s2,
+    s3)."""
+    word = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, 45)
+    return word, s0, s1, s2, s3
+
+
+def _masks(v, b, gain, bl, s, m):
+    """m[i] = the BL-bit pulse mask of line i of sample b of v (N, L): slot t fires when a
+    16-bit uniform u < round(min(gain*|v|, 1) * 2^16); four uniforms per xoshiro256** word
+    (state s[0:4], kept in registers for the loop), a fresh word for each line."""
+    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+    for i in range(v.shape[1]):
+        p = min(gain * abs(v[b, i]), _F32(1.0))
+        thr = np.uint64(np.rint(p * _SCALE16))
+        mi = np.uint64(0)
+        if thr != 0:
+            word = np.uint64(0)
+            for t in range(bl):
+                if t & 3 == 0:
+                    word, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+                mi |= np.uint64((word & np.uint64(0xFFFF)) < thr) << np.uint64(t)
+                word >>= np.uint64(16)
+        m[i] = mi
+    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
+
+
+def _lines(v, b, gain, bl, s, m, idx, neg):
+    """The lines of sample b of v (N, L) that pulse at least once in BL slots, packed at the
+    front of m (pulse masks, :func:`_masks`), idx (line indices) and neg (1: negative
+    value); returns how many. Branch-free: whether a line pulses is random."""
+    _masks(v, b, gain, bl, s, m)
+    n = 0
+    for i in range(v.shape[1]):
+        mi = m[i]
+        m[n] = mi
+        idx[n] = i
+        neg[n] = 1 if v[b, i] < 0 else 0
+        n += mi != 0
+    return n
 
 
 def _popcount(x):
@@ -196,17 +178,18 @@ def _popcount(x):
     return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
 
 
-def _cell(w, dev, j, i, down, n, c2c, soft, s, f):
+def _cell(w, dev, j, i, down, n, c2c, soft, s):
     """w[j, i] after n (> 0) coincidences in one direction (``down`` 0: up, 1: down):
     :func:`.closed_form.apply_direction` in float32, operation for operation; bounds last.
     The direction selects by index and sign, not by branch (it is random from cell to cell).
-    Inlined by hand where it is hot (a call costs more than the update)."""
+    The constant-step case is written out where it is hot (a call costs more than the
+    update)."""
     nf = _F32(n)
     dw = dev[down, j, i]
     if not soft:
         step = dw * nf
         if c2c != 0:
-            step = step + dw * c2c * _F32(math.sqrt(nf)) * _F32(_normal(s, f))
+            step = step + dw * c2c * _F32(math.sqrt(nf)) * _F32(_draw_normal(s))
         wv = w[j, i] + _F32(1.0 - 2.0 * down) * step  # w - step exactly when down
     else:
         wv = w[j, i]
@@ -216,7 +199,7 @@ def _cell(w, dev, j, i, down, n, c2c, soft, s, f):
         if c2c != 0:
             r = (a * c2c) ** 2
             s2 = nf * _F32(math.log1p(r / (_F32(1.0) - a) ** 2))
-            log_m = log_m - _F32(0.5) * s2 + _F32(math.sqrt(s2)) * _F32(_normal(s, f))
+            log_m = log_m - _F32(0.5) * s2 + _F32(math.sqrt(s2)) * _F32(_draw_normal(s))
         wv = wv - (bound - wv) * _F32(math.expm1(log_m))
     w[j, i] = min(max(wv, dev[3, j, i]), dev[2, j, i])
 
@@ -224,63 +207,59 @@ def _cell(w, dev, j, i, down, n, c2c, soft, s, f):
 def _sequential_update(w, dev, x, d, gain, bl, c2c, soft, s):
     """One rank-1 pulsed update per sample (rows of x (N, n_in), d (N, n_out)), in order.
 
-    Per output line that pulsed: the counts of all inputs that pulsed in one branch-free
-    pass, the cells with n > 0 gathered without branches, then updated (the constant-step
-    case written out: as a call, _cell costs twenty times the arithmetic)."""
-    f = s[6:8].view(np.float64)
+    Per output line j that pulsed, the whole row in one branch-free pass over the inputs
+    (so that it vectorises; 4x the speed of gathering the cells with n > 0): n_ij =
+    popcount(mask_x_i & mask_d_j), the step, the bounds. Cells with
+    n = 0 take a zero step and stay as they are (the torch path likewise clips whole pulsed
+    rows); their unused normals cost less than gathering the cells with n > 0 would. The
+    output lines are drawn first: when none pulsed, the input lines are not drawn at all."""
     n_smp, n_in = x.shape
     n_out = d.shape[1]
     mx = np.empty(n_in, np.uint64)
-    act = np.empty(n_in, np.int64)
-    neg = np.empty(n_in, np.int64)
-    cnt = np.empty(n_in, np.int64)
-    hit = np.empty(n_in, np.int64)
-    z = np.empty(n_in)
+    sx = np.empty(n_in, np.int32)
+    md = np.empty(n_out, np.uint64)
+    act_d = np.empty(n_out, np.int64)
+    neg_d = np.empty(n_out, np.int64)
+    cnt = np.empty(n_in, np.int32)
+    z = np.zeros(n_in, np.float32)
+    rej = _flags(n_in)
+    noisy = c2c != 0
     for b in range(n_smp):
-        na = 0
+        nd = _lines(d, b, gain, bl, s, md, act_d, neg_d)
+        if nd == 0:  # no output line pulsed: no coincidence, no input line needed
+            continue
+        _masks(x, b, gain, bl, s, mx)
         for i in range(n_in):
-            m = _mask(x[b, i], gain, bl, s)
-            if m != 0:
-                mx[na] = m
-                act[na] = i
-                neg[na] = 1 if x[b, i] < 0 else 0
-                na += 1
-        for j in range(n_out):
-            mj = _mask(d[b, j], gain, bl, s)
-            if mj == 0 or na == 0:
-                continue
-            neg_d = 1 if d[b, j] < 0 else 0
-            k = 0
-            for t in range(na):
-                c = np.int64(_popcount(mx[t] & mj))
-                cnt[t] = c
-                hit[k] = t
-                k += 1 if c != 0 else 0
+            sx[i] = 1 if x[b, i] < 0 else 0
+        for q in range(nd):
+            j, mj, sd = act_d[q], md[q], np.int32(neg_d[q])
             if soft:
-                for q in range(k):
-                    t = hit[q]
-                    _cell(w, dev, j, act[t], neg[t] ^ neg_d, cnt[t], c2c, soft, s, f)
+                for i in range(n_in):
+                    c = np.int64(_popcount(mx[i] & mj))
+                    if c != 0:
+                        _cell(w, dev, j, i, sx[i] ^ sd, c, c2c, soft, s)
                 continue
-            if c2c != 0:
-                _fill_normals(z, k, s, f)
-            for q in range(k):
-                t = hit[q]
-                i = act[t]
-                down = neg[t] ^ neg_d
-                nf = _F32(cnt[t])
-                dw = dev[down, j, i]
+            for i in range(n_in):
+                cnt[i] = np.int32(_popcount(mx[i] & mj))
+            if noisy:
+                _fill_normals(z, n_in, s, cnt, rej)
+            wr, up, dn, hi, lo = w[j], dev[0, j], dev[1, j], dev[2, j], dev[3, j]
+            for i in range(n_in):
+                nf = _F32(cnt[i])
+                down = sx[i] ^ sd
+                dw_up, dw_dn = up[i], dn[i]
+                dw = dw_dn if down else dw_up
                 step = dw * nf
-                if c2c != 0:
-                    step = step + dw * c2c * _F32(math.sqrt(nf)) * _F32(z[q])
-                wv = w[j, i] + _F32(1.0 - 2.0 * down) * step
-                w[j, i] = min(max(wv, dev[3, j, i]), dev[2, j, i])
+                if noisy:
+                    step = step + dw * c2c * np.sqrt(nf) * z[i]
+                wv = wr[i] + _F32(1 - 2 * down) * step
+                wr[i] = min(max(wv, lo[i]), hi[i])
 
 
 def _merged_update(w, dev, x, d, gain, bl, c2c, soft, s):
     """The N samples' coincidences summed per cell and direction, then applied once (up,
     then down): the torch path's ``merged`` mini-batch update. Counts are accumulated on the
     lines that pulsed only, then each touched row is applied."""
-    f = s[6:8].view(np.float64)
     n_smp, n_in = x.shape
     n_out = d.shape[1]
     cnt = np.zeros((2, n_out, n_in), np.int32)
@@ -288,41 +267,36 @@ def _merged_update(w, dev, x, d, gain, bl, c2c, soft, s):
     mx = np.empty(n_in, np.uint64)
     act = np.empty(n_in, np.int64)
     neg = np.empty(n_in, np.int64)
+    md = np.empty(n_out, np.uint64)
+    act_d = np.empty(n_out, np.int64)
+    neg_d = np.empty(n_out, np.int64)
     for b in range(n_smp):
-        na = 0
-        for i in range(n_in):
-            m = _mask(x[b, i], gain, bl, s)
-            if m != 0:
-                mx[na] = m
-                act[na] = i
-                neg[na] = 1 if x[b, i] < 0 else 0
-                na += 1
-        for j in range(n_out):
-            mj = _mask(d[b, j], gain, bl, s)
-            if mj == 0 or na == 0:
-                continue
+        nd = _lines(d, b, gain, bl, s, md, act_d, neg_d)
+        if nd == 0:  # no output line pulsed: no coincidence, no input line needed
+            continue
+        na = _lines(x, b, gain, bl, s, mx, act, neg)
+        for q in range(nd):
+            j, mj, sd = act_d[q], md[q], neg_d[q]
             touched[j] = True
-            neg_d = 1 if d[b, j] < 0 else 0
             for t in range(na):
-                cnt[neg[t] ^ neg_d, j, act[t]] += np.int32(_popcount(mx[t] & mj))
+                cnt[neg[t] ^ sd, j, act[t]] += np.int32(_popcount(mx[t] & mj))
     for j in range(n_out):
         if touched[j]:
             for down in range(2):
                 for i in range(n_in):
                     if cnt[down, j, i] != 0:
-                        _cell(w, dev, j, i, down, cnt[down, j, i], c2c, soft, s, f)
+                        _cell(w, dev, j, i, down, cnt[down, j, i], c2c, soft, s)
 
 
 def _apply_counts(w, dev, n_up, n_down, c2c, soft, s):
     """Up counts, then down counts, per cell (each cell's n and direction as the torch path)."""
-    f = s[6:8].view(np.float64)
     n_out, n_in = w.shape
     for j in range(n_out):
         for i in range(n_in):
             if n_up[j, i] != 0:
-                _cell(w, dev, j, i, 0, n_up[j, i], c2c, soft, s, f)
+                _cell(w, dev, j, i, 0, n_up[j, i], c2c, soft, s)
             if n_down[j, i] != 0:
-                _cell(w, dev, j, i, 1, n_down[j, i], c2c, soft, s, f)
+                _cell(w, dev, j, i, 1, n_down[j, i], c2c, soft, s)
 
 
 def _io_in(x, inp_bound, inp_step, abs_max, out, scale):
@@ -366,14 +340,13 @@ def _io_out(y, z, noise, out_bound, out_step, abs_max, scale):
 if AVAILABLE:
     _opts = {"cache": True, "nogil": True}
     _rotl = njit(inline="always", **_opts)(_rotl)
-    _next = njit(inline="always", **_opts)(_next)
-    _u16 = njit(inline="always", **_opts)(_u16)
-    _uniform = njit(inline="always", **_opts)(_uniform)
-    _zig_slow = njit(**_opts)(_zig_slow)
-    _normal = njit(**_opts)(_normal)
+    _draw_normal = njit(**_opts)(_draw_normal)
     _fill_normals = njit(**_opts)(_fill_normals)
+    _flags = njit(**_opts)(_flags)
     _normals = njit(**_opts)(_normals)
-    _mask = njit(inline="always", **_opts)(_mask)
+    _xoshiro = njit(inline="always", **_opts)(_xoshiro)
+    _masks = njit(**_opts)(_masks)
+    _lines = njit(**_opts)(_lines)
     _popcount = njit(inline="always", **_opts)(_popcount)
     _cell = njit(**_opts)(_cell)
     _sequential_update = njit(**_opts)(_sequential_update)
@@ -395,17 +368,19 @@ def sequential_update(w: np.ndarray, dev: np.ndarray, x: np.ndarray, d: np.ndarr
 
 
 def periphery_in(x: np.ndarray, inp_bound: float, inp_step: float, abs_max: bool):
-    """(x after noise management, input clamp and DAC; the per-row scales), float32."""
+    """(x after noise management, input clamp and DAC; the per-row scales), float32; the
+    constants float32 (:meth:`.io.IOParameters.fused_args`)."""
     out = np.empty_like(x)
     scale = np.empty(x.shape[0], np.float32)
-    _io_in(x, _F32(inp_bound), _F32(inp_step), abs_max, out, scale)
+    _io_in(x, inp_bound, inp_step, abs_max, out, scale)
     return out, scale
 
 
 def periphery_out(y: np.ndarray, z: np.ndarray, noise: float, out_bound: float,
                   out_step: float, abs_max: bool, scale: np.ndarray) -> None:
-    """In place on y (float32): output noise noise*z, clamp, ADC, times the input scale."""
-    _io_out(y, z, _F32(noise), _F32(out_bound), _F32(out_step), abs_max, scale)
+    """In place on y (float32): output noise noise*z, clamp, ADC, times the input scale;
+    the constants float32 (:meth:`.io.IOParameters.fused_args`)."""
+    _io_out(y, z, noise, out_bound, out_step, abs_max, scale)
 
 
 def normals(n: int, state: np.ndarray) -> np.ndarray:

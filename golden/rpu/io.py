@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from . import fused as _fused
@@ -51,6 +52,20 @@ class IOParameters:
     def step(self, bound: float, bits: int) -> float:
         return 2 * bound / (2**bits - 2)
 
+    def fused_args(self):
+        """(inp_bound, inp_step, abs_max, out_noise, out_bound, out_step) as the fused
+        periphery passes take them (float32; step 0: no quantisation), computed once."""
+        args = self.__dict__.get("_fused_args")
+        if args is None:
+            f32 = np.float32
+            args = (f32(self.inp_bound),
+                    f32(self.step(self.inp_bound, self.inp_bits) if self.inp_bits else 0.0),
+                    self.noise_management == "abs_max", f32(self.out_noise),
+                    f32(self.out_bound),
+                    f32(self.step(self.out_bound, self.out_bits) if self.out_bits else 0.0))
+            self.__dict__["_fused_args"] = args  # frozen: no setattr, the cache only
+        return args
+
 
 def _quantise(v, step: float):
     return torch.round(v / step) * step
@@ -69,16 +84,13 @@ def analog_mvm(x: torch.Tensor, w: torch.Tensor, io: IOParameters, generator=Non
         return x @ w.T
     if (fused and _fused.AVAILABLE and x.device.type == "cpu" and x.dtype == torch.float32
             and w.dtype == torch.float32 and x.dim() == 2):
-        abs_max = io.noise_management == "abs_max"
-        xq, scale = _fused.periphery_in(x.detach().contiguous().numpy(), io.inp_bound,
-                                        io.step(io.inp_bound, io.inp_bits) if io.inp_bits
-                                        else 0.0, abs_max)
+        inp_bound, inp_step, abs_max, noise, out_bound, out_step = io.fused_args()
+        xq, scale = _fused.periphery_in(x.detach().contiguous().numpy(), inp_bound, inp_step,
+                                        abs_max)
         y = torch.from_numpy(xq) @ w.T
-        z = (torch.randn(y.shape, generator=generator, dtype=y.dtype) if io.out_noise
+        z = (torch.randn(y.shape, generator=generator, dtype=y.dtype) if noise
              else torch.empty(0, 0))
-        _fused.periphery_out(y.numpy(), z.numpy(), io.out_noise, io.out_bound,
-                             io.step(io.out_bound, io.out_bits) if io.out_bits else 0.0,
-                             abs_max, scale)
+        _fused.periphery_out(y.numpy(), z.numpy(), noise, out_bound, out_step, abs_max, scale)
         return y
     scale = None
     if io.noise_management == "abs_max":

@@ -9,6 +9,13 @@ so it is analog and pulse-updated too. A zero-size parameter ``analog_ctx`` carr
 into the optimiser and makes autograd visit the layer even when its input needs no gradient.
 AnalogConv2d unfolds its input (im2col): every output position is one array read and, in
 the update, one rank-1 pulse update.
+
+``convert_to_analog`` turns every ``nn.Sequential`` into an :class:`AnalogSequential`: where
+its children are analog linear layers and element-wise activations only, its forward runs
+the whole chain as one autograd node (:class:`_AnalogChain`), with the very operations of
+the layer-by-layer path in the same order - so the same outputs, gradients and recorded
+updates, bit for bit (tested) - without a module call, a pad node and an autograd node per
+layer: at batch 1 those cost more than the arithmetic.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from torch import nn
 from .io import analog_mvm
 from .tile import RPUConfig, make_tile
 
-__all__ = ["AnalogLinear", "AnalogConv2d", "convert_to_analog"]
+__all__ = ["AnalogLinear", "AnalogConv2d", "AnalogSequential", "convert_to_analog"]
 
 
 class _AnalogMVM(torch.autograd.Function):
@@ -45,6 +52,70 @@ class _AnalogMVM(torch.autograd.Function):
                             tile.cfg.fused)
         tile.record(x, -grad)
         return dx, None, None
+
+
+# element-wise activations the chain runs itself: forward, and the backward torch's own
+# autograd node calls (same kernel, so the same gradients)
+_ACTIVATIONS = {
+    nn.Sigmoid: (torch.sigmoid, torch.ops.aten.sigmoid_backward),
+    nn.Tanh: (torch.tanh, torch.ops.aten.tanh_backward),
+    nn.ReLU: (torch.relu, lambda g, y: torch.ops.aten.threshold_backward(g, y, 0)),
+}
+
+
+class _AnalogChain(torch.autograd.Function):
+    """Analog linear layers and activations of an :class:`AnalogSequential` as one node:
+    per layer the bias pad, :func:`.io.analog_mvm` and the activation going forward, and
+    going back the activation's backward, the transposed read (none for the first layer
+    when the input needs no gradient) and the tile's record - the per-layer nodes' work."""
+
+    @staticmethod
+    def forward(ctx, x, plan, *analog_ctxs):
+        saved = []
+        h = x
+        first = None
+        for k, (layer, act) in enumerate(plan):
+            if act is not None:
+                h = _ACTIVATIONS[act][0](h)
+                saved.append(h)
+                continue
+            if h.shape[-1] != layer.in_features:
+                raise ValueError(f"AnalogLinear expects {layer.in_features} input features, "
+                                 f"got {h.shape[-1]}")
+            if first is None:
+                first = k
+            if layer.use_bias:
+                h = F.pad(h, (0, 1), value=1.0)
+            saved.append(h)
+            tile = layer.tile
+            w = tile.read()
+            h = analog_mvm(h, w, tile.cfg.forward, tile.generator(w.device), tile.cfg.fused)
+        ctx.plan, ctx.saved, ctx.first = plan, saved, first
+        return h
+
+    @staticmethod
+    def backward(ctx, grad):
+        plan, saved, first = ctx.plan, ctx.saved, ctx.first
+        # below the first analog layer a gradient flows only if the input needs one (as in
+        # the per-layer graph, where no node is made there otherwise)
+        for k in range(len(plan) - 1, -1, -1):
+            if grad is None:
+                break
+            layer, act = plan[k]
+            if act is not None:
+                grad = _ACTIVATIONS[act][1](grad, saved[k])
+                continue
+            tile = layer.tile
+            dx = None
+            if k > first or ctx.needs_input_grad[0]:
+                w = tile.read()
+                dx = analog_mvm(grad, w.T, tile.cfg.backward, tile.generator(w.device),
+                                tile.cfg.fused)
+                if layer.use_bias:
+                    dx = dx[:, :-1]
+            tile.record(saved[k], -grad)
+            grad = dx
+        return (grad, None) + (None,) * (len(ctx.needs_input_grad) - 2)
 
 
 class AnalogContext(nn.Parameter):
@@ -143,8 +214,49 @@ class AnalogConv2d(_AnalogBase):
             n, self.out_channels, ho, wo)
 
 
+class AnalogSequential(nn.Sequential):
+    """nn.Sequential whose analog linear layers and element-wise activations (Sigmoid, Tanh,
+    ReLU), when they are all its children, run as one autograd node (:class:`_AnalogChain`);
+    with any other child, a hook on a child, or an input that is not 2-D: the plain
+    layer-by-layer forward."""
+
+    def _plan(self, x: torch.Tensor):
+        if x.dim() != 2:
+            return None
+        mods = tuple(self._modules.values())
+        cache = self.__dict__.get("_chain")
+        if cache is None or cache[0] != mods:
+            plan = []
+            for m in mods:
+                if type(m) is AnalogLinear:  # a subclass may have its own forward
+                    plan.append((m, None))
+                elif type(m) in _ACTIVATIONS:
+                    plan.append((m, type(m)))
+                else:
+                    plan = None
+                    break
+            if plan is not None and all(act is not None for _, act in plan):
+                plan = None
+            cache = (mods, tuple(plan) if plan is not None else None)
+            self.__dict__["_chain"] = cache
+        plan = cache[1]
+        if plan is not None:
+            for m, _ in plan:
+                if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks \
+                        or m._backward_pre_hooks:
+                    return None
+        return plan
+
+    def forward(self, x):
+        plan = self._plan(x)
+        if plan is None:
+            return super().forward(x)
+        return _AnalogChain.apply(x, plan, *(m.analog_ctx for m, act in plan if act is None))
+
+
 def convert_to_analog(model: nn.Module, rpu_config: RPUConfig | None = None) -> nn.Module:
-    """A copy of ``model`` with every nn.Linear and nn.Conv2d on analog arrays (weights kept)."""
+    """A copy of ``model`` with every nn.Linear and nn.Conv2d on analog arrays (weights kept)
+    and every nn.Sequential an :class:`AnalogSequential`."""
     cfg = rpu_config if rpu_config is not None else RPUConfig()
     model = copy.deepcopy(model)
     counter = [0]
@@ -152,6 +264,10 @@ def convert_to_analog(model: nn.Module, rpu_config: RPUConfig | None = None) -> 
     def swap(parent: nn.Module) -> None:
         for name, child in parent.named_children():
             new = None
+            if type(child) is nn.Sequential:
+                swap(child)
+                child.__class__ = AnalogSequential  # a subclass without state of its own
+                continue
             if isinstance(child, nn.Linear):
                 new = AnalogLinear(child.in_features, child.out_features,
                                    child.bias is not None, cfg, counter[0])
@@ -172,4 +288,6 @@ def convert_to_analog(model: nn.Module, rpu_config: RPUConfig | None = None) -> 
             setattr(parent, name, new)
 
     swap(model)
+    if type(model) is nn.Sequential:
+        model.__class__ = AnalogSequential
     return model

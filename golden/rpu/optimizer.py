@@ -19,8 +19,9 @@ class AnalogSGD(torch.optim.SGD):
         if any(p.grad is not None for g in self.param_groups for p in g["params"]):
             super().zero_grad(set_to_none)
 
-    @torch.no_grad()
     def step(self, closure=None):
+        """The pulsed updates work on buffers and records that carry no autograd history, and
+        torch's SGD step sets its own grad mode: no ``no_grad`` region needed (1-2 us)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -30,7 +31,8 @@ class AnalogSGD(torch.optim.SGD):
             for p in group["params"]:
                 tile = getattr(p, "_rpu_tile", None)
                 if tile is not None:
-                    p.grad = None  # the zero-size context carries no gradient
+                    if p.grad is not None:
+                        p.grad = None  # the zero-size context carries no gradient
                     tile.step(group["lr"])
                 elif p.grad is not None:
                     digital = True

@@ -59,7 +59,7 @@ def pulsed_update(w: torch.Tensor, st: DeviceState, x, d, lr: float, *, bl: int,
     gain = gain_for(lr, dw_min, bl)
     if gain == 0:
         return w
-    if fused and _fused.AVAILABLE and w.device.type == "cpu" and w.dtype == torch.float32 \
+    if fused and _fused.AVAILABLE and w.is_cpu and w.dtype == torch.float32 \
             and half_select == 0.0:
         if isinstance(source, BernoulliSource) and bl <= 64:
             kernel = (_fused.sequential_update if sequential or x.shape[0] == 1
