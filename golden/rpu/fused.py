@@ -41,7 +41,7 @@ try:
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     AVAILABLE = False
 
-from ..fused_cpu import _FN, _KN, _MASK7, _S32, _WN, _normal, _word
+from ..fused_cpu import _KN, _MASK7, _S32, _WN, _normal, _word
 
 __all__ = ["AVAILABLE", "new_state", "sequential_update", "apply_counts_inplace", "normals",
            "merged_update"]
@@ -73,7 +73,7 @@ def _draw_normal(s):
     """One standard normal from the state's counter-based stream (key s[6], counter s[7])."""
     c = s[7]
     s[7] = c + np.uint64(1)
-    return _normal(_word(s[6], c), _KN, _WN, _FN)
+    return _normal(_word(s[6], c))
 
 
 def _fill_normals(buf, k, s, need, rej):
@@ -102,7 +102,7 @@ def _fill_normals(buf, k, s, need, rej):
             f ^= low
             q = 8 * g + (np.int64(_popcount(low - np.uint64(1))) >> 3)
             if q < k:
-                buf[q] = _normal(_word(key, c0 + np.uint64(q)), _KN, _WN, _FN)
+                buf[q] = _normal(_word(key, c0 + np.uint64(q)))
                 nrej -= 1
         g += 1
     s[7] = c0 + np.uint64(k)
