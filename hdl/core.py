@@ -137,7 +137,7 @@ class NeurramCore(wiring.Component):
         # --- programming: cell selection from the registers, pulse generator in ctrl
         read_data = Signal(16)
         m.d.comb += [
-            prog.bl_values.eq(regs.bl_values), prog.sl_values.eq(regs.sl_values),
+            prog.bl_is_one.eq(regs.bl_is_one), prog.sl_is_one.eq(regs.sl_is_one),
             ctrl.prog_sel_ok.eq(prog.sel_ok),
             self.prog_sel_bl.eq(prog.prog_sel_bl), self.prog_sel_sl.eq(prog.prog_sel_sl),
             self.prog_op.eq(ctrl.prog_op), self.prog_amp.eq(ctrl.prog_amp),
