@@ -13,8 +13,9 @@ closes it with the synthesizable behavioural macro.
 Integration rules (docs/core_architecture.md):
 
 * RPU_UPDATE: the core first copies every line register into the translators, one line
-  per clock through one register stage (rows = BL registers, then columns = SL registers;
-  ``lines + 2`` clocks before the update starts), scaling the W-1 magnitude
+  per clock through one register stage before the translators' shared multiplier, whose
+  product is a register too (rows = BL registers, then columns = SL registers; ``lines + 3``
+  clocks from ``rpu_start`` to the translators' ``start``), scaling the W-1 magnitude
   bits to the translators' ``str_bits`` and applying the controller's ``str_gain``
   (register sign 1 = positive; the translators' sign 1 = negative), then starts the
   update. ``row_pulse``/``col_pulse`` with ``rpu_valid``/``rpu_up`` drive the row and column
@@ -186,7 +187,9 @@ class NeurramCore(wiring.Component):
                 m.d.sync += k.eq(k + 1)
                 with m.If(k == lines - 1):
                     m.next = "FLUSH"
-            with m.State("FLUSH"):  # the last line is written in this clock
+            with m.State("FLUSH"):  # the last line's write port clock
+                m.next = "STORE"
+            with m.State("STORE"):  # its product is stored (the translators' write pipeline)
                 m.next = "START"
             with m.State("START"):
                 m.d.comb += strb.start.eq(1)
