@@ -102,6 +102,8 @@ def cmd_fpga(args) -> int:
     cfg = _config(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.board and args.scan:
+        raise UsageError("--scan wraps a bare design (--top), not a board top")
     if args.board:
         if args.board not in BOARDS:
             raise UsageError(f"unknown board {args.board!r}; choose one of: {', '.join(BOARDS)}")
@@ -115,8 +117,15 @@ def cmd_fpga(args) -> int:
     else:
         if args.top not in TOPS:
             raise UsageError(f"unknown top {args.top!r}; choose one of: {', '.join(TOPS)}")
-        top = module_name(args.top)
-        vpath, lpath = write_verilog(cfg, args.top, out), None
+        if args.scan:
+            from .hdl.tops import ScanHarness, build_top
+            top = f"{module_name(args.top)}_scan"
+            vpath = write_atomic(out / f"{top}.v", verilog.convert(
+                ScanHarness(build_top(cfg, args.top)), name=top, emit_src=False))
+        else:
+            top = module_name(args.top)
+            vpath = write_verilog(cfg, args.top, out)
+        lpath = None
         freq = 100.0 if args.freq is None else args.freq
         part = {"device": "85k", "package": "CABGA381"}
     write_atomic(out / "config.json", cfg.to_json() + "\n")
@@ -223,6 +232,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--freq", type=float, metavar="MHZ",
                    help="target clock (default: the board's core clock, 100 MHz)")
     f.add_argument("--no-pack", action="store_true", help="skip ecppack (no bitstream)")
+    f.add_argument("--scan", action="store_true",
+                   help="with --top: every port behind a scan register, two pins left (for "
+                   "designs with more port bits than the package has pins; port paths "
+                   "become register paths)")
     f.set_defaults(func=cmd_fpga)
 
     r = sub.add_parser("regress", help="run the cocotb co-simulation regression")
