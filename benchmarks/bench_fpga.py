@@ -30,6 +30,9 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", default=["tiny", "small"])
     ap.add_argument("--tops", nargs="+", default=["core", "core_fpga"])
     ap.add_argument("--board", action="store_true", help="also the ULX3S 85F board top")
+    ap.add_argument("--scan", action="store_true",
+                    help="bare tops behind scan registers (hdl/tops.py ScanHarness): for "
+                    "presets whose ports outnumber the package's pins (medium and up)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default="build/bench_fpga")
     args = ap.parse_args()
@@ -47,8 +50,8 @@ def main() -> None:
                     Ulx3s85F(cfg), name=name, emit_src=False))
                 pins = write_atomic(out / "ulx3s-85f.lpf", lpf())
             else:
-                name, pins = module_name(top), None
-                v = write_verilog(cfg, top, out)
+                name, pins = module_name(top, scan=args.scan), None
+                v = write_verilog(cfg, top, out, scan=args.scan)
             r = run_flow(v, name, out, seed=args.seed, lpf=pins,
                          progress=lambda line: print(line, flush=True))
             c = r.cells

@@ -117,15 +117,8 @@ def cmd_fpga(args) -> int:
     else:
         if args.top not in TOPS:
             raise UsageError(f"unknown top {args.top!r}; choose one of: {', '.join(TOPS)}")
-        if args.scan:
-            from .hdl.tops import ScanHarness, build_top
-            top = f"{module_name(args.top)}_scan"
-            vpath = write_atomic(out / f"{top}.v", verilog.convert(
-                ScanHarness(build_top(cfg, args.top)), name=top, emit_src=False))
-        else:
-            top = module_name(args.top)
-            vpath = write_verilog(cfg, args.top, out)
-        lpath = None
+        top = module_name(args.top, scan=args.scan)
+        vpath, lpath = write_verilog(cfg, args.top, out, scan=args.scan), None
         freq = 100.0 if args.freq is None else args.freq
         part = {"device": "85k", "package": "CABGA381"}
     write_atomic(out / "config.json", cfg.to_json() + "\n")

@@ -107,8 +107,8 @@ class ScanHarness(wiring.Component):
         return m
 
 
-def module_name(top: str) -> str:
-    return f"cimflow_{top}"
+def module_name(top: str, *, scan: bool = False) -> str:
+    return f"cimflow_{top}" + ("_scan" if scan else "")
 
 
 def build_top(config: CoreConfig, top: str) -> wiring.Component:
@@ -121,6 +121,9 @@ def build_top(config: CoreConfig, top: str) -> wiring.Component:
     return FlatTop(design) if nested else design
 
 
-def emit_verilog(config: CoreConfig, top: str) -> str:
-    """Verilog text of ``top`` for ``config`` (Amaranth -> Yosys)."""
-    return verilog.convert(build_top(config, top), name=module_name(top), emit_src=False)
+def emit_verilog(config: CoreConfig, top: str, *, scan: bool = False) -> str:
+    """Verilog text of ``top`` for ``config`` (Amaranth -> Yosys); ``scan`` wraps it in a
+    ``ScanHarness`` (module ``cimflow_<top>_scan``, for timing only)."""
+    design = build_top(config, top)
+    return verilog.convert(ScanHarness(design) if scan else design,
+                           name=module_name(top, scan=scan), emit_src=False)
