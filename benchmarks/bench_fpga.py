@@ -34,6 +34,7 @@ def main() -> None:
                     help="bare tops behind scan registers (hdl/tops.py ScanHarness): for "
                     "presets whose ports outnumber the package's pins (medium and up)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--router", choices=("router1", "router2"), default="router1")
     ap.add_argument("--out", default="build/bench_fpga")
     args = ap.parse_args()
     rows = ["| design | preset | LUT4 | FF | BRAM | DSP | Fmax (MHz) | critical path | "
@@ -52,7 +53,7 @@ def main() -> None:
             else:
                 name, pins = module_name(top, scan=args.scan), None
                 v = write_verilog(cfg, top, out, scan=args.scan)
-            r = run_flow(v, name, out, seed=args.seed, lpf=pins,
+            r = run_flow(v, name, out, seed=args.seed, lpf=pins, router=args.router,
                          progress=lambda line: print(line, flush=True))
             c = r.cells
             rows.append(f"| {top} | {p} | {c['LUT4']:,} | {c['FF']:,} | {c['BRAM']} | "

@@ -124,7 +124,8 @@ def cmd_fpga(args) -> int:
     write_atomic(out / "config.json", cfg.to_json() + "\n")
     print(f"wrote {vpath}" + (f" and {lpath}" if lpath else ""))
     result = run_flow(vpath, top, out, freq_mhz=freq, seed=args.seed, lpf=lpath,
-                      pack=not args.no_pack, device=part["device"], package=part["package"],
+                      pack=not args.no_pack, router=args.router, device=part["device"],
+                      package=part["package"],
                       progress=lambda line: print(line, flush=True))
     report = format_result(result, part["device"])
     write_atomic(out / "fpga_report.txt", report + "\n")
@@ -225,6 +226,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--freq", type=float, metavar="MHZ",
                    help="target clock (default: the board's core clock, 100 MHz)")
     f.add_argument("--no-pack", action="store_true", help="skip ecppack (no bitstream)")
+    f.add_argument("--router", choices=("router1", "router2"), default="router1",
+                   help="nextpnr router (default router1; router2 for congested designs)")
     f.add_argument("--scan", action="store_true",
                    help="with --top: every port behind a scan register, two pins left (for "
                    "designs with more port bits than the package has pins; port paths "
