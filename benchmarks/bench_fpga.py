@@ -30,7 +30,11 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", default=["tiny", "small"])
     ap.add_argument("--tops", nargs="+", default=["core", "core_fpga"])
     ap.add_argument("--board", action="store_true", help="also the ULX3S 85F board top")
+    ap.add_argument("--scan", action="store_true",
+                    help="bare tops behind scan registers (hdl/tops.py ScanHarness): for "
+                    "presets whose ports outnumber the package's pins (medium and up)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--router", choices=("router1", "router2"), default="router1")
     ap.add_argument("--out", default="build/bench_fpga")
     args = ap.parse_args()
     rows = ["| design | preset | LUT4 | FF | BRAM | DSP | Fmax (MHz) | critical path | "
@@ -47,9 +51,9 @@ def main() -> None:
                     Ulx3s85F(cfg), name=name, emit_src=False))
                 pins = write_atomic(out / "ulx3s-85f.lpf", lpf())
             else:
-                name, pins = module_name(top), None
-                v = write_verilog(cfg, top, out)
-            r = run_flow(v, name, out, seed=args.seed, lpf=pins,
+                name, pins = module_name(top, scan=args.scan), None
+                v = write_verilog(cfg, top, out, scan=args.scan)
+            r = run_flow(v, name, out, seed=args.seed, lpf=pins, router=args.router,
                          progress=lambda line: print(line, flush=True))
             c = r.cells
             rows.append(f"| {top} | {p} | {c['LUT4']:,} | {c['FF']:,} | {c['BRAM']} | "

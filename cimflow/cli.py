@@ -103,6 +103,8 @@ def cmd_fpga(args) -> int:
     cfg = _config(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.board and args.scan:
+        raise UsageError("--scan wraps a bare design (--top), not a board top")
     if args.board:
         if args.board not in BOARDS:
             raise UsageError(f"unknown board {args.board!r}; choose one of: {', '.join(BOARDS)}")
@@ -116,14 +118,15 @@ def cmd_fpga(args) -> int:
     else:
         if args.top not in TOPS:
             raise UsageError(f"unknown top {args.top!r}; choose one of: {', '.join(TOPS)}")
-        top = module_name(args.top)
-        vpath, lpath = write_verilog(cfg, args.top, out), None
+        top = module_name(args.top, scan=args.scan)
+        vpath, lpath = write_verilog(cfg, args.top, out, scan=args.scan), None
         freq = 100.0 if args.freq is None else args.freq
         part = {"device": "85k", "package": "CABGA381"}
     write_atomic(out / "config.json", cfg.to_json() + "\n")
     print(f"wrote {vpath}" + (f" and {lpath}" if lpath else ""))
     result = run_flow(vpath, top, out, freq_mhz=freq, seed=args.seed, lpf=lpath,
-                      pack=not args.no_pack, device=part["device"], package=part["package"],
+                      pack=not args.no_pack, router=args.router, device=part["device"],
+                      package=part["package"],
                       progress=lambda line: print(line, flush=True))
     report = format_result(result, part["device"])
     write_atomic(out / "fpga_report.txt", report + "\n")
@@ -231,6 +234,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--freq", type=float, metavar="MHZ",
                    help="target clock (default: the board's core clock, 100 MHz)")
     f.add_argument("--no-pack", action="store_true", help="skip ecppack (no bitstream)")
+    f.add_argument("--router", choices=("router1", "router2"), default="router1",
+                   help="nextpnr router (default router1; router2 for congested designs)")
+    f.add_argument("--scan", action="store_true",
+                   help="with --top: every port behind a scan register, two pins left (for "
+                   "designs with more port bits than the package has pins; port paths "
+                   "become register paths)")
     f.set_defaults(func=cmd_fpga)
 
     r = sub.add_parser("regress", help="run the cocotb co-simulation regression")

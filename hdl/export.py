@@ -42,10 +42,11 @@ def verilator_bin_dir() -> Path:
     return path
 
 
-def write_verilog(config: CoreConfig, top: str, out_dir: Path) -> Path:
-    """Write ``cimflow_<top>.v`` (file named after its module) atomically; return its path."""
-    path = Path(out_dir) / f"{module_name(top)}.v"
-    write_atomic(path, emit_verilog(config, top))
+def write_verilog(config: CoreConfig, top: str, out_dir: Path, *, scan: bool = False) -> Path:
+    """Write ``cimflow_<top>.v`` (file named after its module; ``cimflow_<top>_scan.v`` for
+    the timing-only ``ScanHarness``) atomically; return its path."""
+    path = Path(out_dir) / f"{module_name(top, scan=scan)}.v"
+    write_atomic(path, emit_verilog(config, top, scan=scan))
     return path
 
 

@@ -1,8 +1,9 @@
 """Programming-mode cell selection (docs/model.md#operating-modes).
 
 In programming mode the drivers address one cell: the one whose row (BL) register and
-column (SL) register both hold 1, every other register holding 0. This block turns the
-register values into per-line select masks for the BL/WL and SL drivers and checks the
+column (SL) register both hold 1, every other register holding 0. The line registers keep
+one registered "holds 1" flag per line (``LineRegisters.bl_is_one`` / ``sl_is_one``); this
+block turns them into the select masks of the BL/WL and SL drivers and checks the
 selection: ``sel_ok`` is high when exactly one row and exactly one column are selected.
 A programming command must not start otherwise: the controller reads ``sel_ok`` and refuses
 PROGRAM with cause SELECTION (docs/command_set.md).
@@ -13,33 +14,43 @@ including -1 or 2, leaves the line unselected.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .interfaces import lines, require_config
+from .interfaces import require_config
 
 __all__ = ["ProgDrivers", "one_hot"]
 
 
 def one_hot(x):
-    """1 when exactly one bit of ``x`` is set: linear in width (no popcount)."""
-    return (x != 0) & ((x & (x - 1))[: len(x)] == 0)
+    """1 when exactly one bit of ``x`` is set: a balanced tree of (any, several) pairs, so
+    its depth is logarithmic in the width (no carry chain, no popcount)."""
+    nodes = [(x[k], 0) for k in range(len(x))]
+    while len(nodes) > 1:
+        pairs = []
+        for i in range(0, len(nodes) - 1, 2):
+            (a_any, a_many), (b_any, b_many) = nodes[i], nodes[i + 1]
+            pairs.append((a_any | b_any, a_many | b_many | (a_any & b_any)))
+        if len(nodes) % 2:
+            pairs.append(nodes[-1])
+        nodes = pairs
+    any_set, several = nodes[0]
+    return any_set & ~several
 
 
 class ProgDrivers(wiring.Component):
-    """Ports: ``bl_values`` In rows*W, ``sl_values`` In cols*W; ``prog_sel_bl`` Out rows,
-    ``prog_sel_sl`` Out cols, ``sel_ok`` Out 1."""
+    """Ports: ``bl_is_one`` In rows, ``sl_is_one`` In cols (the line registers' flags);
+    ``prog_sel_bl`` Out rows, ``prog_sel_sl`` Out cols, ``sel_ok`` Out 1."""
 
     def __init__(self, config: CoreConfig):
         require_config(self, config)
         self._config = config
-        w = config.line_bits
         super().__init__({
-            "bl_values": In(config.rows * w),
-            "sl_values": In(config.cols * w),
+            "bl_is_one": In(config.rows),
+            "sl_is_one": In(config.cols),
             "prog_sel_bl": Out(config.rows),
             "prog_sel_sl": Out(config.cols),
             "sel_ok": Out(1),
@@ -50,14 +61,10 @@ class ProgDrivers(wiring.Component):
         return self._config
 
     def elaborate(self, platform):
-        cfg = self._config
-        w = cfg.line_bits
         m = Module()
-        bl = lines(m, self.bl_values, cfg.rows, w, "bl")
-        sl = lines(m, self.sl_values, cfg.cols, w, "sl")
         m.d.comb += [
-            self.prog_sel_bl.eq(Cat(bl[k] == 1 for k in range(cfg.rows))),
-            self.prog_sel_sl.eq(Cat(sl[k] == 1 for k in range(cfg.cols))),
-            self.sel_ok.eq(one_hot(self.prog_sel_bl) & one_hot(self.prog_sel_sl)),
+            self.prog_sel_bl.eq(self.bl_is_one),
+            self.prog_sel_sl.eq(self.sl_is_one),
+            self.sel_ok.eq(one_hot(self.bl_is_one) & one_hot(self.sl_is_one)),
         ]
         return m

@@ -16,6 +16,11 @@ address decoder, or written internally by the neurons"):
   a host write to the same bank in the same cycle (the engine owns the bank during an MVM).
 * Parallel outputs ``bl_values`` / ``sl_values`` (line k in bits k*W..k*W+W-1) feed the
   drivers continuously.
+* Selection flags ``bl_is_one`` / ``sl_is_one`` (bit k: register k holds 1, i.e. sign 0 and
+  magnitude 1, the programming-mode selection of docs/command_set.md): flip-flops written
+  in the same clock edge as their register, from the value written, so they always equal
+  ``value == 1`` of the register outputs with no comparator between the registers and their
+  users (the programming selection check is a timing path into the controller).
 
 Each line has its own write enable ``en & (line == k)`` rather than one big case statement
 over the address: the case form made the generated Verilog quadratic in the line count.
@@ -43,6 +48,7 @@ class LineRegisters(wiring.Component):
       ``error`` Out 1: host port.
     * ``wb_en`` In 1, ``wb_bank`` In 1 (0 BL, 1 SL), ``wb_data`` In rows*W: write-back.
     * ``bl_values`` Out rows*W, ``sl_values`` Out cols*W: every register, in line order.
+    * ``bl_is_one`` Out rows, ``sl_is_one`` Out cols: registered flags, register k == 1.
     """
 
     def __init__(self, config: CoreConfig):
@@ -62,6 +68,8 @@ class LineRegisters(wiring.Component):
             "wb_data": In(config.rows * w),
             "bl_values": Out(config.rows * w),
             "sl_values": Out(config.cols * w),
+            "bl_is_one": Out(config.rows),
+            "sl_is_one": Out(config.cols),
         })
 
     @property
@@ -96,12 +104,19 @@ class LineRegisters(wiring.Component):
             wb_bl.eq(self.wb_en & ~self.wb_bank),
             wb_sl.eq(self.wb_en & self.wb_bank),
         ]
-        for regs, wb_on, host_on in ((bl, wb_bl, host_bl), (sl, wb_sl, host_sl)):
+        # the flags compare the written value once per source (one comparator per
+        # write-back line, one for the host data), not the registers' outputs
+        wb_one = Signal(cfg.rows)
+        host_one = Signal()
+        m.d.comb += [wb_one.eq(Cat(wb[k] == 1 for k in range(cfg.rows))),
+                     host_one.eq(self.wdata == 1)]
+        for regs, flags, wb_on, host_on in ((bl, self.bl_is_one, wb_bl, host_bl),
+                                            (sl, self.sl_is_one, wb_sl, host_sl)):
             for k, reg in enumerate(regs):
                 with m.If(wb_on):
-                    m.d.sync += reg.eq(wb[k])
+                    m.d.sync += [reg.eq(wb[k]), flags[k].eq(wb_one[k])]
                 with m.Elif(host_on & (line == k)):
-                    m.d.sync += reg.eq(self.wdata)
+                    m.d.sync += [reg.eq(self.wdata), flags[k].eq(host_one)]
 
         with m.If(self.re & in_range):
             m.d.sync += self.rdata.eq(Mux(bank, Array(sl)[line], Array(bl)[line]))

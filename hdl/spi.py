@@ -151,7 +151,6 @@ class SpiTarget(wiring.Component):
         count = Signal(range(FRAME_BITS + 1))  # rising edges in this frame, saturating
         over = Signal()  # a 33rd rising edge was seen
         tx = Signal(16)
-        rd_req = Signal()  # one cycle after the 16th rising edge
         rd_load = Signal()  # the cycle rdata holds the SPI read
         wr_req = Signal()  # one cycle after a good write frame ended
 
@@ -172,26 +171,33 @@ class SpiTarget(wiring.Component):
         with m.Elif(cs_rise):
             m.d.sync += tx.eq(0)  # MISO idles at 0 between frames
 
-        m.d.sync += rd_req.eq(rise & ~cs_fall & (count == 15))
-
-        # header after 16 bits (rx[15..0]) and after 32 bits (rx[31..0])
-        rd_rw, rd_res, rd_st, rd_bank, rd_line = rx[15], rx[10:15], rx[9], rx[8], rx[:8]
+        # header after 32 bits (rx[31..0])
         wr_rw, wr_res, wr_st = rx[31], rx[26:31], rx[25]
         wr_bank, wr_line, wr_data = rx[24], rx[16:24], rx[:16]
 
-        spi_re = Signal()
-        spi_we = Signal()
+        # the register access and its address are registers, decided at the edge that
+        # shifts in the 16th bit (read) or at CS_n's rise (write), so the register file's
+        # port sees no logic from the SPI state: read from ``rx_next``, the value rx takes
+        rx_next = Cat(mosi_s, rx[:-1])
+        rd_rw, rd_res, rd_st, rd_bank = rx_next[15], rx_next[10:15], rx_next[9], rx_next[8]
+        spi_re = Signal()  # one cycle after the 16th rising edge of a read frame
+        acc_addr = Signal(ADDR_BITS)  # the SPI access's address
+        rd_hdr = rise & ~cs_fall & (count == 15) & ~rd_rw & (rd_res == 0)
+        m.d.sync += [spi_re.eq(rd_hdr & ~rd_st), st_req.eq(rd_hdr & rd_st)]
+        with m.If(rise & ~cs_fall & (count == 15)):
+            m.d.sync += acc_addr.eq(Cat(rx_next[:8], rd_bank))
+        with m.Elif(cs_rise):
+            m.d.sync += acc_addr.eq(Cat(wr_line, wr_bank))
+
+        spi_we = wr_req
         cfg = self._config
+
+        rd_line = acc_addr[:LINE_ADDR_BITS]
 
         def beyond(n):  # (a line byte cannot exceed 255: no constant comparison then)
             return (rd_line >= n) if n < 256 else C(0, 1)
 
-        out_of_range = Mux(rd_bank, beyond(cfg.cols), beyond(cfg.rows))
-        m.d.comb += [
-            spi_re.eq(rd_req & ~rd_rw & (rd_res == 0) & ~rd_st),
-            st_req.eq(rd_req & ~rd_rw & (rd_res == 0) & rd_st),
-            spi_we.eq(wr_req),
-        ]
+        out_of_range = Mux(acc_addr[LINE_ADDR_BITS], beyond(cfg.cols), beyond(cfg.rows))
         m.d.sync += [rd_load.eq(spi_re), rd_zero.eq(out_of_range)]
 
         good = (count == FRAME_BITS) & ~over & (wr_res == 0) & ~(wr_rw & wr_st) & ~fast
@@ -203,12 +209,11 @@ class SpiTarget(wiring.Component):
 
         # --- arbitration: SPI first
         spi_req = spi_re | spi_we
-        spi_addr = Mux(spi_we, Cat(wr_line, wr_bank), Cat(rd_line, rd_bank))
         assert LINE_ADDR_BITS == 8  # the frame's byte 1 is the line
         m.d.comb += [
             self.miso.eq(tx[15]),
             self.miso_oe.eq(~self.cs_n),
-            self.addr.eq(Mux(spi_req, spi_addr, self.p_addr)),
+            self.addr.eq(Mux(spi_req, acc_addr, self.p_addr)),
             self.wdata.eq(Mux(spi_we, wr_data[:w], self.p_wdata)),
             self.we.eq(Mux(spi_req, spi_we, self.p_we)),
             self.re.eq(Mux(spi_req, spi_re, self.p_re)),

@@ -7,7 +7,11 @@ threshold with the line's LFSR word every slot. Writing a value stores
     thr = min((mag * gain) >> str_gain_frac_bits, 2^n)
 
 so one shared multiplier scales values as they are written instead of one per line; the
-gain register is therefore sampled at write time. An update (``start``) runs the up/down
+gain register is therefore sampled at write time. The write is pipelined: the product is a
+register (the multiplier's output stage), the clip and the store happen at the next clock
+edge, so a threshold is stored at the second edge after its ``wr_en`` clock and ``start``
+must come at least one clock after the last write (a ``start`` in the clock right after a
+write would miss that write; it is refused with ``error``). An update (``start``) runs the up/down
 phases that realise the sign of x_i * delta_j (phase p: rows of sign p>>1; columns of sign
 (p>>1) ^ (p&1); p&1 = 1 is a "down" phase), skipping phases with no active row, BL slots
 each, back to back. During a slot ``valid`` is high, ``row_pulse``/``col_pulse`` show the
@@ -17,8 +21,9 @@ after the last slot.
 Between updates ``noise_en`` advances the same LFSR for the neurons' noise injection;
 ``noise_bits`` are the random bits of lines 0..rows-1 (the golden ``LfsrChains.bits``).
 
-Rejected commands (``start`` while busy, before the LFSR is ready or with BL = 0; a write
-while busy or to an address >= lines) are ignored and pulse ``error`` for one cycle.
+Rejected commands (``start`` while busy, while a write is in flight, before the LFSR is
+ready or with BL = 0; a write while busy or to an address >= lines) are ignored and pulse
+``error`` for one cycle.
 """
 
 from __future__ import annotations
@@ -90,15 +95,23 @@ class StochasticTranslatorBank(wiring.Component):
         thr = [Signal(n + 1, name=f"thr{k}") for k in range(cfg.lines)]
         sign = [Signal(name=f"sign{k}") for k in range(cfg.lines)]
 
-        # --- value writes: one shared scaler
-        scaled = Signal(n + cfg.str_gain_bits)
-        m.d.comb += scaled.eq((self.wr_mag * self.gain) >> cfg.str_gain_frac_bits)
-        clipped = Mux(scaled > (1 << n), 1 << n, scaled)[: n + 1]
+        # --- value writes: one shared scaler, its product a register (pipelined write)
         busy = Signal()
         write_ok = self.wr_en & ~busy & (self.wr_addr < cfg.lines)
+        product = Signal(n + cfg.str_gain_bits)
+        p_en = Signal()  # a write is in flight: ``product`` is stored at the next edge
+        p_addr = Signal.like(self.wr_addr)
+        p_sign = Signal()
+        m.d.sync += [product.eq(self.wr_mag * self.gain), p_en.eq(write_ok),
+                     p_addr.eq(self.wr_addr), p_sign.eq(self.wr_sign)]
+        scaled = Signal(max(n + cfg.str_gain_bits - cfg.str_gain_frac_bits, n + 2))
+        m.d.comb += scaled.eq(product >> cfg.str_gain_frac_bits)
+        # saturate from the bits above 2^n: any of them set, or 2^n with a lower bit set
+        over = (scaled[n + 1:] != 0) | (scaled[n] & (scaled[:n] != 0))
+        clipped = Mux(over, 1 << n, scaled[: n + 1])
         for k in range(cfg.lines):  # one enable per line keeps the Verilog linear in lines
-            with m.If(write_ok & (self.wr_addr == k)):
-                m.d.sync += [thr[k].eq(clipped), sign[k].eq(self.wr_sign)]
+            with m.If(p_en & (p_addr == k)):
+                m.d.sync += [thr[k].eq(clipped), sign[k].eq(p_sign)]
 
         # --- which phases have an active row
         any_pos = Signal()
@@ -115,7 +128,7 @@ class StochasticTranslatorBank(wiring.Component):
         bl = Signal(cfg.bl_bits)
         # next enabled phase after the current one (0b100 = none)
         later = Array(mask & ~((1 << (p + 1)) - 1) for p in range(4))[phase]
-        start_ok = self.start & ~busy & lfsr.ready & (self.bl != 0)
+        start_ok = self.start & ~busy & ~p_en & lfsr.ready & (self.bl != 0)
 
         def first_phase(bits):
             return Mux(bits[0], 0, Mux(bits[1], 1, Mux(bits[2], 2, 3)))

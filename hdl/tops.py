@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from amaranth.back import verilog
-from amaranth.hdl import Module
+from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,7 +25,7 @@ from .mvm_engine import MvmEngine
 from .stochastic_translator import StochasticTranslatorBank
 from .uart import UartCoreFpga
 
-__all__ = ["TOPS", "FlatTop", "build_top", "module_name", "emit_verilog"]
+__all__ = ["TOPS", "FlatTop", "ScanHarness", "build_top", "module_name", "emit_verilog"]
 
 TOPS: dict[str, Callable[[CoreConfig], wiring.Component]] = {
     "str_bank": StochasticTranslatorBank,
@@ -64,8 +64,53 @@ class FlatTop(wiring.Component):
         return m
 
 
-def module_name(top: str) -> str:
-    return f"cimflow_{top}"
+class ScanHarness(wiring.Component):
+    """A timing-only wrapper: every port of a flat design behind registers, two pins left.
+
+    A design with more port bits than an FPGA package has pins (``core`` at preset medium
+    and above: the analog side is hundreds of bits) cannot be placed as it is. Here each
+    input bit is a flip-flop of one shift chain fed from ``scan_in``, and each output bit is
+    captured in a flip-flop, the captures XOR-ed onto ``scan_out``; nothing is optimised
+    away, and every path of the design starts and ends at a register (the port-to-register
+    paths of a bare top become register-to-register paths, so the figure is not optimistic).
+    """
+
+    def __init__(self, inner: wiring.Component):
+        for name, member in inner.signature.members.items():
+            if member.is_signature:
+                self._MustUse__silence = True  # refused, not forgotten
+                raise ValueError(f"ScanHarness needs flat ports; {name!r} is an interface "
+                                 "(wrap the design in FlatTop first)")
+        self._inner = inner
+        super().__init__({"scan_in": wiring.In(1), "scan_out": wiring.Out(1)})
+
+    @property
+    def inner(self) -> wiring.Component:
+        return self._inner
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = self._inner
+        prev = self.scan_in
+        captured = []
+        for name, member in inner.signature.members.items():
+            port = Value.cast(getattr(inner, name))
+            reg = Signal(len(port), name=f"scan_{name}")
+            if member.flow == wiring.In:
+                m.d.sync += reg.eq(Cat(prev, reg[:-1]))
+                m.d.comb += port.eq(reg)
+                prev = reg[-1]
+            else:
+                m.d.sync += reg.eq(port)
+                captured.append(reg)
+        parity = Signal()
+        m.d.comb += parity.eq(Cat(*captured).xor() ^ prev)
+        m.d.comb += self.scan_out.eq(parity)
+        return m
+
+
+def module_name(top: str, *, scan: bool = False) -> str:
+    return f"cimflow_{top}" + ("_scan" if scan else "")
 
 
 def build_top(config: CoreConfig, top: str) -> wiring.Component:
@@ -78,6 +123,9 @@ def build_top(config: CoreConfig, top: str) -> wiring.Component:
     return FlatTop(design) if nested else design
 
 
-def emit_verilog(config: CoreConfig, top: str) -> str:
-    """Verilog text of ``top`` for ``config`` (Amaranth -> Yosys)."""
-    return verilog.convert(build_top(config, top), name=module_name(top), emit_src=False)
+def emit_verilog(config: CoreConfig, top: str, *, scan: bool = False) -> str:
+    """Verilog text of ``top`` for ``config`` (Amaranth -> Yosys); ``scan`` wraps it in a
+    ``ScanHarness`` (module ``cimflow_<top>_scan``, for timing only)."""
+    design = build_top(config, top)
+    return verilog.convert(ScanHarness(design) if scan else design,
+                           name=module_name(top, scan=scan), emit_src=False)

@@ -10,12 +10,12 @@ import time
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.sim import Simulator
 
 from cimflow.config import PRESETS
 from cimflow.hdl.controller import MAX_TAP, Cause, Controller, Op, ProgOp
-from cimflow.hdl.prog_drivers import ProgDrivers
+from cimflow.hdl.prog_drivers import ProgDrivers, one_hot
 from cimflow.hdl.regfile import LineRegisters
 from cimflow.hdl.stochastic_translator import StochasticTranslatorBank
 from cimflow.modes import AdcMode
@@ -41,7 +41,7 @@ class CtrlSystem(Elaboratable):
             b.seed_a.eq(c.seed_a), b.seed_b.eq(c.seed_b), b.seed_load.eq(c.seed_load),
             b.start.eq(c.rpu_start), b.bl.eq(c.rpu_bl),
             c.rpu_done.eq(b.done), c.rpu_error.eq(b.error), c.rpu_ready.eq(b.ready),
-            p.bl_values.eq(r.bl_values), p.sl_values.eq(r.sl_values),
+            p.bl_is_one.eq(r.bl_is_one), p.sl_is_one.eq(r.sl_is_one),
             c.prog_sel_ok.eq(p.sel_ok),
         ]
         return m
@@ -352,31 +352,47 @@ def test_program_pulse_width_and_selection():
 
 
 def test_prog_drivers_masks():
-    """Random register contents: masks are (value == 1), sel_ok iff exactly one of each
-    (a combinational block: the controller registers the refusal)."""
+    """Random line flags: the masks are the flags, sel_ok iff exactly one of each (counted
+    with Python's popcount, not the RTL's tree); every width 1..20 of one_hot exhaustively
+    up to 2^12 values."""
     cfg = PRESETS["small"]
-    w = cfg.line_bits
     dut = ProgDrivers(cfg)
     rng = np.random.default_rng(9)
 
     async def bench(ctx):
-        for _ in range(60):
-            n_bl, n_sl = int(rng.integers(0, 3)), int(rng.integers(0, 3))
-            bl = [int(v) for v in rng.choice([0, 2, 0x81, 0x80], cfg.rows)]
-            sl = [int(v) for v in rng.choice([0, 3, 0x81], cfg.cols)]
-            for k in rng.choice(cfg.rows, n_bl, replace=False):
-                bl[k] = 1
-            for k in rng.choice(cfg.cols, n_sl, replace=False):
-                sl[k] = 1
-            ctx.set(dut.bl_values, sum(v << (k * w) for k, v in enumerate(bl)))
-            ctx.set(dut.sl_values, sum(v << (k * w) for k, v in enumerate(sl)))
-            ok = n_bl == 1 and n_sl == 1
-            assert ctx.get(dut.prog_sel_bl) == sum(1 << k for k, v in enumerate(bl) if v == 1)
-            assert ctx.get(dut.prog_sel_sl) == sum(1 << k for k, v in enumerate(sl) if v == 1)
+        for _ in range(200):
+            n_bl, n_sl = int(rng.integers(0, 4)), int(rng.integers(0, 4))
+            bl = sum(1 << int(k) for k in rng.choice(cfg.rows, n_bl, replace=False))
+            sl = sum(1 << int(k) for k in rng.choice(cfg.cols, n_sl, replace=False))
+            ctx.set(dut.bl_is_one, bl)
+            ctx.set(dut.sl_is_one, sl)
+            ok = bin(bl).count("1") == 1 and bin(sl).count("1") == 1
+            assert ctx.get(dut.prog_sel_bl) == bl
+            assert ctx.get(dut.prog_sel_sl) == sl
             assert ctx.get(dut.sel_ok) == ok
             await ctx.delay(1e-8)
 
     sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 5, 8, 12, 20])
+def test_one_hot_tree(width):
+    x = Signal(width)
+    y = Signal()
+    m = Module()
+    m.d.comb += y.eq(one_hot(x))
+    values = range(1 << width) if width <= 12 else \
+        [int(v) for v in np.random.default_rng(width).integers(0, 1 << width, 4000)] \
+        + [1 << k for k in range(width)]
+
+    async def bench(ctx):
+        for v in values:
+            ctx.set(x, v)
+            assert ctx.get(y) == (bin(v).count("1") == 1), v
+
+    sim = Simulator(m)
     sim.add_testbench(bench)
     sim.run()
 

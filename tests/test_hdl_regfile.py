@@ -27,6 +27,13 @@ def ref_lists(cfg, ref):
     return ([ref[0, k] for k in range(cfg.rows)], [ref[1, k] for k in range(cfg.cols)])
 
 
+def check_flags(ctx, dut, cfg):
+    """The registered selection flags equal (register == 1) of the parallel outputs."""
+    bl, sl = bank_values(ctx, dut, cfg)
+    assert ctx.get(dut.bl_is_one) == sum(1 << k for k, v in enumerate(bl) if v == 1)
+    assert ctx.get(dut.sl_is_one) == sum(1 << k for k, v in enumerate(sl) if v == 1)
+
+
 @pytest.mark.parametrize("name", ["tiny", "small"])
 def test_parallel_port_random(name):
     """Random writes, reads, write+read and out-of-range accesses through the host port."""
@@ -44,7 +51,8 @@ def test_parallel_port_random(name):
             n = lines_of(cfg, bank)
             line = int(rng.integers(n, 256)) if oob else int(rng.integers(0, n))
             we, re = [(1, 0), (0, 1), (1, 1)][int(rng.integers(0, 3))]
-            v = int(rng.integers(0, 1 << w))
+            # 1 (a selected line) often enough to set and clear the selection flags
+            v = 1 if rng.random() < 0.3 else int(rng.integers(0, 1 << w))
             old_rdata = ctx.get(dut.rdata)
             ctx.set(dut.addr, (bank << 8) | line)
             ctx.set(dut.wdata, v)
@@ -63,6 +71,7 @@ def test_parallel_port_random(name):
                 if we:
                     ref[bank, line] = v
             assert bank_values(ctx, dut, cfg) == ref_lists(cfg, ref)
+            check_flags(ctx, dut, cfg)
         await ctx.tick()
         assert ctx.get(dut.error) == 0  # one-cycle pulse
         assert errors > 10
@@ -83,6 +92,8 @@ def test_write_back_whole_bank():
         for step in range(6):
             bank = step % 2
             data = [int(x) for x in rng.integers(0, 1 << w, cfg.rows)]
+            for k in rng.choice(cfg.rows, step, replace=False):  # some selected lines
+                data[k] = 1
             ctx.set(dut.wb_en, 1)
             ctx.set(dut.wb_bank, bank)
             ctx.set(dut.wb_data, sum(v << (k * w) for k, v in enumerate(data)))
@@ -99,6 +110,7 @@ def test_write_back_whole_bank():
             if host_bank != bank:
                 ref[host_bank, line] = 0xA5
             assert bank_values(ctx, dut, cfg) == ref_lists(cfg, ref)
+            check_flags(ctx, dut, cfg)
             assert ctx.get(dut.error) == 0
             # a registered read sees the written-back value
             ctx.set(dut.addr, (bank << 8) | 3)

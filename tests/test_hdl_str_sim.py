@@ -78,6 +78,7 @@ def test_str_bank_bit_exact(name):
                 ctx.set(dut.wr_sign, int(upd.signs[k]))
                 await ctx.tick()
             ctx.set(dut.wr_en, 0)
+            await ctx.tick()  # the last write's product is stored (pipelined write)
             golden.write(upd)
             want = golden.run(upd.bl)
             ctx.set(dut.bl, upd.bl)
@@ -131,10 +132,13 @@ def test_rejected_commands_flag_error_and_keep_state():
             await ctx.tick()
         ctx.set(dut.wr_en, 0)
         ctx.set(dut.bl, 4)
+        # the clock right after a write: its product is not stored yet, start refused
         ctx.set(dut.start, 1)
         await ctx.tick()
+        assert ctx.get(dut.error) == 1 and ctx.get(dut.busy) == 0
+        await ctx.tick()
         ctx.set(dut.start, 0)
-        assert ctx.get(dut.busy) == 1
+        assert ctx.get(dut.busy) == 1 and ctx.get(dut.error) == 0
         ctx.set(dut.wr_en, 1)
         ctx.set(dut.wr_addr, 0)
         ctx.set(dut.wr_mag, 0)

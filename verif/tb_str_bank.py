@@ -71,6 +71,7 @@ class StrBankTb:
             d.wr_sign.value = int(upd.signs[k])
             await self.tick()
         d.wr_en.value = 0
+        await self.tick()  # the last write's product is stored (pipelined write)
 
     async def run(self, bl: int):
         """Start one update and capture every slot until ``done``."""
