@@ -11,10 +11,25 @@ Numbers (all integers, as in the golden model):
 * charge in units of ``C_s V_read / 2**24``: a settled line is ``floor(2**24 N / Den)``
   with ``N = sum s_i G_i`` and ``Den = sum G_i`` over the conducting cells (0 if
   ``Den = 0``), a signed 26-bit value in ``[-2**24, 2**24]``;
-* per neuron a sample register (26 bits) and an integrator register of ``charge_bits``
-  (36) bits, saturated at ``+/-clip_units`` by INTEGRATE and INJECT (not by DECREMENT,
-  as in the golden ``NeuronBank``); ``clip_units = 2**(charge_bits-1) - 1`` is "no swing
-  limit" (exact while the golden charge stays inside the register).
+* per neuron an integrator register of ``charge_bits`` = ``clip_bits + 2`` bits, saturated at
+  ``+/-clip_units`` by INTEGRATE and INJECT (not by DECREMENT, as in the golden
+  ``NeuronBank``); ``clip_units = 2**clip_bits - 1`` (`AnalogMacro.no_clip`) is "no swing
+  limit". The widths come from the configuration (`clip_bits`): see "Integrator width".
+
+Integrator width. A settled line is a weighted mean of the driver voltages, so one sample
+is at most ``2**24`` units whatever ``rows`` and the conductance codes are (``|N| <= Den``).
+An MVM integrates ``2**M - 1`` samples, ``M = input_pulses(config.input_bits)`` (the
+controller refuses a larger ``in_m``), so its integrated charge is at most
+``Q = (2**M - 1) * 2**24`` and ``clip_bits = Q.bit_length()`` (31 for 8-bit inputs): a
+swing of ``2**clip_bits - 1 >= Q`` never clips the input's charge. INJECT saturates at the
+swing. The bias codes are ``clip_units``, ``inject_units`` < ``2**clip_bits`` and ``d_units``
+< ``2**(clip_bits - 1)`` (the converter's full scale ``2 d_units`` then reaches every
+integrated charge; a larger V_decr only wastes codes). The decrements of one conversion add
+less than ``2 d_units`` (binary ``d (2 - 2**(1-K))``, counting ``(2**K - 1) (d >> (K-1))``),
+so the charge stays within ``clip + 2 d < 2**(clip_bits + 1)``: ``clip_bits + 2`` signed
+bits hold every value exactly. With ``clip_units`` = ``no_clip`` the macro equals a golden
+bank without a swing limit as long as injection keeps the golden charge within
+``2**clip_bits - 1``.
 
 Timing (the MvmEngine contract of docs/core_architecture.md): every control word is
 executed in its clock. ``hold`` is a stall request: high in a clock, the engine sends the
@@ -24,8 +39,10 @@ takes it at the next edge (a short path: word -> ``hold`` -> word register, no a
 ``cmp`` shows the comparison of a COMPARE_SIGN / COMPARE clock within that clock (the
 engine samples it at the edge that ends it) and the latched comparator bits (golden
 ``bank.cmp``) otherwise. The DECREMENT step is ``d_units >> dac_code`` of the previous word
-(a register: the DAC settles for a clock); the bias inputs are registered, so they are seen
-one clock after they change.
+(the DAC settles for a clock), which is a COMPARE_SIGN, COMPARE or DECREMENT word in every
+sequence of the golden ``mvm_program`` (the macro assumes so). The bias inputs are
+registered, so they are seen one clock after they change (``clip_units`` at PRECHARGE
+directly), and must stay constant from PRECHARGE through READOUT.
 
 WL_PULSE is the only multi-clock phase: ``rows + 28`` clocks, the WL_PULSE word's own clock
 followed by ``rows + 27`` IDLE words; the next word (SAMPLE) then sees the settled lines.
@@ -55,7 +72,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from cimflow.config import CoreConfig
+from cimflow.config import CoreConfig, input_pulses
 
 from .interfaces import (
     AnalogSignature,
@@ -67,7 +84,8 @@ from .interfaces import (
     require_config,
 )
 
-__all__ = ["AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles", "macro_resources"]
+__all__ = ["AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles", "clip_bits",
+           "charge_bits", "no_clip", "macro_resources"]
 
 CHARGE_FRAC_BITS = 24
 """One charge unit is C_s V_read / 2**24 (golden ``neuron.CHARGE_FRAC_BITS``)."""
@@ -80,16 +98,34 @@ def wl_pulse_cycles(config: CoreConfig) -> int:
     return config.rows + 2 + LINE_BITS
 
 
+def clip_bits(config: CoreConfig) -> int:
+    """Width of the swing and injection codes: the largest integrated charge of an MVM,
+    ``(2**M - 1) * 2**24`` with ``M = input_pulses(config.input_bits)``, is below
+    ``2**clip_bits`` (module docstring, "Integrator width"); ``d_units`` has one bit less."""
+    return (((1 << input_pulses(config.input_bits)) - 1) << CHARGE_FRAC_BITS).bit_length()
+
+
+def charge_bits(config: CoreConfig) -> int:
+    """Signed width of a neuron's integrator: ``clip_bits + 2`` holds ``clip + 2 d_units``."""
+    return clip_bits(config) + 2
+
+
+def no_clip(config: CoreConfig) -> int:
+    """``clip_units`` for "no swing limit": the largest code, above every integrated charge."""
+    return (1 << clip_bits(config)) - 1
+
+
 def _den_bits(config: CoreConfig, g_bits: int) -> int:
     return g_bits + (config.rows - 1).bit_length()
 
 
-def macro_resources(config: CoreConfig, g_bits: int = 16, charge_bits: int = 36,
-                    offset_bits: int = 0) -> dict:
+def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) -> dict:
     """Estimate: block RAM bits and flip-flops of an `AnalogMacro`."""
     n, d = config.rows, _den_bits(config, g_bits)
+    cb = clip_bits(config)
     per_line = (d + 1) + d + LINE_BITS + 1 + 2  # P/remainder, Den, value/quotient, Den=0, code
-    per_neuron = LINE_BITS + charge_bits + 1 + offset_bits  # sample, integrator, cmp, offset
+    # sample / operand, integrator, two headroom registers, cmp, offset
+    per_neuron = max(cb, LINE_BITS) + (cb + 2) + 2 * (cb + 1) + 1 + offset_bits
     ctrl = n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4  # wl, side, cnt, col, fsm
     return {
         "memory_bits": config.rows * config.cols * g_bits,
@@ -110,7 +146,8 @@ class AnalogMacro(wiring.Component):
 
     Ports: ``analog`` (``AnalogSignature``, flipped: the control word in, ``cmp`` and
     ``hold`` out); ``noise_bits`` rows (INJECT noise bit of neuron n); bias codes
-    ``d_units``, ``inject_units``, ``clip_units`` (charge units, charge_bits-1 each);
+    ``d_units`` (``clip_bits - 1`` bits), ``inject_units``, ``clip_units`` (``clip_bits``
+    each; charge units);
     conductance port ``g_we``, ``g_re``, ``g_row``, ``g_col``, ``g_wdata``, ``g_rdata``
     (cell (g_row, g_col) the cycle after ``g_re``); debug ``dbg_nrn`` -> ``dbg_charge``
     (integrator charge of that neuron).
@@ -120,16 +157,14 @@ class AnalogMacro(wiring.Component):
     ``off_we``, ``off_nrn``, ``off_wdata`` writes neuron ``off_nrn``'s offset (reset 0).
     """
 
-    def __init__(self, config: CoreConfig, *, g_bits: int = 16, charge_bits: int = 36,
-                 offset_bits: int = 0):
+    def __init__(self, config: CoreConfig, *, g_bits: int = 16, offset_bits: int = 0):
         require_config(self, config)
         if not 4 <= g_bits <= 24:
             raise ValueError(f"g_bits = {g_bits} is out of range [4, 24]")
-        if not LINE_BITS + 2 <= charge_bits <= 48:
-            raise ValueError(f"charge_bits = {charge_bits} is out of range [{LINE_BITS + 2}, 48]")
-        if not 0 <= offset_bits <= charge_bits - 1:
-            raise ValueError(f"offset_bits = {offset_bits} is out of range [0, {charge_bits - 1}]")
-        self._config, self._g_bits, self._charge_bits = config, g_bits, charge_bits
+        cb = clip_bits(config)
+        if not 0 <= offset_bits <= cb:
+            raise ValueError(f"offset_bits = {offset_bits} is out of range [0, {cb}]")
+        self._config, self._g_bits, self._clip_bits = config, g_bits, cb
         self._offset_bits = offset_bits
         rows, cols = config.rows, config.cols
         offset_ports = {
@@ -140,9 +175,9 @@ class AnalogMacro(wiring.Component):
         super().__init__({
             "analog": In(AnalogSignature(rows, cols)),
             "noise_bits": In(rows),
-            "d_units": In(charge_bits - 1),
-            "inject_units": In(charge_bits - 1),
-            "clip_units": In(charge_bits - 1, init=(1 << (charge_bits - 1)) - 1),
+            "d_units": In(cb - 1),
+            "inject_units": In(cb),
+            "clip_units": In(cb, init=(1 << cb) - 1),
             "g_we": In(1),
             "g_re": In(1),
             "g_row": In(range(max(rows, 2))),
@@ -150,7 +185,7 @@ class AnalogMacro(wiring.Component):
             "g_wdata": In(g_bits),
             "g_rdata": Out(g_bits),
             "dbg_nrn": In(range(max(rows, 2))),
-            "dbg_charge": Out(signed(charge_bits)),
+            "dbg_charge": Out(signed(cb + 2)),
             **offset_ports,
         })
 
@@ -163,15 +198,19 @@ class AnalogMacro(wiring.Component):
         return self._g_bits
 
     @property
+    def clip_bits(self) -> int:
+        return self._clip_bits
+
+    @property
     def charge_bits(self) -> int:
-        return self._charge_bits
+        return self._clip_bits + 2
 
     @property
     def offset_bits(self) -> int:
         return self._offset_bits
 
     def elaborate(self, platform):
-        cfg, gb, qb = self._config, self._g_bits, self._charge_bits
+        cfg, gb, cb = self._config, self._g_bits, self._clip_bits
         n = cfg.rows  # lines per side == neurons
         ana = self.analog
         m = Module()
@@ -290,31 +329,35 @@ class AnalogMacro(wiring.Component):
             m.d.sync += [v.eq(0) for v in val] + [s.eq(Drive.OFF) for s in ins]
 
         # ---------------------------------------------------------------- neurons
+        # Every clock of a neuron is one adder with register operands: q_integ + operand +
+        # carry-in, with the saturation decided by the signs of two more adders beside it
+        # (headroom registers, below). The operand is the sample register, which also holds
+        # the DECREMENT step: the COMPARE_SIGN / COMPARE word before a DECREMENT (whose
+        # dac_code is the DECREMENT's) loads ~step or step for a comparison of 1 or 0 and
+        # the DECREMENT adds it with carry-in 1 or 0 (-step = ~step + 1), so neither a
+        # shifter nor a negation sits in front of the adder. INJECT adds inject_units or
+        # ~inject_units with carry-in 1 (lfsr bit 0).
         unit = 1 << CHARGE_FRAC_BITS
+        qb = cb + 2  # integrator: |q| <= clip + 2 d < 2**(cb+1) (module docstring)
+        sw = max(cb, LINE_BITS)  # sample register: a sample or +/-step - (0 or 1)
+        ow = max(cb + 1, LINE_BITS)  # operand: also +/-inject - (0 or 1)
 
         def drive_value(code):
             return Mux(code == Drive.HIGH, unit, Mux(code == Drive.LOW, -unit, 0))
 
-        # Values that change rarely are registers, so no neuron's adder sees a shifter or a
-        # negation: the DECREMENT step of the DAC code set by the previous word (the DAC
-        # settles for a clock, docs/cycle_interface.md), its negation, the injection step
-        # and the swing bounds. The bias inputs are therefore seen one clock late.
-        step = Signal(qb - 1)
-        neg_step = Signal(signed(qb))
-        inj = Signal(qb - 1)
-        neg_inj = Signal(signed(qb))
-        clip = Signal(qb - 1, init=(1 << (qb - 1)) - 1)
-        neg_clip = Signal(signed(qb), init=-((1 << (qb - 1)) - 1))
-        # -clip - 1, for "sum > clip" as the sign of sum + (-clip - 1)
-        over_bias = Signal(signed(qb), init=-(1 << (qb - 1)))
-        with m.If(phase != Phase.IDLE):
-            shifted = self.d_units >> ana.dac_code
-            m.d.sync += [step.eq(shifted), neg_step.eq(-shifted)]
-        m.d.sync += [inj.eq(self.inject_units), neg_inj.eq(-self.inject_units),
-                     clip.eq(self.clip_units), neg_clip.eq(-self.clip_units),
-                     over_bias.eq(-self.clip_units - 1)]
-        q_s = [Signal(signed(LINE_BITS), name=f"q_sample{k}") for k in range(n)]
+        # the bias codes change rarely: registers (seen one clock late)
+        d_reg = Signal(cb - 1)
+        inj = Signal(signed(cb + 1))
+        clip = Signal(cb, init=(1 << cb) - 1)
+        m.d.sync += [d_reg.eq(self.d_units), inj.eq(self.inject_units), clip.eq(self.clip_units)]
+        step = Signal(signed(sw))
+        m.d.comb += step.eq(d_reg >> ana.dac_code)
+        q_s = [Signal(signed(sw), name=f"q_sample{k}") for k in range(n)]
         q_i = [Signal(signed(qb), name=f"q_integ{k}") for k in range(n)]
+        # headroom: hi = clip - q_integ, lo = clip + q_integ, both in [0, 2 clip] while
+        # INTEGRATE and INJECT run (q_integ is within +/-clip from PRECHARGE on)
+        hi = [Signal(cb + 1, name=f"head_hi{k}") for k in range(n)]
+        lo = [Signal(cb + 1, name=f"head_lo{k}") for k in range(n)]
         cmp = [Signal(name=f"cmp{k}") for k in range(n)]
         positive = [Signal(name=f"positive{k}") for k in range(n)]  # comparator input > 0
         if self._offset_bits:
@@ -325,48 +368,61 @@ class AnalogMacro(wiring.Component):
                 m.d.comb += positive[k].eq(q_i[k] > -off[k])
         else:
             m.d.comb += [positive[k].eq(q_i[k] > 0) for k in range(n)]
-        is_int = phase == Phase.INTEGRATE
-        is_inj = phase == Phase.INJECT
-        sb = qb + 2  # |q_i + add + bias| < 3 * 2**(qb-1): qb + 2 signed bits hold it
-
-        def csa_sign(a, b, c):
-            """Sign of a + b + c with one carry chain: a carry-save stage, then one adder
-            (the saturation tests run beside the integrator's adder, not after it)."""
-            x, y, z = (Signal(sb, name=f"csa_in{i}") for i in range(3))
-            m.d.comb += [x.eq(a), y.eq(b), z.eq(c)]
-            total = Signal(sb)
-            m.d.comb += total.eq((x ^ y ^ z) + Cat(C(0, 1), ((x & y) | (x & z) | (y & z))[:-1]))
-            return total[-1]
+        # The operand select reads two phase bits instead of a decoded phase: among the
+        # phases that change q_integ (INTEGRATE 4, INJECT 5, DECREMENT 7) bit 0 without
+        # bit 1 is INJECT and bit 1 is DECREMENT; in every other phase the sum is unused.
+        assert (Phase.INTEGRATE.value, Phase.INJECT.value, Phase.DECREMENT.value) == (4, 5, 7)
+        sel_inj = Signal()
+        sel_dec = Signal()
+        m.d.comb += [sel_inj.eq(phase.as_value()[0] & ~phase.as_value()[1]),
+                     sel_dec.eq(phase.as_value()[1])]
 
         for k in range(n):
             sl = corelet_sl_line(cfg.corelet, k)  # neuron k senses BL k and this SL
-            add = Signal(signed(qb), name=f"add{k}")
-            tot = Signal(signed(qb + 1), name=f"tot{k}")
-            sat = Signal(signed(qb), name=f"sat{k}")
-            below_hi = csa_sign(q_i[k], add, over_bias)  # 1: q_i + add <= clip
-            under = csa_sign(q_i[k], add, clip)  # 1: q_i + add < -clip
+            opd = Signal(signed(ow), name=f"operand{k}")
+            cin = Signal(name=f"cin{k}")
             m.d.comb += [
-                add.eq(Mux(is_int, q_s[k], Mux(is_inj, Mux(lfsr[k], inj, neg_inj),
-                                                 Mux(dec_en[k], Mux(cmp[k], neg_step, step), 0)))),
-                tot.eq(q_i[k] + add),
-                sat.eq(Mux(~below_hi, clip, Mux(under, neg_clip, tot))),
+                opd.eq(Mux(sel_inj, Mux(lfsr[k], inj, ~inj), q_s[k])),
+                cin.eq(Mux(sel_inj, ~lfsr[k], sel_dec & cmp[k])),
             ]
+            # x + operand + cin as one carry chain: (2x + 1 + 2 operand + cin) >> 1
+            odd = Cat(cin, opd).as_signed()
+            tot = Signal(signed(qb + 1), name=f"tot{k}")
+            # |hi - (operand + cin)| < 3 * 2**cb (and lo + ...): cb + 3 signed bits
+            h_new = Signal(signed(cb + 3), name=f"hi_new{k}")
+            l_new = Signal(signed(cb + 3), name=f"lo_new{k}")
+            m.d.comb += [
+                tot.eq((Cat(C(1, 1), q_i[k]).as_signed() + odd) >> 1),
+                h_new.eq((Cat(C(0, 1), hi[k], C(0, 1)).as_signed() - odd) >> 1),
+                l_new.eq((Cat(C(1, 1), lo[k], C(0, 1)).as_signed() + odd) >> 1),
+            ]
+            over, under = h_new[-1], l_new[-1]  # q + operand > clip, < -clip
+            step_or_not = Mux(positive[k], ~step, step)
             with m.Switch(phase):
                 with m.Case(Phase.PRECHARGE):
-                    m.d.sync += [q_s[k].eq(0), q_i[k].eq(0), cmp[k].eq(0)]
+                    m.d.sync += [q_s[k].eq(0), q_i[k].eq(0), cmp[k].eq(0),
+                                 hi[k].eq(self.clip_units), lo[k].eq(self.clip_units)]
                 with m.Case(Phase.SAMPLE):
                     with m.If(ana.nrn_in == NeuronInput.SL):
                         m.d.sync += q_s[k].eq(Mux(side_bl, drive_value(ins[sl]), val[sl]))
                     with m.Elif(ana.nrn_in == NeuronInput.BL):
                         m.d.sync += q_s[k].eq(Mux(side_bl, val[k], drive_value(ins[k])))
-                with m.Case(Phase.INTEGRATE):
-                    m.d.sync += [q_i[k].eq(sat), q_s[k].eq(0)]
-                with m.Case(Phase.INJECT):
-                    m.d.sync += q_i[k].eq(sat)
+                with m.Case(Phase.INTEGRATE, Phase.INJECT):
+                    with m.If(over):
+                        m.d.sync += [q_i[k].eq(clip), hi[k].eq(0), lo[k].eq(clip << 1)]
+                    with m.Elif(under):
+                        m.d.sync += [q_i[k].eq(-clip), hi[k].eq(clip << 1), lo[k].eq(0)]
+                    with m.Else():
+                        m.d.sync += [q_i[k].eq(tot), hi[k].eq(h_new), lo[k].eq(l_new)]
+                    with m.If(phase == Phase.INTEGRATE):
+                        m.d.sync += q_s[k].eq(0)
                 with m.Case(Phase.DECREMENT):
-                    m.d.sync += q_i[k].eq(tot)
+                    with m.If(dec_en[k]):
+                        m.d.sync += q_i[k].eq(tot)
+                    # the next DECREMENT would repeat the code: reload for the latched cmp
+                    m.d.sync += q_s[k].eq(Mux(cmp[k], ~step, step))
                 with m.Case(Phase.COMPARE_SIGN, Phase.COMPARE):
-                    m.d.sync += cmp[k].eq(positive[k])
+                    m.d.sync += [cmp[k].eq(positive[k]), q_s[k].eq(step_or_not)]
         # cmp shows the comparison of a COMPARE_SIGN / COMPARE cycle within that cycle (the
         # engine samples it at the edge that ends it), the latched comparison otherwise
         is_cmp = (phase == Phase.COMPARE_SIGN) | (phase == Phase.COMPARE)

@@ -30,7 +30,8 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .core_fpga import CHARGE_BITS, NeurramCoreFpga
+from .analog_macro import clip_bits, no_clip
+from .core_fpga import NeurramCoreFpga
 from .interfaces import require_config
 
 __all__ = ["BOARDS", "Ulx3s85F", "ULX3S_GP", "ULX3S_GN", "ULX3S_HEADER_SIGNALS", "lpf"]
@@ -61,13 +62,15 @@ class Ulx3s85F(wiring.Component):
     CORE_MHZ = 100
 
     def __init__(self, config: CoreConfig, *, d_units: int = 1 << 23, inject_units: int = 0,
-                 clip_units: int = (1 << (CHARGE_BITS - 1)) - 1):
+                 clip_units: int | None = None):
         require_config(self, config)
-        for name, v in (("d_units", d_units), ("inject_units", inject_units),
-                        ("clip_units", clip_units)):
-            if not 0 <= v < 1 << (CHARGE_BITS - 1):
+        cb = clip_bits(config)
+        clip_units = no_clip(config) if clip_units is None else clip_units
+        for name, v, bits in (("d_units", d_units, cb - 1), ("inject_units", inject_units, cb),
+                              ("clip_units", clip_units, cb)):
+            if not 0 <= v < 1 << bits:
                 self._MustUse__silence = True  # refused, not forgotten: no UnusedElaboratable
-                raise ValueError(f"{name} = {v} is out of range [0, 2**{CHARGE_BITS - 1})")
+                raise ValueError(f"{name} = {v} is out of range [0, 2**{bits})")
         self._config = config
         self._bias = (d_units, inject_units, clip_units)
         ports = {"clk_25mhz": In(1), "btn_fire1": In(1), "led": Out(8),
@@ -112,9 +115,9 @@ class Ulx3s85F(wiring.Component):
             self.hdr_busy.eq(core.busy), self.hdr_done.eq(core.done),
             self.hdr_error.eq(core.error), self.hdr_status.eq(core.status),
             self.hdr_read_data.eq(core.read_data),
-            core.d_units.eq(Const(d_units, CHARGE_BITS - 1)),
-            core.inject_units.eq(Const(inject_units, CHARGE_BITS - 1)),
-            core.clip_units.eq(Const(clip_units, CHARGE_BITS - 1)),
+            core.d_units.eq(d_units),
+            core.inject_units.eq(inject_units),
+            core.clip_units.eq(clip_units),
             self.led.eq(Const(0, 8) | core.busy | (core.status[1] << 1) | (core.error << 2)
                         | (locked << 7)),
         ]

@@ -28,14 +28,13 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from cimflow.config import CoreConfig
 
-from .analog_macro import AnalogMacro
+from .analog_macro import AnalogMacro, clip_bits
 from .commands import Op, ProgOp
 from .core import NeurramCore
 from .interfaces import HostSignature, Phase, flat_view, require_config
 
 __all__ = ["NeurramCoreFpga"]
 
-CHARGE_BITS = 36
 G_BITS = 16
 
 
@@ -55,12 +54,13 @@ class NeurramCoreFpga(wiring.Component):
     def __init__(self, config: CoreConfig):
         require_config(self, config)
         self._config = config
+        cb = clip_bits(config)  # the bias code widths of AnalogMacro
         super().__init__({
             # the host ports stay flat (no wrapper module): testbenches also reach internals
             **HostSignature(config.line_bits, Op).flip().members,
-            "d_units": In(CHARGE_BITS - 1),
-            "inject_units": In(CHARGE_BITS - 1),
-            "clip_units": In(CHARGE_BITS - 1, init=(1 << (CHARGE_BITS - 1)) - 1),
+            "d_units": In(cb - 1),
+            "inject_units": In(cb),
+            "clip_units": In(cb, init=(1 << cb) - 1),
             "rpu_valid": Out(1), "rpu_up": Out(1),
             "row_pulse": Out(config.rows), "col_pulse": Out(config.cols),
         })
@@ -73,7 +73,7 @@ class NeurramCoreFpga(wiring.Component):
         cfg = self._config
         m = Module()
         core = m.submodules.core = NeurramCore(cfg)
-        macro = m.submodules.macro = AnalogMacro(cfg, g_bits=G_BITS, charge_bits=CHARGE_BITS)
+        macro = m.submodules.macro = AnalogMacro(cfg, g_bits=G_BITS)
 
         connect(m, flipped(flat_view(HostSignature(cfg.line_bits, Op).flip(), self)),
                 core.host)

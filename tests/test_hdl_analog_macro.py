@@ -26,7 +26,7 @@ from cimflow.golden.lfsr import LfsrChains as GoldenChains
 from cimflow.golden.mvm import MvmSettings
 from cimflow.golden.neuron import Activation
 from cimflow.golden.nonideal import NonIdeal
-from cimflow.hdl.analog_macro import AnalogMacro, macro_resources, wl_pulse_cycles
+from cimflow.hdl.analog_macro import AnalogMacro, macro_resources, no_clip, wl_pulse_cycles
 from cimflow.modes import AdcMode
 
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
@@ -158,7 +158,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
     pin = SimpleNamespace(**{n: Value.cast(getattr(dut.analog, n))
                              for n in dut.analog.signature.members})
     bl_of, sl_of = corelet_map(cfg)
-    qmax = (1 << (dut.charge_bits - 1)) - 1
+    qmax = no_clip(cfg)
     stats = {"words": 0, "cycles": 0, "mvms": 0, "saturated": 0}
 
     async def bench(ctx):
@@ -354,7 +354,7 @@ def test_macro_with_mvm_engine(name, seed, n_mvms, offset_bits):
         eng.lfsr_ready.eq(lfsr.ready),
     ]
     mode = eng.mode
-    qmax = (1 << (mac.charge_bits - 1)) - 1
+    qmax = no_clip(cfg)
 
     async def bench(ctx):
         xbar = random_case(cfg, rng)

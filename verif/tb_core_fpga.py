@@ -17,13 +17,12 @@ import pytest
 
 from cimflow.golden.array import Direction
 from cimflow.golden.cycle import CycleCore, cycle_count
+from cimflow.hdl.analog_macro import no_clip
 
 from .commands import Op, ProgOp
 from .harness import record, tb_env
 from .mvm_scenario import mode_registers, random_case, write_inputs
 from .tb_core import CoreTb, coverage_point
-
-QMAX = (1 << 35) - 1
 
 
 async def program_codes(tb: CoreTb, codes: np.ndarray) -> int:
@@ -71,7 +70,7 @@ async def test_program_and_mvm(dut):
         dut.d_units.value = st.d_units
         dut.inject_units.value = st.inject_units
         clip = case["ni"].clip_units(st.v_read)
-        dut.clip_units.value = QMAX if clip is None else clip
+        dut.clip_units.value = no_clip(cfg) if clip is None else clip
         await tb.set_mode(regs)
         core = CycleCore(xb, case["ni"], offsets=case["off"], lfsr=lfsr)
         want = core.run(x[None], st)
