@@ -349,13 +349,17 @@ class AnalogMacro(wiring.Component):
         d_reg = Signal(cb - 1)
         inj = Signal(signed(cb + 1))
         clip = Signal(cb, init=(1 << cb) - 1)
-        m.d.sync += [d_reg.eq(self.d_units), inj.eq(self.inject_units), clip.eq(self.clip_units)]
+        neg_clip = Signal(signed(cb + 1), init=-((1 << cb) - 1))
+        m.d.sync += [d_reg.eq(self.d_units), inj.eq(self.inject_units), clip.eq(self.clip_units),
+                     neg_clip.eq(-self.clip_units)]
         step = Signal(signed(sw))
         m.d.comb += step.eq(d_reg >> ana.dac_code)
         q_s = [Signal(signed(sw), name=f"q_sample{k}") for k in range(n)]
         q_i = [Signal(signed(qb), name=f"q_integ{k}") for k in range(n)]
         # headroom: hi = clip - q_integ, lo = clip + q_integ, both in [0, 2 clip] while
-        # INTEGRATE and INJECT run (q_integ is within +/-clip from PRECHARGE on)
+        # INTEGRATE and INJECT run (q_integ is within +/-clip from PRECHARGE on); from
+        # COMPARE_SIGN on both are all ones, so no step of a DECREMENT (< 2**(cb-1)) reaches
+        # the saturation and the result mux needs no phase
         hi = [Signal(cb + 1, name=f"head_hi{k}") for k in range(n)]
         lo = [Signal(cb + 1, name=f"head_lo{k}") for k in range(n)]
         cmp = [Signal(name=f"cmp{k}") for k in range(n)]
@@ -368,14 +372,13 @@ class AnalogMacro(wiring.Component):
                 m.d.comb += positive[k].eq(q_i[k] > -off[k])
         else:
             m.d.comb += [positive[k].eq(q_i[k] > 0) for k in range(n)]
-        # The operand select reads two phase bits instead of a decoded phase: among the
-        # phases that change q_integ (INTEGRATE 4, INJECT 5, DECREMENT 7) bit 0 without
-        # bit 1 is INJECT and bit 1 is DECREMENT; in every other phase the sum is unused.
+        # The operand select reads the word's INJECT strobe and one phase bit, no decoded
+        # phase: among the phases that change q_integ (INTEGRATE 4, INJECT 5, DECREMENT 7)
+        # bit 1 is DECREMENT; in every other phase the sum is unused.
         assert (Phase.INTEGRATE.value, Phase.INJECT.value, Phase.DECREMENT.value) == (4, 5, 7)
-        sel_inj = Signal()
+        sel_inj = ana.inject
         sel_dec = Signal()
-        m.d.comb += [sel_inj.eq(phase.as_value()[0] & ~phase.as_value()[1]),
-                     sel_dec.eq(phase.as_value()[1])]
+        m.d.comb += sel_dec.eq(phase.as_value()[1])
 
         for k in range(n):
             sl = corelet_sl_line(cfg.corelet, k)  # neuron k senses BL k and this SL
@@ -397,6 +400,8 @@ class AnalogMacro(wiring.Component):
                 l_new.eq((Cat(C(1, 1), lo[k], C(0, 1)).as_signed() + odd) >> 1),
             ]
             over, under = h_new[-1], l_new[-1]  # q + operand > clip, < -clip
+            q_next = Signal(signed(qb), name=f"q_next{k}")
+            m.d.comb += q_next.eq(Mux(over, clip, Mux(under, neg_clip, tot)))
             step_or_not = Mux(positive[k], ~step, step)
             with m.Switch(phase):
                 with m.Case(Phase.PRECHARGE):
@@ -408,21 +413,23 @@ class AnalogMacro(wiring.Component):
                     with m.Elif(ana.nrn_in == NeuronInput.BL):
                         m.d.sync += q_s[k].eq(Mux(side_bl, val[k], drive_value(ins[k])))
                 with m.Case(Phase.INTEGRATE, Phase.INJECT):
+                    m.d.sync += q_i[k].eq(q_next)
                     with m.If(over):
-                        m.d.sync += [q_i[k].eq(clip), hi[k].eq(0), lo[k].eq(clip << 1)]
+                        m.d.sync += [hi[k].eq(0), lo[k].eq(clip << 1)]
                     with m.Elif(under):
-                        m.d.sync += [q_i[k].eq(-clip), hi[k].eq(clip << 1), lo[k].eq(0)]
+                        m.d.sync += [hi[k].eq(clip << 1), lo[k].eq(0)]
                     with m.Else():
-                        m.d.sync += [q_i[k].eq(tot), hi[k].eq(h_new), lo[k].eq(l_new)]
+                        m.d.sync += [hi[k].eq(h_new), lo[k].eq(l_new)]
                     with m.If(phase == Phase.INTEGRATE):
                         m.d.sync += q_s[k].eq(0)
                 with m.Case(Phase.DECREMENT):
                     with m.If(dec_en[k]):
-                        m.d.sync += q_i[k].eq(tot)
+                        m.d.sync += q_i[k].eq(q_next)  # never saturated: see hi, lo
                     # the next DECREMENT would repeat the code: reload for the latched cmp
                     m.d.sync += q_s[k].eq(Mux(cmp[k], ~step, step))
                 with m.Case(Phase.COMPARE_SIGN, Phase.COMPARE):
-                    m.d.sync += [cmp[k].eq(positive[k]), q_s[k].eq(step_or_not)]
+                    m.d.sync += [cmp[k].eq(positive[k]), q_s[k].eq(step_or_not),
+                                 hi[k].eq(-1), lo[k].eq(-1)]
         # cmp shows the comparison of a COMPARE_SIGN / COMPARE cycle within that cycle (the
         # engine samples it at the edge that ends it), the latched comparison otherwise
         is_cmp = (phase == Phase.COMPARE_SIGN) | (phase == Phase.COMPARE)

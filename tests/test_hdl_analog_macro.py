@@ -213,6 +213,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
     async def apply(ctx, c, digital, noise, core, keep_word):
         assert not ctx.get(pin.hold)
         ctx.set(pin.phase, int(c.phase))
+        ctx.set(pin.inject, int(c.phase is Phase.INJECT))  # the engine's strobe beside phase
         ctx.set(pin.drv_bl, bus(c.drv_bl, 2))
         ctx.set(pin.drv_sl, bus(c.drv_sl, 2))
         ctx.set(pin.wl_en, bus(c.wl_en, 1))
@@ -233,6 +234,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
             assert (cmp_now == core.bank.cmp).all(), (c.phase, cmp_now, core.bank.cmp)
         if not keep_word:  # the engine sends IDLE words while held
             ctx.set(pin.phase, 0)
+            ctx.set(pin.inject, 0)
             ctx.set(pin.drv_bl, 0)
             ctx.set(pin.drv_sl, 0)
             ctx.set(pin.wl_en, 0)
@@ -243,6 +245,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
             held += 1
         assert held == (wl_pulse_cycles(cfg) - 1 if c.phase is Phase.WL_PULSE else 0)
         ctx.set(pin.phase, 0)
+        ctx.set(pin.inject, 0)
         cmp = bits_of(ctx.get(pin.cmp), n)  # the latched comparator bits
         assert (cmp == core.bank.cmp).all(), (c.phase, cmp, core.bank.cmp)
         digital.after(c.phase, cmp)
