@@ -44,17 +44,20 @@ sequence of the golden ``mvm_program`` (the macro assumes so). The bias inputs a
 registered, so they are seen one clock after they change (``clip_units`` at PRECHARGE
 directly), and must stay constant from PRECHARGE through READOUT.
 
-WL_PULSE is the only multi-clock phase: ``rows + 28`` clocks, the WL_PULSE word's own clock
-followed by ``rows + 27`` IDLE words; the next word (SAMPLE) then sees the settled lines.
-Every other phase takes one clock.
+WL_PULSE is the only multi-clock phase: ``rows + 28 + S`` clocks (`wl_pulse_cycles`; ``S =
+tree_stages(rows)``, the backward adder tree's pipeline registers: 0 for 4 rows, 1 for 16,
+2 for 64, 3 for 256), the WL_PULSE word's own clock followed by ``rows + 27 + S`` IDLE
+words; the next word (SAMPLE) then sees the settled lines. Every other phase takes one
+clock.
 
-* clock 0: latch the driver codes of the driven side and ``wl_en``, clear the line
-  accumulators, read row 0;
-* clocks 1..rows: one array row per clock. Forward (BLs driven): every SL j accumulates
-  ``P_j += (s_i + 1) G_ij`` and ``Den_j += G_ij`` for a conducting row i. Backward (SLs
-  driven): an adder tree sums row r's cells into ``P_r``, ``Den_r`` (0 if WL r is off) and
-  shifts them into the accumulator chain, so line r holds them after the last row;
-* clock rows+1: set up the division; clocks rows+2..rows+27: 26 steps of a restoring
+* clock 0: latch the driver codes of the driven side, ``wl_en`` and per-row forward flags
+  (shift registers), clear the line accumulators, read row 0;
+* clocks 1..rows + S: one array row per clock. Forward (BLs driven): every SL j accumulates
+  ``P_j += (s_i + 1) G_ij`` and ``Den_j += G_ij`` for a conducting row i (the last S
+  clocks add nothing). Backward (SLs driven): an adder tree, a register after every second
+  adder level, sums row r's cells into ``P_r``, ``Den_r`` (0 if WL r is off) and shifts
+  them into the accumulator chain S clocks later, so line r holds them after the last row;
+* clock rows+S+1: set up the division; the next 26 clocks: 26 steps of a restoring
   division, one divider per line, all lines in parallel (a shared divider would cost
   ``rows`` times the clocks; per line it is one 25-bit subtractor and reuses the P and
   value registers as remainder and quotient):
@@ -84,7 +87,8 @@ from .interfaces import (
     require_config,
 )
 
-__all__ = ["AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles", "clip_bits",
+__all__ = ["AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles", "tree_stages",
+           "clip_bits",
            "charge_bits", "no_clip", "macro_resources"]
 
 CHARGE_FRAC_BITS = 24
@@ -93,9 +97,15 @@ LINE_BITS = CHARGE_FRAC_BITS + 2
 """Signed width of a settled line value in [-2**24, 2**24]; also the quotient width."""
 
 
+def tree_stages(rows: int) -> int:
+    """Pipeline registers of the backward adder tree (two adder levels per clock)."""
+    return max(((rows - 1).bit_length() - 1) // 2, 0)
+
+
 def wl_pulse_cycles(config: CoreConfig) -> int:
-    """Clocks one WL_PULSE occupies: its own clock, then ``rows + 27`` IDLE words."""
-    return config.rows + 2 + LINE_BITS
+    """Clocks one WL_PULSE occupies: its own clock, then ``rows + 27 + tree_stages(rows)``
+    IDLE words."""
+    return config.rows + 2 + LINE_BITS + tree_stages(config.rows)
 
 
 def clip_bits(config: CoreConfig) -> int:
@@ -126,18 +136,31 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     per_line = (d + 1) + d + LINE_BITS + 1 + 2  # P/remainder, Den, value/quotient, Den=0, code
     # sample / operand, integrator, two headroom registers, cmp, offset
     per_neuron = max(cb, LINE_BITS) + (cb + 2) + 2 * (cb + 1) + 1 + offset_bits
-    ctrl = n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4  # wl, side, cnt, col, fsm
+    ctrl = 4 * n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4  # row flags, side, ...
+    # the backward tree's pipeline registers (P and Den terms, one WL bit per stage)
+    count, level, tree = n, 0, tree_stages(n)
+    while count > 1:
+        count, level = (count + 1) // 2, level + 1
+        if level % 2 == 0 and count > 1:
+            tree += count * ((g_bits + 1 + level) + (g_bits + level))
     return {
         "memory_bits": config.rows * config.cols * g_bits,
         "memory_shape": (config.rows, config.cols * g_bits),
-        "flops": n * per_line + n * per_neuron + ctrl,
+        "flops": n * per_line + n * per_neuron + ctrl + tree,
     }
 
 
-def _tree(terms):
+def _tree(m, terms, name):
+    """Sum of ``terms`` with a register after every second adder level (`tree_stages`)."""
+    level = 0
     while len(terms) > 1:
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
                  for i in range(0, len(terms), 2)]
+        level += 1
+        if level % 2 == 0 and len(terms) > 1:
+            regs = [Signal(len(t), name=f"{name}_l{level}_{i}") for i, t in enumerate(terms)]
+            m.d.sync += [r.eq(t) for r, t in zip(regs, terms)]
+            terms = regs
     return terms[0]
 
 
@@ -247,14 +270,12 @@ class AnalogMacro(wiring.Component):
         dz = [Signal(name=f"dz{k}") for k in range(n)]
         ins = [Signal(Drive, name=f"ins{k}") for k in range(n)]  # driver code of the input side
         side_bl = Signal()  # 1: outputs on the BLs (backward), 0: outputs on the SLs
-        wl = Signal(n)
-        cnt = Signal(range(max(n, LINE_BITS) + 1))
-
-        row_code = Signal(Drive)
-        row_wl = Signal()
-        m.d.comb += [row_code.eq(Array(ins)[cnt]), row_wl.eq(wl.bit_select(cnt, 1))]
-        row_act = Signal()
-        m.d.comb += row_act.eq(row_wl & (row_code != Drive.OFF))
+        stages = tree_stages(n)  # the backward tree's pipeline: the stream's extra clocks
+        cnt = Signal(range(max(n + stages, LINE_BITS) + 1))
+        # per-row flags of the pulse, shift registers (row cnt's at bit 0 while streaming):
+        # WL on, and forward conducting with s + 1 = 2 / 1 / any
+        r_wl, r_two, r_one, r_act = (Signal(n, name=f"row_{x}") for x in
+                                     ("wl", "two", "one", "act"))
 
         last_div = Signal()
         m.d.comb += [rd.en.eq(self.g_re), rd.addr.eq(self.g_row)]
@@ -264,38 +285,49 @@ class AnalogMacro(wiring.Component):
                 with m.If(phase == Phase.WL_PULSE):
                     m.d.comb += [rd.en.eq(1), rd.addr.eq(0), ana.hold.eq(1)]
                     bl_any = ana.drv_bl != 0
-                    m.d.sync += [side_bl.eq(~bl_any), wl.eq(ana.wl_en), cnt.eq(0)]
+                    m.d.sync += [side_bl.eq(~bl_any), r_wl.eq(ana.wl_en), cnt.eq(0)]
                     for k in range(n):
-                        m.d.sync += [ins[k].eq(Mux(bl_any, drv_bl[k], drv_sl[k])),
-                                     acc_p[k].eq(0), acc_d[k].eq(0)]
+                        code = Mux(bl_any, drv_bl[k], drv_sl[k])
+                        on = bl_any & ana.wl_en[k]  # forward rows only
+                        m.d.sync += [ins[k].eq(code), acc_p[k].eq(0), acc_d[k].eq(0),
+                                     r_two[k].eq(on & (code == Drive.HIGH)),
+                                     r_one[k].eq(on & (code == Drive.REF)),
+                                     r_act[k].eq(on & (code != Drive.OFF))]
                     m.next = "STREAM"
             with m.State("STREAM"):
+                # rows + stages clocks: the backward tree's last sum leaves the pipeline
                 m.d.comb += [ana.hold.eq(1), rd.en.eq(1), rd.addr.eq(cnt + 1)]
-                m.d.sync += cnt.eq(cnt + 1)
-                with m.If(cnt == n - 1):
+                m.d.sync += [cnt.eq(cnt + 1), r_wl.eq(r_wl >> 1), r_two.eq(r_two >> 1),
+                             r_one.eq(r_one >> 1), r_act.eq(r_act >> 1)]
+                with m.If(cnt == n + stages - 1):
                     m.next = "INIT"
                 with m.If(side_bl):
-                    # backward: row cnt's cells summed over the driven SLs
+                    # backward: row cnt's cells summed over the driven SLs; the sum of row
+                    # cnt - stages leaves the tree and shifts into the accumulator chain
                     tp = [Mux(ins[k] == Drive.HIGH, g[k] << 1,
                               Mux(ins[k] == Drive.REF, g[k], 0)) for k in range(n)]
                     td = [Mux(ins[k] != Drive.OFF, g[k], 0) for k in range(n)]
+                    wl_d = r_wl[0]
+                    for i in range(stages):  # the row's WL bit beside its partial sums
+                        nxt = Signal(name=f"tree_wl{i}")
+                        m.d.sync += nxt.eq(wl_d)
+                        wl_d = nxt
                     sum_p, sum_d = Signal(ab), Signal(db)
-                    m.d.comb += [sum_p.eq(Mux(row_wl, _tree(tp), 0)),
-                                 sum_d.eq(Mux(row_wl, _tree(td), 0))]
-                    for k in range(n):
-                        nxt_p = acc_p[k + 1] if k + 1 < n else sum_p
-                        nxt_d = acc_d[k + 1] if k + 1 < n else sum_d
-                        m.d.sync += [acc_p[k].eq(nxt_p), acc_d[k].eq(nxt_d)]
+                    m.d.comb += [sum_p.eq(Mux(wl_d, _tree(m, tp, "tree_p"), 0)),
+                                 sum_d.eq(Mux(wl_d, _tree(m, td, "tree_d"), 0))]
+                    with m.If(cnt >= stages):
+                        for k in range(n):
+                            nxt_p = acc_p[k + 1] if k + 1 < n else sum_p
+                            nxt_d = acc_d[k + 1] if k + 1 < n else sum_d
+                            m.d.sync += [acc_p[k].eq(nxt_p), acc_d[k].eq(nxt_d)]
                 with m.Else():
-                    # forward: row cnt conducts into every SL accumulator
-                    two = Signal()
-                    one = Signal()
-                    m.d.comb += [two.eq(row_act & (row_code == Drive.HIGH)),
-                                 one.eq(row_act & (row_code == Drive.REF))]
+                    # forward: row cnt conducts into every SL accumulator (no row after
+                    # the last: the flags have shifted out)
                     for k in range(n):
                         m.d.sync += [
-                            acc_p[k].eq(acc_p[k] + Mux(two, g[k] << 1, Mux(one, g[k], 0))),
-                            acc_d[k].eq(acc_d[k] + Mux(row_act, g[k], 0)),
+                            acc_p[k].eq(acc_p[k] + Mux(r_two[0], g[k] << 1,
+                                                       Mux(r_one[0], g[k], 0))),
+                            acc_d[k].eq(acc_d[k] + Mux(r_act[0], g[k], 0)),
                         ]
             with m.State("INIT"):
                 m.d.comb += ana.hold.eq(1)
