@@ -315,7 +315,7 @@ class AnalogMacro(wiring.Component):
                     sum_p, sum_d = Signal(ab), Signal(db)
                     m.d.comb += [sum_p.eq(Mux(wl_d, _tree(m, tp, "tree_p"), 0)),
                                  sum_d.eq(Mux(wl_d, _tree(m, td, "tree_d"), 0))]
-                    with m.If(cnt >= stages):
+                    with m.If(cnt >= stages if stages else 1):  # (no constant compare)
                         for k in range(n):
                             nxt_p = acc_p[k + 1] if k + 1 < n else sum_p
                             nxt_d = acc_d[k + 1] if k + 1 < n else sum_d
