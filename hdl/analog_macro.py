@@ -134,8 +134,8 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     n, d = config.rows, _den_bits(config, g_bits)
     cb = clip_bits(config)
     per_line = (d + 1) + d + LINE_BITS + 1 + 2  # P/remainder, Den, value/quotient, Den=0, code
-    # sample / operand, integrator, two headroom registers, cmp, offset
-    per_neuron = max(cb, LINE_BITS) + (cb + 2) + 2 * (cb + 1) + 1 + offset_bits
+    # sample / operand, integrator (+ offset - 1), two headroom registers, cmp, offset
+    per_neuron = max(cb, LINE_BITS) + (cb + 3) + 2 * (cb + 1) + 1 + offset_bits
     ctrl = 4 * n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4  # row flags, side, ...
     # the backward tree's pipeline registers (P and Den terms, one WL bit per stage)
     count, level, tree = n, 0, tree_stages(n)
@@ -361,9 +361,12 @@ class AnalogMacro(wiring.Component):
             m.d.sync += [v.eq(0) for v in val] + [s.eq(Drive.OFF) for s in ins]
 
         # ---------------------------------------------------------------- neurons
-        # Every clock of a neuron is one adder with register operands: q_integ + operand +
-        # carry-in, with the saturation decided by the signs of two more adders beside it
-        # (headroom registers, below). The operand is the sample register, which also holds
+        # A neuron keeps its charge as the comparator's input minus one, qc = q_integ +
+        # offset - 1, so the comparison q_integ + offset > 0 is the sign bit of a register
+        # (no comparator between the integrator and the engine's converter logic). Every
+        # clock is one adder with register operands: qc + operand + carry-in, with the
+        # saturation decided by the signs of two more adders beside it (headroom registers,
+        # below). The operand is the sample register, which also holds
         # the DECREMENT step: the COMPARE_SIGN / COMPARE word before a DECREMENT (whose
         # dac_code is the DECREMENT's) loads ~step or step for a comparison of 1 or 0 and
         # the DECREMENT adds it with carry-in 1 or 0 (-step = ~step + 1), so neither a
@@ -381,13 +384,12 @@ class AnalogMacro(wiring.Component):
         d_reg = Signal(cb - 1)
         inj = Signal(signed(cb + 1))
         clip = Signal(cb, init=(1 << cb) - 1)
-        neg_clip = Signal(signed(cb + 1), init=-((1 << cb) - 1))
-        m.d.sync += [d_reg.eq(self.d_units), inj.eq(self.inject_units), clip.eq(self.clip_units),
-                     neg_clip.eq(-self.clip_units)]
+        m.d.sync += [d_reg.eq(self.d_units), inj.eq(self.inject_units), clip.eq(self.clip_units)]
         step = Signal(signed(sw))
         m.d.comb += step.eq(d_reg >> ana.dac_code)
         q_s = [Signal(signed(sw), name=f"q_sample{k}") for k in range(n)]
-        q_i = [Signal(signed(qb), name=f"q_integ{k}") for k in range(n)]
+        # q_integ + offset - 1: |offset| <= 2**(cb-1), so qb + 1 signed bits
+        qc = [Signal(signed(qb + 1), name=f"q_cmp{k}") for k in range(n)]
         # headroom: hi = clip - q_integ, lo = clip + q_integ, both in [0, 2 clip] while
         # INTEGRATE and INJECT run (q_integ is within +/-clip from PRECHARGE on); from
         # COMPARE_SIGN on both are all ones, so no step of a DECREMENT (< 2**(cb-1)) reaches
@@ -396,14 +398,18 @@ class AnalogMacro(wiring.Component):
         lo = [Signal(cb + 1, name=f"head_lo{k}") for k in range(n)]
         cmp = [Signal(name=f"cmp{k}") for k in range(n)]
         positive = [Signal(name=f"positive{k}") for k in range(n)]  # comparator input > 0
+        m.d.comb += [positive[k].eq(~qc[k][-1]) for k in range(n)]
         if self._offset_bits:
             off = [Signal(signed(self._offset_bits), name=f"offset{k}") for k in range(n)]
             for k in range(n):
                 with m.If(self.off_we & (self.off_nrn == k)):
                     m.d.sync += off[k].eq(self.off_wdata)
-                m.d.comb += positive[k].eq(q_i[k] > -off[k])
         else:
-            m.d.comb += [positive[k].eq(q_i[k] > 0) for k in range(n)]
+            off = [C(0, signed(1))] * n
+        # saturated charges plus offset - 1 (register-fed; per neuron only with offsets)
+        clip_m1 = Signal(signed(cb + 1), init=(1 << cb) - 2)
+        neg_clip_m1 = Signal(signed(cb + 2), init=-(1 << cb))
+        m.d.sync += [clip_m1.eq(self.clip_units - 1), neg_clip_m1.eq(-self.clip_units - 1)]
         # The operand select reads the word's INJECT strobe and one phase bit, no decoded
         # phase: among the phases that change q_integ (INTEGRATE 4, INJECT 5, DECREMENT 7)
         # bit 1 is DECREMENT; in every other phase the sum is unused.
@@ -422,22 +428,23 @@ class AnalogMacro(wiring.Component):
             ]
             # x + operand + cin as one carry chain: (2x + 1 + 2 operand + cin) >> 1
             odd = Cat(cin, opd).as_signed()
-            tot = Signal(signed(qb + 1), name=f"tot{k}")
+            tot = Signal(signed(qb + 1), name=f"tot{k}")  # qc + operand + cin
             # |hi - (operand + cin)| < 3 * 2**cb (and lo + ...): cb + 3 signed bits
             h_new = Signal(signed(cb + 3), name=f"hi_new{k}")
             l_new = Signal(signed(cb + 3), name=f"lo_new{k}")
             m.d.comb += [
-                tot.eq((Cat(C(1, 1), q_i[k]).as_signed() + odd) >> 1),
+                tot.eq((Cat(C(1, 1), qc[k]).as_signed() + odd) >> 1),
                 h_new.eq((Cat(C(0, 1), hi[k], C(0, 1)).as_signed() - odd) >> 1),
                 l_new.eq((Cat(C(1, 1), lo[k], C(0, 1)).as_signed() + odd) >> 1),
             ]
             over, under = h_new[-1], l_new[-1]  # q + operand > clip, < -clip
-            q_next = Signal(signed(qb), name=f"q_next{k}")
-            m.d.comb += q_next.eq(Mux(over, clip, Mux(under, neg_clip, tot)))
+            q_next = Signal(signed(qb + 1), name=f"q_next{k}")
+            sat_hi, sat_lo = clip_m1 + off[k], neg_clip_m1 + off[k]
+            m.d.comb += q_next.eq(Mux(over, sat_hi, Mux(under, sat_lo, tot)))
             step_or_not = Mux(positive[k], ~step, step)
             with m.Switch(phase):
                 with m.Case(Phase.PRECHARGE):
-                    m.d.sync += [q_s[k].eq(0), q_i[k].eq(0), cmp[k].eq(0),
+                    m.d.sync += [q_s[k].eq(0), qc[k].eq(off[k] - 1), cmp[k].eq(0),
                                  hi[k].eq(self.clip_units), lo[k].eq(self.clip_units)]
                 with m.Case(Phase.SAMPLE):
                     with m.If(ana.nrn_in == NeuronInput.SL):
@@ -445,7 +452,7 @@ class AnalogMacro(wiring.Component):
                     with m.Elif(ana.nrn_in == NeuronInput.BL):
                         m.d.sync += q_s[k].eq(Mux(side_bl, val[k], drive_value(ins[k])))
                 with m.Case(Phase.INTEGRATE, Phase.INJECT):
-                    m.d.sync += q_i[k].eq(q_next)
+                    m.d.sync += qc[k].eq(q_next)
                     with m.If(over):
                         m.d.sync += [hi[k].eq(0), lo[k].eq(clip << 1)]
                     with m.Elif(under):
@@ -456,7 +463,7 @@ class AnalogMacro(wiring.Component):
                         m.d.sync += q_s[k].eq(0)
                 with m.Case(Phase.DECREMENT):
                     with m.If(dec_en[k]):
-                        m.d.sync += q_i[k].eq(q_next)  # never saturated: see hi, lo
+                        m.d.sync += qc[k].eq(q_next)  # never saturated: see hi, lo
                     # the next DECREMENT would repeat the code: reload for the latched cmp
                     m.d.sync += q_s[k].eq(Mux(cmp[k], ~step, step))
                 with m.Case(Phase.COMPARE_SIGN, Phase.COMPARE):
@@ -467,6 +474,7 @@ class AnalogMacro(wiring.Component):
         is_cmp = (phase == Phase.COMPARE_SIGN) | (phase == Phase.COMPARE)
         m.d.comb += [
             ana.cmp.eq(Cat(*(Mux(is_cmp, positive[k], cmp[k]) for k in range(n)))),
-            self.dbg_charge.eq(Array(q_i)[self.dbg_nrn]),
+            # q_integ = qc - offset + 1 (a debug port: the subtraction is off every path)
+            self.dbg_charge.eq(Array(qc[k] - off[k] + 1 for k in range(n))[self.dbg_nrn]),
         ]
         return m
