@@ -159,7 +159,7 @@ def _tree(m, terms, name):
         level += 1
         if level % 2 == 0 and len(terms) > 1:
             regs = [Signal(len(t), name=f"{name}_l{level}_{i}") for i, t in enumerate(terms)]
-            m.d.sync += [r.eq(t) for r, t in zip(regs, terms)]
+            m.d.sync += [r.eq(t) for r, t in zip(regs, terms, strict=True)]
             terms = regs
     return terms[0]
 

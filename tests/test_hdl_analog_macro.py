@@ -23,10 +23,9 @@ from cimflow.config import PRESETS
 from cimflow.golden.array import Crossbar, Direction, corelet_map
 from cimflow.golden.cycle import CycleCore, Phase, mvm_program
 from cimflow.golden.lfsr import LfsrChains as GoldenChains
-from cimflow.golden.mvm import MvmSettings
+from cimflow.golden.mvm import MvmSettings, mvm
 from cimflow.golden.neuron import Activation
 from cimflow.golden.nonideal import NonIdeal
-from cimflow.golden.mvm import mvm
 from cimflow.hdl.analog_macro import (
     AnalogMacro,
     charge_bits,
