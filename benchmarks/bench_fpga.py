@@ -71,7 +71,7 @@ class MvmDatapath(wiring.Component):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--presets", nargs="+", default=["tiny", "small"])
-    ap.add_argument("--tops", nargs="+", default=["core", "core_fpga"])
+    ap.add_argument("--tops", nargs="*", default=["core", "core_fpga"])
     ap.add_argument("--board", action="store_true", help="also the ULX3S 85F board top")
     ap.add_argument("--datapath", action="store_true",
                     help="also the engine + macro datapath alone (MvmDatapath)")
