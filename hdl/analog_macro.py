@@ -45,8 +45,8 @@ registered, so they are seen one clock after they change (``clip_units`` at PREC
 directly), and must stay constant from PRECHARGE through READOUT.
 
 WL_PULSE is the only multi-clock phase: ``rows + 28 + S`` clocks (`wl_pulse_cycles`; ``S =
-tree_stages(rows)``, the backward adder tree's pipeline registers: 0 for 4 rows, 1 for 16,
-2 for 64, 3 for 256), the WL_PULSE word's own clock followed by ``rows + 27 + S`` IDLE
+tree_stages(rows)``, the backward adder tree's pipeline registers: 1 for 4 rows, 3 for 16,
+5 for 64, 7 for 256), the WL_PULSE word's own clock followed by ``rows + 27 + S`` IDLE
 words; the next word (SAMPLE) then sees the settled lines. Every other phase takes one
 clock.
 
@@ -54,8 +54,8 @@ clock.
   (shift registers), clear the line accumulators, read row 0;
 * clocks 1..rows + S: one array row per clock. Forward (BLs driven): every SL j accumulates
   ``P_j += (s_i + 1) G_ij`` and ``Den_j += G_ij`` for a conducting row i (the last S
-  clocks add nothing). Backward (SLs driven): an adder tree, a register after every second
-  adder level, sums row r's cells into ``P_r``, ``Den_r`` (0 if WL r is off) and shifts
+  clocks add nothing). Backward (SLs driven): an adder tree, a register after every adder
+  level but the last, sums row r's cells into ``P_r``, ``Den_r`` (0 if WL r is off) and shifts
   them into the accumulator chain S clocks later, so line r holds them after the last row;
 * clock rows+S+1: set up the division; the next 26 clocks: 26 steps of a restoring
   division, one divider per line, all lines in parallel (a shared divider would cost
@@ -98,8 +98,9 @@ LINE_BITS = CHARGE_FRAC_BITS + 2
 
 
 def tree_stages(rows: int) -> int:
-    """Pipeline registers of the backward adder tree (two adder levels per clock)."""
-    return max(((rows - 1).bit_length() - 1) // 2, 0)
+    """Pipeline registers of the backward adder tree: one after every adder level but the
+    last (one adder level per clock)."""
+    return max((rows - 1).bit_length() - 1, 0)
 
 
 def wl_pulse_cycles(config: CoreConfig) -> int:
@@ -141,7 +142,7 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     count, level, tree = n, 0, tree_stages(n)
     while count > 1:
         count, level = (count + 1) // 2, level + 1
-        if level % 2 == 0 and count > 1:
+        if count > 1:
             tree += count * ((g_bits + 1 + level) + (g_bits + level))
     return {
         "memory_bits": config.rows * config.cols * g_bits,
@@ -151,13 +152,14 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
 
 
 def _tree(m, terms, name):
-    """Sum of ``terms`` with a register after every second adder level (`tree_stages`)."""
+    """Sum of ``terms`` with a register after every adder level but the last
+    (`tree_stages`)."""
     level = 0
     while len(terms) > 1:
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
                  for i in range(0, len(terms), 2)]
         level += 1
-        if level % 2 == 0 and len(terms) > 1:
+        if len(terms) > 1:
             regs = [Signal(len(t), name=f"{name}_l{level}_{i}") for i, t in enumerate(terms)]
             m.d.sync += [r.eq(t) for r, t in zip(regs, terms, strict=True)]
             terms = regs
