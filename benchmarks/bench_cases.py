@@ -26,12 +26,11 @@ from cimflow.golden.lfsr import LfsrChains
 from cimflow.golden.mvm import MvmSettings
 from cimflow.golden.neuron import Activation
 from cimflow.golden.nonideal import NonIdeal
+from cimflow.hdl.analog_macro import no_clip
 from cimflow.verif.commands import set_mode_arg, set_precision_arg
 from cimflow.verif.mvm_scenario import encode_line, mode_registers
 
-__all__ = ["make_cases", "QMAX"]
-
-QMAX = (1 << 35) - 1
+__all__ = ["make_cases"]
 
 
 def make_cases(cfg: CoreConfig, n_in: int, n_mvms: int, seed: int, path: Path) -> dict:
@@ -65,7 +64,7 @@ def make_cases(cfg: CoreConfig, n_in: int, n_mvms: int, seed: int, path: Path) -
         set_mode = set_mode_arg(regs["direction"], regs["adc_mode"], regs["act"])
         set_prec = set_precision_arg(regs["out_k"], regs["in_m"])
         lines.append(f"{set_mode} {set_prec} {regs['in_len']} {regs['inject_steps']} "
-                     f"{st.d_units} {st.inject_units} {QMAX} 1")
+                     f"{st.d_units} {st.inject_units} {no_clip(cfg)} 1")
         lines += [" ".join(map(str, bl)), " ".join(map(str, sl)),
                   " ".join(map(str, expect))]
     write_atomic(path, "\n".join(lines) + "\n")

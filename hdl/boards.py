@@ -35,7 +35,8 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .core_fpga import CHARGE_BITS, G_BITS
+from .analog_macro import clip_bits, no_clip
+from .core_fpga import G_BITS
 from .interfaces import require_config
 from .uart import MIN_DIVISOR, UartCoreFpga
 
@@ -68,8 +69,7 @@ class Ulx3s85F(wiring.Component):
     CORE_MHZ = 100
 
     def __init__(self, config: CoreConfig, *, d_units: int = 1 << 23, inject_units: int = 0,
-                 clip_units: int = (1 << (CHARGE_BITS - 1)) - 1, rpu_step: int = 1,
-                 baud: int = 1_000_000):
+                 clip_units: int | None = None, rpu_step: int = 1, baud: int = 1_000_000):
         require_config(self, config)
         divisor = round(self.CORE_MHZ * 1e6 / baud) if baud > 0 else 0
         if divisor < MIN_DIVISOR or abs(self.CORE_MHZ * 1e6 / divisor / baud - 1) > 0.01:
@@ -77,11 +77,13 @@ class Ulx3s85F(wiring.Component):
             raise ValueError(f"baud = {baud} is not reachable from {self.CORE_MHZ} MHz within "
                              f"1 % with at least {MIN_DIVISOR} clocks per bit")
         self._divisor = divisor
-        for name, v in (("d_units", d_units), ("inject_units", inject_units),
-                        ("clip_units", clip_units)):
-            if not 0 <= v < 1 << (CHARGE_BITS - 1):
+        cb = clip_bits(config)
+        clip_units = no_clip(config) if clip_units is None else clip_units
+        for name, v, bits in (("d_units", d_units, cb - 1), ("inject_units", inject_units, cb),
+                              ("clip_units", clip_units, cb)):
+            if not 0 <= v < 1 << bits:
                 self._MustUse__silence = True  # refused, not forgotten: no UnusedElaboratable
-                raise ValueError(f"{name} = {v} is out of range [0, 2**{CHARGE_BITS - 1})")
+                raise ValueError(f"{name} = {v} is out of range [0, 2**{bits})")
         if not 0 <= rpu_step < 1 << G_BITS:
             self._MustUse__silence = True
             raise ValueError(f"rpu_step = {rpu_step} is out of range [0, 2**{G_BITS})")
@@ -132,10 +134,10 @@ class Ulx3s85F(wiring.Component):
             self.hdr_busy.eq(core.busy), self.hdr_done.eq(core.done),
             self.hdr_error.eq(core.error), self.hdr_status.eq(core.status),
             self.hdr_read_data.eq(core.read_data),
-            core.d_units.eq(Const(d_units, CHARGE_BITS - 1)),
-            core.inject_units.eq(Const(inject_units, CHARGE_BITS - 1)),
-            core.clip_units.eq(Const(clip_units, CHARGE_BITS - 1)),
-            core.rpu_step.eq(Const(self._rpu_step, G_BITS)),
+            core.d_units.eq(d_units),
+            core.inject_units.eq(inject_units),
+            core.clip_units.eq(clip_units),
+            core.rpu_step.eq(self._rpu_step),
             self.led.eq(Const(0, 8) | core.busy | (core.status[1] << 1) | (core.error << 2)
                         | (locked << 7)),
         ]

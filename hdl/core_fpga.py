@@ -34,14 +34,13 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from cimflow.config import CoreConfig
 
-from .analog_macro import AnalogMacro
+from .analog_macro import AnalogMacro, clip_bits
 from .commands import Op, ProgOp
 from .core import NeurramCore
 from .interfaces import HostSignature, Phase, flat_view, require_config
 
 __all__ = ["NeurramCoreFpga"]
 
-CHARGE_BITS = 36
 G_BITS = 16
 
 
@@ -61,12 +60,13 @@ class NeurramCoreFpga(wiring.Component):
     def __init__(self, config: CoreConfig):
         require_config(self, config)
         self._config = config
+        cb = clip_bits(config)  # the bias code widths of AnalogMacro
         super().__init__({
             # the host ports stay flat (no wrapper module): testbenches also reach internals
             **HostSignature(config.line_bits, Op).flip().members,
-            "d_units": In(CHARGE_BITS - 1),
-            "inject_units": In(CHARGE_BITS - 1),
-            "clip_units": In(CHARGE_BITS - 1, init=(1 << (CHARGE_BITS - 1)) - 1),
+            "d_units": In(cb - 1),
+            "inject_units": In(cb),
+            "clip_units": In(cb, init=(1 << cb) - 1),
             "rpu_step": In(G_BITS, init=1),
             "rpu_valid": Out(1), "rpu_up": Out(1),
             "row_pulse": Out(config.rows), "col_pulse": Out(config.cols),
@@ -80,7 +80,7 @@ class NeurramCoreFpga(wiring.Component):
         cfg = self._config
         m = Module()
         core = m.submodules.core = NeurramCore(cfg)
-        macro = m.submodules.macro = AnalogMacro(cfg, g_bits=G_BITS, charge_bits=CHARGE_BITS)
+        macro = m.submodules.macro = AnalogMacro(cfg, g_bits=G_BITS)
 
         connect(m, flipped(flat_view(HostSignature(cfg.line_bits, Op).flip(), self)),
                 core.host)
@@ -99,15 +99,16 @@ class NeurramCoreFpga(wiring.Component):
         ]
 
         # --- programming: read the selected cell while idle; SET/RESET write one clock late
-        # The first clock of a SET/RESET pulse captures the cell's code (a register); every
-        # later clock, and the one after the pulse, writes base +- the amplitude summed so
-        # far, so the write data come from registers only (no encoder, bypass or read data
-        # in front of the adder). The read path (selection -> read port) stays as it was.
+        # The first clock of a SET/RESET pulse registers the cell's code plus (minus) the
+        # amplitude, saturated; every later clock adds (subtracts) the next amplitude to
+        # that register. The write data are the register itself (no adder or comparator in
+        # front of the array's write port); saturating each step equals saturating the sum,
+        # because a pulse only adds (SET) or only subtracts (RESET). Saturation comes from
+        # the carry / borrow bit. The read path (selection -> read port) stays as it was.
         row = _encode(m, core.prog_sel_bl, cfg.rows, "prog_row")
         col = _encode(m, core.prog_sel_sl, cfg.cols, "prog_col")
         g_max = (1 << G_BITS) - 1
-        base = Signal(G_BITS)  # the cell's code when the pulse started
-        acc = Signal(G_BITS + 16)  # amplitude summed over the pulse so far
+        value = Signal(G_BITS)  # the code written in this clock of the pulse
         op_set = Signal()  # the pulse is a SET (else a RESET)
         w_row = Signal.like(row)  # the selection of the pulse, for its writes
         w_col = Signal.like(col)
@@ -120,10 +121,14 @@ class NeurramCoreFpga(wiring.Component):
         recent = Signal(2)
         cell_now = Mux((recent != 0) & (row == wr_row) & (col == wr_col), wr_val,
                        macro.g_rdata)
-        up = base + acc
-        value = Signal(G_BITS)
-        m.d.comb += value.eq(Mux(op_set, Mux(up > g_max, g_max, up),
-                                 Mux(acc > base, 0, base - acc)))
+
+        def stepped(code, amp, is_set):
+            up = Signal(G_BITS + 1)
+            down = Signal(G_BITS + 1)
+            m.d.comb += [up.eq(code + amp), down.eq(code - amp)]
+            return Mux(is_set, Mux(up[G_BITS], g_max, up[:G_BITS]),
+                       Mux(down[G_BITS], 0, down[:G_BITS]))
+
         m.d.comb += [
             macro.g_row.eq(Mux(write, w_row, row)), macro.g_col.eq(Mux(write, w_col, col)),
             macro.g_re.eq((core.analog.phase == Phase.IDLE) & ~macro.analog.hold & ~write),
@@ -133,17 +138,18 @@ class NeurramCoreFpga(wiring.Component):
         m.d.sync += recent.eq(Mux(recent != 0, recent - 1, 0))
         with m.If(write):
             m.d.sync += [wr_val.eq(value), wr_row.eq(w_row), wr_col.eq(w_col), recent.eq(2)]
-        set_or_reset = (core.prog_op == ProgOp.SET) | (core.prog_op == ProgOp.RESET)
+        is_set = core.prog_op == ProgOp.SET
+        set_or_reset = is_set | (core.prog_op == ProgOp.RESET)
         with m.FSM(name="prog_fsm"):
             with m.State("IDLE"):
                 with m.If(core.prog_pulse & set_or_reset):
-                    m.d.sync += [base.eq(cell_now), acc.eq(core.prog_amp), w_row.eq(row),
-                                 w_col.eq(col), op_set.eq(core.prog_op == ProgOp.SET)]
+                    m.d.sync += [value.eq(stepped(cell_now, core.prog_amp, is_set)),
+                                 w_row.eq(row), w_col.eq(col), op_set.eq(is_set)]
                     m.next = "PULSE"
             with m.State("PULSE"):
                 m.d.comb += write.eq(1)
                 with m.If(core.prog_pulse):
-                    m.d.sync += acc.eq(acc + core.prog_amp)
+                    m.d.sync += value.eq(stepped(value, core.prog_amp, op_set))
                 with m.Else():
                     m.next = "IDLE"
         return m

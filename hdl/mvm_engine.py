@@ -301,6 +301,7 @@ class MvmEngine(wiring.Component):
         word_nrn = Signal(NeuronInput)
         word_out_bl = Signal()
         word_dac = Signal(4)
+        word_inj = Signal()  # the INJECT strobe, beside the phase (no decode at the macro)
         # a stall (``hold`` or the clock gate) loads the IDLE word and freezes the sequencer,
         # so the word it would have sent comes one clock later, unchanged
         m.d.sync += [
@@ -313,10 +314,12 @@ class MvmEngine(wiring.Component):
             word_nrn.eq(Mux(hold, NeuronInput.NONE, nrn_next)),
             word_out_bl.eq(~hold & active_word & out_bl),
             word_dac.eq(Mux(hold, 0, dac_next)),
+            word_inj.eq(~hold & (ph == Phase.INJECT)),
         ]
         ex = word_ph  # the word the analog side executes in this clock
         m.d.comb += [
             ana.phase.eq(word_ph),
+            ana.inject.eq(word_inj),
             ana.drv_bl.eq(word_drv_bl),
             ana.drv_sl.eq(word_drv_sl),
             ana.wl_en.eq(word_wl),
@@ -324,7 +327,7 @@ class MvmEngine(wiring.Component):
             ana.out_bl.eq(word_out_bl),
             ana.dac_code.eq(word_dac),
             self.busy.eq(busy | (word_ph != Phase.IDLE)),
-            self.lfsr_en.eq(ex == Phase.INJECT),
+            self.lfsr_en.eq(word_inj),
             self.wb_en.eq(ex == Phase.READOUT),
             self.wb_bank.eq(out_bl),
         ]

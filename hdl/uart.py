@@ -46,7 +46,8 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .core_fpga import CHARGE_BITS, G_BITS, NeurramCoreFpga
+from .analog_macro import clip_bits
+from .core_fpga import G_BITS, NeurramCoreFpga
 from .interfaces import ADDR_BITS, ARG_BITS, OP_BITS, require_config
 
 __all__ = ["UartRx", "UartTx", "UartBridge", "UartCoreFpga", "Reply", "FRAME_BYTES",
@@ -215,9 +216,13 @@ class UartBridge(wiring.Component):
         out = Signal(32)  # the response, byte 0 on top
         sent = Signal(range(FRAME_BYTES))
 
+        # cmd_valid is a register, high in the COMMAND state (set on entering it): no state
+        # decode between the bridge's FSM and the core's command decoder
+        cmd_v = Signal()
+        m.d.sync += cmd_v.eq(0)
         m.d.comb += [
             self.p_addr.eq(Cat(line, bank)), self.p_wdata.eq(data),
-            self.cmd_op.eq(line[:5]), self.cmd_arg.eq(data),
+            self.cmd_op.eq(line[:5]), self.cmd_arg.eq(data), self.cmd_valid.eq(cmd_v),
         ]
         with m.FSM(name="bridge"):
             with m.State("RECV"):
@@ -243,7 +248,7 @@ class UartBridge(wiring.Component):
                     m.d.sync += kind.eq(2)
                     m.next = "SETTLE"
                 with m.Elif(is_cmd):
-                    m.d.sync += kind.eq(3)
+                    m.d.sync += [kind.eq(3), cmd_v.eq(1)]
                     m.next = "COMMAND"
                 with m.Else():
                     m.d.sync += [reply.eq(Reply.BAD), kind.eq(0)]
@@ -255,8 +260,7 @@ class UartBridge(wiring.Component):
             with m.State("LATCH"):  # p_rdata holds the read now
                 m.d.sync += rdata.eq(Mux(in_range, self.p_rdata, 0))
                 m.next = "SETTLE"
-            with m.State("COMMAND"):
-                m.d.comb += self.cmd_valid.eq(1)
+            with m.State("COMMAND"):  # cmd_valid is high in this state
                 m.next = "ISSUED"
             with m.State("ISSUED"):  # busy rises in the cycle after the command
                 m.next = "WAIT"
@@ -297,7 +301,7 @@ class UartCoreFpga(wiring.Component):
     def __init__(self, config: CoreConfig):
         require_config(self, config)
         self._config = config
-        q = CHARGE_BITS - 1
+        cb = clip_bits(config)  # the bias code widths of NeurramCoreFpga
         super().__init__({
             "uart_rx": In(1, init=1), "uart_tx": Out(1), "divisor": In(DIVISOR_BITS),
             "sck": In(1), "cs_n": In(1, init=1), "mosi": In(1), "miso": Out(1),
@@ -305,7 +309,8 @@ class UartCoreFpga(wiring.Component):
             "cmd_valid": In(1), "cmd_op": In(OP_BITS), "cmd_arg": In(ARG_BITS),
             "busy": Out(1), "done": Out(1), "error": Out(1), "status": Out(8),
             "read_data": Out(16),
-            "d_units": In(q), "inject_units": In(q), "clip_units": In(q, init=(1 << q) - 1),
+            "d_units": In(cb - 1), "inject_units": In(cb),
+            "clip_units": In(cb, init=(1 << cb) - 1),
             "rpu_step": In(G_BITS, init=1),
         })
 

@@ -56,7 +56,7 @@ def test_board_bias_is_the_host_scripts_operating_point():
     st = MvmSettings.from_config(preset("tiny"), **BOARD_SETTINGS)
     defaults = {k: p.default for k, p in inspect.signature(Ulx3s85F).parameters.items()}
     assert defaults["d_units"] == st.d_units and defaults["inject_units"] == st.inject_units
-    assert defaults["clip_units"] == (1 << 35) - 1
+    assert defaults["clip_units"] is None  # None: no_clip(config), above every charge
 
 
 @pytest.mark.parametrize("baud", [0, 7_000_000, 3_000_000])

@@ -23,10 +23,17 @@ from cimflow.config import PRESETS
 from cimflow.golden.array import Crossbar, Direction, corelet_map
 from cimflow.golden.cycle import CycleCore, Phase, mvm_program
 from cimflow.golden.lfsr import LfsrChains as GoldenChains
-from cimflow.golden.mvm import MvmSettings
+from cimflow.golden.mvm import MvmSettings, mvm
 from cimflow.golden.neuron import Activation
 from cimflow.golden.nonideal import NonIdeal
-from cimflow.hdl.analog_macro import AnalogMacro, macro_resources, wl_pulse_cycles
+from cimflow.hdl.analog_macro import (
+    AnalogMacro,
+    charge_bits,
+    clip_bits,
+    macro_resources,
+    no_clip,
+    wl_pulse_cycles,
+)
 from cimflow.modes import AdcMode
 
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
@@ -149,7 +156,10 @@ ODD = PRESETS["tiny"].replace(rows=9, cols=9, corelet=3)
 """A corelet that is not a power of two (9 lines: 4-bit addresses, ragged adder tree)."""
 
 
-def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
+def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0, settings=None, inputs=None):
+    """``settings(rng, offsets)`` and ``inputs(xbar, st, rng)`` default to the random ones."""
+    settings = settings or random_settings
+    inputs = inputs or random_input
     cfg = ODD if name == "odd" else PRESETS[name]
     n = cfg.rows
     rng = np.random.default_rng(seed)
@@ -158,7 +168,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
     pin = SimpleNamespace(**{n: Value.cast(getattr(dut.analog, n))
                              for n in dut.analog.signature.members})
     bl_of, sl_of = corelet_map(cfg)
-    qmax = (1 << (dut.charge_bits - 1)) - 1
+    qmax = no_clip(cfg)
     stats = {"words": 0, "cycles": 0, "mvms": 0, "saturated": 0}
 
     async def bench(ctx):
@@ -167,7 +177,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
             codes = xbar.codes()
             await load_codes(ctx, dut, codes)
             for _ in range(n_mvms):
-                st, ni = random_settings(rng, offsets=offset_bits > 0)
+                st, ni = settings(rng, offsets=offset_bits > 0)
                 seeds = [int(rng.integers(1, 1 << max(t)))
                          for t in (cfg.lfsr_a_taps, cfg.lfsr_b_taps)]
                 off = ni.offsets(n, st.v_read, rng)
@@ -182,7 +192,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
                 ctx.set(dut.inject_units, st.inject_units)
                 ctx.set(dut.clip_units, qmax if clip is None else clip)
                 digital = DigitalNeurons(n, st)
-                x = random_input(xbar, st, rng)
+                x = inputs(xbar, st, rng)
                 keep_word = bool(rng.integers(2))
                 for c in mvm_program(xbar, x, st):
                     await apply(ctx, c, digital, noise, core, keep_word)
@@ -213,6 +223,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
     async def apply(ctx, c, digital, noise, core, keep_word):
         assert not ctx.get(pin.hold)
         ctx.set(pin.phase, int(c.phase))
+        ctx.set(pin.inject, int(c.phase is Phase.INJECT))  # the engine's strobe beside phase
         ctx.set(pin.drv_bl, bus(c.drv_bl, 2))
         ctx.set(pin.drv_sl, bus(c.drv_sl, 2))
         ctx.set(pin.wl_en, bus(c.wl_en, 1))
@@ -233,6 +244,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
             assert (cmp_now == core.bank.cmp).all(), (c.phase, cmp_now, core.bank.cmp)
         if not keep_word:  # the engine sends IDLE words while held
             ctx.set(pin.phase, 0)
+            ctx.set(pin.inject, 0)
             ctx.set(pin.drv_bl, 0)
             ctx.set(pin.drv_sl, 0)
             ctx.set(pin.wl_en, 0)
@@ -243,6 +255,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0):
             held += 1
         assert held == (wl_pulse_cycles(cfg) - 1 if c.phase is Phase.WL_PULSE else 0)
         ctx.set(pin.phase, 0)
+        ctx.set(pin.inject, 0)
         cmp = bits_of(ctx.get(pin.cmp), n)  # the latched comparator bits
         assert (cmp == core.bank.cmp).all(), (c.phase, cmp, core.bank.cmp)
         digital.after(c.phase, cmp)
@@ -265,6 +278,55 @@ def test_macro_bit_exact_mvm_program(name, seed, n_cases, n_mvms, offset_bits):
     stats = check_mvms(name, seed, n_cases, n_mvms, offset_bits)
     assert stats["mvms"] == n_cases * n_mvms
     assert stats["saturated"] > 0  # the integrator swing limit was exercised
+
+
+def extreme_settings(rng, offsets=False):
+    """8-bit inputs, no swing limit and the largest V_decr the d_units port holds."""
+    cb = clip_bits(PRESETS["tiny"])
+    v_read = 0.01
+    d_max = ((1 << (cb - 1)) - 1) >> 9 << 9  # a multiple of 2**9 units (decr_units)
+    adc_mode = "counting" if rng.random() < 0.5 else "binary"
+    st = MvmSettings(direction=Direction(int(rng.integers(2))), in_bits=8,
+                     out_bits=6 if adc_mode == "counting" else 10, adc_mode=adc_mode,
+                     v_read=v_read, v_decr=d_max / (1 << 24) * v_read * float(rng.uniform(0.3, 1)))
+    assert st.d_units < 1 << (cb - 1)
+    return st, NonIdeal()
+
+
+def full_scale_input(xbar, st, rng):
+    m = xbar.mapping
+    n = m.n_out if st.direction is Direction.BACKWARD else m.n_in
+    top = (1 << (st.in_bits - 1)) - 1
+    return np.full(n, top if rng.random() < 0.5 else -top)
+
+
+def test_integrator_width_holds_the_largest_charge():
+    """clip_bits from the config against the golden model: an MVM at full scale integrates
+    exactly (2**M - 1) 2**24 units, below no_clip but above half of it (the width is tight);
+    no_clip plus the decrements of the largest d_units fit the signed integrator."""
+    for cfg in (PRESETS["tiny"], PRESETS["tiny"].replace(input_bits=4),
+                PRESETS["tiny"].replace(input_bits=1)):
+        xbar = Crossbar(cfg)
+        xbar.program(np.ones((cfg.rows // 2, cfg.cols)))
+        g = np.zeros((cfg.rows, cfg.cols))
+        g[0::2] = 10.0  # only the +x rows conduct: every SL settles to exactly 2**24
+        xbar.set_conductances(g)
+        st = MvmSettings.from_config(cfg, v_read=0.5, v_decr=0.5)
+        top = max((1 << (st.in_bits - 1)) - 1, 1)
+        q = mvm(xbar, np.full(cfg.rows // 2, top), st).charge
+        m_pulses = max(cfg.input_bits - 1, 1)
+        assert np.abs(q).max() == ((1 << m_pulses) - 1) << 24
+        assert no_clip(cfg) // 2 < np.abs(q).max() <= no_clip(cfg)
+        d_max = (1 << (clip_bits(cfg) - 1)) - 1
+        assert no_clip(cfg) + 2 * d_max < 1 << (charge_bits(cfg) - 1)
+
+
+@pytest.mark.parametrize("name, seed", [("tiny", 21)])
+def test_macro_bit_exact_at_the_width_bounds(name, seed):
+    """Full-scale 8-bit inputs, no swing limit, V_decr near the d_units port's maximum: the
+    integrator holds every charge (the golden model has no width)."""
+    stats = check_mvms(name, seed, 3, 6, settings=extreme_settings, inputs=full_scale_input)
+    assert stats["mvms"] == 18
 
 
 def test_conductance_readback():
@@ -404,7 +466,7 @@ def test_macro_with_mvm_engine(name, seed, n_mvms, offset_bits):
         eng.lfsr_ready.eq(lfsr.ready),
     ]
     mode = eng.mode
-    qmax = (1 << (mac.charge_bits - 1)) - 1
+    qmax = no_clip(cfg)
 
     async def bench(ctx):
         xbar = random_case(cfg, rng)

@@ -28,6 +28,7 @@ from cocotb.task import bridge, resume
 
 from cimflow.config import input_pulses
 from cimflow.golden.array import G_FRAC_BITS
+from cimflow.hdl.analog_macro import no_clip
 from cimflow.mapping.runtime import Chip, GoldenChip, run_model
 
 from .commands import ProgOp
@@ -36,9 +37,6 @@ from .mvm_scenario import encode_line
 from .tb_core import CoreTb
 
 __all__ = ["RtlChip", "small_mlp_image", "run_rtl"]
-
-QMAX = (1 << 35) - 1
-"""Integrator clip of an ideal core: beyond any reachable charge."""
 
 
 class RtlChip(Chip):
@@ -137,7 +135,7 @@ class RtlChip(Chip):
             await tb.set_mode(regs)
         d.d_units.value = st.d_units
         d.inject_units.value = 0
-        d.clip_units.value = QMAX
+        d.clip_units.value = no_clip(cfg)  # an ideal core: no swing limit
         await tb.cmd("MVM")
         await tb.wait_done()
         out = await tb.read_bank(1, cfg.cols)

@@ -22,13 +22,12 @@ from cimflow.golden.cycle import CycleCore, cycle_count
 from cimflow.golden.rpu.pulses import LfsrSource
 from cimflow.golden.rpu.rtl_step import rtl_code_step
 from cimflow.golden.stochastic_translator import enabled_phases, line_thresholds
+from cimflow.hdl.analog_macro import no_clip
 
 from .commands import Op, ProgOp
 from .harness import record, tb_env
 from .mvm_scenario import mode_registers, random_case, write_inputs
 from .tb_core import CoreTb, coverage_point
-
-QMAX = (1 << 35) - 1
 
 
 async def program_codes(tb: CoreTb, codes: np.ndarray) -> int:
@@ -75,7 +74,7 @@ async def test_program_and_mvm(dut):
         dut.d_units.value = st.d_units
         dut.inject_units.value = st.inject_units
         clip = case["ni"].clip_units(st.v_read)
-        dut.clip_units.value = QMAX if clip is None else clip
+        dut.clip_units.value = no_clip(cfg) if clip is None else clip
         await tb.set_mode(regs)
         core = CycleCore(xb, case["ni"], offsets=case["off"], lfsr=lfsr)
         want = core.run(x[None], st)
@@ -121,7 +120,7 @@ async def run_mvm(tb: CoreTb, case, lfsr) -> np.ndarray:
     d.d_units.value = st.d_units
     d.inject_units.value = st.inject_units
     clip = case["ni"].clip_units(st.v_read)
-    d.clip_units.value = QMAX if clip is None else clip
+    d.clip_units.value = no_clip(tb.cfg) if clip is None else clip
     await tb.set_mode(mode_registers(case))
     want = CycleCore(case["xb"], case["ni"], offsets=case["off"], lfsr=lfsr).run(
         case["x"][None], st)

@@ -19,6 +19,7 @@ from cocotb.triggers import Edge, FallingEdge, Timer
 from cocotb.utils import get_sim_time
 
 from cimflow.golden.mvm import MvmSettings
+from cimflow.hdl.analog_macro import no_clip
 from cimflow.host import (
     BOARD_SETTINGS,
     Host,
@@ -117,7 +118,7 @@ async def start(dut, bit_ns: int):
     for name, v in (("rst", 1), ("sck", 0), ("cs_n", 1), ("mosi", 0), ("cmd_valid", 0),
                     ("cmd_op", 0), ("cmd_arg", 0), ("divisor", DIVISOR),
                     ("d_units", st.d_units), ("inject_units", st.inject_units),
-                    ("clip_units", (1 << 35) - 1), ("uart_rx", 1)):
+                    ("clip_units", no_clip(cfg)), ("uart_rx", 1)):
         getattr(dut, name).value = v
     await Timer(5 * CLK_NS, unit="ns")
     dut.rst.value = 0

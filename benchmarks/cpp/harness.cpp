@@ -84,7 +84,6 @@ int main(int argc, char** argv) {
     Verilated::commandArgs(argc, argv);
     top = new Vtop;
     top->cs_n = 1;
-    top->clip_units = (1ULL << 35) - 1;
     top->rst = 1;
     tick();
     tick();
