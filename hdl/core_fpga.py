@@ -28,7 +28,7 @@ same step in the RTL", maps a signed weight step to these codes).
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
@@ -45,11 +45,15 @@ G_BITS = 16
 
 
 def _encode(m: Module, onehot, width: int, name: str) -> Signal:
-    """Index of the set bit of a one-hot vector (the highest, if several)."""
+    """Index of the set bit of a one-hot vector: bit b of the index is the OR of the lines
+    whose number has bit b set (a log-depth OR tree, no priority chain). Defined only for
+    exactly one set bit, the only case in which a PROGRAM runs (``sel_ok``); otherwise the
+    index is the OR of the set lines' numbers."""
     idx = Signal(range(max(width, 2)), name=name)
-    for k in range(width):
-        with m.If(onehot[k]):
-            m.d.comb += idx.eq(k)
+    for b in range(len(idx)):
+        terms = [onehot[k] for k in range(width) if k >> b & 1]
+        if terms:
+            m.d.comb += idx[b].eq(Cat(*terms).any())
     return idx
 
 
