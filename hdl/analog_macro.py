@@ -536,17 +536,18 @@ class AnalogMacro(wiring.Component):
             sw.en.eq(push), sw.addr.eq(wp),
             sw.data.eq(Cat(self.row_pulse, self.col_pulse, self.rpu_up)),
         ]
-        # the slot being applied: the read port holds its word while ``en`` is low
+        # the slot being applied, registered from the read port in FETCH (no slot memory
+        # output in front of the array's write enables): its rows as a shift register whose
+        # bit 0 is the row being written, its columns and its sign
         slot_rows = Signal(rows)
-        slot_cols = lines(m, sr.data[rows:rows + cols], cols, 1, "slot_cols")
+        slot_cols_q = Signal(cols)
+        slot_cols = lines(m, slot_cols_q, cols, 1, "slot_cols")
         slot_up = Signal()
-        m.d.comb += [slot_rows.eq(sr.data[:rows]), slot_up.eq(sr.data[-1])]
-
         row = Signal(range(max(rows, 2)))
         we = Signal()
         last = Signal()
         hit = Signal()
-        m.d.comb += [last.eq(row == rows - 1), hit.eq(slot_rows.bit_select(row, 1))]
+        m.d.comb += [last.eq(row == rows - 1), hit.eq(slot_rows[0])]
         idle_empty = Signal()
         m.d.comb += sr.en.eq(0)  # a read port's enable resets to 1: hold the word by default
         with m.FSM(name="rpu_queue") as fsm:
@@ -556,13 +557,15 @@ class AnalogMacro(wiring.Component):
                     m.next = "FETCH"
                 with m.Else():
                     m.d.comb += idle_empty.eq(1)
-            with m.State("FETCH"):  # the slot word is out: read array row 0
+            with m.State("FETCH"):  # the slot word is out: register it, read array row 0
                 m.d.comb += [rd.en.eq(1), rd.addr.eq(0)]
-                m.d.sync += [rp.eq(rp + 1), row.eq(0)]
+                m.d.sync += [rp.eq(rp + 1), row.eq(0), slot_rows.eq(sr.data[:rows]),
+                             slot_cols_q.eq(sr.data[rows:rows + cols]),
+                             slot_up.eq(sr.data[-1])]
                 m.next = "ROW"
             with m.State("ROW"):  # array row ``row`` is out: write it back, read the next
                 m.d.comb += [we.eq(1), rd.en.eq(~last), rd.addr.eq(row + 1)]
-                m.d.sync += row.eq(row + 1)
+                m.d.sync += [row.eq(row + 1), slot_rows.eq(slot_rows >> 1)]
                 with m.If(last):
                     m.next = "IDLE"
         with m.If(push):
@@ -576,10 +579,12 @@ class AnalogMacro(wiring.Component):
         new = []
         for k in range(cols):
             up = Signal(gb + 1, name=f"rpu_up{k}")
+            down = Signal(gb + 1, name=f"rpu_dn{k}")
             val = Signal(gb, name=f"rpu_g{k}")  # one lane of the write data
-            m.d.comb += [up.eq(g[k] + step),
-                         val.eq(Mux(slot_up, Mux(up > g_max, g_max, up[:gb]),
-                                    Mux(g[k] < step, 0, (g[k] - step)[:gb])))]
+            # saturation from the carry / borrow bit, not a comparator
+            m.d.comb += [up.eq(g[k] + step), down.eq(g[k] - step),
+                         val.eq(Mux(slot_up, Mux(up[gb], g_max, up[:gb]),
+                                    Mux(down[gb], 0, down[:gb])))]
             new.append(val)
         data = Signal(cols * gb)
         en = Signal(cols)
