@@ -72,7 +72,8 @@ constant-step cell. Every pulse slot (``rpu_valid``) moves each cell whose row a
 both pulse by ``rpu_step`` codes, up if ``rpu_up`` else down, clamped to
 ``[0, 2**g_bits - 1]`` (the clamp of the programming path). One block-RAM write port
 cannot change a whole outer product in one clock, so the slots that hold a coincidence are
-queued (one slot memory word per slot: row pulses, column pulses, up) and applied one array
+queued one clock after its pulse (one slot memory word per slot: row pulses, column pulses,
+up; the inputs are registered first) and applied one array
 row per clock, ``rows + 2`` clocks per queued slot, starting while the stream still runs.
 ``hold`` stays high until the queue is empty: the core's RPU update waits for it before
 ``done``, so no command sees a half-updated array. A queue holds one update: at most
@@ -161,8 +162,9 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
             tree += count * ((g_bits + 1 + level) + (g_bits + level))
     slots = rpu_slots(config)
     slot_word = config.rows + config.cols + 1
-    # RPU queue: read register of one slot word, two pointers, row counter, fsm
-    rpu = slot_word + 2 * slots.bit_length() + max(n - 1, 1).bit_length() + 2
+    # RPU queue: input and read registers of one slot word, push, two pointers, row
+    # counter, fsm
+    rpu = 2 * slot_word + 1 + 2 * slots.bit_length() + max(n - 1, 1).bit_length() + 2
     return {
         "memory_bits": config.rows * config.cols * g_bits,
         "memory_shape": (config.rows, config.cols * g_bits),
@@ -530,12 +532,15 @@ class AnalogMacro(wiring.Component):
         sr = smem.read_port()
         wp = Signal(range(depth + 1))
         rp = Signal(range(depth + 1))
+        # the slot inputs registered first (the translators' comparisons feed them): a slot
+        # is queued one clock after its pulse; ``hold`` covers that clock (below)
         push = Signal()
-        m.d.comb += [
+        slot_in = Signal(rows + cols + 1)
+        m.d.sync += [
             push.eq(self.rpu_valid & self.row_pulse.any() & self.col_pulse.any()),
-            sw.en.eq(push), sw.addr.eq(wp),
-            sw.data.eq(Cat(self.row_pulse, self.col_pulse, self.rpu_up)),
+            slot_in.eq(Cat(self.row_pulse, self.col_pulse, self.rpu_up)),
         ]
+        m.d.comb += [sw.en.eq(push), sw.addr.eq(wp), sw.data.eq(slot_in)]
         # the slot being applied, registered from the read port in FETCH (no slot memory
         # output in front of the array's write enables): its rows as a shift register whose
         # bit 0 is the row being written, its columns and its sign
@@ -572,7 +577,7 @@ class AnalogMacro(wiring.Component):
             m.d.sync += wp.eq(wp + 1)
         with m.Elif(idle_empty):  # queue empty between updates: start the next one at 0
             m.d.sync += [wp.eq(0), rp.eq(0)]
-        with m.If(~fsm.ongoing("IDLE") | (rp != wp)):
+        with m.If(~fsm.ongoing("IDLE") | (rp != wp) | push):
             m.d.comb += self.analog.hold.eq(1)
 
         step = self.rpu_step
