@@ -100,7 +100,8 @@ from .interfaces import (
 )
 
 __all__ = ["AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles", "tree_stages",
-           "clip_bits", "charge_bits", "no_clip", "macro_resources", "rpu_slots"]
+           "clip_bits", "charge_bits", "no_clip", "macro_resources", "rpu_slots",
+           "saturating_step"]
 
 CHARGE_FRAC_BITS = 24
 """One charge unit is C_s V_read / 2**24 (golden ``neuron.CHARGE_FRAC_BITS``)."""
@@ -135,6 +136,20 @@ def charge_bits(config: CoreConfig) -> int:
 def no_clip(config: CoreConfig) -> int:
     """``clip_units`` for "no swing limit": the largest code, above every integrated charge."""
     return (1 << clip_bits(config)) - 1
+
+
+def saturating_step(m: Module, code, amount, up, bits: int, name: str) -> Signal:
+    """``code`` plus ``amount`` if ``up`` else minus it, clamped to [0, 2**bits - 1]: the
+    cell's conductance-code clamp, shared by programming pulses and RPU coincidences. The
+    clamp comes from the carry / borrow bit of a ``bits + 1``-bit add, not a comparator
+    (``amount`` < 2**bits)."""
+    inc = Signal(bits + 1, name=f"{name}_inc")
+    dec = Signal(bits + 1, name=f"{name}_dec")
+    out = Signal(bits, name=name)
+    m.d.comb += [inc.eq(code + amount), dec.eq(code - amount),
+                 out.eq(Mux(up, Mux(inc[bits], (1 << bits) - 1, inc[:bits]),
+                            Mux(dec[bits], 0, dec[:bits])))]
+    return out
 
 
 def rpu_slots(config: CoreConfig) -> int:
@@ -525,7 +540,6 @@ class AnalogMacro(wiring.Component):
         """
         cfg, gb = self._config, self._g_bits
         rows, cols = cfg.rows, cfg.cols
-        g_max = (1 << gb) - 1
         depth = rpu_slots(cfg)
         m.submodules.rpu_slots = smem = Memory(shape=rows + cols + 1, depth=depth, init=[])
         sw = smem.write_port()
@@ -581,16 +595,8 @@ class AnalogMacro(wiring.Component):
             m.d.comb += self.analog.hold.eq(1)
 
         step = self.rpu_step
-        new = []
-        for k in range(cols):
-            up = Signal(gb + 1, name=f"rpu_up{k}")
-            down = Signal(gb + 1, name=f"rpu_dn{k}")
-            val = Signal(gb, name=f"rpu_g{k}")  # one lane of the write data
-            # saturation from the carry / borrow bit, not a comparator
-            m.d.comb += [up.eq(g[k] + step), down.eq(g[k] - step),
-                         val.eq(Mux(slot_up, Mux(up[gb], g_max, up[:gb]),
-                                    Mux(down[gb], 0, down[:gb])))]
-            new.append(val)
+        # one lane of the write data per column
+        new = [saturating_step(m, g[k], step, slot_up, gb, f"rpu_g{k}") for k in range(cols)]
         data = Signal(cols * gb)
         en = Signal(cols)
         m.d.comb += [data.eq(Cat(*new)),

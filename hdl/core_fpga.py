@@ -34,7 +34,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from cimflow.config import CoreConfig
 
-from .analog_macro import AnalogMacro, clip_bits
+from .analog_macro import AnalogMacro, clip_bits, saturating_step
 from .commands import Op, ProgOp
 from .core import NeurramCore
 from .interfaces import HostSignature, Phase, flat_view, require_config
@@ -111,7 +111,6 @@ class NeurramCoreFpga(wiring.Component):
         # the carry / borrow bit. The read path (selection -> read port) stays as it was.
         row = _encode(m, core.prog_sel_bl, cfg.rows, "prog_row")
         col = _encode(m, core.prog_sel_sl, cfg.cols, "prog_col")
-        g_max = (1 << G_BITS) - 1
         value = Signal(G_BITS)  # the code written in this clock of the pulse
         op_set = Signal()  # the pulse is a SET (else a RESET)
         w_row = Signal.like(row)  # the selection of the pulse, for its writes
@@ -126,13 +125,6 @@ class NeurramCoreFpga(wiring.Component):
         cell_now = Mux((recent != 0) & (row == wr_row) & (col == wr_col), wr_val,
                        macro.g_rdata)
 
-        def stepped(code, amp, is_set):
-            up = Signal(G_BITS + 1)
-            down = Signal(G_BITS + 1)
-            m.d.comb += [up.eq(code + amp), down.eq(code - amp)]
-            return Mux(is_set, Mux(up[G_BITS], g_max, up[:G_BITS]),
-                       Mux(down[G_BITS], 0, down[:G_BITS]))
-
         m.d.comb += [
             macro.g_row.eq(Mux(write, w_row, row)), macro.g_col.eq(Mux(write, w_col, col)),
             macro.g_re.eq((core.analog.phase == Phase.IDLE) & ~macro.analog.hold & ~write),
@@ -144,16 +136,18 @@ class NeurramCoreFpga(wiring.Component):
             m.d.sync += [wr_val.eq(value), wr_row.eq(w_row), wr_col.eq(w_col), recent.eq(2)]
         is_set = core.prog_op == ProgOp.SET
         set_or_reset = is_set | (core.prog_op == ProgOp.RESET)
+        first = saturating_step(m, cell_now, core.prog_amp, is_set, G_BITS, "prog_first")
+        then = saturating_step(m, value, core.prog_amp, op_set, G_BITS, "prog_next")
         with m.FSM(name="prog_fsm"):
             with m.State("IDLE"):
                 with m.If(core.prog_pulse & set_or_reset):
-                    m.d.sync += [value.eq(stepped(cell_now, core.prog_amp, is_set)),
-                                 w_row.eq(row), w_col.eq(col), op_set.eq(is_set)]
+                    m.d.sync += [value.eq(first), w_row.eq(row), w_col.eq(col),
+                                 op_set.eq(is_set)]
                     m.next = "PULSE"
             with m.State("PULSE"):
                 m.d.comb += write.eq(1)
                 with m.If(core.prog_pulse):
-                    m.d.sync += value.eq(stepped(value, core.prog_amp, op_set))
+                    m.d.sync += value.eq(then)
                 with m.Else():
                     m.next = "IDLE"
         return m
