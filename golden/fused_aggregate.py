@@ -58,6 +58,10 @@ WIDE_EXP_LIMIT = 700.0
 """|t| up to which :func:`exp_wide` is accurate (e^709 is float64's largest power)."""
 
 
+_LANES = 512
+"""Codes per pass of the draws and the search (whole rows of a block); the search's state
+is four float64 arrays of this length (16 KB, in the first-level cache)."""
+
 _E_LO, _E_HI = math.exp(-fc._CMP_CUT), math.exp(fc._CMP_CUT)
 """e^(r / s) at the comparator's cut: inside, a comparison is random; outside, r < 0."""
 
@@ -102,7 +106,7 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     (module docstring). Same charge arithmetic (the floor of the quotient, exact in
     float64), same closed-form converter without comparator noise; lanes as there."""
     g_n, b_n, p_n, o_n = num.shape
-    rows = max(1, fc._LANES // o_n)
+    rows = max(1, _LANES // o_n)
     c_n = rows * o_n
     noisy = zscale.size > 0
     search = inv_scale > 0.0
