@@ -138,7 +138,7 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     q = np.empty(c_n)
     z = np.zeros(n_z)
     risky = np.zeros(o_n, np.bool_)
-    words = np.empty(max(n_z, n_srch), np.uint64)
+    words = np.empty(n_z, np.uint64)
     rejected = np.empty(n_z, np.int64)
     e = np.empty(n_srch)
     ua = np.empty(n_srch)
@@ -227,11 +227,10 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
             # |r| < cut s is e^-cut < E < e^cut), the decisions are packed into dec
             base = np.uint64(row * (k + 1) * n_lines)
             for j in range(n):
-                words[j] = fc._word(kg, (base + lane_cmp[j]) * np.uint64(2) + np.uint64(1))
-            for j in range(n):
                 rj = min(max(q[j] + lane_off[j], -r_max), r_max)
                 e[j] = _exp_wide(rj * inv_scale)
-                ua[j] = fc._uniform(words[j])
+                w = fc._word(kg, (base + lane_cmp[j]) * np.uint64(2) + np.uint64(1))
+                ua[j] = fc._uniform(w)
                 ub[j] = 1.0
                 dec[j] = 0.0
             for m in range(k + 1):  # branch-free over the lanes, so that it vectorises
@@ -240,9 +239,10 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
                     ej, aj, bj = e[j], ua[j], ub[j]
                     inside = (ej > _E_LO) & (ej < _E_HI)
                     x = aj * (1.0 + ej)
-                    neg = (x < bj) if inside else (ej < 1.0)
-                    ua[j] = (x if neg else x - bj) if inside else aj
-                    ub[j] = (bj if neg else bj * ej) if inside else bj
+                    neg = ((x < bj) & inside) | ((ej < 1.0) & ~inside)
+                    pos_in = inside & ~neg  # a positive decision of the uniform
+                    ua[j] = x - (bj if pos_in else 0.0) if inside else aj
+                    ub[j] = bj * (ej if pos_in else 1.0)
                     e[j] = ej * (e_up if neg else e_down)
                     dec[j] = dec[j] + dec[j] + (1.0 if neg else 0.0)
             for rb in range(nr):
