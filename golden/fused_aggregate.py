@@ -24,17 +24,19 @@ most of a noisy MVM's time. Two facts make one of each enough:
   code's CDF with one uniform u walks that tree: take the negative branch if u < p, then
   rescale u to the chosen branch (u / p, or (u - p) / (1 - p)), which is again uniform and
   independent of the past. Kept as a ratio a / b (no division): u (1 + E) < 1 becomes
-  a (1 + E) < b with E = e^(r / s), and E follows the residual by one product per step,
-  e^(+-step / s), not one exponential per comparison. A residual beyond every threshold
-  (|r| > the steps' sum + 17.64 s) decides every comparison alike and is clamped there,
-  which keeps E finite.
+  a (1 + E) < b with E = e^(r / s). E alone carries the residual (r < 0 is E < 1, the cut
+  is e^-16.64 < E < e^16.64) and follows it by one product per step, e^(+-step / s), not
+  one exponential per comparison. A residual beyond every threshold (|r| > the steps' sum
+  + 17.64 s) decides every comparison alike and is clamped there, which keeps E finite;
+  where even that leaves e^709 behind (a noise hundreds of times below the steps),
+  :func:`fits` says no and the sequential kernel serves the call.
 
 Both are exact in distribution (up to float64 rounding of probabilities, ~1e-12);
 per-seed samples differ from the sequential kernel's. tests/test_golden_aggregate.py holds
-the two kernels' code distributions equal (chi-square at a stated significance). The
-counters are a subset of the reference's, so a restricted evaluation still draws the
-full one's noise for its lines: the normal of (row, line) is plane 0's read-noise word, the
-uniform comparison 0's word.
+both kernels' code distributions to each other and to the distribution enumerated over
+every decision path (chi-square at a stated significance). The counters are a subset of
+the reference's, so a restricted evaluation still draws the full one's noise for its
+lines: the normal of (row, line) is plane 0's read-noise word, the uniform comparison 0's.
 """
 
 from __future__ import annotations
@@ -128,6 +130,9 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     sd = math.sqrt(sd)
     # the search: the clamp of the residual, e^(+-step / s) per comparison
     r_max = _r_max_jit(d, k, inv_scale) if search else 0.0
+    if r_max * inv_scale > WIDE_EXP_LIMIT:
+        raise ValueError("comparator noise too far below the converter's steps for the "
+                         "aggregate sampler (see fits)")
     up = np.empty(k + 1)
     down = np.empty(k + 1)
     for m in range(k + 1):

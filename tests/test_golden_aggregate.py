@@ -289,3 +289,12 @@ def test_the_kernel_is_chosen_by_the_switch_and_the_range(monkeypatch):
     assert mvm_kernels._charge_kernel(st, fx, 1e3 / fx.cmp_scale) is fused_cpu.charge_adc
     ideal = _effects(NonIdeal(), st)
     assert mvm_kernels._charge_kernel(st, ideal, 0.0) is fused_cpu.charge_adc
+
+
+def test_the_kernel_refuses_a_noise_outside_its_range():
+    """Called directly with a comparator noise that fits() refuses (LSB / s = 10 at 8-bit
+    out: e^(r / s) up to e^1288), the kernel raises instead of overflowing."""
+    assert not fused_aggregate.fits(D, K, 10.0 / LSB)
+    num = np.zeros((2, 1, 3))
+    with pytest.raises(ValueError, match="too far below"):
+        _run(fused_aggregate.charge_adc, num, np.zeros(3), 10.0 / LSB, 1)
