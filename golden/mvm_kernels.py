@@ -12,7 +12,8 @@ integrator clipping, LFSR injection and the converter. On the CPU the element-wi
 runs as one fused kernel (:mod:`.fused_cpu`) when numba is installed; it does the same
 operations in the same precision and order, so without noise the codes are identical; its
 noise comes from counter-based streams inside the kernel (:mod:`.fused_cpu`), the same
-distributions as the torch path's draws but other samples (tested statistically).
+distributions as the torch path's draws but other samples (tested statistically), drawn
+in aggregate by default (:mod:`.fused_aggregate`: one normal and one uniform per code).
 """
 
 from __future__ import annotations
