@@ -7,7 +7,8 @@ Figures (one process, one thread everywhere: OMP/MKL/OpenBLAS/numba pinned to 1)
   ``compile_model`` from a TorchScript file (torch's loader included); median of 3;
 * inferences per second of ``cimflow run``'s golden chip (``run_model`` on a programmed
   ``GoldenChip``: programming excluded, as aihwkit's is) for an MNIST-shaped MLP
-  (784 -> 128 -> 10) and ResNet-20, ideal and with non-idealities (REALISTIC);
+  (784 -> 128 -> 10) and ResNet-20, ideal and with non-idealities (REALISTIC), the latter
+  also with the fused kernel's sequential noise sampler (the path before the aggregate one);
 * the same two networks, same weights, same batch, converted by aihwkit's
   ``convert_to_analog`` with the default ``InferenceRPUConfig`` (its default inference noise:
   PCM-like programming and read noise, applied once with ``program_analog_weights``; the
@@ -170,6 +171,7 @@ def golden_rates(quick: bool, seconds: float) -> tuple[dict, dict]:
     import torch
 
     from cimflow.config import preset
+    from cimflow.golden import mvm_kernels
     from cimflow.mapping.compiler import compile_graph
     from cimflow.mapping.frontend import read_graph
     from cimflow.mapping.runtime import GoldenChip, run_model
@@ -183,12 +185,21 @@ def golden_rates(quick: bool, seconds: float) -> tuple[dict, dict]:
             warnings.simplefilter("ignore")
             g = read_graph(torch.export.export(model, (torch.from_numpy(x[:1]),)))
         cm = compile_graph(g, preset("full"), calibration=x)
-        for mode, ideal in (("golden ideal", True), ("golden REALISTIC", False)):
+        for mode, ideal, aggregate in MODES:
+            mvm_kernels.aggregate_noise = aggregate
             chip = GoldenChip(cm, ideal=ideal, seed=0)
             rates[f"{name}/{mode}"] = _rate(
                 lambda c=cm, ch=chip, xb=x: run_model(c, xb, chip=ch), len(x), seconds,
                 f"{name}/{mode}")
+    mvm_kernels.aggregate_noise = True
     return rates, weights
+
+
+MODES = (("golden ideal", True, True), ("golden REALISTIC", False, True),
+         ("REALISTIC seq.", False, False))
+"""(name, ideal, aggregate noise): "REALISTIC seq." is the fused kernel's sequential
+reference sampler (a normal per bit plane, a uniform per comparison), the path before the
+aggregate sampler (golden/fused_aggregate.py), measured in the same run."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, (_, x) in nets.items():
         base = rates.get(f"{name}/aihwkit")
         base_cpu = CPU_RATES.get(f"{name}/aihwkit")
-        for mode in ("golden ideal", "golden REALISTIC", "aihwkit", "torch"):
+        for mode in [m[0] for m in MODES] + ["aihwkit", "torch"]:
             r, c = rates.get(f"{name}/{mode}"), CPU_RATES.get(f"{name}/{mode}")
             if r is None:
                 continue

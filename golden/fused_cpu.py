@@ -13,6 +13,10 @@ streams (below), not passed in: drawing it in Python cost more than the whole MV
 1 (two array draws of ~20 us each). Same distributions as the torch path's draws, other
 samples; statistical tests hold them to that. numba is optional: without it
 (``AVAILABLE`` False) the torch path runs on the CPU too.
+
+:func:`charge_adc` draws sequentially (a normal per bit plane, a uniform per comparison);
+MVMs use :mod:`.fused_aggregate` by default, which draws one of each per code from the
+same distributions and is tested against this kernel as its reference.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ integrator clipping, LFSR injection and the converter. On the CPU the element-wi
 runs as one fused kernel (:mod:`.fused_cpu`) when numba is installed; it does the same
 operations in the same precision and order, so without noise the codes are identical; its
 noise comes from counter-based streams inside the kernel (:mod:`.fused_cpu`), the same
-distributions as the torch path's draws but other samples (tested statistically).
+distributions as the torch path's draws but other samples (tested statistically), drawn
+in aggregate by default (:mod:`.fused_aggregate`: one normal and one uniform per code).
 """
 
 from __future__ import annotations
@@ -44,20 +45,36 @@ use_fused = True
 """Run the CPU's element-wise work in the fused numba kernel when numba is installed
 (tests turn it off to compare it with the torch path)."""
 
+aggregate_noise = True
+"""The fused kernel draws its noise in aggregate (:mod:`.fused_aggregate`: one normal and
+one uniform per output code, the same distributions); False: the sequential reference
+(:func:`.fused_cpu.charge_adc`: a normal per bit plane, a uniform per comparison)."""
+
 
 _FUSED_CPU = None
+_FUSED_AGGREGATE = None
 
 
 def _fused():
     """:mod:`.fused_cpu`, imported on first use: numba's import and the kernels' declarations
     take 0.4 s that a process which never runs an MVM (``cimflow compile``) need not pay.
     Kept in a global: an import statement per call cost microseconds at batch 1."""
-    global _FUSED_CPU
+    global _FUSED_CPU, _FUSED_AGGREGATE
     if _FUSED_CPU is None:
-        from . import fused_cpu
+        from . import fused_aggregate, fused_cpu
 
-        _FUSED_CPU = fused_cpu
+        _FUSED_CPU, _FUSED_AGGREGATE = fused_cpu, fused_aggregate
     return _FUSED_CPU
+
+
+def _charge_kernel(st, fx: Effects, inv_scale: float):
+    """The fused kernel of a call: the aggregate sampler where there is noise to draw (and
+    its e^(r / s) stays in range), else the sequential one (identical without noise)."""
+    fused_cpu = _fused()
+    if (aggregate_noise and (fx.noisy or inv_scale)
+            and _FUSED_AGGREGATE.fits(st.d_units, st.k, inv_scale)):
+        return _FUSED_AGGREGATE.charge_adc
+    return fused_cpu.charge_adc
 
 
 @dataclass(frozen=True)
@@ -246,6 +263,7 @@ def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, key, sign,
     inv_scale = 0.0 if fx.cmp_scale is None else 1.0 / fx.cmp_scale
     ids, n_lines = line_ids(op)
     fused_cpu = _fused()
+    charge_adc = _charge_kernel(st, fx, inv_scale)
     block = max(1, BLOCK_OUTPUTS // lines)
     planes = np.empty((1, min(block, batch), n_planes, n_in), matrix.dtype)
     for lo in range(0, batch, block):
@@ -254,7 +272,7 @@ def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, key, sign,
         fused_cpu.planes(x[:, lo:hi], n_planes, pl)
         # 2-D: NumPy's stacked matmul may skip BLAS for a (1, n, m) view
         num = (pl.reshape(-1, n_in) @ matrix).reshape(1, hi - lo, n_planes, lines)
-        fused_cpu.charge_adc(num, den, inv, key, lo, zscale, clip, off, st.d_units, st.k,
+        charge_adc(num, den, inv, key, lo, zscale, clip, off, st.d_units, st.k,
                              inv_scale, ids, n_lines, q[:, lo:hi], sign[:, lo:hi],
                              mag[:, lo:hi])
 

@@ -160,13 +160,16 @@ def test_fused_kernel_equals_torch_path_exactly_without_noise(monkeypatch, ni, d
 
 
 @needs_numba
+@pytest.mark.parametrize("aggregate", [True, False], ids=["aggregate", "sequential"])
 @pytest.mark.parametrize("ni", NOISE)
 @pytest.mark.parametrize("direction", [Direction.FORWARD, Direction.BACKWARD])
-def test_fused_kernel_codes_have_the_torch_paths_distribution(monkeypatch, ni, direction):
+def test_fused_kernel_codes_have_the_torch_paths_distribution(monkeypatch, ni, direction,
+                                                              aggregate):
     """Under noise the two CPU paths draw different samples (the kernel its own streams)
     from the same distributions: the histograms of code - ideal code over 600 repeats of
     one input on every line pass a two-sample chi-square test at ALPHA, and seeded runs
-    repeat."""
+    repeat; for both of the kernel's samplers (aggregate and sequential)."""
+    monkeypatch.setattr(mvm_kernels, "aggregate_noise", aggregate)
     xb, rng = _full_core(5)
     n = 128 if direction is not Direction.BACKWARD else 256
     x = np.repeat(rng.integers(-7, 8, (1, n)), 600, axis=0)

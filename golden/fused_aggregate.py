@@ -1,0 +1,290 @@
+"""The fused CPU kernel with its noise drawn in aggregate: one normal and one uniform per
+output code, from the distributions the sequential draws of :mod:`.fused_cpu` produce.
+
+Why: the sequential kernel (:func:`.fused_cpu.charge_adc`, kept as the reference) draws a
+normal per bit plane (read noise) and a uniform per comparison of the noisy binary search:
+with 3 planes and 8 comparisons, 11 random numbers and 8 exponentials per output code,
+most of a noisy MVM's time. Two facts make one of each enough:
+
+* **Read noise.** Plane p adds rint(z_p sigma_p) to an integer charge, and the sum of the
+  planes' independent normals is one normal of variance sum sigma_p^2. The integrator's
+  swing clamps every partial sum, a non-linearity between the planes; but the kernel's
+  normals are bounded (|z| < ``Z_BOUND``: the ziggurat's tail ends where its 53-bit
+  uniform does), so where every noise-free partial sum is at least sum_(i <= p)
+  (Z_BOUND sigma_i + 1/2) inside the swing, no partial sum can clamp and the charge is the
+  noise-free charge plus the planes' noise. Such a code draws one normal of the summed
+  variance and rounds it once (rounding each plane's term to a unit instead moves the
+  variance by (P - 1) / 12 units^2, against sigma^2 ~ 10^9 units^2: the charge unit is
+  2^-24 of a sample); any other code (a charge near the swing) draws the planes one by one
+  and clamps as the reference does.
+* **Noisy binary search.** Each comparison of residual r reads negative with probability
+  p(r) = 1 / (1 + e^(r / s)) (Logistic(0, s) noise; decided, as in the reference, by
+  r < 0 beyond |r| = 16.64 s), and the next residual is r +- the step, so a code is a
+  path in a binary tree whose branch probabilities are known at every node. Inverting the
+  code's CDF with one uniform u walks that tree: take the negative branch if u < p, then
+  rescale u to the chosen branch (u / p, or (u - p) / (1 - p)), which is again uniform and
+  independent of the past. Kept as a ratio a / b (no division): u (1 + E) < 1 becomes
+  a (1 + E) < b with E = e^(r / s). E alone carries the residual (r < 0 is E < 1, the cut
+  is e^-16.64 < E < e^16.64) and follows it by one product per step, e^(+-step / s), not
+  one exponential per comparison. A residual beyond every threshold (|r| > the steps' sum
+  + 17.64 s) decides every comparison alike and is clamped there, which keeps E finite;
+  where even that leaves e^709 behind (a noise hundreds of times below the steps),
+  :func:`fits` says no and the sequential kernel serves the call.
+
+Both are exact in distribution (up to float64 rounding of probabilities, ~1e-12);
+per-seed samples differ from the sequential kernel's. tests/test_golden_aggregate.py holds
+both kernels' code distributions to each other and to the distribution enumerated over
+every decision path (chi-square at a stated significance). The counters are a subset of
+the reference's, so a restricted evaluation still draws the full one's noise for its
+lines: the normal of (row, line) is plane 0's read-noise word, the uniform comparison 0's.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from . import fused_cpu as fc
+
+__all__ = ["AVAILABLE", "Z_BOUND", "WIDE_EXP_LIMIT", "charge_adc", "fits", "exp_wide"]
+
+AVAILABLE = fc.AVAILABLE
+
+Z_BOUND = fc._ZIG_R + 54.0 * math.log(2.0) / fc._ZIG_R + 1e-9
+"""Largest |z| the kernel's normal can return: its tail is r + a with a = -log(u) / r and
+u >= 2^-54 (a 53-bit uniform at its half-step), every other branch stays below r."""
+
+WIDE_EXP_LIMIT = 700.0
+"""|t| up to which :func:`exp_wide` is accurate (e^709 is float64's largest power)."""
+
+
+_LANES = 512
+"""Codes per pass of the draws and the search (whole rows of a block); the search's state
+is four float64 arrays of this length (16 KB, in the first-level cache)."""
+
+_E_LO, _E_HI = math.exp(-fc._CMP_CUT), math.exp(fc._CMP_CUT)
+"""e^(r / s) at the comparator's cut: inside, a comparison is random; outside, r < 0."""
+
+
+def _exp_wide(t):
+    """e^t for |t| <= 700: (e^(t / 2048))^2048, a degree-12 Taylor polynomial on
+    |t / 2048| <= 0.35 squared 11 times (no libm call, so the loop vectorises); relative
+    error below 1e-12 (tested)."""
+    g = t * (1.0 / 2048.0)
+    c = _INV_FACT
+    p = c[12]
+    for i in range(11, -1, -1):
+        p = p * g + c[i]
+    for _ in range(11):
+        p = p * p
+    return p
+
+
+_INV_FACT = tuple(1.0 / math.factorial(i) for i in range(13))
+
+
+@functools.lru_cache(maxsize=256)
+def fits(d: int, k: int, inv_scale: float) -> bool:
+    """Whether the search's clamped residual keeps e^(r / s) in :func:`exp_wide`'s range
+    (else the sequential kernel serves the call: a comparator noise this far below the
+    LSB is nearly deterministic anyway)."""
+    return inv_scale == 0.0 or _r_max(d, k, inv_scale) * inv_scale <= WIDE_EXP_LIMIT
+
+
+def _r_max(d, k, inv_scale):
+    """A residual at or beyond which every comparison of the search is decided alike:
+    after the first k steps (their sum) it is still (cut + 1) s from zero."""
+    steps = 0.0
+    for m in range(k):
+        steps += float(d >> m)
+    return steps + (fc._CMP_CUT + 1.0) / inv_scale
+
+
+def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_scale, ids,
+                n_lines, q_out, sign_out, mag_out):
+    """:func:`.fused_cpu.charge_adc`'s arguments and results, its noise drawn in aggregate
+    (module docstring). Same charge arithmetic (the floor of the quotient, exact in
+    float64), same closed-form converter without comparator noise; lanes as there."""
+    g_n, b_n, p_n, o_n = num.shape
+    rows = max(1, _LANES // o_n)
+    c_n = rows * o_n
+    noisy = zscale.size > 0
+    search = inv_scale > 0.0
+    clipped = clip >= 0.0
+    lsb = d >> max(k - 1, 0)
+    top = float(((1 << k) - 1) * lsb)
+    flsb = float(lsb)
+    inv_lsb = 1.0 / flsb
+    unit = float(1 << 24)
+    # read noise: the sum's std and each plane's bound on the noise of its partial sum
+    sd = 0.0
+    bound = np.zeros(p_n)
+    acc_b = 0.0
+    for p in range(p_n):
+        if noisy:
+            sd += zscale[p] * zscale[p]
+            acc_b += Z_BOUND * zscale[p] + 0.5
+        bound[p] = acc_b
+    sd = math.sqrt(sd)
+    # the search: the clamp of the residual, e^(+-step / s) per comparison
+    r_max = _r_max_jit(d, k, inv_scale) if search else 0.0
+    if r_max * inv_scale > WIDE_EXP_LIMIT:
+        raise ValueError("comparator noise too far below the converter's steps for the "
+                         "aggregate sampler (see fits)")
+    up = np.empty(k + 1)
+    down = np.empty(k + 1)
+    for m in range(k + 1):
+        up[m] = math.exp(float(d >> m) * inv_scale) if search else 1.0
+        down[m] = 1.0 / up[m]
+    n_srch = c_n if search else 0
+    n_z = c_n if noisy else 0
+    q = np.empty(c_n)
+    z = np.zeros(n_z)
+    risky = np.zeros(o_n, np.bool_)
+    words = np.empty(n_z, np.uint64)
+    rejected = np.empty(n_z, np.int64)
+    e = np.empty(n_srch)
+    ua = np.empty(n_srch)
+    ub = np.empty(n_srch)
+    dec = np.empty(n_srch)
+    lane_off = np.empty(n_srch)
+    kn, wn = fc._KN, fc._WN
+    lane_read = np.empty(max(n_z, n_srch), np.uint64)
+    lane_cmp = np.empty(max(n_z, n_srch), np.uint64)
+    for rr in range(rows if (noisy or search) else 0):
+        for o in range(o_n):
+            lane_read[rr * o_n + o] = np.uint64(rr * p_n * n_lines) + ids[o]
+            lane_cmp[rr * o_n + o] = np.uint64(rr * (k + 1) * n_lines) + ids[o]
+    for g in range(g_n):
+        den = den_f[g]
+        inv = inv_units[g]
+        kg = key[g]
+        if search:
+            for rr in range(rows):
+                for o in range(o_n):
+                    lane_off[rr * o_n + o] = off[g, o]
+        for b0 in range(0, b_n, rows):
+            nr = min(rows, b_n - b0)
+            n = nr * o_n
+            row = row0 + b0
+            if noisy:  # one normal per code: plane 0's word; fast path, then the rejects
+                base = np.uint64(row * p_n * n_lines)
+                for j in range(n):
+                    words[j] = fc._word(kg, (base + lane_read[j]) * np.uint64(2))
+                n_rej = 0
+                for j in range(n):
+                    w = words[j]
+                    iz = np.int64(w & fc._MASK7)
+                    hz = np.int64(w >> fc._S32) - 2147483648
+                    z[j] = hz * wn[iz]
+                    rejected[n_rej] = j
+                    n_rej += abs(hz) >= kn[iz]
+                for i in range(n_rej):
+                    j = rejected[i]
+                    z[j] = fc._normal(words[j])
+            for rb in range(nr):
+                b = b0 + rb
+                qb = q[rb * o_n:(rb + 1) * o_n]
+                qb[:] = 0.0
+                for o in range(o_n):
+                    risky[o] = False
+                for p in range(p_n):
+                    rep = float(1 << p)
+                    lim = clip - bound[p]
+                    for o in range(o_n):
+                        a = np.float64(num[g, b, p, o])
+                        s = np.floor(a * inv[o])
+                        rem = a * unit - s * den[o]
+                        qb[o] += (s - (rem < 0.0) + (rem >= den[o])) * rep
+                    if clipped and noisy:
+                        for o in range(o_n):
+                            risky[o] |= abs(qb[o]) > lim
+                    elif clipped:
+                        for o in range(o_n):
+                            qb[o] = min(max(qb[o], -clip), clip)
+                if noisy:
+                    zb = z[rb * o_n:(rb + 1) * o_n]
+                    for o in range(o_n):
+                        qb[o] += np.rint(zb[o] * sd)
+                    if clipped:
+                        for o in range(o_n):
+                            if risky[o]:
+                                qb[o] = _planes_one_by_one(num, g, b, o, den, inv, kg, row0 + b,
+                                                           zscale, clip, ids[o], n_lines)
+                for o in range(o_n):
+                    q_out[g, b, o] = np.int64(qb[o])
+                if not search:
+                    for o in range(o_n):
+                        qe = qb[o] + off[g, o]
+                        pos = qe > 0.0
+                        sign_out[g, b, o] = pos
+                        a = min(abs(qe) - (1.0 if pos else 0.0), top)
+                        m0 = np.floor(a * inv_lsb)
+                        rr = a - m0 * flsb
+                        m0 = m0 - (rr < 0.0) + (rr >= flsb)
+                        mag_out[g, b, o] = np.int64(m0) if k > 0 else 0
+            if not search:
+                continue
+            # the search by inversion: one uniform a / b per code, walked down the tree;
+            # E = e^(r / s) alone carries the residual (r < 0 is E < 1, the band
+            # |r| < cut s is e^-cut < E < e^cut), the decisions are packed into dec
+            base = np.uint64(row * (k + 1) * n_lines)
+            for j in range(n):
+                rj = min(max(q[j] + lane_off[j], -r_max), r_max)
+                e[j] = _exp_wide(rj * inv_scale)
+                w = fc._word(kg, (base + lane_cmp[j]) * np.uint64(2) + np.uint64(1))
+                ua[j] = fc._uniform(w)
+                ub[j] = 1.0
+                dec[j] = 0.0
+            for m in range(k + 1):  # branch-free over the lanes, so that it vectorises
+                e_up, e_down = up[m], down[m]
+                for j in range(n):
+                    ej, aj, bj = e[j], ua[j], ub[j]
+                    inside = (ej > _E_LO) & (ej < _E_HI)
+                    x = aj * (1.0 + ej)
+                    neg = ((x < bj) & inside) | ((ej < 1.0) & ~inside)
+                    pos_in = inside & ~neg  # a positive decision of the uniform
+                    ua[j] = x - (bj if pos_in else 0.0) if inside else aj
+                    ub[j] = bj * (ej if pos_in else 1.0)
+                    e[j] = ej * (e_up if neg else e_down)
+                    dec[j] = dec[j] + dec[j] + (1.0 if neg else 0.0)
+            for rb in range(nr):
+                b = b0 + rb
+                for o in range(o_n):
+                    v = np.int64(dec[rb * o_n + o])
+                    neg0 = v >> k
+                    low = v & ((1 << k) - 1)
+                    sign_out[g, b, o] = 1 - neg0
+                    mag_out[g, b, o] = low if neg0 else ((1 << k) - 1) - low
+
+
+def _planes_one_by_one(num, g, b, o, den, inv, kg, row, zscale, clip, line, n_lines):
+    """The charge of one code as the reference computes it (a normal per plane from the
+    reference's counters, each plane's term rounded, every partial sum clamped): the codes
+    whose noise-free partial sums come near the swing."""
+    p_n = num.shape[2]
+    unit = float(1 << 24)
+    qq = 0.0
+    for p in range(p_n):
+        a = np.float64(num[g, b, p, o])
+        s = np.floor(a * inv[o])
+        rem = a * unit - s * den[o]
+        s = (s - (rem < 0.0) + (rem >= den[o])) * float(1 << p)
+        zp = fc._normal(fc._word(kg, (np.uint64((row * p_n + p) * n_lines) + line)
+                                 * np.uint64(2)))
+        qq = min(max(qq + np.rint(s + zp * zscale[p]), -clip), clip)
+    return qq
+
+
+if AVAILABLE:
+    from numba import njit
+
+    _jit = njit(cache=True, nogil=True)
+    _exp_wide = exp_wide = _jit(_exp_wide)
+    _r_max_jit = _jit(_r_max)
+    _planes_one_by_one = _jit(_planes_one_by_one)
+    charge_adc = _jit(_charge_adc)
+else:  # pragma: no cover
+    exp_wide, charge_adc = _exp_wide, None
