@@ -19,6 +19,7 @@ from scipy import stats
 
 from cimflow.config import PRESETS
 from cimflow.golden.rpu import ConstantStepDevice, IOParameters, SoftBoundsDevice
+from cimflow.golden.rpu import bulk_normals
 from cimflow.golden.rpu import fused as fused_mod
 from cimflow.golden.rpu.io import analog_mvm
 from cimflow.golden.rpu.pulses import BernoulliSource, LfsrSource
@@ -141,24 +142,45 @@ def test_kernel_normals_are_standard_normal():
     assert stats.kstest(wrong, "norm").pvalue < ALPHA
 
 
-def test_kernel_normals_where_needed_are_standard_normal():
-    # the kernel redoes the ziggurat's rejected draws only where a cell has coincidences
-    # (need != 0): there the draws must still be N(0, 1) (KS at alpha = 0.001, and the tail
-    # mass beyond R = 3.4426, which only the redone draws reach, within 4.5 binomial
-    # standard errors); in blocks of 256 as the kernel calls it
-    k, blocks = 256, 800
-    rng = np.random.default_rng(0)
+def test_bulk_normals_are_standard_normal_and_pairs_independent():
+    # the rank-1 rows' Box-Muller draws (both halves of each word), in blocks as the kernel
+    # calls it (an odd block too): KS against N(0, 1) at alpha = 0.001; tail masses beyond
+    # 3 and 4 within 4.5 binomial standard errors; z1^2 + z2^2 of a word ~ chi2(2) (KS,
+    # alpha = 0.001) and the two halves independent (chi-square on a 10 x 10 grid of
+    # N(0, 1) deciles, alpha = 0.001); a 3 % scale error is rejected by the same KS
     s = fused_mod.new_state(5)
-    buf, rej = np.empty(k), fused_mod._flags(k)
-    got = []
-    for _ in range(blocks):
-        need = (rng.random(k) < 0.5).astype(np.int32)
-        fused_mod._fill_normals(buf, k, s, need, rej)
-        got.append(buf[need != 0].copy())
-    z = np.concatenate(got)
+    firsts, seconds = [], []
+    for k in (256, 255) * 400:
+        h = (k + 1) // 2
+        buf = np.empty(2 * h, np.float32)
+        bulk_normals.fill_pairs(buf, k, s)
+        firsts.append(buf[:h].astype(np.float64))
+        seconds.append(buf[h:].astype(np.float64))
+    a, b = np.concatenate(firsts), np.concatenate(seconds)
+    z = np.concatenate([a, b])
     assert stats.kstest(z, "norm").pvalue > ALPHA
-    p = 2 * stats.norm.sf(3.442619855899)
-    assert abs((np.abs(z) > 3.442619855899).mean() - p) < 4.5 * (p * (1 - p) / z.size) ** 0.5
+    assert stats.kstest(1.03 * z, "norm").pvalue < ALPHA
+    for t in (3.0, 4.0):
+        p = 2 * stats.norm.sf(t)
+        assert abs((np.abs(z) > t).mean() - p) < 4.5 * (p * (1 - p) / z.size) ** 0.5, t
+    assert stats.kstest(a * a + b * b, "chi2", args=(2,)).pvalue > ALPHA
+    edges = stats.norm.ppf(np.linspace(0, 1, 11)[1:-1])
+    table = np.histogram2d(np.digitize(a, edges), np.digitize(b, edges), bins=10)[0]
+    assert stats.chi2_contingency(table)[1] > ALPHA
+
+
+def test_bulk_normal_transform_matches_numpy():
+    # closed-form reference: the same uniforms through NumPy's log, sqrt, cos and sin; the
+    # polynomial transform within 1e-11 on random words and the extreme words
+    ws = np.random.default_rng(1).integers(0, 2**64 - 1, 20_000, dtype=np.uint64, endpoint=True)
+    ws[:4] = [0, 2**64 - 1, 0xFFFFFFFF, 0xFFFFFFFF << 32]
+    got = np.array([bulk_normals.pair(w) for w in ws])
+    j = (ws & np.uint64(0xFFFFFFFF)).astype(np.float64) + 0.5
+    k = (ws >> np.uint64(32)).astype(np.int64)
+    r = np.sqrt(-2 * np.log(j / 2**32))
+    th = (k >> 30) * (np.pi / 2) + ((k & (2**30 - 1)) + 0.5) * (np.pi / 2 * 2.0**-30) - np.pi / 4
+    ref = np.stack([r * np.cos(th), r * np.sin(th)], 1)
+    assert np.abs(got - ref).max() < 1e-11
 
 
 @pytest.mark.parametrize("io", [IOParameters(), IOParameters(out_noise=0.0),

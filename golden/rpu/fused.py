@@ -41,7 +41,8 @@ try:
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     AVAILABLE = False
 
-from ..fused_cpu import _KN, _MASK7, _S32, _WN, _normal, _word
+from ..fused_cpu import _normal, _word
+from .bulk_normals import fill_pairs
 
 __all__ = ["AVAILABLE", "new_state", "sequential_update", "apply_counts_inplace", "normals",
            "merged_update"]
@@ -76,48 +77,17 @@ def _draw_normal(s):
     return _normal(_word(s[6], c))
 
 
-def _fill_normals(buf, k, s, need, rej):
-    """buf[q] = a standard normal wherever need[q] != 0, q < k (elsewhere an unused value):
-    the ziggurat of :func:`..fused_cpu._normal` on the counter-based words of key s[6] from
-    counter s[7] on. Its fast path runs for all k in one branch-free loop (the words do not
-    depend on each other, so the draws overlap); the draws it rejects (3 %) are flagged in
-    ``rej`` (uint8, from :func:`_flags`; found eight at a time by the lowest set bit) and,
-    where needed, redone by the full sampler from the same word."""
-    key, c0 = s[6], s[7]
-    nrej = 0
-    for q in range(k):
-        w = _word(key, c0 + np.uint64(q))
-        iz = np.int64(w & _MASK7)
-        hz = np.int64(w >> _S32) - 2147483648
-        buf[q] = hz * _WN[iz]
-        bad = np.uint8((abs(hz) >= _KN[iz]) & (need[q] != 0))
-        rej[q] = bad
-        nrej += bad
-    flags = rej.view(np.uint64)
-    g = 0
-    while nrej > 0:
-        f = flags[g]
-        while f != 0:  # the set flags of these eight, lowest first (a flag is bit 0 of a byte)
-            low = f & (~f + np.uint64(1))
-            f ^= low
-            q = 8 * g + (np.int64(_popcount(low - np.uint64(1))) >> 3)
-            if q < k:
-                buf[q] = _normal(_word(key, c0 + np.uint64(q)))
-                nrej -= 1
-        g += 1
-    s[7] = c0 + np.uint64(k)
-
-
-def _flags(n):
-    """Rejection flags for :func:`_fill_normals` of up to n draws."""
-    return np.zeros(8 * ((n + 7) // 8), np.uint8)
-
-
 def _normals(n, s):
-    """n standard normals (for the tests): half from the bulk path, half one by one."""
+    """n standard normals (for the tests): the first half from the bulk sampler of the
+    rank-1 rows (:func:`.bulk_normals.fill_pairs`), the rest one by one (the ziggurat of
+    the other paths)."""
     out = np.empty(n)
-    _fill_normals(out, n // 2, s, np.ones(n, np.int32), _flags(n))
-    for k in range(n // 2, n):
+    h = n // 2
+    buf = np.empty(2 * ((h + 1) // 2), np.float32)
+    fill_pairs(buf, h, s)
+    for k in range(h):
+        out[k] = buf[k]
+    for k in range(h, n):
         out[k] = _draw_normal(s)
     return out
 
@@ -221,8 +191,7 @@ def _sequential_update(w, dev, x, d, gain, bl, c2c, soft, s):
     act_d = np.empty(n_out, np.int64)
     neg_d = np.empty(n_out, np.int64)
     cnt = np.empty(n_in, np.int32)
-    z = np.zeros(n_in, np.float32)
-    rej = _flags(n_in)
+    z = np.zeros(2 * ((n_in + 1) // 2), np.float32)
     noisy = c2c != 0
     for b in range(n_smp):
         nd = _lines(d, b, gain, bl, s, md, act_d, neg_d)
@@ -242,7 +211,7 @@ def _sequential_update(w, dev, x, d, gain, bl, c2c, soft, s):
             for i in range(n_in):
                 cnt[i] = np.int32(_popcount(mx[i] & mj))
             if noisy:
-                _fill_normals(z, n_in, s, cnt, rej)
+                fill_pairs(z, n_in, s)
             wr, up, dn, hi, lo = w[j], dev[0, j], dev[1, j], dev[2, j], dev[3, j]
             for i in range(n_in):
                 nf = _F32(cnt[i])
@@ -341,8 +310,6 @@ if AVAILABLE:
     _opts = {"cache": True, "nogil": True}
     _rotl = njit(inline="always", **_opts)(_rotl)
     _draw_normal = njit(**_opts)(_draw_normal)
-    _fill_normals = njit(**_opts)(_fill_normals)
-    _flags = njit(**_opts)(_flags)
     _normals = njit(**_opts)(_normals)
     _xoshiro = njit(inline="always", **_opts)(_xoshiro)
     _masks = njit(**_opts)(_masks)
