@@ -84,7 +84,7 @@ def _normals(n, s):
     out = np.empty(n)
     h = n // 2
     buf = np.empty(2 * ((h + 1) // 2), np.float32)
-    fill_pairs(buf, h, s)
+    fill_pairs(buf, h, s, np.empty(buf.size, np.uint32))
     for k in range(h):
         out[k] = buf[k]
     for k in range(h, n):
@@ -192,6 +192,7 @@ def _sequential_update(w, dev, x, d, gain, bl, c2c, soft, s):
     neg_d = np.empty(n_out, np.int64)
     cnt = np.empty(n_in, np.int32)
     z = np.zeros(2 * ((n_in + 1) // 2), np.float32)
+    halves = np.empty(z.size, np.uint32)
     noisy = c2c != 0
     for b in range(n_smp):
         nd = _lines(d, b, gain, bl, s, md, act_d, neg_d)
@@ -211,7 +212,7 @@ def _sequential_update(w, dev, x, d, gain, bl, c2c, soft, s):
             for i in range(n_in):
                 cnt[i] = np.int32(_popcount(mx[i] & mj))
             if noisy:
-                fill_pairs(z, n_in, s)
+                fill_pairs(z, n_in, s, halves)
             wr, up, dn, hi, lo = w[j], dev[0, j], dev[1, j], dev[2, j], dev[3, j]
             for i in range(n_in):
                 nf = _F32(cnt[i])
