@@ -13,9 +13,9 @@ mini-batch, sample after sample, on the weight array itself:
 3. the closed-form response of :mod:`.closed_form` to the n same-sign coincidences
    (constant step: mean n*dw, std dw*c2c*sqrt(n); soft bounds: the log-normal product),
    then the bounds, written into w. A rank-1 constant-step update does a pulsed output
-   row in one branch-free pass over its inputs, which vectorises; the cycle-to-cycle
-   normals come from the counter-based ziggurat of :mod:`..fused_cpu` (the MVM kernel's),
-   in bulk per row.
+   row in one branch-free pass over its inputs, which vectorises; its cycle-to-cycle
+   normals come in bulk per row from the table-free Box-Muller of :mod:`.bulk_normals`
+   (the per-cell paths draw one at a time from the ziggurat of :mod:`..fused_cpu`).
 
 :func:`apply_counts_inplace` applies given signed counts (from any source, e.g. the RTL's
 LFSR streams of :class:`.pulses.LfsrSource`) with the same arithmetic, operation for
