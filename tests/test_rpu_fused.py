@@ -93,6 +93,46 @@ def test_fused_distribution_test_has_power():
     assert ps.min() < ALPHA / len(ps)
 
 
+@pytest.mark.parametrize("bl", [10, 7, 64])
+def test_kernel_pulse_masks_are_bernoulli(bl):
+    # the kernel's pulse bits (counter-based words, four 16-bit uniforms each, slots grouped
+    # by four across the lines) against the independent reference: slot t of a line fires
+    # with probability round(min(gain |v|, 1) 2^16) / 2^16, independently of every other
+    # slot and line. Exact two-sided binomial tests at alpha 6.8e-6 each (at most 600 tests:
+    # family-wise below 0.005): every slot of every line; pairs of slots in the
+    # same word, in neighbouring words, of neighbouring lines (both fire with p_a p_b);
+    # nothing beyond BL, p = 0 never and p = 1 always fire. Power: the pooled rate of the
+    # p = 0.5 line is rejected against a 3 % larger probability.
+    gain = np.float32(1.0)
+    v = np.array([[0.5, -0.3, 0.0, 1.2, 0.05, -0.77, 0.9, 1e-5]], np.float32)
+    p = np.rint(np.minimum(np.abs(v[0]) * gain, 1) * np.float32(65536)) / 65536
+    trials = 20_000
+    s = fused_mod.new_state(3)
+    m = np.empty(v.shape[1], np.uint64)
+    bits = np.empty((trials, v.shape[1], 64), bool)
+    for t in range(trials):
+        fused_mod._masks(v, 0, gain, bl, s, m)
+        bits[t] = (m[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1) == 1
+
+    def ok(count, n, q):
+        return stats.binomtest(int(count), n, float(q)).pvalue > 6.8e-6
+
+    assert not bits[:, :, bl:].any()
+    assert not bits[:, 2, :bl].any() and bits[:, 3, :bl].all()
+    for i in range(v.shape[1]):
+        if 0 < p[i] < 1:
+            for t in range(bl):
+                assert ok(bits[:, i, t].sum(), trials, p[i]), (i, t)
+    pairs = [(0, 0, 0, 1), (0, 3, 0, 4), (1, 2, 1, 5), (0, 0, 1, 0), (5, 6, 6, 6),
+             (0, bl - 1, 7, bl - 1)]
+    for ia, ta, ib, tb in pairs:
+        both = (bits[:, ia, ta] & bits[:, ib, tb]).sum()
+        assert ok(both, trials, p[ia] * p[ib]), (ia, ta, ib, tb)
+    pooled = bits[:, 0, :bl].sum()
+    assert ok(pooled, trials * bl, p[0])
+    assert not ok(pooled, trials * bl, 1.03 * p[0])
+
+
 def test_fused_mean_matches_eq_1_3():
     # independent reference: E[dw_ij] = lr * x_i * d_j * E[dw]/dw_min per coincidence, within
     # 4.5 standard errors (two-sided alpha ~ 7e-6 per cell, 15 cells); ideal-ish device
