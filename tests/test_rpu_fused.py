@@ -18,7 +18,7 @@ import torch
 from scipy import stats
 
 from cimflow.config import PRESETS
-from cimflow.golden.rpu import ConstantStepDevice, IOParameters, SoftBoundsDevice
+from cimflow.golden.rpu import ConstantStepDevice, IOParameters, SoftBoundsDevice, bulk_normals
 from cimflow.golden.rpu import fused as fused_mod
 from cimflow.golden.rpu.io import analog_mvm
 from cimflow.golden.rpu.pulses import BernoulliSource, LfsrSource
@@ -93,6 +93,46 @@ def test_fused_distribution_test_has_power():
     assert ps.min() < ALPHA / len(ps)
 
 
+@pytest.mark.parametrize("bl", [10, 7, 64])
+def test_kernel_pulse_masks_are_bernoulli(bl):
+    # the kernel's pulse bits (counter-based words, four 16-bit uniforms each, slots grouped
+    # by four across the lines) against the independent reference: slot t of a line fires
+    # with probability round(min(gain |v|, 1) 2^16) / 2^16, independently of every other
+    # slot and line. Exact two-sided binomial tests at alpha 6.8e-6 each (at most 600 tests:
+    # family-wise below 0.005): every slot of every line; pairs of slots in the
+    # same word, in neighbouring words, of neighbouring lines (both fire with p_a p_b);
+    # nothing beyond BL, p = 0 never and p = 1 always fire. Power: the pooled rate of the
+    # p = 0.5 line is rejected against a 3 % larger probability.
+    gain = np.float32(1.0)
+    v = np.array([[0.5, -0.3, 0.0, 1.2, 0.05, -0.77, 0.9, 1e-5]], np.float32)
+    p = np.rint(np.minimum(np.abs(v[0]) * gain, 1) * np.float32(65536)) / 65536
+    trials = 20_000
+    s = fused_mod.new_state(3)
+    m = np.empty(v.shape[1], np.uint64)
+    bits = np.empty((trials, v.shape[1], 64), bool)
+    for t in range(trials):
+        fused_mod._masks(v, 0, gain, bl, s, m)
+        bits[t] = (m[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1) == 1
+
+    def ok(count, n, q):
+        return stats.binomtest(int(count), n, float(q)).pvalue > 6.8e-6
+
+    assert not bits[:, :, bl:].any()
+    assert not bits[:, 2, :bl].any() and bits[:, 3, :bl].all()
+    for i in range(v.shape[1]):
+        if 0 < p[i] < 1:
+            for t in range(bl):
+                assert ok(bits[:, i, t].sum(), trials, p[i]), (i, t)
+    pairs = [(0, 0, 0, 1), (0, 3, 0, 4), (1, 2, 1, 5), (0, 0, 1, 0), (5, 6, 6, 6),
+             (0, bl - 1, 7, bl - 1)]
+    for ia, ta, ib, tb in pairs:
+        both = (bits[:, ia, ta] & bits[:, ib, tb]).sum()
+        assert ok(both, trials, p[ia] * p[ib]), (ia, ta, ib, tb)
+    pooled = bits[:, 0, :bl].sum()
+    assert ok(pooled, trials * bl, p[0])
+    assert not ok(pooled, trials * bl, 1.03 * p[0])
+
+
 def test_fused_mean_matches_eq_1_3():
     # independent reference: E[dw_ij] = lr * x_i * d_j * E[dw]/dw_min per coincidence, within
     # 4.5 standard errors (two-sided alpha ~ 7e-6 per cell, 15 cells); ideal-ish device
@@ -141,24 +181,50 @@ def test_kernel_normals_are_standard_normal():
     assert stats.kstest(wrong, "norm").pvalue < ALPHA
 
 
-def test_kernel_normals_where_needed_are_standard_normal():
-    # the kernel redoes the ziggurat's rejected draws only where a cell has coincidences
-    # (need != 0): there the draws must still be N(0, 1) (KS at alpha = 0.001, and the tail
-    # mass beyond R = 3.4426, which only the redone draws reach, within 4.5 binomial
-    # standard errors); in blocks of 256 as the kernel calls it
-    k, blocks = 256, 800
-    rng = np.random.default_rng(0)
+def test_bulk_normals_are_standard_normal_and_pairs_independent():
+    # the rank-1 rows' Box-Muller draws (both halves of each word), in blocks as the kernel
+    # calls it (an odd block too): KS against N(0, 1) at alpha = 0.001; tail masses beyond
+    # 3 and 4 within 4.5 binomial standard errors; z1^2 + z2^2 of a word ~ chi2(2) (KS,
+    # alpha = 0.001) and the two halves independent (chi-square on a 10 x 10 grid of
+    # N(0, 1) deciles, alpha = 0.001); a 3 % scale error is rejected by the same KS
     s = fused_mod.new_state(5)
-    buf, rej = np.empty(k), fused_mod._flags(k)
-    got = []
-    for _ in range(blocks):
-        need = (rng.random(k) < 0.5).astype(np.int32)
-        fused_mod._fill_normals(buf, k, s, need, rej)
-        got.append(buf[need != 0].copy())
-    z = np.concatenate(got)
+    firsts, seconds = [], []
+    for k in (256, 255) * 400:
+        h = (k + 1) // 2
+        buf = np.empty(2 * h, np.float32)
+        bulk_normals.fill_pairs(buf, k, s, np.empty(2 * h, np.uint32))
+        firsts.append(buf[:h].astype(np.float64))
+        seconds.append(buf[h:].astype(np.float64))
+    a, b = np.concatenate(firsts), np.concatenate(seconds)
+    z = np.concatenate([a, b])
     assert stats.kstest(z, "norm").pvalue > ALPHA
-    p = 2 * stats.norm.sf(3.442619855899)
-    assert abs((np.abs(z) > 3.442619855899).mean() - p) < 4.5 * (p * (1 - p) / z.size) ** 0.5
+    assert stats.kstest(1.03 * z, "norm").pvalue < ALPHA
+    for t in (3.0, 4.0):
+        p = 2 * stats.norm.sf(t)
+        assert abs((np.abs(z) > t).mean() - p) < 4.5 * (p * (1 - p) / z.size) ** 0.5, t
+    assert stats.kstest(a * a + b * b, "chi2", args=(2,)).pvalue > ALPHA
+    edges = stats.norm.ppf(np.linspace(0, 1, 11)[1:-1])
+    table = np.histogram2d(np.digitize(a, edges), np.digitize(b, edges), bins=10)[0]
+    assert stats.chi2_contingency(table)[1] > ALPHA
+
+
+def test_bulk_normal_transform_matches_numpy():
+    # closed-form reference: the same (float32) uniforms through NumPy's float64 log, sqrt,
+    # cos and sin; the float32 polynomial transform within 1e-6 (1 + r) on random words and
+    # the extreme ones
+    f32 = np.float32
+    hv = np.random.default_rng(1).integers(0, 2**32 - 1, (2, 20_000), dtype=np.uint32,
+                                           endpoint=True)
+    hv[:, :4] = [[0, 2**32 - 1, 0, 2**32 - 1], [0, 2**32 - 1, 2**32 - 1, 0]]
+    got = np.array([bulk_normals.pair(j, k) for j, k in hv.T], np.float64)
+    u1 = (hv[0].astype(f32) * f32(2.0**-32) + f32(2.0**-33)).astype(np.float64)
+    kk = (hv[1] & np.uint32(2**30 - 1)).astype(f32).astype(np.float64)
+    th = (hv[1] >> 30) * (np.pi / 2) + kk * float(f32(np.pi / 2 * 2.0**-30)) \
+        + float(f32(np.pi / 2 * 2.0**-31 - np.pi / 4))
+    r = np.sqrt(-2 * np.log(u1))
+    ref = np.stack([r * np.cos(th), r * np.sin(th)], 1)
+    assert np.all(np.abs(got - ref) <= 1e-6 * (1 + r[:, None]))
+    assert r.max() > 6.7  # the extreme word reached the end of the support
 
 
 @pytest.mark.parametrize("io", [IOParameters(), IOParameters(out_noise=0.0),

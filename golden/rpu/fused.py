@@ -7,15 +7,15 @@ mini-batch, sample after sample, on the weight array itself:
 
 1. per line (inputs x_i, errors d_j) a BL-bit pulse mask: slot t fires when a 16-bit uniform
    u < round(min(gain*|v|, 1) * 2^16), exactly the resolution of
-   :func:`.pulses.bernoulli_bits` (four uniforms per 64-bit xoshiro256** word, :func:`_masks`);
+   :func:`.pulses.bernoulli_bits` (four uniforms per 64-bit counter-based word, :func:`_masks`);
 2. per cell n_ij = popcount(mask_x_i & mask_d_j), direction sign(x_i)*sign(d_j), computed
    only on the output lines that pulsed at all (the line-mask loop is :func:`_lines`);
 3. the closed-form response of :mod:`.closed_form` to the n same-sign coincidences
    (constant step: mean n*dw, std dw*c2c*sqrt(n); soft bounds: the log-normal product),
    then the bounds, written into w. A rank-1 constant-step update does a pulsed output
-   row in one branch-free pass over its inputs, which vectorises; the cycle-to-cycle
-   normals come from the counter-based ziggurat of :mod:`..fused_cpu` (the MVM kernel's),
-   in bulk per row.
+   row in one branch-free pass over its inputs, which vectorises; its cycle-to-cycle
+   normals come in bulk per row from the table-free Box-Muller of :mod:`.bulk_normals`
+   (the per-cell paths draw one at a time from the ziggurat of :mod:`..fused_cpu`).
 
 :func:`apply_counts_inplace` applies given signed counts (from any source, e.g. the RTL's
 LFSR streams of :class:`.pulses.LfsrSource`) with the same arithmetic, operation for
@@ -41,32 +41,30 @@ try:
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     AVAILABLE = False
 
-from ..fused_cpu import _KN, _MASK7, _S32, _WN, _normal, _word
+from ..fused_cpu import _normal, _word
+from .bulk_normals import fill_pairs
 
 __all__ = ["AVAILABLE", "new_state", "sequential_update", "apply_counts_inplace", "normals",
            "merged_update"]
 
 _F32 = np.float32
 _SCALE16 = _F32(65536.0)
+_U16 = np.uint64(0xFFFF)
 
 
 def new_state(seed: int) -> np.ndarray:
-    """Generator state: s[0:4] xoshiro256** words for the pulse bits, s[4:6] unused; s[6]
-    the key and s[7] the counter of the counter-based stream of the cycle-to-cycle normals
-    (all seeded by splitmix64)."""
+    """Generator state: two counter-based streams (:func:`..fused_cpu._word`), s[4] the key
+    and s[5] the counter of the pulse bits', s[6] and s[7] those of the cycle-to-cycle
+    normals (keys seeded by splitmix64; s[0:4] unused, kept for the layout)."""
     s = np.zeros(8, np.uint64)
     z = seed & (2**64 - 1)
-    for k in (0, 1, 2, 3, 6):
+    for k in (4, 6):
         z = (z + 0x9E3779B97F4A7C15) & (2**64 - 1)
         v = z
         v = ((v ^ (v >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
         v = ((v ^ (v >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
         s[k] = v ^ (v >> 31)
     return s
-
-
-def _rotl(x, k):
-    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
 
 
 def _draw_normal(s):
@@ -76,84 +74,49 @@ def _draw_normal(s):
     return _normal(_word(s[6], c))
 
 
-def _fill_normals(buf, k, s, need, rej):
-    """buf[q] = a standard normal wherever need[q] != 0, q < k (elsewhere an unused value):
-    the ziggurat of :func:`..fused_cpu._normal` on the counter-based words of key s[6] from
-    counter s[7] on. Its fast path runs for all k in one branch-free loop (the words do not
-    depend on each other, so the draws overlap); the draws it rejects (3 %) are flagged in
-    ``rej`` (uint8, from :func:`_flags`; found eight at a time by the lowest set bit) and,
-    where needed, redone by the full sampler from the same word."""
-    key, c0 = s[6], s[7]
-    nrej = 0
-    for q in range(k):
-        w = _word(key, c0 + np.uint64(q))
-        iz = np.int64(w & _MASK7)
-        hz = np.int64(w >> _S32) - 2147483648
-        buf[q] = hz * _WN[iz]
-        bad = np.uint8((abs(hz) >= _KN[iz]) & (need[q] != 0))
-        rej[q] = bad
-        nrej += bad
-    flags = rej.view(np.uint64)
-    g = 0
-    while nrej > 0:
-        f = flags[g]
-        while f != 0:  # the set flags of these eight, lowest first (a flag is bit 0 of a byte)
-            low = f & (~f + np.uint64(1))
-            f ^= low
-            q = 8 * g + (np.int64(_popcount(low - np.uint64(1))) >> 3)
-            if q < k:
-                buf[q] = _normal(_word(key, c0 + np.uint64(q)))
-                nrej -= 1
-        g += 1
-    s[7] = c0 + np.uint64(k)
-
-
-def _flags(n):
-    """Rejection flags for :func:`_fill_normals` of up to n draws."""
-    return np.zeros(8 * ((n + 7) // 8), np.uint8)
-
-
 def _normals(n, s):
-    """n standard normals (for the tests): half from the bulk path, half one by one."""
+    """n standard normals (for the tests): the first half from the bulk sampler of the
+    rank-1 rows (:func:`.bulk_normals.fill_pairs`), the rest one by one (the ziggurat of
+    the other paths)."""
     out = np.empty(n)
-    _fill_normals(out, n // 2, s, np.ones(n, np.int32), _flags(n))
-    for k in range(n // 2, n):
+    h = n // 2
+    buf = np.empty(2 * ((h + 1) // 2), np.float32)
+    fill_pairs(buf, h, s, np.empty(buf.size, np.uint32))
+    for k in range(h):
+        out[k] = buf[k]
+    for k in range(h, n):
         out[k] = _draw_normal(s)
     return out
 
 
-def _xoshiro(s0, s1, s2, s3):
-    """xoshiro256** (Blackman & Vigna 2018) on a state held in locals: (word, s0, s1, s2,
-    s3)."""
-    word = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
-    t = s1 << np.uint64(17)
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = _rotl(s3, 45)
-    return word, s0, s1, s2, s3
+def _slot(word, u, thr, lim):
+    """Bit u (0-3) of a line's 4-slot group: the 16-bit uniform u of word below thr, where
+    the group has more than u slots (lim)."""
+    return np.uint64(((word >> np.uint64(16 * u)) & _U16) < thr) & np.uint64(u < lim)
 
 
 def _masks(v, b, gain, bl, s, m):
     """m[i] = the BL-bit pulse mask of line i of sample b of v (N, L): slot t fires when a
-    16-bit uniform u < round(min(gain*|v|, 1) * 2^16); four uniforms per xoshiro256** word
-    (state s[0:4], kept in registers for the loop), a fresh word for each line."""
-    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
-    for i in range(v.shape[1]):
-        p = min(gain * abs(v[b, i]), _F32(1.0))
-        thr = np.uint64(np.rint(p * _SCALE16))
-        mi = np.uint64(0)
-        if thr != 0:
-            word = np.uint64(0)
-            for t in range(bl):
-                if t & 3 == 0:
-                    word, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-                mi |= np.uint64((word & np.uint64(0xFFFF)) < thr) << np.uint64(t)
-                word >>= np.uint64(16)
-        m[i] = mi
-    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
+    16-bit uniform u < round(min(gain*|v|, 1) * 2^16); four uniforms per word of the
+    counter-based stream of key s[4] (counter s[5]), slots 4g to 4g + 3 of line i from word
+    s[5] + g L + i. Word group by word group, each a loop over the lines with no state
+    carried from line to line, so that it vectorises (a sequential generator cost 5 ns a
+    line)."""
+    n = v.shape[1]
+    key, c0 = s[4], s[5]
+    for g in range((bl + 3) // 4):
+        base = c0 + np.uint64(g * n)
+        lim = bl - 4 * g
+        sh = np.uint64(4 * g)
+        for i in range(n):
+            p = min(gain * abs(v[b, i]), _F32(1.0))
+            thr = np.uint64(np.rint(p * _SCALE16))
+            word = _word(key, base + np.uint64(i))
+            bits = (_slot(word, 0, thr, lim) | (_slot(word, 1, thr, lim) << np.uint64(1))
+                    | (_slot(word, 2, thr, lim) << np.uint64(2))
+                    | (_slot(word, 3, thr, lim) << np.uint64(3)))
+            m[i] = (m[i] if g else np.uint64(0)) | (bits << sh)
+    s[5] = c0 + np.uint64(((bl + 3) // 4) * n)
 
 
 def _lines(v, b, gain, bl, s, m, idx, neg):
@@ -216,13 +179,13 @@ def _sequential_update(w, dev, x, d, gain, bl, c2c, soft, s):
     n_smp, n_in = x.shape
     n_out = d.shape[1]
     mx = np.empty(n_in, np.uint64)
-    sx = np.empty(n_in, np.int32)
+    sx = np.empty(n_in, np.float32)  # sign(x_i) as +-1: the row pass stays in 32-bit lanes
     md = np.empty(n_out, np.uint64)
     act_d = np.empty(n_out, np.int64)
     neg_d = np.empty(n_out, np.int64)
     cnt = np.empty(n_in, np.int32)
-    z = np.zeros(n_in, np.float32)
-    rej = _flags(n_in)
+    z = np.zeros(2 * ((n_in + 1) // 2), np.float32)
+    halves = np.empty(z.size, np.uint32)
     noisy = c2c != 0
     for b in range(n_smp):
         nd = _lines(d, b, gain, bl, s, md, act_d, neg_d)
@@ -230,29 +193,30 @@ def _sequential_update(w, dev, x, d, gain, bl, c2c, soft, s):
             continue
         _masks(x, b, gain, bl, s, mx)
         for i in range(n_in):
-            sx[i] = 1 if x[b, i] < 0 else 0
+            sx[i] = _F32(-1.0) if x[b, i] < 0 else _F32(1.0)
         for q in range(nd):
-            j, mj, sd = act_d[q], md[q], np.int32(neg_d[q])
+            j, mj = act_d[q], md[q]
+            sd = _F32(-1.0) if neg_d[q] else _F32(1.0)
             if soft:
                 for i in range(n_in):
                     c = np.int64(_popcount(mx[i] & mj))
                     if c != 0:
-                        _cell(w, dev, j, i, sx[i] ^ sd, c, c2c, soft, s)
+                        _cell(w, dev, j, i, np.int64(sx[i] * sd < 0), c, c2c, soft, s)
                 continue
             for i in range(n_in):
                 cnt[i] = np.int32(_popcount(mx[i] & mj))
             if noisy:
-                _fill_normals(z, n_in, s, cnt, rej)
+                fill_pairs(z, n_in, s, halves)
             wr, up, dn, hi, lo = w[j], dev[0, j], dev[1, j], dev[2, j], dev[3, j]
             for i in range(n_in):
                 nf = _F32(cnt[i])
-                down = sx[i] ^ sd
+                sg = sx[i] * sd  # +1 up, -1 down
                 dw_up, dw_dn = up[i], dn[i]
-                dw = dw_dn if down else dw_up
+                dw = dw_dn if sg < 0 else dw_up
                 step = dw * nf
                 if noisy:
                     step = step + dw * c2c * np.sqrt(nf) * z[i]
-                wv = wr[i] + _F32(1 - 2 * down) * step
+                wv = wr[i] + sg * step  # w - step exactly when down
                 wr[i] = min(max(wv, lo[i]), hi[i])
 
 
@@ -339,12 +303,9 @@ def _io_out(y, z, noise, out_bound, out_step, abs_max, scale):
 
 if AVAILABLE:
     _opts = {"cache": True, "nogil": True}
-    _rotl = njit(inline="always", **_opts)(_rotl)
     _draw_normal = njit(**_opts)(_draw_normal)
-    _fill_normals = njit(**_opts)(_fill_normals)
-    _flags = njit(**_opts)(_flags)
     _normals = njit(**_opts)(_normals)
-    _xoshiro = njit(inline="always", **_opts)(_xoshiro)
+    _slot = njit(inline="always", **_opts)(_slot)
     _masks = njit(**_opts)(_masks)
     _lines = njit(**_opts)(_lines)
     _popcount = njit(inline="always", **_opts)(_popcount)
