@@ -4,7 +4,8 @@ al. 2022), run by ``cimflow experiment NAME --out DIR [--quick] [--seed N]``.
 * ``rpu-mnist``: MLP 784-256-128-10 (sigmoid, softmax), batch 1, lr 0.01, the paper's device
   (BL 10, dw_min 0.001, bounds +-0.6, 30 % variations) beside a floating-point baseline.
 * ``rpu-sensitivity``: test error versus BL, dw_min and the up/down asymmetry.
-* ``asymmetric-training``: soft-bounds devices; RPU-SGD, Tiki-Taka and SHD beside floating point.
+* ``asymmetric-training``: soft-bounds devices; RPU-SGD, Tiki-Taka and SHD beside floating point
+  (A's rate and the transfer rate both BL dw_min = 0.05: the largest without gain saturation).
 * ``aihwkit-crosscheck``: one update's per-cell mean and variance and the one-epoch accuracy,
   here and in IBM aihwkit (run through $AIHWKIT_PYTHON; skipped, and said so, without it).
 
