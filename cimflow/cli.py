@@ -189,6 +189,10 @@ def cmd_experiment(args) -> int:
         if args.epochs < 1:
             raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
         extra["epochs"] = args.epochs
+    if args.models is not None:
+        if "models" not in inspect.signature(reg[args.name].run).parameters:
+            raise UsageError(f"experiment {args.name!r} has no model list to choose from")
+        extra["models"] = [m for m in args.models.split(",") if m]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -267,6 +271,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--epochs", type=int, help="train this many epochs instead of the run's "
                    "default (training experiments only; results.json records it)")
+    e.add_argument("--models", help="comma-separated subset of the models an experiment trains "
+                   "side by side (e.g. fp,shd; experiments that train several only)")
     e.set_defaults(func=cmd_experiment)
 
     from .mapping.cli import register

@@ -4,7 +4,8 @@ al. 2022), run by ``cimflow experiment NAME --out DIR [--quick] [--seed N]``.
 * ``rpu-mnist``: MLP 784-256-128-10 (sigmoid, softmax), batch 1, lr 0.01, the paper's device
   (BL 10, dw_min 0.001, bounds +-0.6, 30 % variations) beside a floating-point baseline.
 * ``rpu-sensitivity``: test error versus BL, dw_min and the up/down asymmetry.
-* ``asymmetric-training``: soft-bounds devices; RPU-SGD, Tiki-Taka and SHD beside floating point.
+* ``asymmetric-training``: soft-bounds devices; RPU-SGD, Tiki-Taka and SHD beside floating point
+  (A's rate and the transfer rate both BL dw_min = 0.05: the largest without gain saturation).
 * ``aihwkit-crosscheck``: one update's per-cell mean and variance and the one-epoch accuracy,
   here and in IBM aihwkit (run through $AIHWKIT_PYTHON; skipped, and said so, without it).
 
@@ -187,27 +188,52 @@ ASYM_DEVICE = dict(dw_min=0.005, dw_min_dtod=0.3, dw_min_std=0.3, up_down=0.0,
 """Soft bounds, 240 states, 5 % device-to-device up/down spread (symmetry points spread)."""
 
 
+ASYM_MODELS = ("fp", "rpu-sgd", "tiki-taka", "shd")
+
+ASYM_FAST_LR = 0.05
+"""Learning rate of the A array's pulsed gradient update (Tiki-Taka and SHD)."""
+
+ASYM_TRANSFER = dict(transfer_every=1, transfer_lr=0.05)
+"""Transfer settings of Tiki-Taka and SHD (docs/rpu_training.md says how they were chosen)."""
+
+
 @experiment("asymmetric-training", "Soft-bounds devices: RPU-SGD vs Tiki-Taka vs SHD vs FP")
-def asymmetric_training(out: Path, quick: bool, seed: int, epochs: int | None = None) -> dict:
-    from cimflow.golden.rpu import RPUConfig, SoftBoundsDevice
+def asymmetric_training(out: Path, quick: bool, seed: int, epochs: int | None = None,
+                        models: list[str] | None = None) -> dict:
+    """``models``: a subset of :data:`ASYM_MODELS` to train (default all); each model's curve
+    does not depend on which others train beside it (own generators, same sample order)."""
+    from cimflow.golden.rpu import AnalogSGD, RPUConfig, SoftBoundsDevice, convert_to_analog
     from cimflow.golden.rpu.tile import shd_transfer, tiki_taka_transfer
 
+    models = list(models or ASYM_MODELS)
+    unknown = [m for m in models if m not in ASYM_MODELS]
+    if unknown:
+        raise ValueError(f"unknown model {unknown[0]!r}; choose from {', '.join(ASYM_MODELS)}")
     torch.set_num_threads(1)
     n_train, n_test, default = (5000, 1000, 1) if quick else (None, None, 10)
     epochs = epochs or default
     data = mnist_tensors(n_train, n_test, seed)
     base = mlp(seed)
     dev = SoftBoundsDevice(**ASYM_DEVICE)
-    tkw = dict(transfer_every=1, transfer_lr=1.0)
+    tkw = ASYM_TRANSFER
     cfgs = {"rpu-sgd": RPUConfig(device=dev, seed=seed),
             "tiki-taka": RPUConfig(device=dev, seed=seed, transfer=tiki_taka_transfer(**tkw)),
             "shd": RPUConfig(device=dev, seed=seed, transfer=shd_transfer("shared_pair", **tkw))}
-    models = {"fp": _fp(base)} | {k: _rpu(base, c) for k, c in cfgs.items()}
-    curves, _ = train_epochs(models, data, epochs, 1, seed, "asymmetric-training")
+
+    def build(name):
+        if name == "fp":
+            return _fp(base)
+        if name == "rpu-sgd":
+            return _rpu(base, cfgs[name])
+        model = convert_to_analog(base, cfgs[name])
+        return model, AnalogSGD(model.parameters(), lr=ASYM_FAST_LR)
+
+    trained = {k: build(k) for k in models}
+    curves, _ = train_epochs(trained, data, epochs, 1, seed, "asymmetric-training")
     _plot_curves(out, "asymmetric_training.png", curves, "soft-bounds devices, MNIST MLP")
     return {"test_error": {k: c[-1] for k, c in curves.items()}, "curves": curves,
-            "epochs": epochs, "device": ASYM_DEVICE, "transfer": tkw,
-            "train_samples": len(data[0]), "quick": quick}
+            "epochs": epochs, "device": ASYM_DEVICE, "transfer": tkw, "lr": LR,
+            "fast_lr": ASYM_FAST_LR, "train_samples": len(data[0]), "quick": quick}
 
 
 def aihwkit_python() -> str | None:

@@ -137,6 +137,8 @@ def test_regress_bad_config_is_one_line(tmp_path, capsys):
     (["experiment", "mvm-rmse", "--out", "OUT", "--epochs", "3"],
      "experiment 'mvm-rmse' has no epoch count"),
     (["experiment", "rpu-mnist", "--out", "OUT", "--epochs", "0"], "--epochs must be at least 1"),
+    (["experiment", "rpu-mnist", "--out", "OUT", "--models", "fp"],
+     "experiment 'rpu-mnist' has no model list"),
     (["run", "IMG", "--input", "x.npy", "--out", "OUT/y.npy", "--seed", "-1"],
      "--seed must be in"),
     (["regress", "--preset", "tiny", "-k", "("], "-k '(' is not a valid regular expression"),

@@ -92,3 +92,15 @@ def test_compare_samples_accepts_equal_and_rejects_different():
     assert experiments_rpu.compare_samples(a, b, alpha=0.001)["agree"]
     c = rng.binomial(10, p * 1.3, (3000, 3)) * 1e-3  # 30 % more coincidences
     assert not experiments_rpu.compare_samples(a, c, alpha=0.001)["agree"]
+
+
+def test_asymmetric_training_model_subset(tmp_path):
+    """--models trains only the named models, each with the curve it has in the full run;
+    an unknown name is a one-line error."""
+    exp = registry()["asymmetric-training"]
+    res = exp.run(tmp_path, True, 0, models=["fp", "shd"])
+    assert set(res["test_error"]) == set(res["curves"]) == {"fp", "shd"}
+    full = exp.run(tmp_path, True, 0)
+    assert all(res["curves"][k] == full["curves"][k] for k in ("fp", "shd"))
+    with pytest.raises(ValueError, match="unknown model 'sgd'"):
+        exp.run(tmp_path, True, 0, models=["fp", "sgd"])

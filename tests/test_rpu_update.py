@@ -143,3 +143,32 @@ def test_bernoulli_bits_every_lane_unbiased(device):
         freq = bits.reshape(-1, 3).double().mean(0)  # lane = position mod 3
         se = math.sqrt(p * (1 - p) / 60000)
         assert torch.all((freq - p).abs() <= 4.5 * se), (p, freq)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_saturated_gain_clips_the_mean_and_breaks_the_zero_sum(fused):
+    # BL dw_min < lr: C = sqrt(lr / (BL dw_min)) = 3.16 > 1, so lines with C|v| > 1 pulse in
+    # every slot and the mean change is BL dw_min min(C|x|, 1) min(C|d|, 1) sign(x d), not
+    # lr x d. For a softmax error (d sums to zero) the large error of the true class is cut
+    # and the nine small ones are not: the summed change of a column with x > 0 is negative
+    # where lr x sum(d) = 0 (why rpu-sensitivity's BL <= 5 and dw_min 0.0003 collapse).
+    # |z| <= 4.5 per cell, 30 cells: family-wise false alarm 30 * 6.8e-6 = 2e-4.
+    bl, dw, lr, trials = 1, 0.001, 0.01, 4000
+    c = gain_for(lr, dw, bl)
+    x = torch.tensor([[1.0, 0.5, 0.1]])
+    d = torch.tensor([[0.9] + [-0.1] * 9])
+    st = IdealDevice(dw).sample((10, 3))
+    g = torch.Generator().manual_seed(5)
+    dws = np.stack([pulsed_update(torch.zeros(10, 3), st, x, d, lr, bl=bl, dw_min=dw,
+                                  source=BernoulliSource(), generator=g, fused=fused).numpy()
+                    for _ in range(trials)])
+    p = np.outer(np.minimum(c * d[0].abs().numpy(), 1), np.minimum(c * x[0].numpy(), 1))
+    expect = bl * dw * p * np.sign(np.outer(d[0].numpy(), x[0].numpy()))
+    se = dw * np.sqrt(bl * p * (1 - p) / trials)
+    z = np.where(se > 0, (dws.mean(0) - expect) / np.where(se > 0, se, 1), 0)
+    assert np.abs(z).max() <= 4.5, z
+    assert np.all(dws[:, 0, 0] == dw)  # C x = 3.2 and C d = 2.8: a coincidence in every slot
+    col = dws[:, :, 0].sum(1)  # the bias column: lr * sum(d) = 0 unsaturated
+    assert abs(float(lr * d.sum())) < 1e-6
+    assert col.mean() + 4.5 * col.std(ddof=1) / math.sqrt(trials) < 0
+    assert abs(col.mean() - expect[:, 0].sum()) <= 4.5 * col.std(ddof=1) / math.sqrt(trials)
