@@ -33,8 +33,13 @@ most of a noisy MVM's time. Two facts make one of each enough:
   where even that leaves e^709 behind (a noise hundreds of times below the steps),
   :func:`fits` says no and the sequential kernel serves the call.
 
-Both are exact in distribution (up to float64 rounding of probabilities, ~1e-12);
-per-seed samples differ from the sequential kernel's. tests/test_golden_aggregate.py holds
+Both are exact in distribution (the search up to float64 rounding of probabilities,
+~1e-12; the read-noise normal at float32 resolution, ~1e-7 (1 + |z|) relative, and cut at
+6.77, tail mass 2^-33, see :mod:`.bulk_normals`); per-seed samples differ from the
+sequential kernel's. A float32 search (16 lanes, e^(r / s) recomputed per step in the
+band: float32's range ends at e^88, below the carried e^(r / s) of a clamped residual, up
+to e^382 for the MLP of benchmarks/) was tried and was slower on this CPU (docs/compiler.md),
+so the search stays in float64. tests/test_golden_aggregate.py holds
 both kernels' code distributions to each other and to the distribution enumerated over
 every decision path (chi-square at a stated significance). The counters are a subset of
 the reference's, so a restricted evaluation still draws the full one's noise for its
@@ -56,8 +61,9 @@ __all__ = ["AVAILABLE", "Z_BOUND", "WIDE_EXP_LIMIT", "charge_adc", "fits", "exp_
 AVAILABLE = fc.AVAILABLE
 
 Z_BOUND = fc._ZIG_R + 54.0 * math.log(2.0) / fc._ZIG_R + 1e-9
-"""Largest |z| the kernel's normal can return: its tail is r + a with a = -log(u) / r and
-u >= 2^-54 (a 53-bit uniform at its half-step), every other branch stays below r."""
+"""Largest |z| the reference's (ziggurat) normal can return: its tail is r + a with
+a = -log(u) / r and u >= 2^-54 (a 53-bit uniform at its half-step), every other branch
+stays below r. The aggregate's own Box-Muller normal stays below 6.77 (tested)."""
 
 WIDE_EXP_LIMIT = 700.0
 """|t| up to which :func:`exp_wide` is accurate (e^709 is float64's largest power)."""
