@@ -8,12 +8,14 @@ most of a noisy MVM's time. Two facts make one of each enough:
 
 * **Read noise.** Plane p adds rint(z_p sigma_p) to an integer charge, and the sum of the
   planes' independent normals is one normal of variance sum sigma_p^2. The integrator's
-  swing clamps every partial sum, a non-linearity between the planes; but the kernel's
+  swing clamps every partial sum, a non-linearity between the planes; but the reference's
   normals are bounded (|z| < ``Z_BOUND``: the ziggurat's tail ends where its 53-bit
   uniform does), so where every noise-free partial sum is at least sum_(i <= p)
   (Z_BOUND sigma_i + 1/2) inside the swing, no partial sum can clamp and the charge is the
   noise-free charge plus the planes' noise. Such a code draws one normal of the summed
-  variance and rounds it once (rounding each plane's term to a unit instead moves the
+  variance (table-free Box-Muller in float32 lanes, :mod:`.bulk_normals`: no gathers and
+  no rejections, so the loop vectorises 16 wide; |z| <= 6.77 < Z_BOUND, so the sum stays
+  inside the bound too) and rounds it once (rounding each plane's term to a unit instead moves the
   variance by (P - 1) / 12 units^2, against sigma^2 ~ 10^9 units^2: the charge unit is
   2^-24 of a sample); any other code (a charge near the swing) draws the planes one by one
   and clamps as the reference does.
@@ -31,8 +33,13 @@ most of a noisy MVM's time. Two facts make one of each enough:
   where even that leaves e^709 behind (a noise hundreds of times below the steps),
   :func:`fits` says no and the sequential kernel serves the call.
 
-Both are exact in distribution (up to float64 rounding of probabilities, ~1e-12);
-per-seed samples differ from the sequential kernel's. tests/test_golden_aggregate.py holds
+Both are exact in distribution (the search up to float64 rounding of probabilities,
+~1e-12; the read-noise normal at float32 resolution, ~1e-7 (1 + |z|) relative, and cut at
+6.77, tail mass 2^-33, see :mod:`.bulk_normals`); per-seed samples differ from the
+sequential kernel's. A float32 search (16 lanes, e^(r / s) recomputed per step in the
+band: float32's range ends at e^88, below the carried e^(r / s) of a clamped residual, up
+to e^382 for the MLP of benchmarks/) was tried and was slower on this CPU (docs/compiler.md),
+so the search stays in float64. tests/test_golden_aggregate.py holds
 both kernels' code distributions to each other and to the distribution enumerated over
 every decision path (chi-square at a stated significance). The counters are a subset of
 the reference's, so a restricted evaluation still draws the full one's noise for its
@@ -47,14 +54,16 @@ import math
 import numpy as np
 
 from . import fused_cpu as fc
+from .bulk_normals import pair as _pair
 
 __all__ = ["AVAILABLE", "Z_BOUND", "WIDE_EXP_LIMIT", "charge_adc", "fits", "exp_wide"]
 
 AVAILABLE = fc.AVAILABLE
 
 Z_BOUND = fc._ZIG_R + 54.0 * math.log(2.0) / fc._ZIG_R + 1e-9
-"""Largest |z| the kernel's normal can return: its tail is r + a with a = -log(u) / r and
-u >= 2^-54 (a 53-bit uniform at its half-step), every other branch stays below r."""
+"""Largest |z| the reference's (ziggurat) normal can return: its tail is r + a with
+a = -log(u) / r and u >= 2^-54 (a 53-bit uniform at its half-step), every other branch
+stays below r. The aggregate's own Box-Muller normal stays below 6.77 (tested)."""
 
 WIDE_EXP_LIMIT = 700.0
 """|t| up to which :func:`exp_wide` is accurate (e^709 is float64's largest power)."""
@@ -63,6 +72,8 @@ WIDE_EXP_LIMIT = 700.0
 _LANES = 512
 """Codes per pass of the draws and the search (whole rows of a block); the search's state
 is four float64 arrays of this length (16 KB, in the first-level cache)."""
+
+_LO32 = np.uint64(0xFFFFFFFF)
 
 _E_LO, _E_HI = math.exp(-fc._CMP_CUT), math.exp(fc._CMP_CUT)
 """e^(r / s) at the comparator's cut: inside, a comparison is random; outside, r < 0."""
@@ -141,16 +152,15 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     n_srch = c_n if search else 0
     n_z = c_n if noisy else 0
     q = np.empty(c_n)
-    z = np.zeros(n_z)
+    z = np.zeros(n_z, np.float32)
     risky = np.zeros(o_n, np.bool_)
-    words = np.empty(n_z, np.uint64)
-    rejected = np.empty(n_z, np.int64)
+    lo32 = np.empty(n_z, np.uint32)
+    hi32 = np.empty(n_z, np.uint32)
     e = np.empty(n_srch)
     ua = np.empty(n_srch)
     ub = np.empty(n_srch)
     dec = np.empty(n_srch)
     lane_off = np.empty(n_srch)
-    kn, wn = fc._KN, fc._WN
     lane_read = np.empty(max(n_z, n_srch), np.uint64)
     lane_cmp = np.empty(max(n_z, n_srch), np.uint64)
     for rr in range(rows if (noisy or search) else 0):
@@ -169,21 +179,15 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
             nr = min(rows, b_n - b0)
             n = nr * o_n
             row = row0 + b0
-            if noisy:  # one normal per code: plane 0's word; fast path, then the rejects
+            if noisy:  # one normal per code from plane 0's word: its halves, in a loop
+                # of 64-bit lanes, then Box-Muller in float32 lanes (both loops vectorise)
                 base = np.uint64(row * p_n * n_lines)
                 for j in range(n):
-                    words[j] = fc._word(kg, (base + lane_read[j]) * np.uint64(2))
-                n_rej = 0
+                    w = fc._word(kg, (base + lane_read[j]) * np.uint64(2))
+                    lo32[j] = np.uint32(w & _LO32)
+                    hi32[j] = np.uint32(w >> fc._S32)
                 for j in range(n):
-                    w = words[j]
-                    iz = np.int64(w & fc._MASK7)
-                    hz = np.int64(w >> fc._S32) - 2147483648
-                    z[j] = hz * wn[iz]
-                    rejected[n_rej] = j
-                    n_rej += abs(hz) >= kn[iz]
-                for i in range(n_rej):
-                    j = rejected[i]
-                    z[j] = fc._normal(words[j])
+                    z[j] = _pair(lo32[j], hi32[j])[0]
             for rb in range(nr):
                 b = b0 + rb
                 qb = q[rb * o_n:(rb + 1) * o_n]
@@ -207,7 +211,7 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
                 if noisy:
                     zb = z[rb * o_n:(rb + 1) * o_n]
                     for o in range(o_n):
-                        qb[o] += np.rint(zb[o] * sd)
+                        qb[o] += np.rint(np.float64(zb[o]) * sd)
                     if clipped:
                         for o in range(o_n):
                             if risky[o]:
@@ -281,7 +285,7 @@ def _planes_one_by_one(num, g, b, o, den, inv, kg, row, zscale, clip, line, n_li
 if AVAILABLE:
     from numba import njit
 
-    _jit = njit(cache=True, nogil=True)
+    _jit = njit(cache=True, nogil=True, error_model="numpy")  # no zero-division branches
     _exp_wide = exp_wide = _jit(_exp_wide)
     _r_max_jit = _jit(_r_max)
     _planes_one_by_one = _jit(_planes_one_by_one)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from cimflow.golden import fused_aggregate, fused_cpu, mvm_kernels
+from cimflow.golden import bulk_normals, fused_aggregate, fused_cpu, mvm_kernels
 from cimflow.golden.mvm import MvmSettings, _effects
 from cimflow.golden.nonideal import NonIdeal
 
@@ -257,13 +257,19 @@ def test_without_noise_both_kernels_give_identical_codes():
 
 def test_normal_bound_is_the_ziggurat_tail_at_the_smallest_uniform():
     """Z_BOUND: the ziggurat's largest output is its tail r + a with a = -log(u) / r at the
-    smallest uniform the kernel makes ((0 + 1/2) 2^-53); every other branch is below r."""
+    smallest uniform the kernel makes ((0 + 1/2) 2^-53); every other branch is below r.
+    The aggregate's Box-Muller normal is at most sqrt(66 ln 2) = 6.77, below it."""
     u_min = fused_cpu._uniform(np.uint64(0))
     assert u_min == 2.0**-54
     top = fused_cpu._ZIG_R - math.log(u_min) / fused_cpu._ZIG_R
     assert top <= fused_aggregate.Z_BOUND < top + 1e-6
     z = fused_cpu.normals(np.uint64(99), 0, 200_000)
     assert np.abs(z).max() < fused_aggregate.Z_BOUND
+    # the aggregate's one normal (Box-Muller): largest radius at the smallest half-word
+    # uniform, 2^-33, well inside the bound, so a sum of planes it stands for cannot clamp
+    hi = np.array(bulk_normals.pair(np.uint32(0), np.uint32(0)), np.float64)
+    assert np.hypot(*hi) == pytest.approx(math.sqrt(66 * math.log(2.0)), rel=1e-6)
+    assert np.hypot(*hi) < fused_aggregate.Z_BOUND
 
 
 def test_wide_exp_is_accurate_on_its_range():

@@ -14,7 +14,7 @@ mini-batch, sample after sample, on the weight array itself:
    (constant step: mean n*dw, std dw*c2c*sqrt(n); soft bounds: the log-normal product),
    then the bounds, written into w. A rank-1 constant-step update does a pulsed output
    row in one branch-free pass over its inputs, which vectorises; its cycle-to-cycle
-   normals come in bulk per row from the table-free Box-Muller of :mod:`.bulk_normals`
+   normals come in bulk per row from the table-free Box-Muller of :mod:`..bulk_normals`
    (the per-cell paths draw one at a time from the ziggurat of :mod:`..fused_cpu`).
 
 :func:`apply_counts_inplace` applies given signed counts (from any source, e.g. the RTL's
@@ -41,8 +41,8 @@ try:
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     AVAILABLE = False
 
+from ..bulk_normals import fill_pairs
 from ..fused_cpu import _normal, _word
-from .bulk_normals import fill_pairs
 
 __all__ = ["AVAILABLE", "new_state", "sequential_update", "apply_counts_inplace", "normals",
            "merged_update"]
@@ -76,7 +76,7 @@ def _draw_normal(s):
 
 def _normals(n, s):
     """n standard normals (for the tests): the first half from the bulk sampler of the
-    rank-1 rows (:func:`.bulk_normals.fill_pairs`), the rest one by one (the ziggurat of
+    rank-1 rows (:func:`..bulk_normals.fill_pairs`), the rest one by one (the ziggurat of
     the other paths)."""
     out = np.empty(n)
     h = n // 2
