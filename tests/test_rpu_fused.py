@@ -18,7 +18,8 @@ import torch
 from scipy import stats
 
 from cimflow.config import PRESETS
-from cimflow.golden.rpu import ConstantStepDevice, IOParameters, SoftBoundsDevice, bulk_normals
+from cimflow.golden import bulk_normals
+from cimflow.golden.rpu import ConstantStepDevice, IOParameters, SoftBoundsDevice
 from cimflow.golden.rpu import fused as fused_mod
 from cimflow.golden.rpu.io import analog_mvm
 from cimflow.golden.rpu.pulses import BernoulliSource, LfsrSource
