@@ -117,13 +117,15 @@ class NeurramCoreFpga(wiring.Component):
         w_col = Signal.like(col)
         write = Signal()
         # bypass: the read port shows a write two clocks later, a back-to-back command
-        # must already see it
+        # must already see it. ``g_rdata`` is the cell addressed in the previous clock, so
+        # the bypass decision compares that clock's selection with the write's, and is a
+        # register (no encoder or comparator in front of the first step's adder).
         wr_val = Signal(G_BITS)
         wr_row = Signal.like(row)
         wr_col = Signal.like(col)
         recent = Signal(2)
-        cell_now = Mux((recent != 0) & (row == wr_row) & (col == wr_col), wr_val,
-                       macro.g_rdata)
+        hit = Signal()  # wr_val is the cell read in the previous clock
+        cell_now = Mux(hit, wr_val, macro.g_rdata)
 
         m.d.comb += [
             macro.g_row.eq(Mux(write, w_row, row)), macro.g_col.eq(Mux(write, w_col, col)),
@@ -131,9 +133,11 @@ class NeurramCoreFpga(wiring.Component):
             macro.g_we.eq(write), macro.g_wdata.eq(value),
             core.g_read.eq(cell_now),
         ]
-        m.d.sync += recent.eq(Mux(recent != 0, recent - 1, 0))
+        m.d.sync += [recent.eq(Mux(recent != 0, recent - 1, 0)),
+                     hit.eq((recent > 1) & (row == wr_row) & (col == wr_col))]
         with m.If(write):
-            m.d.sync += [wr_val.eq(value), wr_row.eq(w_row), wr_col.eq(w_col), recent.eq(2)]
+            m.d.sync += [wr_val.eq(value), wr_row.eq(w_row), wr_col.eq(w_col), recent.eq(2),
+                         hit.eq((row == w_row) & (col == w_col))]
         is_set = core.prog_op == ProgOp.SET
         set_or_reset = is_set | (core.prog_op == ProgOp.RESET)
         first = saturating_step(m, cell_now, core.prog_amp, is_set, G_BITS, "prog_first")
