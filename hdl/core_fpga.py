@@ -17,13 +17,14 @@ a SET/RESET pulse captures the cell's code in its first clock and writes the run
 in every later clock and in the clock after the pulse (a bypass covers the read latency),
 so any command, issued back to back after ``done``, sees the new value.
 
-RPU update: the pulses of ``RPU_UPDATE`` are driven to the ``row_pulse``/``col_pulse``
-ports and into the macro, whose cells are deterministic constant-step devices: each
-coincidence (row i and column j pulse in one slot) moves code (i, j) by ``rpu_step``
-codes, up in an up phase (``rpu_up``) and down otherwise, clamped to [0, 2^16 - 1] like a
-SET/RESET. The macro writes its array row by row after the slots; the update's ``done``
-waits for it, so the next command sees every changed cell (docs/rpu_training.md, "The
-same step in the RTL", maps a signed weight step to these codes).
+RPU update: the pulses of ``RPU_UPDATE`` are driven into the macro and, one clock later
+(registered, for observation), to the ``row_pulse``/``col_pulse`` ports. The macro's
+cells are deterministic constant-step devices: each coincidence (row i and column j pulse
+in one slot) moves code (i, j) by ``rpu_step`` codes, up in an up phase (``rpu_up``) and
+down otherwise, clamped to [0, 2^16 - 1] like a SET/RESET. The macro writes its array row
+by row after the slots; the update's ``done`` waits for it, so the next command sees
+every changed cell (docs/rpu_training.md, "The same step in the RTL", maps a signed
+weight step to these codes).
 """
 
 from __future__ import annotations
@@ -92,9 +93,11 @@ class NeurramCoreFpga(wiring.Component):
         # the comparator bits and hold at the core's boundary, under the core's port names
         cmp, hold = Signal(cfg.rows, name="cmp"), Signal(name="hold")
         m.d.comb += [cmp.eq(core.analog.cmp), hold.eq(core.analog.hold)]
+        # the RPU pulses into the macro; the ports (observation only) one clock later, from
+        # registers: the translators' comparisons are not pulled towards the pins
         for name in ("rpu_valid", "rpu_up", "row_pulse", "col_pulse"):
-            m.d.comb += [getattr(self, name).eq(getattr(core, name)),
-                         getattr(macro, name).eq(getattr(core, name))]
+            m.d.sync += getattr(self, name).eq(getattr(core, name))
+            m.d.comb += getattr(macro, name).eq(getattr(core, name))
         m.d.comb += macro.rpu_step.eq(self.rpu_step)
         m.d.comb += [
             macro.noise_bits.eq(core.noise_bits),
