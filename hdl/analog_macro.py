@@ -568,17 +568,24 @@ class AnalogMacro(wiring.Component):
         hit = Signal()
         m.d.comb += [last.eq(row == rows - 1), hit.eq(slot_rows[0])]
         idle_empty = Signal()
+        # the pointers' next values, and "a slot is queued" (rp != wp) as a register: no
+        # pointer comparator in front of ``hold``
+        rp_next, wp_next = Signal.like(rp), Signal.like(wp)
+        queued = Signal()
+        m.d.comb += [rp_next.eq(rp), wp_next.eq(wp)]
+        m.d.sync += [rp.eq(rp_next), wp.eq(wp_next), queued.eq(rp_next != wp_next)]
         m.d.comb += sr.en.eq(0)  # a read port's enable resets to 1: hold the word by default
         with m.FSM(name="rpu_queue") as fsm:
             with m.State("IDLE"):
-                with m.If(rp != wp):
+                with m.If(queued):
                     m.d.comb += [sr.en.eq(1), sr.addr.eq(rp)]
                     m.next = "FETCH"
                 with m.Else():
                     m.d.comb += idle_empty.eq(1)
             with m.State("FETCH"):  # the slot word is out: register it, read array row 0
                 m.d.comb += [rd.en.eq(1), rd.addr.eq(0)]
-                m.d.sync += [rp.eq(rp + 1), row.eq(0), slot_rows.eq(sr.data[:rows]),
+                m.d.comb += rp_next.eq(rp + 1)
+                m.d.sync += [row.eq(0), slot_rows.eq(sr.data[:rows]),
                              slot_cols_q.eq(sr.data[rows:rows + cols]),
                              slot_up.eq(sr.data[-1])]
                 m.next = "ROW"
@@ -588,10 +595,10 @@ class AnalogMacro(wiring.Component):
                 with m.If(last):
                     m.next = "IDLE"
         with m.If(push):
-            m.d.sync += wp.eq(wp + 1)
+            m.d.comb += wp_next.eq(wp + 1)
         with m.Elif(idle_empty):  # queue empty between updates: start the next one at 0
-            m.d.sync += [wp.eq(0), rp.eq(0)]
-        with m.If(~fsm.ongoing("IDLE") | (rp != wp) | push):
+            m.d.comb += [wp_next.eq(0), rp_next.eq(0)]
+        with m.If(~fsm.ongoing("IDLE") | queued | push):
             m.d.comb += self.analog.hold.eq(1)
 
         step = self.rpu_step

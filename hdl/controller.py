@@ -42,6 +42,15 @@ from cimflow.modes import Activation, AdcMode, Direction
 from .commands import MAX_TAP, Cause, Op, ProgOp
 from .interfaces import ARG_BITS, MvmModeSignature, require_config
 
+
+def above(x, n: int):
+    """``x > n`` for a constant ``n`` >= 1: any bit above ``n``'s width set (an OR tree), or
+    the low bits above ``n`` (a compare only as wide as ``n``). A full-width ``>`` becomes a
+    carry chain across the whole argument, in front of the command's acceptance."""
+    k = n.bit_length()
+    high = (x[k:] != 0) if len(x) > k else 0
+    return high | (x[:k] > n) if n < (1 << k) - 1 else high
+
 __all__ = ["Controller", "Op", "Cause", "ProgOp", "MAX_TAP", "ModeArg"]
 
 ModeArg = data.StructLayout({
@@ -153,9 +162,9 @@ class Controller(wiring.Component):
             with m.Case(Op.SET_INJECT, Op.SEED_A, Op.SEED_B):
                 pass
             with m.Case(Op.SET_IN_LEN):
-                m.d.comb += bad_arg.eq((arg == 0) | (arg > cfg.rows))
+                m.d.comb += bad_arg.eq((arg == 0) | above(arg, cfg.rows))
             with m.Case(Op.RPU_UPDATE):
-                m.d.comb += [bad_arg.eq((arg == 0) | (arg > cfg.bl_max)),
+                m.d.comb += [bad_arg.eq((arg == 0) | above(arg, cfg.bl_max)),
                              state_err.eq(~self.rpu_ready),
                              state_cause.eq(Cause.NOT_READY)]
             with m.Case(Op.SET_PULSE):

@@ -17,13 +17,14 @@ a SET/RESET pulse captures the cell's code in its first clock and writes the run
 in every later clock and in the clock after the pulse (a bypass covers the read latency),
 so any command, issued back to back after ``done``, sees the new value.
 
-RPU update: the pulses of ``RPU_UPDATE`` are driven to the ``row_pulse``/``col_pulse``
-ports and into the macro, whose cells are deterministic constant-step devices: each
-coincidence (row i and column j pulse in one slot) moves code (i, j) by ``rpu_step``
-codes, up in an up phase (``rpu_up``) and down otherwise, clamped to [0, 2^16 - 1] like a
-SET/RESET. The macro writes its array row by row after the slots; the update's ``done``
-waits for it, so the next command sees every changed cell (docs/rpu_training.md, "The
-same step in the RTL", maps a signed weight step to these codes).
+RPU update: the pulses of ``RPU_UPDATE`` are driven into the macro and, one clock later
+(registered, for observation), to the ``row_pulse``/``col_pulse`` ports. The macro's
+cells are deterministic constant-step devices: each coincidence (row i and column j pulse
+in one slot) moves code (i, j) by ``rpu_step`` codes, up in an up phase (``rpu_up``) and
+down otherwise, clamped to [0, 2^16 - 1] like a SET/RESET. The macro writes its array row
+by row after the slots; the update's ``done`` waits for it, so the next command sees
+every changed cell (docs/rpu_training.md, "The same step in the RTL", maps a signed
+weight step to these codes).
 """
 
 from __future__ import annotations
@@ -92,9 +93,11 @@ class NeurramCoreFpga(wiring.Component):
         # the comparator bits and hold at the core's boundary, under the core's port names
         cmp, hold = Signal(cfg.rows, name="cmp"), Signal(name="hold")
         m.d.comb += [cmp.eq(core.analog.cmp), hold.eq(core.analog.hold)]
+        # the RPU pulses into the macro; the ports (observation only) one clock later, from
+        # registers: the translators' comparisons are not pulled towards the pins
         for name in ("rpu_valid", "rpu_up", "row_pulse", "col_pulse"):
-            m.d.comb += [getattr(self, name).eq(getattr(core, name)),
-                         getattr(macro, name).eq(getattr(core, name))]
+            m.d.sync += getattr(self, name).eq(getattr(core, name))
+            m.d.comb += getattr(macro, name).eq(getattr(core, name))
         m.d.comb += macro.rpu_step.eq(self.rpu_step)
         m.d.comb += [
             macro.noise_bits.eq(core.noise_bits),
@@ -117,13 +120,15 @@ class NeurramCoreFpga(wiring.Component):
         w_col = Signal.like(col)
         write = Signal()
         # bypass: the read port shows a write two clocks later, a back-to-back command
-        # must already see it
+        # must already see it. ``g_rdata`` is the cell addressed in the previous clock, so
+        # the bypass decision compares that clock's selection with the write's, and is a
+        # register (no encoder or comparator in front of the first step's adder).
         wr_val = Signal(G_BITS)
         wr_row = Signal.like(row)
         wr_col = Signal.like(col)
         recent = Signal(2)
-        cell_now = Mux((recent != 0) & (row == wr_row) & (col == wr_col), wr_val,
-                       macro.g_rdata)
+        hit = Signal()  # wr_val is the cell read in the previous clock
+        cell_now = Mux(hit, wr_val, macro.g_rdata)
 
         m.d.comb += [
             macro.g_row.eq(Mux(write, w_row, row)), macro.g_col.eq(Mux(write, w_col, col)),
@@ -131,9 +136,11 @@ class NeurramCoreFpga(wiring.Component):
             macro.g_we.eq(write), macro.g_wdata.eq(value),
             core.g_read.eq(cell_now),
         ]
-        m.d.sync += recent.eq(Mux(recent != 0, recent - 1, 0))
+        m.d.sync += [recent.eq(Mux(recent != 0, recent - 1, 0)),
+                     hit.eq((recent > 1) & (row == wr_row) & (col == wr_col))]
         with m.If(write):
-            m.d.sync += [wr_val.eq(value), wr_row.eq(w_row), wr_col.eq(w_col), recent.eq(2)]
+            m.d.sync += [wr_val.eq(value), wr_row.eq(w_row), wr_col.eq(w_col), recent.eq(2),
+                         hit.eq((row == w_row) & (col == w_col))]
         is_set = core.prog_op == ProgOp.SET
         set_or_reset = is_set | (core.prog_op == ProgOp.RESET)
         first = saturating_step(m, cell_now, core.prog_amp, is_set, G_BITS, "prog_first")

@@ -262,7 +262,8 @@ class UartBridge(wiring.Component):
                 m.next = "SETTLE"
             with m.State("COMMAND"):  # cmd_valid is high in this state
                 m.next = "ISSUED"
-            with m.State("ISSUED"):  # busy rises in the cycle after the command
+            with m.State("ISSUED"):  # the core decodes the (registered) command now;
+                # busy rises in the next cycle
                 m.next = "WAIT"
             with m.State("WAIT"):
                 with m.If(~self.busy):
@@ -292,7 +293,8 @@ class UartCoreFpga(wiring.Component):
     Ports: ``uart_rx`` In 1 (from the host), ``uart_tx`` Out 1, ``divisor`` In 16; the
     core's SPI pins (``sck``, ``cs_n``, ``mosi``, ``miso``, ``miso_oe``); an external
     command port (``cmd_valid``, ``cmd_op``, ``cmd_arg``: a command the bridge issues in
-    the same cycle wins, the external one is lost) and the core's ``busy``, ``done``,
+    the same cycle wins, the external one is lost; either reaches the core one clock
+    later, through a register) and the core's ``busy``, ``done``,
     ``error``, ``status``, ``read_data``; the bias codes ``d_units``, ``inject_units``,
     ``clip_units`` and the RPU step ``rpu_step`` (as ``NeurramCoreFpga``). The parallel
     register port belongs to the bridge.
@@ -326,10 +328,15 @@ class UartCoreFpga(wiring.Component):
             br.rx.eq(self.uart_rx), self.uart_tx.eq(br.tx), br.divisor.eq(self.divisor),
             core.p_addr.eq(br.p_addr), core.p_wdata.eq(br.p_wdata), core.p_we.eq(br.p_we),
             core.p_re.eq(br.p_re), br.p_ready.eq(core.p_ready), br.p_rdata.eq(core.p_rdata),
+            br.busy.eq(core.busy), br.status.eq(core.status), br.read_data.eq(core.read_data),
+        ]
+        # the merged command is registered (no merge mux in front of the core's command
+        # decode; the external port's pins are sampled by a flip-flop): the core sees a
+        # command one clock after it is issued, which the bridge's ISSUED state covers
+        m.d.sync += [
             core.cmd_valid.eq(br.cmd_valid | self.cmd_valid),
             core.cmd_op.eq(Mux(br.cmd_valid, br.cmd_op, self.cmd_op)),
             core.cmd_arg.eq(Mux(br.cmd_valid, br.cmd_arg, self.cmd_arg)),
-            br.busy.eq(core.busy), br.status.eq(core.status), br.read_data.eq(core.read_data),
         ]
         for name in ("sck", "cs_n", "mosi", "d_units", "inject_units", "clip_units",
                      "rpu_step"):

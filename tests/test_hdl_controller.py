@@ -14,7 +14,7 @@ from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.sim import Simulator
 
 from cimflow.config import PRESETS
-from cimflow.hdl.controller import MAX_TAP, Cause, Controller, Op, ProgOp
+from cimflow.hdl.controller import MAX_TAP, Cause, Controller, Op, ProgOp, above
 from cimflow.hdl.prog_drivers import ProgDrivers, one_hot
 from cimflow.hdl.regfile import LineRegisters
 from cimflow.hdl.stochastic_translator import StochasticTranslatorBank
@@ -391,6 +391,25 @@ def test_one_hot_tree(width):
         for v in values:
             ctx.set(x, v)
             assert ctx.get(y) == (bin(v).count("1") == 1), v
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("n", [1, 4, 5, 7, 15, 16, 255, 256, 1000])
+def test_above_is_greater_than(n):
+    """The split compare equals ``>`` on every 12-bit argument (n of every shape: 2^k - 1,
+    2^k, neither)."""
+    x = Signal(12)
+    y = Signal()
+    m = Module()
+    m.d.comb += y.eq(above(x, n))
+
+    async def bench(ctx):
+        for v in range(1 << 12):
+            ctx.set(x, v)
+            assert ctx.get(y) == (v > n), (n, v)
 
     sim = Simulator(m)
     sim.add_testbench(bench)
