@@ -96,7 +96,7 @@ def cmd_fpga(args) -> int:
     from amaranth.back import verilog
 
     from .fpga import format_result, run_flow
-    from .hdl.boards import BOARDS, lpf
+    from .hdl.boards import BARE_TOP_LPF, BOARDS, lpf
     from .hdl.export import write_verilog
     from .hdl.tops import TOPS, module_name
 
@@ -119,13 +119,15 @@ def cmd_fpga(args) -> int:
         if args.top not in TOPS:
             raise UsageError(f"unknown top {args.top!r}; choose one of: {', '.join(TOPS)}")
         top = module_name(args.top, scan=args.scan)
-        vpath, lpath = write_verilog(cfg, args.top, out, scan=args.scan), None
+        vpath = write_verilog(cfg, args.top, out, scan=args.scan)
+        lpath = write_atomic(out / "clk.lpf", BARE_TOP_LPF)
         freq = 100.0 if args.freq is None else args.freq
         part = {"device": "85k", "package": "CABGA381"}
     write_atomic(out / "config.json", cfg.to_json() + "\n")
     print(f"wrote {vpath}" + (f" and {lpath}" if lpath else ""))
     result = run_flow(vpath, top, out, freq_mhz=freq, seed=args.seed, lpf=lpath,
-                      pack=not args.no_pack, router=args.router, device=part["device"],
+                      pack=bool(args.board) and not args.no_pack, router=args.router,
+                      device=part["device"],
                       package=part["package"],
                       progress=lambda line: print(line, flush=True))
     report = format_result(result, part["device"])

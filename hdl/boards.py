@@ -40,7 +40,8 @@ from .core_fpga import G_BITS
 from .interfaces import require_config
 from .uart import MIN_DIVISOR, UartCoreFpga
 
-__all__ = ["BOARDS", "Ulx3s85F", "ULX3S_GP", "ULX3S_GN", "ULX3S_HEADER_SIGNALS", "lpf"]
+__all__ = ["BOARDS", "BARE_TOP_LPF", "Ulx3s85F", "ULX3S_GP", "ULX3S_GN", "ULX3S_HEADER_SIGNALS",
+           "lpf"]
 
 # ULX3S v2/v3 ball of each GPIO header pin GP0..GP27 / GN0..GN27 (the board's schematic)
 ULX3S_GP = ("B11 A10 A9 B9 A7 C8 C6 A6 A4 A2 C4 F4 G3 H4 U18 N17 N16 L16 H18 F17 D18 C18 B15 "
@@ -172,6 +173,12 @@ def lpf(board: str = "ulx3s-85f") -> str:
                   f'IOBUF PORT "{name}" PULLMODE={pull} IO_TYPE=LVCMOS33 DRIVE=4;']
     return "\n".join(lines) + "\n"
 
+
+BARE_TOP_LPF = (f'LOCATE COMP "clk" SITE "{_ULX3S_CLK}";\n'
+                'IOBUF PORT "clk" IO_TYPE=LVCMOS33;\n')
+"""Pins of a bare (timing-only) top on the CABGA381: ``clk`` on a clock input pin (the
+ULX3S oscillator's), the rest left to the placer. Unpinned, ``clk`` once landed on a pad
+from which router2 could not reach the global clock buffer (docs/fpga.md)."""
 
 BOARDS = {"ulx3s-85f": Ulx3s85F}
 """Board name (``cimflow fpga --board``) -> top component."""

@@ -13,9 +13,11 @@ closes it with the synthesizable behavioural macro.
 Integration rules (docs/core_architecture.md):
 
 * RPU_UPDATE: the core first copies every line register into the translators, one line
-  per clock through one register stage before the translators' shared multiplier, whose
-  product is a register too (rows = BL registers, then columns = SL registers; ``lines + 3``
-  clocks from ``rpu_start`` to the translators' ``start``), scaling the W-1 magnitude
+  per clock through the register file's load port (its ``ld_data`` is the register stage
+  before the translators' shared multiplier, whose product is a register too; rows = BL
+  registers, then columns = SL registers; ``lines + 3`` clocks from ``rpu_start`` to the
+  translators' ``start``, one more for each host read in those clocks: the load port
+  shares the host's read multiplexer and yields to it), scaling the W-1 magnitude
   bits to the translators' ``str_bits`` and applying the controller's ``str_gain``
   (register sign 1 = positive; the translators' sign 1 = negative), then starts the
   update. ``row_pulse``/``col_pulse`` with ``rpu_valid``/``rpu_up`` drive the row and column
@@ -34,7 +36,7 @@ Integration rules (docs/core_architecture.md):
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, ResetInserter, Signal
+from amaranth.hdl import Cat, Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
@@ -45,7 +47,7 @@ from .controller import Controller
 from .interfaces import AnalogSignature, HostSignature, require_config
 from .mvm_engine import MvmEngine
 from .prog_drivers import ProgDrivers
-from .regfile import LineRegisters
+from .regfile import LINE_ADDR_BITS, LineRegisters
 from .spi import SpiTarget
 from .stochastic_translator import StochasticTranslatorBank
 
@@ -160,16 +162,21 @@ class NeurramCore(wiring.Component):
     def _rpu(m, cfg, w, ctrl, strb, regs, hold):
         n = cfg.str_bits
         lines = cfg.lines
-        values = [Signal(w, name=f"line{k}") for k in range(lines)]
-        m.d.comb += Cat(*values).eq(Cat(regs.bl_values, regs.sl_values))
+        # the line being copied: ``k`` in the translators' order (rows, then columns), and
+        # its register address (bank bit, line) on the register file's load port
         k = Signal(range(lines + 1))
-        # one register stage between the line mux and the translators' shared multiplier:
-        # the line selected in a LOAD clock is written one clock later
-        cur = Signal(w)
+        ld_bank = Signal()
+        ld_line = Signal(LINE_ADDR_BITS)
+        load = Signal()
+        m.d.comb += [regs.ld_en.eq(load), regs.ld_addr.eq(Cat(ld_line, ld_bank))]
+        step = load & regs.ld_ok  # the register file performs the read in this clock
+        # one register stage (the load port's ``ld_data``) between the register file and
+        # the translators' shared multiplier: a line read in a LOAD clock is written one
+        # clock later
+        cur = regs.ld_data
         wr_addr = Signal.like(k)
         wr_en = Signal()
-        load = Signal()
-        m.d.sync += [cur.eq(Array(values)[k]), wr_addr.eq(k), wr_en.eq(load)]
+        m.d.sync += [wr_addr.eq(k), wr_en.eq(step)]
         mag = cur[: w - 1]
         shift = n - (w - 1)
         scaled = (mag << shift) if shift >= 0 else (mag >> -shift)
@@ -184,13 +191,16 @@ class NeurramCore(wiring.Component):
         with m.FSM(name="rpu_fsm"):
             with m.State("IDLE"):
                 with m.If(ctrl.rpu_start):
-                    m.d.sync += k.eq(0)
+                    m.d.sync += [k.eq(0), ld_bank.eq(0), ld_line.eq(0)]
                     m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += load.eq(1)
-                m.d.sync += k.eq(k + 1)
-                with m.If(k == lines - 1):
-                    m.next = "FLUSH"
+                with m.If(regs.ld_ok):  # a host read in this clock delays the copy
+                    m.d.sync += [k.eq(k + 1), ld_line.eq(ld_line + 1)]
+                    with m.If(~ld_bank & (ld_line == cfg.rows - 1)):
+                        m.d.sync += [ld_bank.eq(1), ld_line.eq(0)]
+                    with m.If(k == lines - 1):
+                        m.next = "FLUSH"
             with m.State("FLUSH"):  # the last line's write port clock
                 m.next = "STORE"
             with m.State("STORE"):  # its product is stored (the translators' write pipeline)

@@ -354,14 +354,23 @@ class MvmEngine(wiring.Component):
                 m.d.sync += mag[n].eq(Cat(cmp[n], mag[n][:km - 1]))
         m.d.comb += ana.dec_en.eq(Cat(active[n] | ~counting for n in range(n_nrn)))
 
-        # readout codes: binary magnitudes inverted for sign 0; ReLU zeroes sign-0 magnitudes
-        k_mask = Signal(km)
-        m.d.comb += k_mask.eq(Array(C((1 << k) - 1, km) for k in range(MAX_K + 1))[k_eff])
+        # readout codes: binary magnitudes inverted for sign 0; ReLU zeroes sign-0 magnitudes.
+        # What the codes take from the mode (the inversion mask, ReLU, the bank order) is
+        # registered: the mode is constant from PRECHARGE through READOUT, and every
+        # neuron's code (and the register file's write-back behind it) then starts at a
+        # flip-flop instead of the out_k clamp and decode fanned out to every neuron
+        inv_mask = Signal(km)  # the binary code's inversion mask, 0 when counting
         relu = Signal()
-        m.d.comb += relu.eq(mode.act == Activation.RELU)
+        ro_bl = Signal()  # the write-back goes to the BL bank (wb_bank)
+        m.d.sync += [
+            inv_mask.eq(Mux(counting, 0,
+                            Array(C((1 << k) - 1, km) for k in range(MAX_K + 1))[k_eff])),
+            relu.eq(mode.act == Activation.RELU),
+            ro_bl.eq(out_bl),
+        ]
         codes = [Signal(w, name=f"code{n}") for n in range(n_nrn)]
         for n in range(n_nrn):
-            inv = Mux(counting | sign[n], 0, k_mask)
+            inv = Mux(sign[n], 0, inv_mask)
             mag_out = Mux(relu & ~sign[n], 0, mag[n] ^ inv)
             if w > 1:
                 m.d.comb += codes[n].eq(Cat(mag_out[:w - 1], sign[n]))
@@ -369,5 +378,5 @@ class MvmEngine(wiring.Component):
                 m.d.comb += codes[n].eq(sign[n])
         # BL line n carries neuron n, SL line l the neuron of corelet_sl_line (its own inverse)
         sl_order = [codes[corelet_sl_line(cfg.corelet, l)] for l in range(cfg.cols)]
-        m.d.comb += self.wb_data.eq(Mux(self.wb_bank, Cat(*codes), Cat(*sl_order)))
+        m.d.comb += self.wb_data.eq(Mux(ro_bl, Cat(*codes), Cat(*sl_order)))
         return m

@@ -16,6 +16,13 @@ address decoder, or written internally by the neurons"):
   a host write to the same bank in the same cycle (the engine owns the bank during an MVM).
 * Parallel outputs ``bl_values`` / ``sl_values`` (line k in bits k*W..k*W+W-1) feed the
   drivers continuously.
+* Load port: ``ld_en`` asks to read the register at ``ld_addr`` (same format as ``addr``)
+  into ``ld_data`` at the clock edge; ``ld_ok`` says it is done in this clock. It shares the
+  host port's read multiplexer and yields to it: ``ld_ok`` is low in a clock with ``re``
+  high, and the requester tries again. The RPU update copies the lines through it, so the
+  core has one gather of every line register instead of two (at preset medium, each
+  128:1 gather of W-bit lines is about 1,200 LUT4 and, with the other, left the design
+  unroutable on an ECP5-85: docs/fpga.md).
 * Selection flags ``bl_is_one`` / ``sl_is_one`` (bit k: register k holds 1, i.e. sign 0 and
   magnitude 1, the programming-mode selection of docs/command_set.md): flip-flops written
   in the same clock edge as their register, from the value written, so they always equal
@@ -28,13 +35,13 @@ over the address: the case form made the generated Verilog quadratic in the line
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .interfaces import ADDR_BITS, LINE_ADDR_BITS, lines, require_config
+from .interfaces import ADDR_BITS, LINE_ADDR_BITS, lines, mux_tree, require_config
 
 __all__ = ["LineRegisters", "ADDR_BITS", "LINE_ADDR_BITS"]
 
@@ -47,6 +54,7 @@ class LineRegisters(wiring.Component):
     * ``addr`` In 9, ``wdata`` In W, ``we`` In 1, ``re`` In 1, ``rdata`` Out W,
       ``error`` Out 1: host port.
     * ``wb_en`` In 1, ``wb_bank`` In 1 (0 BL, 1 SL), ``wb_data`` In rows*W: write-back.
+    * ``ld_en`` In 1, ``ld_addr`` In 9, ``ld_ok`` Out 1, ``ld_data`` Out W: load port.
     * ``bl_values`` Out rows*W, ``sl_values`` Out cols*W: every register, in line order.
     * ``bl_is_one`` Out rows, ``sl_is_one`` Out cols: registered flags, register k == 1.
     """
@@ -66,6 +74,10 @@ class LineRegisters(wiring.Component):
             "wb_en": In(1),
             "wb_bank": In(1),
             "wb_data": In(config.rows * w),
+            "ld_en": In(1),
+            "ld_addr": In(ADDR_BITS),
+            "ld_ok": Out(1),
+            "ld_data": Out(w),
             "bl_values": Out(config.rows * w),
             "sl_values": Out(config.cols * w),
             "bl_is_one": Out(config.rows),
@@ -118,8 +130,18 @@ class LineRegisters(wiring.Component):
                 with m.Elif(host_on & (line == k)):
                     m.d.sync += [reg.eq(self.wdata), flags[k].eq(host_one)]
 
+        # one read multiplexer for the host port and the load port (the host's wins)
+        sel = Signal(ADDR_BITS)
+        m.d.comb += [sel.eq(Mux(self.re, self.addr, self.ld_addr)),
+                     self.ld_ok.eq(self.ld_en & ~self.re)]
+        sel_line = sel[:LINE_ADDR_BITS]
+        word = Signal(w)
+        m.d.comb += word.eq(Mux(sel[LINE_ADDR_BITS], mux_tree(sl, sel_line),
+                                mux_tree(bl, sel_line)))
         with m.If(self.re & in_range):
-            m.d.sync += self.rdata.eq(Mux(bank, Array(sl)[line], Array(bl)[line]))
+            m.d.sync += self.rdata.eq(word)
+        with m.If(self.ld_ok):
+            m.d.sync += self.ld_data.eq(word)
         m.d.sync += self.error.eq((self.we | self.re) & ~in_range)
 
         m.d.comb += [

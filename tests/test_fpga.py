@@ -155,3 +155,21 @@ def test_scan_harness_shifts_inputs_and_xors_outputs():
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+
+
+def test_bare_top_pins_only_the_clock_on_the_oscillator_pin():
+    """A timing-only top: ``clk`` on the board's clock input pin, every other pin left to
+    the placer (so nextpnr must allow unconstrained pins), no bitstream."""
+    from cimflow.fpga import nextpnr_args
+    from cimflow.hdl.boards import BARE_TOP_LPF
+
+    board_clk = re.search(r'LOCATE COMP "clk_25mhz" SITE "([^"]+)";', lpf()).group(1)
+    assert re.findall(r'LOCATE COMP "([^"]+)" SITE "([^"]+)";', BARE_TOP_LPF) == \
+        [("clk", board_clk)]
+    kw = dict(freq_mhz=100, seed=1, device="85k", package="CABGA381", router="router2")
+    bare = nextpnr_args("t", lpf="clk.lpf", pack=False, **kw)
+    assert "--lpf-allow-unconstrained" in bare and "--textcfg" not in bare
+    assert bare[bare.index("--lpf") + 1] == "clk.lpf"
+    board = nextpnr_args("t", lpf="b.lpf", pack=True, **kw)
+    assert "--lpf-allow-unconstrained" not in board and "--textcfg" in board
+    assert "--lpf" not in nextpnr_args("t", lpf=None, pack=True, **kw)

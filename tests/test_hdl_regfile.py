@@ -36,7 +36,8 @@ def check_flags(ctx, dut, cfg):
 
 @pytest.mark.parametrize("name", ["tiny", "small"])
 def test_parallel_port_random(name):
-    """Random writes, reads, write+read and out-of-range accesses through the host port."""
+    """Random writes, reads, write+read and out-of-range accesses through the host port,
+    with random requests on the load port, which reads only in clocks without ``re``."""
     cfg = PRESETS[name]
     w = cfg.line_bits
     rng = np.random.default_rng(11)
@@ -44,7 +45,7 @@ def test_parallel_port_random(name):
 
     async def bench(ctx):
         ref = {(b, k): 0 for b in (0, 1) for k in range(lines_of(cfg, b))}
-        errors = 0
+        errors = loads = 0
         for _ in range(400):
             bank = int(rng.integers(0, 2))
             oob = rng.random() < 0.15
@@ -54,13 +55,24 @@ def test_parallel_port_random(name):
             # 1 (a selected line) often enough to set and clear the selection flags
             v = 1 if rng.random() < 0.3 else int(rng.integers(0, 1 << w))
             old_rdata = ctx.get(dut.rdata)
+            old_ld = ctx.get(dut.ld_data)
+            ld_en = int(rng.random() < 0.5)
+            ld_bank = int(rng.integers(0, 2))
+            ld_line = int(rng.integers(0, lines_of(cfg, ld_bank)))
+            ctx.set(dut.ld_en, ld_en)
+            ctx.set(dut.ld_addr, (ld_bank << 8) | ld_line)
             ctx.set(dut.addr, (bank << 8) | line)
             ctx.set(dut.wdata, v)
             ctx.set(dut.we, we)
             ctx.set(dut.re, re)
+            assert ctx.get(dut.ld_ok) == ld_en & (1 - re)
+            ld_ref = ref[ld_bank, ld_line]  # read before write, as the host port
             await ctx.tick()
             ctx.set(dut.we, 0)
             ctx.set(dut.re, 0)
+            ctx.set(dut.ld_en, 0)
+            loads += ld_en & (1 - re)
+            assert ctx.get(dut.ld_data) == (ld_ref if ld_en and not re else old_ld)
             assert ctx.get(dut.error) == int(oob)
             errors += oob
             if oob:
@@ -75,6 +87,7 @@ def test_parallel_port_random(name):
         await ctx.tick()
         assert ctx.get(dut.error) == 0  # one-cycle pulse
         assert errors > 10
+        assert loads > 50
 
     run_sim(dut, bench)
 
