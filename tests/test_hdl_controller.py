@@ -5,7 +5,6 @@ update), a LineRegisters and the ProgDrivers selection check, as a top level wou
 MvmEngine's ``done`` is driven by the testbench.
 """
 
-import time
 
 import numpy as np
 import pytest
@@ -557,10 +556,7 @@ def test_not_ready_and_unit_error():
 
 @pytest.mark.parametrize("cls", [Controller, ProgDrivers])
 def test_verilog_full(cls):
-    t = time.perf_counter()
     text = verilog.convert(cls(PRESETS["full"]), name="top", emit_src=False)
-    dt = time.perf_counter() - t
-    assert dt < 10, dt
     assert "module top" in text
 
 

@@ -1,6 +1,5 @@
 """LineRegisters under Amaranth's simulator against a Python dict reference."""
 
-import time
 
 import numpy as np
 import pytest
@@ -207,8 +206,6 @@ def test_spi_frames_random():
 
 @pytest.mark.parametrize("name", ["full"])
 def test_regfile_verilog_full(name):
-    t = time.perf_counter()
+    """The full-size register file converts (its speed is benchmarks/bench_core.py's)."""
     text = verilog.convert(LineRegisters(PRESETS[name]), name="regs", emit_src=False)
-    dt = time.perf_counter() - t
-    assert dt < 10, dt
     assert "module regs" in text

@@ -4,7 +4,6 @@ The helpers here (``SpiSystem``, ``SpiMaster``, ``frame_word``) are also used by
 tests/test_hdl_regfile.py.
 """
 
-import time
 
 import numpy as np
 import pytest
@@ -295,7 +294,5 @@ def test_spi_read_during_parallel_traffic():
 
 
 def test_spi_verilog_full():
-    t = time.perf_counter()
     text = verilog.convert(SpiTarget(PRESETS["full"]), name="spi", emit_src=False)
-    assert time.perf_counter() - t < 10
     assert "module spi" in text
