@@ -568,17 +568,23 @@ class AnalogMacro(wiring.Component):
         hit = Signal()
         m.d.comb += [last.eq(row == rows - 1), hit.eq(slot_rows[0])]
         idle_empty = Signal()
+        # ``hold`` leaves registers: ``queued`` is rp != wp and ``busy`` is "queued or not
+        # IDLE", each loaded with its value of the next clock (from the pointers' and the
+        # state's next values), so no pointer compare sits in front of the engine's stall
+        rp_new, wp_new = Signal.like(rp), Signal.like(wp)
+        queued, busy = Signal(), Signal()
+        m.d.comb += [rp_new.eq(rp), wp_new.eq(wp)]
         m.d.comb += sr.en.eq(0)  # a read port's enable resets to 1: hold the word by default
         with m.FSM(name="rpu_queue") as fsm:
             with m.State("IDLE"):
-                with m.If(rp != wp):
+                with m.If(queued):
                     m.d.comb += [sr.en.eq(1), sr.addr.eq(rp)]
                     m.next = "FETCH"
                 with m.Else():
                     m.d.comb += idle_empty.eq(1)
             with m.State("FETCH"):  # the slot word is out: register it, read array row 0
-                m.d.comb += [rd.en.eq(1), rd.addr.eq(0)]
-                m.d.sync += [rp.eq(rp + 1), row.eq(0), slot_rows.eq(sr.data[:rows]),
+                m.d.comb += [rd.en.eq(1), rd.addr.eq(0), rp_new.eq(rp + 1)]
+                m.d.sync += [row.eq(0), slot_rows.eq(sr.data[:rows]),
                              slot_cols_q.eq(sr.data[rows:rows + cols]),
                              slot_up.eq(sr.data[-1])]
                 m.next = "ROW"
@@ -588,10 +594,14 @@ class AnalogMacro(wiring.Component):
                 with m.If(last):
                     m.next = "IDLE"
         with m.If(push):
-            m.d.sync += wp.eq(wp + 1)
+            m.d.comb += wp_new.eq(wp + 1)
         with m.Elif(idle_empty):  # queue empty between updates: start the next one at 0
-            m.d.sync += [wp.eq(0), rp.eq(0)]
-        with m.If(~fsm.ongoing("IDLE") | (rp != wp) | push):
+            m.d.comb += [wp_new.eq(0), rp_new.eq(0)]
+        # the state is IDLE in the next clock after IDLE with nothing queued, or the last row
+        to_idle = (fsm.ongoing("IDLE") & ~queued) | (fsm.ongoing("ROW") & last)
+        m.d.sync += [rp.eq(rp_new), wp.eq(wp_new), queued.eq(rp_new != wp_new),
+                     busy.eq(~to_idle | (rp_new != wp_new))]
+        with m.If(busy | push):
             m.d.comb += self.analog.hold.eq(1)
 
         step = self.rpu_step
