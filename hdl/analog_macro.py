@@ -35,7 +35,10 @@ Timing (the MvmEngine contract of docs/core_architecture.md): every control word
 executed in its clock. ``hold`` is a stall request: high in a clock, the engine sends the
 IDLE word in the next clock and keeps its own word for later. It is high from the clock of
 a WL_PULSE word through the last division step but one, so the engine's word register
-takes it at the next edge (a short path: word -> ``hold`` -> word register, no arithmetic).
+takes it at the next edge. In the WL_PULSE word's clock ``hold`` is that word's phase
+decode; in every other clock it is a register loaded one clock ahead (the pulse's and the
+RPU queue's stall of the next clock), so the stall path is word -> ``hold`` -> word
+register or register -> ``hold`` -> word register, with no state decode or compare.
 ``cmp`` shows the comparison of a COMPARE_SIGN / COMPARE clock within that clock (the
 engine samples it at the edge that ends it) and the latched comparator bits (golden
 ``bank.cmp``) otherwise. The DECREMENT step is ``d_units >> dac_code`` of the previous word
@@ -320,11 +323,17 @@ class AnalogMacro(wiring.Component):
 
         last_div = Signal()
         m.d.comb += [rd.en.eq(self.g_re), rd.addr.eq(self.g_row)]
+        # ``hold`` is the WL_PULSE word's decode in the idle pulse, or a register:
+        # ``hold_q`` is loaded with the hold of the next clock (``pulse_hold`` for the
+        # states of the pulse below, ``rpu_hold`` for the RPU queue), so the engine's stall
+        # path starts at a register or at the word register
+        pulse_hold = Signal()  # the pulse's stall in the next clock
+        hold_q = Signal()
 
         # ---------------------------------------------------------------- RPU queue
         # (overrides the read port in its states; the core issues no MVM or PROGRAM while
         # an update runs, and the queue holds ``hold`` until it has written every slot)
-        apply_we, apply_row, apply_data, apply_en = self._rpu_queue(m, g, rd)
+        apply_we, apply_row, apply_data, apply_en, rpu_hold = self._rpu_queue(m, g, rd)
         m.d.comb += [
             wr.addr.eq(Mux(apply_we, apply_row, self.g_row)),
             wr.data.eq(Mux(apply_we, apply_data, Cat(*([self.g_wdata] * n)))),
@@ -332,10 +341,10 @@ class AnalogMacro(wiring.Component):
                          Cat(*(self.g_we & (self.g_col == k) for k in range(n))))),
         ]
 
-        with m.FSM(name="pulse"):
+        with m.FSM(name="pulse") as pulse_fsm:
             with m.State("IDLE"):
                 with m.If(phase == Phase.WL_PULSE):
-                    m.d.comb += [rd.en.eq(1), rd.addr.eq(0), ana.hold.eq(1)]
+                    m.d.comb += [rd.en.eq(1), rd.addr.eq(0), pulse_hold.eq(1)]
                     bl_any = ana.drv_bl != 0
                     m.d.sync += [side_bl.eq(~bl_any), r_wl.eq(ana.wl_en), cnt.eq(0)]
                     for k in range(n):
@@ -348,7 +357,7 @@ class AnalogMacro(wiring.Component):
                     m.next = "STREAM"
             with m.State("STREAM"):
                 # rows + stages clocks: the backward tree's last sum leaves the pipeline
-                m.d.comb += [ana.hold.eq(1), rd.en.eq(1), rd.addr.eq(cnt + 1)]
+                m.d.comb += [pulse_hold.eq(1), rd.en.eq(1), rd.addr.eq(cnt + 1)]
                 m.d.sync += [cnt.eq(cnt + 1), r_wl.eq(r_wl >> 1), r_two.eq(r_two >> 1),
                              r_one.eq(r_one >> 1), r_act.eq(r_act >> 1)]
                 with m.If(cnt == n + stages - 1):
@@ -382,7 +391,7 @@ class AnalogMacro(wiring.Component):
                             acc_d[k].eq(acc_d[k] + Mux(r_act[0], g[k], 0)),
                         ]
             with m.State("INIT"):
-                m.d.comb += ana.hold.eq(1)
+                m.d.comb += pulse_hold.eq(1)  # DIV's first step holds
                 m.d.sync += cnt.eq(0)
                 for k in range(n):
                     # dividend P * 2**24 = {P >> 2, P[1:0] << 24}
@@ -392,7 +401,8 @@ class AnalogMacro(wiring.Component):
                 m.next = "DIV"
             with m.State("DIV"):
                 # hold asks for an IDLE word in the next clock: none after the last step
-                m.d.comb += [last_div.eq(cnt == LINE_BITS - 1), ana.hold.eq(~last_div)]
+                m.d.comb += [last_div.eq(cnt == LINE_BITS - 1),
+                             pulse_hold.eq(cnt < LINE_BITS - 2)]
                 m.d.sync += cnt.eq(cnt + 1)
                 with m.If(last_div):
                     m.next = "IDLE"
@@ -411,6 +421,9 @@ class AnalogMacro(wiring.Component):
 
         with m.If(phase == Phase.PRECHARGE):
             m.d.sync += [v.eq(0) for v in val] + [s.eq(Drive.OFF) for s in ins]
+        m.d.sync += hold_q.eq(pulse_hold | rpu_hold)
+        m.d.comb += ana.hold.eq((pulse_fsm.ongoing("IDLE") & (phase == Phase.WL_PULSE))
+                                | hold_q)
 
         # ---------------------------------------------------------------- neurons
         # A neuron keeps its charge as the comparator's input minus one, qc = q_integ +
@@ -534,7 +547,8 @@ class AnalogMacro(wiring.Component):
     def _rpu_queue(self, m, g, rd):
         """The RPU slot queue and its row-serial write-back (see the module docstring).
 
-        Returns (write enable, row, row data, lane enables) for the array's write port.
+        Returns (write enable, row, row data, lane enables) for the array's write port and
+        the queue's ``hold`` of the next clock.
         A slot is queued only if some row and some column pulse in it; the clamp is applied
         per coincidence, in slot order, as a device would see the pulses.
         """
@@ -548,12 +562,11 @@ class AnalogMacro(wiring.Component):
         rp = Signal(range(depth + 1))
         # the slot inputs registered first (the translators' comparisons feed them): a slot
         # is queued one clock after its pulse; ``hold`` covers that clock (below)
-        push = Signal()
+        push, push_new = Signal(), Signal()
         slot_in = Signal(rows + cols + 1)
-        m.d.sync += [
-            push.eq(self.rpu_valid & self.row_pulse.any() & self.col_pulse.any()),
-            slot_in.eq(Cat(self.row_pulse, self.col_pulse, self.rpu_up)),
-        ]
+        m.d.comb += push_new.eq(self.rpu_valid & self.row_pulse.any() & self.col_pulse.any())
+        m.d.sync += [push.eq(push_new),
+                     slot_in.eq(Cat(self.row_pulse, self.col_pulse, self.rpu_up))]
         m.d.comb += [sw.en.eq(push), sw.addr.eq(wp), sw.data.eq(slot_in)]
         # the slot being applied, registered from the read port in FETCH (no slot memory
         # output in front of the array's write enables): its rows as a shift register whose
@@ -568,12 +581,12 @@ class AnalogMacro(wiring.Component):
         hit = Signal()
         m.d.comb += [last.eq(row == rows - 1), hit.eq(slot_rows[0])]
         idle_empty = Signal()
-        # the pointers' next values, and "a slot is queued" (rp != wp) as a register: no
-        # pointer comparator in front of ``hold``
-        rp_next, wp_next = Signal.like(rp), Signal.like(wp)
+        # ``queued`` is the register rp != wp, loaded from the pointers' next values; the
+        # queue's part of ``hold`` is returned as its next-clock value (the caller keeps it
+        # in a register), so no pointer compare sits in front of the engine's stall
+        rp_new, wp_new = Signal.like(rp), Signal.like(wp)
         queued = Signal()
-        m.d.comb += [rp_next.eq(rp), wp_next.eq(wp)]
-        m.d.sync += [rp.eq(rp_next), wp.eq(wp_next), queued.eq(rp_next != wp_next)]
+        m.d.comb += [rp_new.eq(rp), wp_new.eq(wp)]
         m.d.comb += sr.en.eq(0)  # a read port's enable resets to 1: hold the word by default
         with m.FSM(name="rpu_queue") as fsm:
             with m.State("IDLE"):
@@ -583,8 +596,7 @@ class AnalogMacro(wiring.Component):
                 with m.Else():
                     m.d.comb += idle_empty.eq(1)
             with m.State("FETCH"):  # the slot word is out: register it, read array row 0
-                m.d.comb += [rd.en.eq(1), rd.addr.eq(0)]
-                m.d.comb += rp_next.eq(rp + 1)
+                m.d.comb += [rd.en.eq(1), rd.addr.eq(0), rp_new.eq(rp + 1)]
                 m.d.sync += [row.eq(0), slot_rows.eq(sr.data[:rows]),
                              slot_cols_q.eq(sr.data[rows:rows + cols]),
                              slot_up.eq(sr.data[-1])]
@@ -595,11 +607,15 @@ class AnalogMacro(wiring.Component):
                 with m.If(last):
                     m.next = "IDLE"
         with m.If(push):
-            m.d.comb += wp_next.eq(wp + 1)
+            m.d.comb += wp_new.eq(wp + 1)
         with m.Elif(idle_empty):  # queue empty between updates: start the next one at 0
-            m.d.comb += [wp_next.eq(0), rp_next.eq(0)]
-        with m.If(~fsm.ongoing("IDLE") | queued | push):
-            m.d.comb += self.analog.hold.eq(1)
+            m.d.comb += [wp_new.eq(0), rp_new.eq(0)]
+        # the state is IDLE in the next clock after IDLE with nothing queued, or the last row
+        to_idle = (fsm.ongoing("IDLE") & ~queued) | (fsm.ongoing("ROW") & last)
+        m.d.sync += [rp.eq(rp_new), wp.eq(wp_new), queued.eq(rp_new != wp_new)]
+        # the queue's stall of the next clock: a slot pushed, queued or being applied
+        hold_next = Signal()
+        m.d.comb += hold_next.eq(push_new | ~to_idle | (rp_new != wp_new))
 
         step = self.rpu_step
         # one lane of the write data per column
@@ -608,4 +624,4 @@ class AnalogMacro(wiring.Component):
         en = Signal(cols)
         m.d.comb += [data.eq(Cat(*new)),
                      en.eq(Cat(*(slot_cols[k] & hit for k in range(cols))))]
-        return we, row, data, en
+        return we, row, data, en, hold_next

@@ -6,7 +6,8 @@ positions: each step, position 0 takes the XOR of positions k-1 for k in the cha
 delay line). Chain B moves the other way: each step, position L-1 takes the XOR of
 positions L-k. The chains advance ``n = config.str_bits`` steps per enabled clock, so line k
 (rows first, then columns) gets the n-bit word ``A[kn + j] ^ B[kn + j]`` (bit j) and the
-single bit ``A[kn] ^ B[kn]`` every cycle.
+single bit ``A[kn] ^ B[kn]`` every cycle (``bits``, a register that tracks the chains: the
+same value in the same clock, computed one clock ahead).
 
 Seeds are loaded at run time: ``load`` puts ``seed_a`` / ``seed_b`` into the first ``degree``
 stages of each chain (stage q = seed bit q; B's stage q is position L-1-q) and clears the
@@ -94,22 +95,33 @@ class LfsrChains(wiring.Component):
         load_a, set_a = _seeded(self.seed_a, da, L)
         load_b, set_b = _seeded(self.seed_b, db, L, reverse=True)
         m.d.comb += [set_a, set_b]
+        # the state of the next clock, so that ``bits`` can be a register of its own
+        a_new, b_new = Signal(L), Signal(L)
+        m.d.comb += [a_new.eq(a), b_new.eq(b)]
         with m.If(self.load):
-            m.d.sync += [
-                a.eq(load_a),
-                b.eq(load_b),
-                warm.eq(cfg.lfsr_warmup_cycles),
-            ]
+            m.d.comb += [a_new.eq(load_a), b_new.eq(load_b)]
+            m.d.sync += warm.eq(cfg.lfsr_warmup_cycles)
         with m.Elif(warm != 0):
-            m.d.sync += [a.eq(a_next), b.eq(b_next), warm.eq(warm - 1)]
+            m.d.comb += [a_new.eq(a_next), b_new.eq(b_next)]
+            m.d.sync += warm.eq(warm - 1)
         with m.Elif(self.en):
-            m.d.sync += [a.eq(a_next), b.eq(b_next)]
+            m.d.comb += [a_new.eq(a_next), b_new.eq(b_next)]
+        m.d.sync += [a.eq(a_new), b.eq(b_new)]
+
+        # ``bits`` (the neurons' INJECT noise, one bit per line fanned out to a wide
+        # operand mux) is a register holding ``A[kn] ^ B[kn]`` of the current state: it
+        # loads that XOR of the next state, so it equals the XOR below in every clock
+        # and no XOR gate sits between the chains and the neurons
+        taps = [k * n for k in range(cfg.lines)]
+        init_bits = sum((((a.init ^ b.init) >> p) & 1) << k for k, p in enumerate(taps))
+        bits = Signal(cfg.lines, init=init_bits)
+        m.d.sync += bits.eq(Cat(a_new[p] ^ b_new[p] for p in taps))
 
         line_words = [Signal(n, name=f"word{k}") for k in range(cfg.lines)]
         m.d.comb += [
             Cat(*line_words).eq((a ^ b)[: cfg.lines * n]),
             self.words.eq(Cat(*line_words)),
-            self.bits.eq(Cat(w[0] for w in line_words)),
+            self.bits.eq(bits),
             self.ready.eq((warm == 0) & ~self.load),
         ]
         return m
