@@ -201,21 +201,21 @@ ASYM_TRANSFER = dict(transfer_every=1, transfer_lr=0.05)
 """Transfer settings of Tiki-Taka and SHD (docs/rpu_training.md says how they were chosen)."""
 
 ASYM_TRANSFER_DECAY = 2.0
-"""tau (epochs) of the transfer-rate schedule lambda_e = lambda_0 / (1 + e / tau); None:
+"""tau (epochs) of the transfer-rate schedule lambda_e = lambda_0 / (1 + e / tau); 0 or None:
 constant (Gokmen & Haensch's Tiki-Taka keeps its rates constant)."""
 
 
 def transfer_rate(lr0: float, epoch: int, tau: float | None) -> float:
     """The transfer rate of 0-based ``epoch``: lambda_0 / (1 + epoch / tau), constant if tau
-    is None. Harmonic (Robbins-Monro) decay, the SGD convention for a noisy gradient
+    is 0 or None. Harmonic (Robbins-Monro) decay, the SGD convention for a noisy gradient
     estimate: its sum diverges (C can still reach any weight), its sum of squares converges
     (the read noise written into C stays bounded and its late fluctuation shrinks). Only
     the write into C decays; A's rate stays, so A's signal keeps its size against the
     fixed read noise."""
-    if tau is None:
+    if tau is not None and tau < 0:
+        raise ValueError(f"--transfer-decay must be >= 0 (0: constant), got {tau}")
+    if not tau:
         return lr0
-    if tau <= 0:
-        raise ValueError(f"transfer decay tau must be positive, got {tau}")
     return lr0 / (1.0 + epoch / tau)
 
 
@@ -266,6 +266,7 @@ def asymmetric_training(out: Path, quick: bool, seed: int, epochs: int | None = 
         model = convert_to_analog(base, cfgs[name])
         return model, AnalogSGD(model.parameters(), lr=ASYM_FAST_LR)
 
+    transfer_rate(tkw["transfer_lr"], 0, transfer_decay)  # a bad tau fails before training
     trained = {k: build(k) for k in models}
     rates = [transfer_rate(tkw["transfer_lr"], e, transfer_decay) for e in range(epochs)]
 
