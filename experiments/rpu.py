@@ -5,7 +5,8 @@ al. 2022), run by ``cimflow experiment NAME --out DIR [--quick] [--seed N]``.
   (BL 10, dw_min 0.001, bounds +-0.6, 30 % variations) beside a floating-point baseline.
 * ``rpu-sensitivity``: test error versus BL, dw_min and the up/down asymmetry.
 * ``asymmetric-training``: soft-bounds devices; RPU-SGD, Tiki-Taka and SHD beside floating point
-  (A's rate and the transfer rate both BL dw_min = 0.05: the largest without gain saturation).
+  (A's rate and the transfer rate both BL dw_min = 0.05: the largest without gain saturation;
+  the transfer rate decays as 0.05 / (1 + epoch / tau), ``--transfer-decay TAU``).
 * ``aihwkit-crosscheck``: one update's per-cell mean and variance and the one-epoch accuracy,
   here and in IBM aihwkit (run through $AIHWKIT_PYTHON; skipped, and said so, without it).
 
