@@ -195,6 +195,13 @@ def cmd_experiment(args) -> int:
         if "models" not in inspect.signature(reg[args.name].run).parameters:
             raise UsageError(f"experiment {args.name!r} has no model list to choose from")
         extra["models"] = [m for m in args.models.split(",") if m]
+    if args.transfer_decay is not None:
+        if "transfer_decay" not in inspect.signature(reg[args.name].run).parameters:
+            raise UsageError(f"experiment {args.name!r} has no transfer schedule")
+        if args.transfer_decay < 0:
+            raise UsageError(f"--transfer-decay must be >= 0 (0: constant), got "
+                             f"{args.transfer_decay}")
+        extra["transfer_decay"] = args.transfer_decay
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -275,6 +282,9 @@ def _parser() -> argparse.ArgumentParser:
                    "default (training experiments only; results.json records it)")
     e.add_argument("--models", help="comma-separated subset of the models an experiment trains "
                    "side by side (e.g. fp,shd; experiments that train several only)")
+    e.add_argument("--transfer-decay", type=float, metavar="TAU",
+                   help="Tiki-Taka/SHD transfer rate lambda_0 / (1 + epoch / TAU); 0: constant "
+                   "(asymmetric-training only; default in docs/rpu_training.md)")
     e.set_defaults(func=cmd_experiment)
 
     from .mapping.cli import register

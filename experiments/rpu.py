@@ -5,7 +5,8 @@ al. 2022), run by ``cimflow experiment NAME --out DIR [--quick] [--seed N]``.
   (BL 10, dw_min 0.001, bounds +-0.6, 30 % variations) beside a floating-point baseline.
 * ``rpu-sensitivity``: test error versus BL, dw_min and the up/down asymmetry.
 * ``asymmetric-training``: soft-bounds devices; RPU-SGD, Tiki-Taka and SHD beside floating point
-  (A's rate and the transfer rate both BL dw_min = 0.05: the largest without gain saturation).
+  (A's rate and the transfer rate both BL dw_min = 0.05: the largest without gain saturation;
+  the transfer rate decays as 0.05 / (1 + epoch / tau), ``--transfer-decay TAU``).
 * ``aihwkit-crosscheck``: one update's per-cell mean and variance and the one-epoch accuracy,
   here and in IBM aihwkit (run through $AIHWKIT_PYTHON; skipped, and said so, without it).
 
@@ -71,13 +72,17 @@ def test_error(model, x, y) -> float:
         return float((model(x).argmax(1) != y).float().mean())
 
 
-def train_epochs(models: dict, data, epochs: int, batch: int, seed: int, label: str):
-    """Train every (model, optimiser) of ``models`` side by side; curves and seconds."""
+def train_epochs(models: dict, data, epochs: int, batch: int, seed: int, label: str,
+                 before_epoch=None):
+    """Train every (model, optimiser) of ``models`` side by side; curves and seconds.
+    ``before_epoch(ep)``, if given, runs before epoch ``ep`` (0-based): a schedule's hook."""
     xtr, ytr, xte, yte = data
     curves = {k: [] for k in models}
     secs = {k: [] for k in models}
     g = torch.Generator().manual_seed(seed)
     for ep in range(epochs):
+        if before_epoch is not None:
+            before_epoch(ep)
         perm = torch.randperm(len(xtr), generator=g)
         for k, (model, opt) in models.items():
             t0 = time.perf_counter()
@@ -196,12 +201,46 @@ ASYM_FAST_LR = 0.05
 ASYM_TRANSFER = dict(transfer_every=1, transfer_lr=0.05)
 """Transfer settings of Tiki-Taka and SHD (docs/rpu_training.md says how they were chosen)."""
 
+ASYM_TRANSFER_DECAY = 2.0
+"""tau (epochs) of the transfer-rate schedule lambda_e = lambda_0 / (1 + e / tau); 0 or None:
+constant (Gokmen & Haensch's Tiki-Taka keeps its rates constant)."""
+
+
+def transfer_rate(lr0: float, epoch: int, tau: float | None) -> float:
+    """The transfer rate of 0-based ``epoch``: lambda_0 / (1 + epoch / tau), constant if tau
+    is 0 or None. Harmonic (Robbins-Monro) decay, the SGD convention for a noisy gradient
+    estimate: its sum diverges (C can still reach any weight), its sum of squares converges
+    (the read noise written into C stays bounded and its late fluctuation shrinks). Only
+    the write into C decays; A's rate stays, so A's signal keeps its size against the
+    fixed read noise."""
+    if tau is not None and tau < 0:
+        raise ValueError(f"--transfer-decay must be >= 0 (0: constant), got {tau}")
+    if not tau:
+        return lr0
+    return lr0 / (1.0 + epoch / tau)
+
+
+def set_transfer_rate(model: nn.Module, lr: float) -> int:
+    """Set the transfer rate of every Tiki-Taka/SHD tile of ``model``; how many were set."""
+    from cimflow.golden.rpu.tile import TransferTile
+
+    n = 0
+    for p in model.parameters():
+        tile = getattr(p, "_rpu_tile", None)
+        if isinstance(tile, TransferTile):
+            tile.tc = replace(tile.tc, transfer_lr=lr)
+            n += 1
+    return n
+
 
 @experiment("asymmetric-training", "Soft-bounds devices: RPU-SGD vs Tiki-Taka vs SHD vs FP")
 def asymmetric_training(out: Path, quick: bool, seed: int, epochs: int | None = None,
-                        models: list[str] | None = None) -> dict:
+                        models: list[str] | None = None,
+                        transfer_decay: float | None = ASYM_TRANSFER_DECAY) -> dict:
     """``models``: a subset of :data:`ASYM_MODELS` to train (default all); each model's curve
-    does not depend on which others train beside it (own generators, same sample order)."""
+    does not depend on which others train beside it (own generators, same sample order).
+    ``transfer_decay``: tau of :func:`transfer_rate`, applied to the Tiki-Taka and SHD
+    transfers only (fp and RPU-SGD keep their constant rates)."""
     from cimflow.golden.rpu import AnalogSGD, RPUConfig, SoftBoundsDevice, convert_to_analog
     from cimflow.golden.rpu.tile import shd_transfer, tiki_taka_transfer
 
@@ -228,11 +267,20 @@ def asymmetric_training(out: Path, quick: bool, seed: int, epochs: int | None = 
         model = convert_to_analog(base, cfgs[name])
         return model, AnalogSGD(model.parameters(), lr=ASYM_FAST_LR)
 
+    transfer_rate(tkw["transfer_lr"], 0, transfer_decay)  # a bad tau fails before training
     trained = {k: build(k) for k in models}
-    curves, _ = train_epochs(trained, data, epochs, 1, seed, "asymmetric-training")
+    rates = [transfer_rate(tkw["transfer_lr"], e, transfer_decay) for e in range(epochs)]
+
+    def schedule(ep):
+        for k in ("tiki-taka", "shd"):
+            if k in trained:
+                set_transfer_rate(trained[k][0], rates[ep])
+
+    curves, _ = train_epochs(trained, data, epochs, 1, seed, "asymmetric-training", schedule)
     _plot_curves(out, "asymmetric_training.png", curves, "soft-bounds devices, MNIST MLP")
     return {"test_error": {k: c[-1] for k, c in curves.items()}, "curves": curves,
-            "epochs": epochs, "device": ASYM_DEVICE, "transfer": tkw, "lr": LR,
+            "epochs": epochs, "device": ASYM_DEVICE, "transfer": tkw,
+            "transfer_decay": transfer_decay, "transfer_lr_per_epoch": rates, "lr": LR,
             "fast_lr": ASYM_FAST_LR, "train_samples": len(data[0]), "quick": quick}
 
 
