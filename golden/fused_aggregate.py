@@ -163,10 +163,8 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     lane_off = np.empty(n_srch)
     lane_read = np.empty(max(n_z, n_srch), np.uint64)
     lane_cmp = np.empty(max(n_z, n_srch), np.uint64)
-    for rr in range(rows if (noisy or search) else 0):
-        for o in range(o_n):
-            lane_read[rr * o_n + o] = np.uint64(rr * p_n * n_lines) + ids[o]
-            lane_cmp[rr * o_n + o] = np.uint64(rr * (k + 1) * n_lines) + ids[o]
+    if noisy or search:
+        fc._lane_counters(rows, o_n, ids, p_n, k, n_lines, lane_read, lane_cmp)
     for g in range(g_n):
         den = den_f[g]
         inv = inv_units[g]

@@ -188,6 +188,16 @@ _LANES = 128
 """Codes per pass of the kernel's random draws (whole rows of a block)."""
 
 
+def _lane_counters(rows, o_n, ids, p_n, k, n_lines, lane_read, lane_cmp):
+    """Each lane's part of its random-word counters, (its row in the pass) (planes or
+    comparisons) n_lines + its line, so that a pass adds one number to all lanes (the
+    sequential and the aggregate kernel draw from the same counters)."""
+    for rr in range(rows):
+        for o in range(o_n):
+            lane_read[rr * o_n + o] = np.uint64(rr * p_n * n_lines) + ids[o]
+            lane_cmp[rr * o_n + o] = np.uint64(rr * (k + 1) * n_lines) + ids[o]
+
+
 def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_scale, ids,
                 n_lines, q_out, sign_out, mag_out):
     """Charge and codes of num (G, B, P, lines) (the sampled charge as
@@ -245,15 +255,10 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     lane_off = np.empty(n_srch)
     hi, lo = 1.0 + _ROUGH_MARGIN, 1.0 - _ROUGH_MARGIN
     kn, wn = _KN, _WN
-    # each lane's part of its counters: (its row in the pass) (planes or comparisons)
-    # n_lines + its line, so that a pass adds one number to all
     lane_read = np.empty(n_rnd, np.uint64)
     lane_cmp = np.empty(n_rnd, np.uint64)
     if n_rnd:
-        for rr in range(rows):
-            for o in range(o_n):
-                lane_read[rr * o_n + o] = np.uint64(rr * p_n * n_lines) + ids[o]
-                lane_cmp[rr * o_n + o] = np.uint64(rr * (k + 1) * n_lines) + ids[o]
+        _lane_counters(rows, o_n, ids, p_n, k, n_lines, lane_read, lane_cmp)
     for g in range(g_n):
         den = den_f[g]
         inv = inv_units[g]
@@ -390,7 +395,7 @@ def _add_code_values(sign, mag, k, table, scale, dest, y):
 if AVAILABLE:
     _jit = njit(cache=True, nogil=True)
     _mix, _word, _uniform, _normal = _jit(_mix), _jit(_word), _jit(_uniform), _jit(_normal)
-    _exp, _exp_rough = _jit(_exp), _jit(_exp_rough)
+    _exp, _exp_rough, _lane_counters = _jit(_exp), _jit(_exp_rough), _jit(_lane_counters)
     planes, charge_adc, normals = _jit(_planes), _jit(_charge_adc), _jit(_normals)
     input_codes, add_code_values = _jit(_input_codes), _jit(_add_code_values)
 else:  # pragma: no cover

@@ -15,6 +15,7 @@ from scipy import stats as scipy_stats
 from cimflow.golden import bulk_normals, fused_aggregate, fused_cpu, mvm_kernels
 from cimflow.golden.mvm import MvmSettings, _effects
 from cimflow.golden.nonideal import NonIdeal
+from cimflow.verif.stats import pooled_bins
 
 pytestmark = pytest.mark.skipif(not fused_cpu.AVAILABLE, reason="numba is not installed")
 
@@ -70,28 +71,12 @@ def _signed_order(k: int = K) -> np.ndarray:
     return np.array(neg + [(1 << k) | m for m in range(1 << k)])
 
 
-def _merged(counts, expected, least=5.0):
-    """Neighbouring bins (in signed order) merged until each expects >= ``least``."""
-    obs, exp = [], []
-    ao = ae = 0.0
-    for o, e in zip(counts, expected, strict=True):
-        ao, ae = ao + o, ae + e
-        if ae >= least:
-            obs.append(ao)
-            exp.append(ae)
-            ao = ae = 0.0
-    if obs:
-        obs[-1] += ao
-        exp[-1] += ae
-    return np.array(obs), np.array(exp)
-
-
 def _gof_pvalue(idx, pmf):
     """Chi-square goodness of fit of code indices ``idx`` to ``pmf`` (1.0 where all the
     mass is one bin and every sample is in it)."""
     order = _signed_order()
     counts = np.bincount(idx, minlength=pmf.size)[order]
-    obs, exp = _merged(counts, pmf[order] * idx.size)
+    obs, exp = pooled_bins(counts, pmf[order] * idx.size)
     if obs.size < 2:
         return 1.0 if obs.size == 1 and obs[0] == idx.size else 0.0
     return scipy_stats.chisquare(obs, exp * obs.sum() / exp.sum()).pvalue

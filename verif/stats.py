@@ -10,12 +10,31 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-__all__ = ["binomial_gof", "coincidence_means", "neighbour_correlation", "CORR_Z_BOUND"]
+__all__ = ["binomial_gof", "pooled_bins", "coincidence_means", "neighbour_correlation",
+           "CORR_Z_BOUND"]
 
 CORR_Z_BOUND = 4.5
 """Neighbouring lines count as uncorrelated when |rho| * sqrt(N) <= 4.5 at every lag checked.
 Under independence sqrt(N)*rho is ~N(0, 1), so one comparison exceeds 4.5 with probability
 7e-6; over a few hundred (pair, lag) comparisons the family-wise false-alarm rate is < 0.5 %."""
+
+
+def pooled_bins(observed, expected, least: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbouring bins merged, in the given order, until each expects >= ``least`` (the
+    chi-square approximation's rule); a short remainder joins the last bin. Returns
+    (observed, expected) of the merged bins."""
+    obs, exp = [], []
+    ao = ae = 0.0
+    for o, e in zip(observed, expected, strict=True):
+        ao, ae = ao + o, ae + e
+        if ae >= least:
+            obs.append(ao)
+            exp.append(ae)
+            ao = ae = 0.0
+    if obs:
+        obs[-1] += ao
+        exp[-1] += ae
+    return np.array(obs), np.array(exp)
 
 
 def binomial_gof(counts: np.ndarray, p: np.ndarray, bl: int, alpha: float = 1e-3) -> dict:
@@ -35,21 +54,11 @@ def binomial_gof(counts: np.ndarray, p: np.ndarray, bl: int, alpha: float = 1e-3
             continue
         expect = stats.binom.pmf(np.arange(bl + 1), bl, pk) * trials
         observed = np.bincount(counts[:, k], minlength=bl + 1).astype(float)
-        e_bins, o_bins, e_acc, o_acc = [], [], 0.0, 0.0
-        for e, o in zip(expect, observed, strict=True):
-            e_acc += e
-            o_acc += o
-            if e_acc >= 5:
-                e_bins.append(e_acc)
-                o_bins.append(o_acc)
-                e_acc = o_acc = 0.0
-        if e_bins:
-            e_bins[-1] += e_acc
-            o_bins[-1] += o_acc
+        o_bins, e_bins = pooled_bins(observed, expect)
         if len(e_bins) < 2:
             pvals.append(1.0)
             continue
-        chi2 = float(np.sum((np.array(o_bins) - e_bins) ** 2 / np.array(e_bins)))
+        chi2 = float(np.sum((o_bins - e_bins) ** 2 / e_bins))
         pvals.append(float(stats.chi2.sf(chi2, len(e_bins) - 1)))
     pvals = np.array(pvals)
     level = alpha / lines
