@@ -54,8 +54,7 @@ class MvmDatapath(wiring.Component):
         ins = [Value.cast(getattr(eng.mode, name))
                for name, member in eng.mode.signature.members.items() if member.flow == In]
         ins += [eng.bl_values, eng.sl_values, mac.d_units, mac.inject_units, mac.clip_units,
-                mac.g_we, mac.g_wrow, mac.g_wcol, mac.g_re, mac.g_row, mac.g_col,
-                mac.g_wdata]
+                mac.g_we, mac.g_re, mac.g_row, mac.g_col, mac.g_wdata]
         # (the macro's debug port stays unused, as in the core)
         outs = Cat(eng.wb_data, eng.wb_en, eng.busy, eng.mode.done, mac.g_rdata)
         chain = Signal(sum(len(v) for v in ins))

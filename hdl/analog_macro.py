@@ -214,11 +214,8 @@ class AnalogMacro(wiring.Component):
     ``hold`` out); ``noise_bits`` rows (INJECT noise bit of neuron n); bias codes
     ``d_units`` (``clip_bits - 1`` bits), ``inject_units``, ``clip_units`` (``clip_bits``
     each; charge units);
-    conductance port: write ``g_we``, ``g_wrow``, ``g_wcol``, ``g_wdata`` (cell (g_wrow,
-    g_wcol)), read ``g_re``, ``g_row``, ``g_col``, ``g_rdata`` (cell (g_row, g_col) the
-    cycle after ``g_re``); separate addresses, so that a user can drive the write address
-    from registers while the read address follows a combinational selection (the write
-    enables then start at registers); debug ``dbg_nrn`` -> ``dbg_charge``
+    conductance port ``g_we``, ``g_re``, ``g_row``, ``g_col``, ``g_wdata``, ``g_rdata``
+    (cell (g_row, g_col) the cycle after ``g_re``); debug ``dbg_nrn`` -> ``dbg_charge``
     (integrator charge of that neuron); RPU pulses ``rpu_valid``, ``rpu_up``,
     ``row_pulse``, ``col_pulse`` and the step per coincidence ``rpu_step`` (codes).
 
@@ -252,8 +249,6 @@ class AnalogMacro(wiring.Component):
             "g_re": In(1),
             "g_row": In(range(max(rows, 2))),
             "g_col": In(range(max(cols, 2))),
-            "g_wrow": In(range(max(rows, 2))),
-            "g_wcol": In(range(max(cols, 2))),
             "g_wdata": In(g_bits),
             "g_rdata": Out(g_bits),
             "dbg_nrn": In(range(max(rows, 2))),
@@ -340,10 +335,10 @@ class AnalogMacro(wiring.Component):
         # an update runs, and the queue holds ``hold`` until it has written every slot)
         apply_we, apply_row, apply_data, apply_en, rpu_hold = self._rpu_queue(m, g, rd)
         m.d.comb += [
-            wr.addr.eq(Mux(apply_we, apply_row, self.g_wrow)),
+            wr.addr.eq(Mux(apply_we, apply_row, self.g_row)),
             wr.data.eq(Mux(apply_we, apply_data, Cat(*([self.g_wdata] * n)))),
             wr.en.eq(Mux(apply_we, apply_en,
-                         Cat(*(self.g_we & (self.g_wcol == k) for k in range(n))))),
+                         Cat(*(self.g_we & (self.g_col == k) for k in range(n))))),
         ]
 
         with m.FSM(name="pulse") as pulse_fsm:

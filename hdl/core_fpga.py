@@ -131,11 +131,7 @@ class NeurramCoreFpga(wiring.Component):
         cell_now = Mux(hit, wr_val, macro.g_rdata)
 
         m.d.comb += [
-            # reads follow the selection; writes go to the pulse's registered selection, on
-            # the macro's own write address, so the array's write enables start at registers
-            # (no encoder or selection flag in front of them); no read runs while writing
-            macro.g_row.eq(row), macro.g_col.eq(col),
-            macro.g_wrow.eq(w_row), macro.g_wcol.eq(w_col),
+            macro.g_row.eq(Mux(write, w_row, row)), macro.g_col.eq(Mux(write, w_col, col)),
             macro.g_re.eq((core.analog.phase == Phase.IDLE) & ~macro.analog.hold & ~write),
             macro.g_we.eq(write), macro.g_wdata.eq(value),
             core.g_read.eq(cell_now),
