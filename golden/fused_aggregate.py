@@ -218,15 +218,8 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
                 for o in range(o_n):
                     q_out[g, b, o] = np.int64(qb[o])
                 if not search:
-                    for o in range(o_n):
-                        qe = qb[o] + off[g, o]
-                        pos = qe > 0.0
-                        sign_out[g, b, o] = pos
-                        a = min(abs(qe) - (1.0 if pos else 0.0), top)
-                        m0 = np.floor(a * inv_lsb)
-                        rr = a - m0 * flsb
-                        m0 = m0 - (rr < 0.0) + (rr >= flsb)
-                        mag_out[g, b, o] = np.int64(m0) if k > 0 else 0
+                    fc._direct_codes(qb, off[g], top, flsb, inv_lsb, k, sign_out[g, b],
+                                     mag_out[g, b])
             if not search:
                 continue
             # the search by inversion: one uniform a / b per code, walked down the tree;

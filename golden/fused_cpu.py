@@ -198,6 +198,21 @@ def _lane_counters(rows, o_n, ids, p_n, k, n_lines, lane_read, lane_cmp):
             lane_cmp[rr * o_n + o] = np.uint64(rr * (k + 1) * n_lines) + ids[o]
 
 
+def _direct_codes(qb, off_g, top, flsb, inv_lsb, k, sign_row, mag_row):
+    """Sign and magnitude of each code without comparator noise (the closed form of the
+    search): sign (q + L > 0), magnitude floor((|q + L| - sign) / LSB) clamped at ``top``,
+    the floor corrected by one step where float rounding put it on the wrong side."""
+    for o in range(qb.shape[0]):
+        qe = qb[o] + off_g[o]
+        pos = qe > 0.0
+        sign_row[o] = pos
+        a = min(abs(qe) - (1.0 if pos else 0.0), top)
+        m0 = np.floor(a * inv_lsb)
+        rr = a - m0 * flsb
+        m0 = m0 - (rr < 0.0) + (rr >= flsb)
+        mag_row[o] = np.int64(m0) if k > 0 else 0
+
+
 def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_scale, ids,
                 n_lines, q_out, sign_out, mag_out):
     """Charge and codes of num (G, B, P, lines) (the sampled charge as
@@ -311,15 +326,7 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
                 for o in range(o_n):
                     q_out[g, b, o] = np.int64(qb[o])
                 if not search:
-                    for o in range(o_n):
-                        qe = qb[o] + off[g, o]
-                        pos = qe > 0.0
-                        sign_out[g, b, o] = pos
-                        a = min(abs(qe) - (1.0 if pos else 0.0), top)
-                        m0 = np.floor(a * inv_lsb)
-                        rr = a - m0 * flsb
-                        m0 = m0 - (rr < 0.0) + (rr >= flsb)
-                        mag_out[g, b, o] = np.int64(m0) if k > 0 else 0
+                    _direct_codes(qb, off[g], top, flsb, inv_lsb, k, sign_out[g, b], mag_out[g, b])
             if not search:
                 continue
             # noisy binary search on the exact float64 residual: bit = (r + L > 0), inverted
@@ -396,6 +403,7 @@ if AVAILABLE:
     _jit = njit(cache=True, nogil=True)
     _mix, _word, _uniform, _normal = _jit(_mix), _jit(_word), _jit(_uniform), _jit(_normal)
     _exp, _exp_rough, _lane_counters = _jit(_exp), _jit(_exp_rough), _jit(_lane_counters)
+    _direct_codes = _jit(_direct_codes)
     planes, charge_adc, normals = _jit(_planes), _jit(_charge_adc), _jit(_normals)
     input_codes, add_code_values = _jit(_input_codes), _jit(_add_code_values)
 else:  # pragma: no cover
