@@ -86,7 +86,6 @@ row per clock, ``rows + 2`` clocks per queued slot, starting while the stream st
 from __future__ import annotations
 
 from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed
-from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -94,12 +93,12 @@ from cimflow.config import CoreConfig, input_pulses
 
 from .interfaces import (
     AnalogSignature,
+    ConfiguredComponent,
     Drive,
     NeuronInput,
     Phase,
     corelet_sl_line,
     lines,
-    require_config,
 )
 
 __all__ = ["AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles", "tree_stages",
@@ -207,7 +206,7 @@ def _tree(m, terms, name):
     return terms[0]
 
 
-class AnalogMacro(wiring.Component):
+class AnalogMacro(ConfiguredComponent):
     """Array + neurons of one core as synchronous logic; see the module docstring.
 
     Ports: ``analog`` (``AnalogSignature``, flipped: the control word in, ``cmp`` and
@@ -225,13 +224,13 @@ class AnalogMacro(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig, *, g_bits: int = 16, offset_bits: int = 0):
-        require_config(self, config)
+        self._take_config(config)
         if not 4 <= g_bits <= 24:
             raise ValueError(f"g_bits = {g_bits} is out of range [4, 24]")
         cb = clip_bits(config)
         if not 0 <= offset_bits <= cb:
             raise ValueError(f"offset_bits = {offset_bits} is out of range [0, {cb}]")
-        self._config, self._g_bits, self._clip_bits = config, g_bits, cb
+        self._g_bits, self._clip_bits = g_bits, cb
         self._offset_bits = offset_bits
         rows, cols = config.rows, config.cols
         offset_ports = {
@@ -260,10 +259,6 @@ class AnalogMacro(wiring.Component):
             "rpu_step": In(g_bits),
             **offset_ports,
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     @property
     def g_bits(self) -> int:

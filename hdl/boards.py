@@ -29,7 +29,6 @@ ports so the two cannot disagree.
 from __future__ import annotations
 
 from amaranth.hdl import ClockDomain, ClockSignal, Const, Instance, Module, Signal
-from amaranth.lib import wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
@@ -37,7 +36,7 @@ from cimflow.config import CoreConfig
 
 from .analog_macro import clip_bits, no_clip
 from .core_fpga import G_BITS
-from .interfaces import require_config
+from .interfaces import ConfiguredComponent
 from .uart import MIN_DIVISOR, UartCoreFpga
 
 __all__ = ["BOARDS", "BARE_TOP_LPF", "Ulx3s85F", "ULX3S_GP", "ULX3S_GN", "ULX3S_HEADER_SIGNALS",
@@ -62,7 +61,7 @@ def _header_sites() -> list[str]:
     return [site for pair in zip(ULX3S_GP, ULX3S_GN, strict=True) for site in pair]
 
 
-class Ulx3s85F(wiring.Component):
+class Ulx3s85F(ConfiguredComponent):
     """``NeurramCoreFpga`` on a ULX3S 85F (see the module docstring)."""
 
     PART = {"device": "85k", "package": "CABGA381"}
@@ -71,7 +70,7 @@ class Ulx3s85F(wiring.Component):
 
     def __init__(self, config: CoreConfig, *, d_units: int = 1 << 23, inject_units: int = 0,
                  clip_units: int | None = None, rpu_step: int = 1, baud: int = 1_000_000):
-        require_config(self, config)
+        self._take_config(config)
         divisor = round(self.CORE_MHZ * 1e6 / baud) if baud > 0 else 0
         if divisor < MIN_DIVISOR or abs(self.CORE_MHZ * 1e6 / divisor / baud - 1) > 0.01:
             self._MustUse__silence = True
@@ -89,7 +88,6 @@ class Ulx3s85F(wiring.Component):
             self._MustUse__silence = True
             raise ValueError(f"rpu_step = {rpu_step} is out of range [0, 2**{G_BITS})")
         self._rpu_step = rpu_step
-        self._config = config
         self._bias = (d_units, inject_units, clip_units)
         ports = {"clk_25mhz": In(1), "btn_fire1": In(1), "led": Out(8),
                  "spi_sck": In(1), "spi_cs_n": In(1, init=1), "spi_mosi": In(1),
@@ -99,10 +97,6 @@ class Ulx3s85F(wiring.Component):
             ports[f"hdr_{name}"] = flow(width)
         assert 4 + sum(w for _, w in ULX3S_HEADER_SIGNALS) <= len(_header_sites())
         super().__init__(ports)
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         m = Module()

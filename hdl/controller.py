@@ -33,14 +33,14 @@ accepted.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig, input_pulses
 from cimflow.modes import Activation, AdcMode, Direction
 
 from .commands import MAX_TAP, Cause, Op, ProgOp
-from .interfaces import ARG_BITS, MvmModeSignature, require_config
+from .interfaces import ARG_BITS, ConfiguredComponent, MvmModeSignature
 
 
 def above(x, n: int):
@@ -59,12 +59,11 @@ ModeArg = data.StructLayout({
 """The SET_MODE argument; the field codes are those of :mod:`cimflow.modes`."""
 
 
-class Controller(wiring.Component):
+class Controller(ConfiguredComponent):
     """Command decoder and sequencer; ports listed in docs/command_set.md."""
 
     def __init__(self, config: CoreConfig):
-        require_config(self, config)
-        self._config = cfg = config
+        cfg = self._take_config(config)
         da, db = max(cfg.lfsr_a_taps), max(cfg.lfsr_b_taps)
         super().__init__({
             # command port and status
@@ -99,10 +98,6 @@ class Controller(wiring.Component):
             "clk_gate": Out(1),
             "pwr_gate": Out(1),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     @property
     def max_in_m(self) -> int:

@@ -37,14 +37,13 @@ Integration rules (docs/core_architecture.md):
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, ResetInserter, Signal
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from cimflow.config import CoreConfig
 
 from .commands import Op, ProgOp
 from .controller import Controller
-from .interfaces import AnalogSignature, HostSignature, require_config
+from .interfaces import AnalogSignature, ConfiguredComponent, HostSignature
 from .mvm_engine import MvmEngine
 from .prog_drivers import ProgDrivers
 from .regfile import LINE_ADDR_BITS, LineRegisters
@@ -54,7 +53,7 @@ from .stochastic_translator import StochasticTranslatorBank
 __all__ = ["NeurramCore"]
 
 
-class NeurramCore(wiring.Component):
+class NeurramCore(ConfiguredComponent):
     """Control of one core; the analog side is a port bundle (see module docstring).
 
     Ports: ``host`` (``HostSignature``, flipped), ``analog`` (``AnalogSignature``: the MVM
@@ -64,8 +63,7 @@ class NeurramCore(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        require_config(self, config)
-        self._config = config
+        self._take_config(config)
         rows, cols = config.rows, config.cols
         super().__init__({
             "host": In(HostSignature(config.line_bits, Op)),
@@ -78,10 +76,6 @@ class NeurramCore(wiring.Component):
             "col_pulse": Out(cols),
             "neuron_test": Out(1), "clk_gate": Out(1), "pwr_gate": Out(1),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         cfg = self._config

@@ -30,7 +30,6 @@ weight step to these codes).
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from cimflow.config import CoreConfig
@@ -38,7 +37,7 @@ from cimflow.config import CoreConfig
 from .analog_macro import AnalogMacro, clip_bits, saturating_step
 from .commands import Op, ProgOp
 from .core import NeurramCore
-from .interfaces import HostSignature, Phase, flat_view, require_config
+from .interfaces import ConfiguredComponent, HostSignature, Phase, flat_view
 
 __all__ = ["NeurramCoreFpga"]
 
@@ -58,13 +57,12 @@ def _encode(m: Module, onehot, width: int, name: str) -> Signal:
     return idx
 
 
-class NeurramCoreFpga(wiring.Component):
+class NeurramCoreFpga(ConfiguredComponent):
     """Digital core + behavioural macro; ports: the members of ``HostSignature`` (flipped,
     flat), the bias codes, the RPU step per coincidence (codes) and the RPU pulses."""
 
     def __init__(self, config: CoreConfig):
-        require_config(self, config)
-        self._config = config
+        self._take_config(config)
         cb = clip_bits(config)  # the bias code widths of AnalogMacro
         super().__init__({
             # the host ports stay flat (no wrapper module): testbenches also reach internals
@@ -76,10 +74,6 @@ class NeurramCoreFpga(wiring.Component):
             "rpu_valid": Out(1), "rpu_up": Out(1),
             "row_pulse": Out(config.rows), "col_pulse": Out(config.cols),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         cfg = self._config

@@ -31,7 +31,7 @@ from .commands import Op
 
 __all__ = [
     "Phase", "Drive", "NeuronInput", "MvmModeSignature", "AnalogSignature", "HostSignature",
-    "lines", "mux_tree", "corelet_sl_line", "require_config", "flat_ports", "flat_view",
+    "lines", "mux_tree", "corelet_sl_line", "ConfiguredComponent", "flat_ports", "flat_view",
     "ADDR_BITS",
     "LINE_ADDR_BITS", "OP_BITS", "ARG_BITS",
 ]
@@ -80,13 +80,26 @@ class NeuronInput(enum.Enum, shape=2):
     SL = 2
 
 
-def require_config(component, config) -> CoreConfig:
-    """``config`` if it is a CoreConfig (validated on construction), else a one-line error."""
-    if not isinstance(config, CoreConfig):
-        component._MustUse__silence = True  # refused, not forgotten: no UnusedElaboratable
-        raise TypeError(f"{type(component).__name__}: config must be a CoreConfig, "
-                        f"got {type(config).__name__}")
-    return config
+class ConfiguredComponent(wiring.Component):
+    """A component built for one CoreConfig, the single source of its sizes and limits.
+
+    A subclass calls ``cfg = self._take_config(config)`` before it builds its signature
+    (which reads the config's sizes), then ``super().__init__(signature)``; the config is
+    then ``self.config``. A wrong type is refused with a one-line error that names the
+    component, and the half-built component raises no UnusedElaboratable warning.
+    """
+
+    def _take_config(self, config) -> CoreConfig:
+        if not isinstance(config, CoreConfig):
+            self._MustUse__silence = True  # refused, not forgotten: no UnusedElaboratable
+            raise TypeError(f"{type(self).__name__}: config must be a CoreConfig, "
+                            f"got {type(config).__name__}")
+        self._config = config
+        return config
+
+    @property
+    def config(self) -> CoreConfig:
+        return self._config
 
 
 def lines(m, bus, count: int, width: int, name: str) -> data.View:

@@ -19,12 +19,11 @@ sequence bits. Reset behaves like a load of seeds 1 and 1.
 from __future__ import annotations
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .interfaces import require_config
+from .interfaces import ConfiguredComponent
 
 __all__ = ["LfsrChains"]
 
@@ -41,7 +40,7 @@ def _seeded(seed, degree: int, length: int, *, reverse: bool = False):
     return Cat(*zeros, value) if reverse else Cat(value, *zeros), safe.eq(Mux(seed == 0, 1, seed))
 
 
-class LfsrChains(wiring.Component):
+class LfsrChains(ConfiguredComponent):
     """Ports: ``seed_a``, ``seed_b``, ``load``, ``en`` in; ``ready``, ``words``, ``bits`` out.
 
     ``words[k*n:(k+1)*n]`` is line k's random word this cycle, ``bits[k]`` its random bit.
@@ -49,8 +48,7 @@ class LfsrChains(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        require_config(self, config)
-        self._config = config
+        self._take_config(config)
         super().__init__({
             "seed_a": In(max(config.lfsr_a_taps)),
             "seed_b": In(max(config.lfsr_b_taps)),
@@ -60,10 +58,6 @@ class LfsrChains(wiring.Component):
             "words": Out(config.lines * config.str_bits),
             "bits": Out(config.lines),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         cfg = self._config

@@ -56,7 +56,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from amaranth.hdl import Array, C, Cat, Module, Mux, Signal
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
@@ -64,12 +63,12 @@ from cimflow.modes import Activation, AdcMode, Direction
 
 from .interfaces import (
     AnalogSignature,
+    ConfiguredComponent,
     MvmModeSignature,
     NeuronInput,
     Phase,
     corelet_sl_line,
     lines,
-    require_config,
 )
 
 __all__ = ["Phase", "MvmEngine", "MAX_K", "MAX_M"]
@@ -80,12 +79,11 @@ MAX_M = 7
 """Largest number of input magnitude bits (8-bit inputs)."""
 
 
-class MvmEngine(wiring.Component):
+class MvmEngine(ConfiguredComponent):
     """Sequencer + WL/BL/SL driver control + digital neurons of one core (see module doc)."""
 
     def __init__(self, config: CoreConfig):
-        require_config(self, config)
-        self._config = cfg = config
+        cfg = self._take_config(config)
         w = cfg.line_bits
         super().__init__({
             # mode registers, neuron test, clock gate, start / done (from the controller)
@@ -103,10 +101,6 @@ class MvmEngine(wiring.Component):
             "wb_data": Out(cfg.rows * w),
             "busy": Out(1),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         cfg = self._config

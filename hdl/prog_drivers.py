@@ -15,12 +15,11 @@ including -1 or 2, leaves the line unselected.
 from __future__ import annotations
 
 from amaranth.hdl import Module
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .interfaces import require_config
+from .interfaces import ConfiguredComponent
 
 __all__ = ["ProgDrivers", "one_hot"]
 
@@ -41,13 +40,12 @@ def one_hot(x):
     return any_set & ~several
 
 
-class ProgDrivers(wiring.Component):
+class ProgDrivers(ConfiguredComponent):
     """Ports: ``bl_is_one`` In rows, ``sl_is_one`` In cols (the line registers' flags);
     ``prog_sel_bl`` Out rows, ``prog_sel_sl`` Out cols, ``sel_ok`` Out 1."""
 
     def __init__(self, config: CoreConfig):
-        require_config(self, config)
-        self._config = config
+        self._take_config(config)
         super().__init__({
             "bl_is_one": In(config.rows),
             "sl_is_one": In(config.cols),
@@ -55,10 +53,6 @@ class ProgDrivers(wiring.Component):
             "prog_sel_sl": Out(config.cols),
             "sel_ok": Out(1),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         m = Module()

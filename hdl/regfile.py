@@ -36,17 +36,16 @@ over the address: the case form made the generated Verilog quadratic in the line
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .interfaces import ADDR_BITS, LINE_ADDR_BITS, lines, mux_tree, require_config
+from .interfaces import ADDR_BITS, LINE_ADDR_BITS, ConfiguredComponent, lines, mux_tree
 
 __all__ = ["LineRegisters", "ADDR_BITS", "LINE_ADDR_BITS"]
 
 
-class LineRegisters(wiring.Component):
+class LineRegisters(ConfiguredComponent):
     """BL and SL register files with a host port, a write-back port and parallel outputs.
 
     Ports (W = ``config.line_bits``):
@@ -61,8 +60,7 @@ class LineRegisters(wiring.Component):
 
     def __init__(self, config: CoreConfig):
         # CoreConfig.validate keeps rows and cols within the decoder's 2**LINE_ADDR_BITS
-        require_config(self, config)
-        self._config = config
+        self._take_config(config)
         w = config.line_bits
         super().__init__({
             "addr": In(ADDR_BITS),
@@ -83,10 +81,6 @@ class LineRegisters(wiring.Component):
             "bl_is_one": Out(config.rows),
             "sl_is_one": Out(config.cols),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     @property
     def width(self) -> int:

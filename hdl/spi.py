@@ -48,12 +48,11 @@ request until ``p_ready`` is high (a stream-style ready). ``p_rdata`` is the reg
 from __future__ import annotations
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .interfaces import ADDR_BITS, LINE_ADDR_BITS, require_config
+from .interfaces import ADDR_BITS, LINE_ADDR_BITS, ConfiguredComponent
 
 __all__ = ["SpiTarget", "FRAME_BITS", "MIN_HALF_PERIOD"]
 
@@ -62,7 +61,7 @@ MIN_HALF_PERIOD = 4
 """Fewest system clock cycles SCK may stay high or low."""
 
 
-class SpiTarget(wiring.Component):
+class SpiTarget(ConfiguredComponent):
     """SPI mode 0 target plus a parallel host port, arbitrated onto one register port.
 
     Ports (W = register width):
@@ -79,8 +78,7 @@ class SpiTarget(wiring.Component):
     def __init__(self, config: CoreConfig):
         # 16 data bits per frame: CoreConfig keeps line_bits <= max(MAX_INPUT_BITS,
         # MAX_OUTPUT_BITS) = 10
-        require_config(self, config)
-        self._config = config
+        self._take_config(config)
         w = config.line_bits
         super().__init__({
             "sck": In(1),
@@ -103,10 +101,6 @@ class SpiTarget(wiring.Component):
             "error": Out(1),
             "done": Out(1),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         w = self._config.line_bits

@@ -29,23 +29,21 @@ ready or with BL = 0; a write while busy or to an address >= lines) are ignored 
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .interfaces import require_config
+from .interfaces import ConfiguredComponent
 from .lfsr import LfsrChains
 
 __all__ = ["StochasticTranslatorBank"]
 
 
-class StochasticTranslatorBank(wiring.Component):
+class StochasticTranslatorBank(ConfiguredComponent):
     """The LFSR chains plus one translator per row and column."""
 
     def __init__(self, config: CoreConfig):
-        require_config(self, config)
-        self._config = config
+        self._take_config(config)
         cfg = config
         super().__init__({
             # LFSR seeds
@@ -75,10 +73,6 @@ class StochasticTranslatorBank(wiring.Component):
             "noise_en": In(1),
             "noise_bits": Out(cfg.rows),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         cfg = self._config

@@ -48,7 +48,7 @@ from cimflow.config import CoreConfig
 
 from .analog_macro import clip_bits
 from .core_fpga import G_BITS, NeurramCoreFpga
-from .interfaces import ADDR_BITS, ARG_BITS, OP_BITS, require_config
+from .interfaces import ADDR_BITS, ARG_BITS, OP_BITS, ConfiguredComponent
 
 __all__ = ["UartRx", "UartTx", "UartBridge", "UartCoreFpga", "Reply", "FRAME_BYTES",
            "DIVISOR_BITS", "MIN_DIVISOR", "GAP_BITS"]
@@ -148,7 +148,7 @@ class UartTx(wiring.Component):
         return m
 
 
-class UartBridge(wiring.Component):
+class UartBridge(ConfiguredComponent):
     """Requests from ``rx`` onto the register port and command port, responses on ``tx``.
 
     Ports (W = register width): ``rx`` In 1, ``tx`` Out 1, ``divisor`` In 16; register
@@ -158,8 +158,7 @@ class UartBridge(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        require_config(self, config)
-        self._config = config
+        self._take_config(config)
         w = config.line_bits
         super().__init__({
             "rx": In(1, init=1), "tx": Out(1), "divisor": In(DIVISOR_BITS),
@@ -168,10 +167,6 @@ class UartBridge(wiring.Component):
             "cmd_valid": Out(1), "cmd_op": Out(OP_BITS), "cmd_arg": Out(ARG_BITS),
             "busy": In(1), "status": In(8), "read_data": In(16),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         cfg = self._config
@@ -287,7 +282,7 @@ class UartBridge(wiring.Component):
         return m
 
 
-class UartCoreFpga(wiring.Component):
+class UartCoreFpga(ConfiguredComponent):
     """``NeurramCoreFpga`` with a ``UartBridge`` on its register and command ports.
 
     Ports: ``uart_rx`` In 1 (from the host), ``uart_tx`` Out 1, ``divisor`` In 16; the
@@ -301,8 +296,7 @@ class UartCoreFpga(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        require_config(self, config)
-        self._config = config
+        self._take_config(config)
         cb = clip_bits(config)  # the bias code widths of NeurramCoreFpga
         super().__init__({
             "uart_rx": In(1, init=1), "uart_tx": Out(1), "divisor": In(DIVISOR_BITS),
@@ -315,10 +309,6 @@ class UartCoreFpga(wiring.Component):
             "clip_units": In(cb, init=(1 << cb) - 1),
             "rpu_step": In(G_BITS, init=1),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         m = Module()
