@@ -33,6 +33,21 @@ most of a noisy MVM's time. Two facts make one of each enough:
   where even that leaves e^709 behind (a noise hundreds of times below the steps),
   :func:`fits` says no and the sequential kernel serves the call.
 
+* **One product.** With IR drop the operands P are float32 (the line gains scale the codes),
+  and each plane's product num_p = plane_p @ P rounds in BLAS's order: the reference's
+  plane charges floor(2^24 num_p / Den) already move by a few units with the summation
+  order (-7..7 against float64 products, the MLP of benchmarks/). There, one product of
+  the whole input N = x @ P (= sum_p 2^p num_p) replaces the P planes' products (a third
+  of the work at 3 planes). With A = 2^24 N / Den, the planes' sum of floors
+  sum_p 2^p floor(a_p) = A - sum_p 2^p frac(a_p) lies in (A - 2^P + 1, A], and
+  floor(A) - (2^(P-1) - 1), the kernel's charge, is within 2^(P-1) units of it and centred
+  (the fractions average 1/2): a shift of the same size as float32's own, 10^-4 of one
+  code step. :func:`summed_ok` allows it only for such inexact operands (exact ones, the
+  ideal chip, keep their per-plane floors, bit for bit the cycle level's) and where no
+  partial sum of the reference could reach the integrator's swing (a bound from
+  ``plane_swing``, no product needed), so that clamping, the planes' one non-linearity,
+  cannot occur. Same counters as the per-plane path: the same noise for the same key.
+
 Both are exact in distribution (the search up to float64 rounding of probabilities,
 ~1e-12; the read-noise normal at float32 resolution, ~1e-7 (1 + |z|) relative, and cut at
 6.77, tail mass 2^-33, see :mod:`.bulk_normals`); per-seed samples differ from the
@@ -56,7 +71,8 @@ import numpy as np
 from . import fused_cpu as fc
 from .bulk_normals import pair as _pair
 
-__all__ = ["AVAILABLE", "Z_BOUND", "WIDE_EXP_LIMIT", "charge_adc", "fits", "exp_wide"]
+__all__ = ["AVAILABLE", "Z_BOUND", "WIDE_EXP_LIMIT", "charge_adc", "fits", "exp_wide",
+           "summed_ok"]
 
 AVAILABLE = fc.AVAILABLE
 
@@ -104,6 +120,25 @@ def fits(d: int, k: int, inv_scale: float) -> bool:
     return inv_scale == 0.0 or _r_max(d, k, inv_scale) * inv_scale <= WIDE_EXP_LIMIT
 
 
+def summed_ok(exact: bool, n_planes: int, plane_swing: float, zscale: np.ndarray,
+              clip: float) -> bool:
+    """Whether one product of the whole input may stand for the bit planes' products (module
+    docstring, "One product"): the operands are inexact already (IR drop: float32 products),
+    there is more than one plane, and no partial sum of the reference can reach the swing:
+    plane p's charge is at most 2^p ``plane_swing`` (float32's rounding given 2^-12 of it),
+    its noise at most Z_BOUND zscale[p] + 1/2, and the estimate within 2^P units."""
+    if exact or n_planes < 2:
+        return False
+    if clip < 0.0:
+        return True
+    reach = float(1 << n_planes)
+    for p in range(n_planes):
+        reach += float(1 << p) * plane_swing * (1.0 + 2.0**-12) + 0.5
+        if zscale.size:
+            reach += Z_BOUND * float(zscale[p])
+    return reach < clip
+
+
 def _r_max(d, k, inv_scale):
     """A residual at or beyond which every comparison of the search is decided alike:
     after the first k steps (their sum) it is still (cut + 1) s from zero."""
@@ -114,11 +149,20 @@ def _r_max(d, k, inv_scale):
 
 
 def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_scale, ids,
-                n_lines, q_out, sign_out, mag_out):
+                n_lines, q_out, sign_out, mag_out, summed=0):
     """:func:`.fused_cpu.charge_adc`'s arguments and results, its noise drawn in aggregate
     (module docstring). Same charge arithmetic (the floor of the quotient, exact in
-    float64), same closed-form converter without comparator noise; lanes as there."""
+    float64), same closed-form converter without comparator noise; lanes as there.
+
+    ``summed`` = P > 0: num (G, B, 1, lines) is one product of the whole input, the planes'
+    sum sum_p 2^p num_p of P bit planes (the counters and zscale are the P planes' as
+    before), and its one floor minus 2^(P-1) - 1 stands for the planes' floors (see
+    :func:`summed_ok`; no swing: the caller has bounded every partial sum inside it)."""
     g_n, b_n, p_n, o_n = num.shape
+    p_c = summed if summed > 0 else p_n
+    corr = float((1 << (summed - 1)) - 1) if summed > 0 else 0.0
+    if summed > 0 and (p_n != 1 or clip >= 0.0):
+        raise ValueError("a summed product is one plane, with no swing to clamp at")
     rows = max(1, _LANES // o_n)
     c_n = rows * o_n
     noisy = zscale.size > 0
@@ -135,9 +179,10 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     acc_b = 0.0
     for p in range(p_n):
         if noisy:
-            sd += zscale[p] * zscale[p]
             acc_b += Z_BOUND * zscale[p] + 0.5
         bound[p] = acc_b
+    for p in range(zscale.size):
+        sd += zscale[p] * zscale[p]
     sd = math.sqrt(sd)
     # the search: the clamp of the residual, e^(+-step / s) per comparison
     r_max = _r_max_jit(d, k, inv_scale) if search else 0.0
@@ -164,7 +209,7 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     lane_read = np.empty(max(n_z, n_srch), np.uint64)
     lane_cmp = np.empty(max(n_z, n_srch), np.uint64)
     if noisy or search:
-        fc._lane_counters(rows, o_n, ids, p_n, k, n_lines, lane_read, lane_cmp)
+        fc._lane_counters(rows, o_n, ids, p_c, k, n_lines, lane_read, lane_cmp)
     for g in range(g_n):
         den = den_f[g]
         inv = inv_units[g]
@@ -179,7 +224,7 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
             row = row0 + b0
             if noisy:  # one normal per code from plane 0's word: its halves, in a loop
                 # of 64-bit lanes, then Box-Muller in float32 lanes (both loops vectorise)
-                base = np.uint64(row * p_n * n_lines)
+                base = np.uint64(row * p_c * n_lines)
                 for j in range(n):
                     w = fc._word(kg, (base + lane_read[j]) * np.uint64(2))
                     lo32[j] = np.uint32(w & _LO32)
@@ -199,7 +244,7 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
                         a = np.float64(num[g, b, p, o])
                         s = np.floor(a * inv[o])
                         rem = a * unit - s * den[o]
-                        qb[o] += (s - (rem < 0.0) + (rem >= den[o])) * rep
+                        qb[o] += (s - (rem < 0.0) + (rem >= den[o])) * rep - corr
                     if clipped and noisy:
                         for o in range(o_n):
                             risky[o] |= abs(qb[o]) > lim

@@ -93,6 +93,13 @@ class MvmOperands:
     column of ``matrix``; None: all lines, in order."""
     n_lines: int = 0
     """Output lines of the whole array (the noise counters' stride); 0: ``den.size``."""
+    exact: bool = True
+    """P holds integer codes (no IR drop), so every product is exact; False: P is scaled by
+    the IR drop's line gains and its float32 products round (see :func:`mvm_operands`)."""
+    plane_swing: float = 0.0
+    """Largest |2^24 num / Den| one ternary plane can give on any line, charge units:
+    max over lines of 2^24 sum_i |P_i| / max(Den, 1) (a bound on each plane's sampled charge
+    that needs no product)."""
 
 
 def _build(xbar: Crossbar, direction: Direction, ir_drop_ohm: float) -> MvmOperands:
@@ -120,7 +127,13 @@ def _build(xbar: Crossbar, direction: Direction, ir_drop_ohm: float) -> MvmOpera
     for a in (p, den, den_units, den_f, inv_units, neuron, order):
         if a is not None:
             a.flags.writeable = False
-    return MvmOperands(n, p, den, den_units, den_f, inv_units, neuron, order)
+    return MvmOperands(n, p, den, den_units, den_f, inv_units, neuron, order,
+                       exact=not ir_drop_ohm, plane_swing=_plane_swing(p, den_f))
+
+
+def _plane_swing(p: np.ndarray, den_f: np.ndarray) -> float:
+    return float((np.abs(p.astype(np.float64)).sum(axis=0) * float(1 << CHARGE_FRAC_BITS)
+                  / den_f).max(initial=0.0))
 
 
 def floor_quotient(num, den_f, inv_units):
@@ -160,7 +173,7 @@ def _restrict(full: MvmOperands, outputs: np.ndarray) -> MvmOperands:
         a.flags.writeable = False
     p, den, den_units, den_f, inv_units, neuron = parts
     return MvmOperands(full.n_input, p, den, den_units, den_f, inv_units, neuron, None,
-                       phys, full.den.size)
+                       phys, full.den.size, full.exact, _plane_swing(p, den_f))
 
 
 def mvm_operands_lines(xbar: Crossbar, direction: Direction, outputs,

@@ -7,13 +7,17 @@ many, they are Bonferroni-corrected so that the function's family-wise significa
 ALPHA. Seeded, so a pass is reproducible."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from cimflow.config import PRESETS
 from cimflow.golden import bulk_normals, fused_aggregate, fused_cpu, mvm_kernels
-from cimflow.golden.mvm import MvmSettings, _effects
+from cimflow.golden.array import Crossbar
+from cimflow.golden.mvm import MvmSettings, _effects, mvm
+from cimflow.golden.mvm_operands import mvm_operands
 from cimflow.golden.nonideal import NonIdeal
 from cimflow.verif.stats import pooled_bins
 
@@ -289,3 +293,90 @@ def test_the_kernel_refuses_a_noise_outside_its_range():
     num = np.zeros((2, 1, 3))
     with pytest.raises(ValueError, match="too far below"):
         _run(fused_aggregate.charge_adc, num, np.zeros(3), 10.0 / LSB, 1)
+
+
+def _run_den(num, den, key, zscale, inv_scale=0.0, summed=0):
+    """The aggregate kernel on num (reps, planes, lines) with Den = ``den`` codes per line
+    (sampled charge floor(2^24 num / Den), fractional in general), no swing, no offsets."""
+    reps, _, o_n = num.shape
+    den_f = np.asarray(den, np.float64)[None]
+    inv = (1 << 24) / den_f
+    q = np.empty((1, reps, o_n), np.int64)
+    sign = np.empty((1, reps, o_n), np.uint8)
+    mag = np.empty((1, reps, o_n), np.int64)
+    args = (num[None].astype(np.float32), den_f, inv, np.array([key], np.uint64), 0, zscale,
+            -1.0, np.zeros((1, o_n)), D, K, inv_scale, np.arange(o_n, dtype=np.uint64), o_n,
+            q, sign, mag)
+    fused_aggregate.charge_adc(*args, summed) if summed else fused_aggregate.charge_adc(*args)
+    return q[0], (sign[0].astype(np.int64) << K) | mag[0]
+
+
+def test_one_summed_product_stands_for_the_planes_within_their_floors():
+    """One product of the whole input (``summed`` = 3): sum_p 2^p floor(a_p) lies in
+    (A - 7, A] for A = 2^24 sum_p 2^p num_p / Den, so floor(A) - 3 is within 3 units of it
+    and centred (the planes' fractions average 1/2). Same counters, so the same read-noise
+    normal: the charges of 2,000 x 24 random integer inputs (exact in float32) differ by
+    -3..3 units, mean within 0.05 (its std over the inputs is about 1.4, so 0.05 is 7
+    standard errors), against the per-plane kernel with the same key."""
+    rng = np.random.default_rng(41)
+    reps, lines = 2000, 24
+    den = rng.integers(3_000_000, 5_000_000, lines)
+    num = rng.integers(-400_000, 400_000, (reps, 3, lines)).astype(np.float64)
+    qp, cp = _run_den(num, den, 7, ZSCALE, 1.0 / LSB)
+    summed = (num * [[[1.0], [2.0], [4.0]]]).sum(axis=1, keepdims=True)
+    qs, cs = _run_den(summed, den, 7, ZSCALE, 1.0 / LSB, summed=3)
+    diff = qs - qp
+    assert diff.min() >= -3 and diff.max() <= 3
+    assert abs(diff.mean()) < 0.05
+    assert len(np.unique(diff)) >= 5  # the floors' shift is real and varies
+    # the same uniform for the search: a code moves only where a 3-unit shift crosses one
+    assert np.mean(cs != cp) < 1e-3
+
+
+def test_summed_product_only_where_operands_round_and_no_partial_sum_reaches_the_swing():
+    """summed_ok: never for exact operands (the ideal chip stays bit for bit the cycle
+    level's) nor for one plane; with a swing, only while every reference partial sum
+    (2^p plane_swing, its noise bound and the estimate's 2^P units) stays inside it."""
+    z = np.array([100.0, 140.0, 200.0])
+    reach = 7 * 1e6 * (1 + 2.0**-12) + 1.5 + fused_aggregate.Z_BOUND * z.sum() + 8
+    assert not fused_aggregate.summed_ok(True, 3, 1e6, z, -1.0)
+    assert not fused_aggregate.summed_ok(False, 1, 1e6, z, -1.0)
+    assert fused_aggregate.summed_ok(False, 3, 1e6, z, -1.0)
+    assert fused_aggregate.summed_ok(False, 3, 1e6, z, reach + 1)
+    assert not fused_aggregate.summed_ok(False, 3, 1e6, z, reach - 1)
+    assert fused_aggregate.summed_ok(False, 3, 1e6, np.zeros(0), 7 * 1e6 * 1.001 + 10)
+    with pytest.raises(ValueError, match="summed product"):
+        _run_den(np.zeros((2, 3, 3)), np.full(3, 1 << 24), 1, ZSCALE, 0.0, summed=3)
+
+
+def test_mvm_with_ir_drop_takes_one_product_within_float32_tolerance(monkeypatch):
+    """An MVM with IR drop (float32 operands), read and comparator noise and a swing far
+    above the charges: it takes the one-product path, and its charges are the per-plane
+    path's (same stream) within 3 units (the floors) plus float32's rounding of the
+    products (a relative 2^-20 of 7 plane_swing, the per-plane products' own tolerance);
+    the codes differ in under 1 in 1,000. Without IR drop the path is not taken."""
+
+    rng = np.random.default_rng(43)
+    xb = Crossbar(PRESETS["medium"])
+    xb.program(rng.standard_normal((32, 30)))
+    x = rng.integers(-7, 8, (500, 32))
+    st = MvmSettings(in_bits=4)
+    ni = NonIdeal(read_noise_v=2e-3, ir_drop_ohm=100.0, integrator_swing_v=5.0,
+                  cmp_noise_v=0.5e-3)
+    taken, real = [], fused_aggregate.summed_ok
+
+    def spy(*a):
+        taken.append(real(*a))
+        return taken[-1]
+
+    monkeypatch.setattr(fused_aggregate, "summed_ok", spy)
+    a = mvm(xb, x, st, ni, rng=np.random.default_rng(5))
+    assert taken == [True]
+    monkeypatch.setattr(fused_aggregate, "summed_ok", lambda *a: False)
+    b = mvm(xb, x, st, ni, rng=np.random.default_rng(5))
+    swing = mvm_operands(xb, st.direction, ni.ir_drop_ohm).plane_swing
+    assert np.abs(a.charge - b.charge).max() <= 3 + 7 * swing * 2.0**-20
+    assert np.mean(a.value != b.value) < 1e-3
+    monkeypatch.setattr(fused_aggregate, "summed_ok", spy)
+    mvm(xb, x, st, replace(ni, ir_drop_ohm=0.0), rng=np.random.default_rng(5))
+    assert taken == [True, False]
