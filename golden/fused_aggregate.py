@@ -41,7 +41,7 @@ most of a noisy MVM's time. Two facts make one of each enough:
   of the work at 3 planes). With A = 2^24 N / Den, the planes' sum of floors
   sum_p 2^p floor(a_p) = A - sum_p 2^p frac(a_p) lies in (A - 2^P + 1, A], and
   floor(A) - (2^(P-1) - 1), the kernel's charge, is within 2^(P-1) units of it and centred
-  (the fractions average 1/2): a shift of the same size as float32's own, 10^-4 of one
+  (the fractions average 1/2): a shift of the same size as float32's own, 10^-5 of one
   code step. :func:`summed_ok` allows it only for such inexact operands (exact ones, the
   ideal chip, keep their per-plane floors, bit for bit the cycle level's) and where no
   partial sum of the reference could reach the integrator's swing (a bound from
