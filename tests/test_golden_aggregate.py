@@ -319,9 +319,10 @@ def _run_den(num, den, key, zscale, inv_scale=0.0, clip=-1.0, summed=None,
     return q[0], (sign[0].astype(np.int64) << K) | mag[0]
 
 
-def _summed_case(rng, reps, lines, n_in=48, scale=60_000):
-    """Random 3-bit inputs and an integer P (exact in float32): per-plane products (reps, 3,
-    lines), the summed product (reps, 1, lines), x and P."""
+def _summed_case(rng, reps, lines, n_in=48, scale=40_000):
+    """Random 3-bit inputs and an integer P, every product below 7 n_in scale < 2^24 (exact
+    in float32): per-plane products (reps, 3, lines), the summed product (reps, 1, lines),
+    x and P."""
     x = rng.integers(-7, 8, (reps, n_in)).astype(np.int8)
     p = rng.integers(-scale, scale, (n_in, lines)).astype(np.float32)
     planes = np.stack([np.sign(x) * ((np.abs(x) >> b) & 1) for b in range(3)], axis=1)
