@@ -33,6 +33,26 @@ most of a noisy MVM's time. Two facts make one of each enough:
   where even that leaves e^709 behind (a noise hundreds of times below the steps),
   :func:`fits` says no and the sequential kernel serves the call.
 
+* **One product.** With IR drop the operands P are float32 (the line gains scale the codes),
+  and each plane's product num_p = plane_p @ P rounds in BLAS's order: the reference's
+  plane charges floor(2^24 num_p / Den) already move by a few units with the summation
+  order (-7..7 against float64 products, the MLP of benchmarks/). There, one product of
+  the whole input N = x @ P (= sum_p 2^p num_p) replaces the P planes' products (a third
+  of the work at 3 planes). With A = 2^24 N / Den, the planes' sum of floors
+  sum_p 2^p floor(a_p) = A - sum_p 2^p frac(a_p) lies in (A - 2^P + 1, A], and
+  floor(A) - (2^(P-1) - 1), the kernel's charge, is within 2^(P-1) units of it and centred
+  (the fractions average 1/2): a shift of the same size as float32's own, 10^-5 of one
+  code step. :func:`summed_ok` allows it only for such inexact operands (exact ones, the
+  ideal chip, keep their per-plane floors, bit for bit the cycle level's). Clamping at the
+  integrator's swing is the planes' one non-linearity: each code bounds its reference's
+  partial sums without a product, by 2^24 (|x| @ |P|) / Den <= the smaller of
+  |x|_2 |P_o|_2 (Cauchy-Schwarz) and |x|_inf |P_o|_1 (Hoelder), plus the floors and the
+  noise bound; a code whose bound reaches the swing takes the reference's charge plane by
+  plane (its plane products from x and P, normals from the reference's counters), as the
+  aggregate's own codes near the swing do. Where even the widest line cannot reach it
+  (:func:`swing_unreached`, the MLP of benchmarks/) no code is checked. Same counters as
+  the per-plane path: the same noise for the same key.
+
 Both are exact in distribution (the search up to float64 rounding of probabilities,
 ~1e-12; the read-noise normal at float32 resolution, ~1e-7 (1 + |z|) relative, and cut at
 6.77, tail mass 2^-33, see :mod:`.bulk_normals`); per-seed samples differ from the
@@ -56,7 +76,8 @@ import numpy as np
 from . import fused_cpu as fc
 from .bulk_normals import pair as _pair
 
-__all__ = ["AVAILABLE", "Z_BOUND", "WIDE_EXP_LIMIT", "charge_adc", "fits", "exp_wide"]
+__all__ = ["AVAILABLE", "Z_BOUND", "WIDE_EXP_LIMIT", "charge_adc", "charge_adc_summed", "fits",
+           "exp_wide", "summed_ok", "swing_unreached"]
 
 AVAILABLE = fc.AVAILABLE
 
@@ -104,6 +125,27 @@ def fits(d: int, k: int, inv_scale: float) -> bool:
     return inv_scale == 0.0 or _r_max(d, k, inv_scale) * inv_scale <= WIDE_EXP_LIMIT
 
 
+def summed_ok(exact: bool, n_planes: int) -> bool:
+    """Whether one product of the whole input may stand for the bit planes' products (module
+    docstring, "One product"): the operands are inexact already (IR drop: float32 products)
+    and there is more than one plane. Codes near the swing are the kernel's to find."""
+    return not exact and n_planes > 1
+
+
+def swing_unreached(n_planes: int, line_l1_max: float, zscale: np.ndarray,
+                    clip: float) -> bool:
+    """Whether no input can bring a reference partial sum to the swing ``clip`` (none: < 0):
+    each plane's charge is at most ``line_l1_max`` (2^24 sum |P| / Den of the widest
+    line), so the sum of P planes' charges, floors and noise bounds stays inside. Then
+    :func:`charge_adc_summed` needs no per-code bound (it is called without the swing)."""
+    if clip < 0.0:
+        return True
+    reach = float(1 << n_planes) + ((1 << n_planes) - 1) * line_l1_max * _ROUND_SLACK
+    for p in range(zscale.size):
+        reach += Z_BOUND * float(zscale[p]) + 0.5
+    return reach < clip
+
+
 def _r_max(d, k, inv_scale):
     """A residual at or beyond which every comparison of the search is decided alike:
     after the first k steps (their sum) it is still (cut + 1) s from zero."""
@@ -118,7 +160,35 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     """:func:`.fused_cpu.charge_adc`'s arguments and results, its noise drawn in aggregate
     (module docstring). Same charge arithmetic (the floor of the quotient, exact in
     float64), same closed-form converter without comparator noise; lanes as there."""
+    _kernel(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_scale, ids,
+            n_lines, q_out, sign_out, mag_out, 0, np.empty((0, 0), np.int8),
+            np.empty((0, 0), np.float32), np.empty((2, 0)))
+
+
+def _charge_adc_summed(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_scale,
+                       ids, n_lines, q_out, sign_out, mag_out, n_planes, x, matrix, line_norm):
+    """:func:`charge_adc` of one product of the whole input (module docstring, "One
+    product"): num (1, B, 1, lines) = x @ matrix, the sum sum_p 2^p num_p of ``n_planes``
+    bit planes (counters and zscale are the planes', as in :func:`charge_adc`); its one
+    floor minus 2^(P-1) - 1 stands for the planes' floors. With a swing, a code whose
+    reference partial sums might reach it (the input row's L2 and L-infinity norms, from
+    ``x`` (B, n_in), times ``line_norm`` (2, lines): 2^24 / Den times each line's L2 and L1
+    norms of P; the sums are at most the smaller product, Cauchy-Schwarz or Hoelder) takes
+    the reference's per-plane charge, its plane products from ``x`` and ``matrix``
+    (n_in, lines)."""
+    if num.shape[0] != 1 or num.shape[2] != 1 or n_planes < 1:
+        raise ValueError("a summed product is one plane of one core")
+    _kernel(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_scale, ids,
+            n_lines, q_out, sign_out, mag_out, n_planes, x, matrix, line_norm)
+
+
+def _kernel(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_scale, ids,
+            n_lines, q_out, sign_out, mag_out, summed, xs, matrix, line_norm):
+    """The body of :func:`charge_adc` (``summed`` 0) and :func:`charge_adc_summed`."""
     g_n, b_n, p_n, o_n = num.shape
+    p_c = summed if summed > 0 else p_n
+    corr = float((1 << (summed - 1)) - 1) if summed > 0 else 0.0
+    nums = np.empty(p_c)
     rows = max(1, _LANES // o_n)
     c_n = rows * o_n
     noisy = zscale.size > 0
@@ -135,9 +205,15 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     acc_b = 0.0
     for p in range(p_n):
         if noisy:
-            sd += zscale[p] * zscale[p]
             acc_b += Z_BOUND * zscale[p] + 0.5
         bound[p] = acc_b
+    for p in range(zscale.size):
+        sd += zscale[p] * zscale[p]
+    # a summed product's reach beyond its norms' bound: each plane's floor (1 unit, 2^p
+    # in the sum), the estimate's correction and the noise bound of every plane
+    reach_extra = float(1 << p_c)
+    for p in range(zscale.size):
+        reach_extra += Z_BOUND * zscale[p] + 0.5
     sd = math.sqrt(sd)
     # the search: the clamp of the residual, e^(+-step / s) per comparison
     r_max = _r_max_jit(d, k, inv_scale) if search else 0.0
@@ -164,7 +240,7 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
     lane_read = np.empty(max(n_z, n_srch), np.uint64)
     lane_cmp = np.empty(max(n_z, n_srch), np.uint64)
     if noisy or search:
-        fc._lane_counters(rows, o_n, ids, p_n, k, n_lines, lane_read, lane_cmp)
+        fc._lane_counters(rows, o_n, ids, p_c, k, n_lines, lane_read, lane_cmp)
     for g in range(g_n):
         den = den_f[g]
         inv = inv_units[g]
@@ -179,7 +255,7 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
             row = row0 + b0
             if noisy:  # one normal per code from plane 0's word: its halves, in a loop
                 # of 64-bit lanes, then Box-Muller in float32 lanes (both loops vectorise)
-                base = np.uint64(row * p_n * n_lines)
+                base = np.uint64(row * p_c * n_lines)
                 for j in range(n):
                     w = fc._word(kg, (base + lane_read[j]) * np.uint64(2))
                     lo32[j] = np.uint32(w & _LO32)
@@ -199,8 +275,14 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
                         a = np.float64(num[g, b, p, o])
                         s = np.floor(a * inv[o])
                         rem = a * unit - s * den[o]
-                        qb[o] += (s - (rem < 0.0) + (rem >= den[o])) * rep
-                    if clipped and noisy:
+                        qb[o] += (s - (rem < 0.0) + (rem >= den[o])) * rep - corr
+                    if summed > 0:
+                        if clipped:  # the reference's partial sums, bounded from the norms
+                            l2, linf = _row_norms(xs, b)
+                            for o in range(o_n):
+                                reach = min(l2 * line_norm[0, o], linf * line_norm[1, o])
+                                risky[o] = reach * _ROUND_SLACK + reach_extra >= clip
+                    elif clipped and noisy:
                         for o in range(o_n):
                             risky[o] |= abs(qb[o]) > lim
                     elif clipped:
@@ -210,11 +292,16 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
                     zb = z[rb * o_n:(rb + 1) * o_n]
                     for o in range(o_n):
                         qb[o] += np.rint(np.float64(zb[o]) * sd)
-                    if clipped:
-                        for o in range(o_n):
-                            if risky[o]:
-                                qb[o] = _planes_one_by_one(num, g, b, o, den, inv, kg, row0 + b,
-                                                           zscale, clip, ids[o], n_lines)
+                if clipped and (noisy or summed > 0):
+                    for o in range(o_n):
+                        if risky[o]:
+                            if summed > 0:
+                                _plane_products(xs, matrix, b, o, summed, nums)
+                            else:
+                                for p in range(p_n):
+                                    nums[p] = num[g, b, p, o]
+                            qb[o] = _planes_one_by_one(nums, den[o], inv[o], kg, row0 + b,
+                                                       zscale, clip, ids[o], n_lines)
                 for o in range(o_n):
                     q_out[g, b, o] = np.int64(qb[o])
                 if not search:
@@ -255,22 +342,54 @@ def _charge_adc(num, den_f, inv_units, key, row0, zscale, clip, off, d, k, inv_s
                     mag_out[g, b, o] = low if neg0 else ((1 << k) - 1) - low
 
 
-def _planes_one_by_one(num, g, b, o, den, inv, kg, row, zscale, clip, line, n_lines):
-    """The charge of one code as the reference computes it (a normal per plane from the
-    reference's counters, each plane's term rounded, every partial sum clamped): the codes
-    whose noise-free partial sums come near the swing."""
-    p_n = num.shape[2]
+def _planes_one_by_one(nums, den_o, inv_o, kg, row, zscale, clip, line, n_lines):
+    """The charge of one code as the reference computes it from its planes' products
+    ``nums`` (P,): each plane's sampled charge, a normal per plane from the reference's
+    counters (none where ``zscale`` is empty), each plane's term rounded, every partial sum
+    clamped at the swing: the codes that might reach it."""
+    p_n = nums.size
     unit = float(1 << 24)
     qq = 0.0
     for p in range(p_n):
-        a = np.float64(num[g, b, p, o])
-        s = np.floor(a * inv[o])
-        rem = a * unit - s * den[o]
-        s = (s - (rem < 0.0) + (rem >= den[o])) * float(1 << p)
-        zp = fc._normal(fc._word(kg, (np.uint64((row * p_n + p) * n_lines) + line)
-                                 * np.uint64(2)))
-        qq = min(max(qq + np.rint(s + zp * zscale[p]), -clip), clip)
+        a = nums[p]
+        s = np.floor(a * inv_o)
+        rem = a * unit - s * den_o
+        s = (s - (rem < 0.0) + (rem >= den_o)) * float(1 << p)
+        if zscale.size:
+            zp = fc._normal(fc._word(kg, (np.uint64((row * p_n + p) * n_lines) + line)
+                                     * np.uint64(2)))
+            s = np.rint(s + zp * zscale[p])
+        qq = min(max(qq + s, -clip), clip)
     return qq
+
+
+def _plane_products(x, matrix, b, o, n_planes, out):
+    """out[p] = plane p of input row b times column o of the product matrix (float32
+    products summed in float64: the reference's float32 product to its rounding)."""
+    for p in range(n_planes):
+        out[p] = 0.0
+    for i in range(x.shape[1]):
+        v = np.int32(x[b, i])
+        w = np.float64(matrix[i, o])
+        for p in range(n_planes):
+            bit = (abs(v) >> np.int32(p)) & np.int32(1)
+            if bit:
+                out[p] += w if v > 0 else -w
+
+
+def _row_norms(x, b):
+    """(L2, L-infinity) norm of input row b (integer codes, exact in float64)."""
+    s2, top = 0, 0
+    for i in range(x.shape[1]):
+        v = np.int32(x[b, i])
+        s2 += v * v
+        top = max(top, abs(v))
+    return math.sqrt(float(s2)), float(top)
+
+
+_ROUND_SLACK = 1.0 + 2.0**-12
+"""Relative slack on a summed product's norm bound for float32's rounding of the plane
+products (each within n 2^-24 of exact, n < 2^12 rows)."""
 
 
 if AVAILABLE:
@@ -280,6 +399,9 @@ if AVAILABLE:
     _exp_wide = exp_wide = _jit(_exp_wide)
     _r_max_jit = _jit(_r_max)
     _planes_one_by_one = _jit(_planes_one_by_one)
+    _plane_products, _row_norms = _jit(_plane_products), _jit(_row_norms)
+    _kernel = _jit(_kernel)
     charge_adc = _jit(_charge_adc)
+    charge_adc_summed = _jit(_charge_adc_summed)
 else:  # pragma: no cover
-    exp_wide, charge_adc = _exp_wide, None
+    exp_wide, charge_adc, charge_adc_summed = _exp_wide, None, None

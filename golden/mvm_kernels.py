@@ -264,6 +264,11 @@ def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, key, sign,
     ids, n_lines = line_ids(op)
     fused_cpu = _fused()
     charge_adc = _charge_kernel(st, fx, inv_scale)
+    if (charge_adc is _FUSED_AGGREGATE.charge_adc
+            and _FUSED_AGGREGATE.summed_ok(op.exact, n_planes)):
+        _fused_core_summed(op, x, st, zscale, clip, inv_scale, off, key, ids, n_lines, sign,
+                           mag, q)
+        return
     block = max(1, BLOCK_OUTPUTS // lines)
     planes = np.empty((1, min(block, batch), n_planes, n_in), matrix.dtype)
     for lo in range(0, batch, block):
@@ -275,6 +280,32 @@ def _fused_core(op: MvmOperands, x: np.ndarray, st, fx: Effects, off, key, sign,
         charge_adc(num, den, inv, key, lo, zscale, clip, off, st.d_units, st.k,
                              inv_scale, ids, n_lines, q[:, lo:hi], sign[:, lo:hi],
                              mag[:, lo:hi])
+
+
+def _fused_core_summed(op: MvmOperands, x, st, zscale, clip, inv_scale, off, key, ids,
+                       n_lines, sign, mag, q):
+    """:func:`_fused_core` with one product of the whole input instead of one per bit plane
+    (a third of the product's work at 3 planes; where :func:`.fused_aggregate.summed_ok`
+    allows it: inexact operands). Blocks of as many rows as the planes' product had, so the
+    product keeps its shape. With a swing, the kernel bounds every code's partial sums from
+    the input row's norms and the line's (``line_norm``)."""
+    _, batch, n_in = x.shape
+    matrix, lines = op.matrix, op.den.size
+    n_planes = _n_planes(st.in_bits)
+    block = max(1, BLOCK_OUTPUTS * n_planes // lines)
+    xf = np.empty((min(block, batch), n_in), matrix.dtype)
+    if _FUSED_AGGREGATE.swing_unreached(n_planes, float(op.line_norm[1].max(initial=0.0)),
+                                        zscale, clip):
+        clip = -1.0  # no code's bound to check
+    for lo in range(0, batch, block):
+        hi = min(lo + block, batch)
+        xb = xf[:hi - lo]
+        np.copyto(xb, x[0, lo:hi], casting="unsafe")  # integer codes |x| < 2^7: exact
+        num = (xb @ matrix).reshape(1, hi - lo, 1, lines)
+        _FUSED_AGGREGATE.charge_adc_summed(
+            num, op.den_f[None], op.inv_units[None], key, lo, zscale, clip, off, st.d_units,
+            st.k, inv_scale, ids, n_lines, q[:, lo:hi], sign[:, lo:hi], mag[:, lo:hi],
+            n_planes, x[0, lo:hi], matrix, op.line_norm)
 
 
 @functools.lru_cache(maxsize=64)

@@ -93,6 +93,13 @@ class MvmOperands:
     column of ``matrix``; None: all lines, in order."""
     n_lines: int = 0
     """Output lines of the whole array (the noise counters' stride); 0: ``den.size``."""
+    exact: bool = True
+    """P holds integer codes (no IR drop), so every product is exact; False: P is scaled by
+    the IR drop's line gains and its float32 products round (see :func:`mvm_operands`)."""
+    line_norm: np.ndarray | None = None
+    """(2, lines) float64: 2^24 / max(Den, 1) times each line's L2 and L1 norm of P, so
+    that an input row x gives |2^24 (|x| @ |P|) / Den| <= min(|x|_2 row 0, |x|_inf row 1):
+    a bound on the sampled charges without a product."""
 
 
 def _build(xbar: Crossbar, direction: Direction, ir_drop_ohm: float) -> MvmOperands:
@@ -120,7 +127,16 @@ def _build(xbar: Crossbar, direction: Direction, ir_drop_ohm: float) -> MvmOpera
     for a in (p, den, den_units, den_f, inv_units, neuron, order):
         if a is not None:
             a.flags.writeable = False
-    return MvmOperands(n, p, den, den_units, den_f, inv_units, neuron, order)
+    return MvmOperands(n, p, den, den_units, den_f, inv_units, neuron, order,
+                       exact=not ir_drop_ohm, line_norm=_line_norm(p, den_f))
+
+
+def _line_norm(p: np.ndarray, den_f: np.ndarray) -> np.ndarray:
+    a = np.abs(p.astype(np.float64))
+    n = np.stack([np.sqrt((a * a).sum(axis=0)), a.sum(axis=0)]) * (
+        float(1 << CHARGE_FRAC_BITS) / den_f)
+    n.flags.writeable = False
+    return n
 
 
 def floor_quotient(num, den_f, inv_units):
@@ -160,7 +176,7 @@ def _restrict(full: MvmOperands, outputs: np.ndarray) -> MvmOperands:
         a.flags.writeable = False
     p, den, den_units, den_f, inv_units, neuron = parts
     return MvmOperands(full.n_input, p, den, den_units, den_f, inv_units, neuron, None,
-                       phys, full.den.size)
+                       phys, full.den.size, full.exact, _line_norm(p, den_f))
 
 
 def mvm_operands_lines(xbar: Crossbar, direction: Direction, outputs,

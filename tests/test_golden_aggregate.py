@@ -7,13 +7,17 @@ many, they are Bonferroni-corrected so that the function's family-wise significa
 ALPHA. Seeded, so a pass is reproducible."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from cimflow.config import PRESETS
 from cimflow.golden import bulk_normals, fused_aggregate, fused_cpu, mvm_kernels
-from cimflow.golden.mvm import MvmSettings, _effects
+from cimflow.golden.array import Crossbar
+from cimflow.golden.mvm import MvmSettings, _effects, mvm
+from cimflow.golden.mvm_operands import mvm_operands
 from cimflow.golden.nonideal import NonIdeal
 from cimflow.verif.stats import pooled_bins
 
@@ -289,3 +293,159 @@ def test_the_kernel_refuses_a_noise_outside_its_range():
     num = np.zeros((2, 1, 3))
     with pytest.raises(ValueError, match="too far below"):
         _run(fused_aggregate.charge_adc, num, np.zeros(3), 10.0 / LSB, 1)
+
+
+def _run_den(num, den, key, zscale, inv_scale=0.0, clip=-1.0, summed=None,
+             kernel=fused_aggregate.charge_adc):
+    """The aggregate kernel on num (reps, planes, lines) with Den = ``den`` codes per line
+    (sampled charge floor(2^24 num / Den), fractional in general), no offsets. ``summed``:
+    (x (reps, n_in) int8, P (n_in, lines) float32), and num is then x @ P, one plane."""
+    reps, _, o_n = num.shape
+    den_f = np.asarray(den, np.float64)[None]
+    inv = (1 << 24) / den_f
+    q = np.empty((1, reps, o_n), np.int64)
+    sign = np.empty((1, reps, o_n), np.uint8)
+    mag = np.empty((1, reps, o_n), np.int64)
+    args = (num[None].astype(np.float32), den_f, inv, np.array([key], np.uint64), 0, zscale,
+            clip, np.zeros((1, o_n)), D, K, inv_scale, np.arange(o_n, dtype=np.uint64), o_n,
+            q, sign, mag)
+    if summed is None:
+        kernel(*args)
+    else:
+        x, p = summed
+        a = np.abs(p.astype(np.float64))
+        lines = np.stack([np.sqrt((a * a).sum(axis=0)), a.sum(axis=0)]) * (1 << 24) / den_f
+        fused_aggregate.charge_adc_summed(*args, 3, x, p, lines)
+    return q[0], (sign[0].astype(np.int64) << K) | mag[0]
+
+
+def _summed_case(rng, reps, lines, n_in=48, scale=40_000):
+    """Random 3-bit inputs and an integer P, every product below 7 n_in scale < 2^24 (exact
+    in float32): per-plane products (reps, 3, lines), the summed product (reps, 1, lines),
+    x and P."""
+    x = rng.integers(-7, 8, (reps, n_in)).astype(np.int8)
+    p = rng.integers(-scale, scale, (n_in, lines)).astype(np.float32)
+    planes = np.stack([np.sign(x) * ((np.abs(x) >> b) & 1) for b in range(3)], axis=1)
+    num = np.einsum("rbi,io->rbo", planes.astype(np.float64), p.astype(np.float64))
+    return num, (x.astype(np.float64) @ p.astype(np.float64))[:, None, :], x, p
+
+
+def test_one_summed_product_stands_for_the_planes_within_their_floors():
+    """One product of the whole input (P = 3 planes): sum_p 2^p floor(a_p) lies in
+    (A - 7, A] for A = 2^24 sum_p 2^p num_p / Den, so floor(A) - 3 is within 3 units of it
+    and centred (the planes' fractions average 1/2). Same counters, so the same read-noise
+    normal: the charges of 2,000 x 24 random inputs (exact in float32) differ by -3..3
+    units, mean within 0.05 (its std over the inputs is about 1.4: 7 standard errors),
+    against the per-plane kernel with the same key; the same uniform for the search moves a
+    code only where a 3-unit shift crosses a decision."""
+    rng = np.random.default_rng(41)
+    reps, lines = 2000, 24
+    den = rng.integers(3_000_000, 5_000_000, lines)
+    num, summed, x, p = _summed_case(rng, reps, lines)
+    qp, cp = _run_den(num, den, 7, ZSCALE, 1.0 / LSB)
+    qs, cs = _run_den(summed, den, 7, ZSCALE, 1.0 / LSB, summed=(x, p))
+    diff = qs - qp
+    assert diff.min() >= -3 and diff.max() <= 3
+    assert abs(diff.mean()) < 0.05
+    assert len(np.unique(diff)) >= 5  # the floors' shift is real and varies
+    assert np.mean(cs != cp) < 1e-3
+
+
+def test_summed_codes_near_the_swing_take_the_reference_charge():
+    """With a swing that some codes' partial sums reach: the codes whose norm bound
+    (Cauchy-Schwarz, Hoelder) comes within reach of the swing take the reference's
+    per-plane charge, equal to the sequential kernel's exactly (same counters; the plane
+    products are exact here); the others stay within 3 units of the per-plane aggregate
+    kernel's (same normal) and never reach the swing. Both kinds occur, and some near ones
+    clip."""
+    rng = np.random.default_rng(47)
+    reps, lines = 400, 16
+    den = np.full(lines, 1 << 24)
+    _, _, x, p = _summed_case(rng, reps, lines, scale=2_000)
+    x[:200] = rng.integers(-1, 2, (200, x.shape[1]))  # small rows: far from the swing
+    x[-20:] = 7 * np.sign(p[:, 0])  # aligned with line 0: its charge reaches the swing
+    planes = np.stack([np.sign(x) * ((np.abs(x) >> b) & 1) for b in range(3)], axis=1)
+    num = np.einsum("rbi,io->rbo", planes.astype(np.float64), p.astype(np.float64))
+    summed = (x.astype(np.float64) @ p.astype(np.float64))[:, None, :]
+    clip = 3.0 * np.abs(p.astype(np.float64)).sum(axis=0).max()
+    zs = np.array([100.0, 140.0, 200.0])  # noise bound 6.3k units, the swing 144k
+    qp, _ = _run_den(num, den, 3, zs, 0.0, clip)
+    qr, _ = _run_den(num, den, 3, zs, 0.0, clip, kernel=fused_cpu.charge_adc)
+    qs, _ = _run_den(summed, den, 3, zs, 0.0, clip, summed=(x, p))
+    xf, pf = x.astype(np.float64), np.abs(p.astype(np.float64))
+    reach = np.minimum(np.sqrt((xf * xf).sum(1))[:, None] * np.sqrt((pf * pf).sum(0)),
+                       np.abs(xf).max(1)[:, None] * pf.sum(0))
+    extra = 8 + np.sum(fused_aggregate.Z_BOUND * zs + 0.5)
+    near = reach * (1 + 2.0**-12) + extra >= clip
+    assert 0.05 < near.mean() < 0.95
+    assert np.array_equal(qs[near], qr[near])
+    assert np.any(np.abs(qr[near]) == clip)
+    assert np.abs(qs[~near] - qp[~near]).max() <= 3
+    assert np.abs(qs[~near]).max() < clip
+
+
+def test_summed_product_only_for_inexact_operands_of_several_planes():
+    """summed_ok: never for exact operands (the ideal chip stays bit for bit the cycle
+    level's) nor for one plane; the summed kernel refuses a product of several planes.
+    swing_unreached: true exactly while 7 times the widest line's plane bound, the floors
+    and the noise bound stay below the swing (then no code needs its own bound)."""
+    z = np.array([100.0, 140.0, 200.0])
+    reach = 8 + 7 * 1e6 * (1 + 2.0**-12) + fused_aggregate.Z_BOUND * z.sum() + 1.5
+    assert fused_aggregate.swing_unreached(3, 1e6, z, -1.0)
+    assert fused_aggregate.swing_unreached(3, 1e6, z, reach + 1)
+    assert not fused_aggregate.swing_unreached(3, 1e6, z, reach - 1)
+    assert not fused_aggregate.summed_ok(True, 3)
+    assert not fused_aggregate.summed_ok(False, 1)
+    assert fused_aggregate.summed_ok(False, 3)
+    with pytest.raises(ValueError, match="summed product"):
+        _run_den(np.zeros((2, 3, 3)), np.full(3, 1 << 24), 1, ZSCALE, 0.0,
+                 summed=(np.zeros((2, 4), np.int8), np.zeros((4, 3), np.float32)))
+
+
+@pytest.mark.parametrize("swing_v", [5.0, 0.1])
+def test_mvm_with_ir_drop_takes_one_product_within_float32_tolerance(monkeypatch, swing_v):
+    """An MVM with IR drop (float32 operands), read and comparator noise and a swing far
+    above the charges (5 V), or one that the largest charges reach (0.1 V): it takes the
+    one-product path. Its charges are, where the norm bound keeps a code from the swing,
+    the per-plane aggregate path's (same stream, same normal) within 3 units (the floors)
+    plus float32's rounding of the products (a relative 2^-20 of the largest charge bound,
+    the per-plane products' own tolerance), and elsewhere the sequential reference's
+    (per-plane normals, same counters) within that rounding; the codes of the former differ
+    from the per-plane path's in under 1 in 1,000. Without IR drop the path is not taken."""
+    rng = np.random.default_rng(43)
+    xb = Crossbar(PRESETS["medium"])
+    xb.program(rng.standard_normal((32, 30)))
+    x = rng.integers(-7, 8, (500, 32))
+    st = MvmSettings(in_bits=4)
+    ni = NonIdeal(read_noise_v=2e-3, ir_drop_ohm=100.0, integrator_swing_v=swing_v,
+                  cmp_noise_v=0.5e-3)
+    taken, real = [], fused_aggregate.summed_ok
+
+    def spy(*a):
+        taken.append(real(*a))
+        return taken[-1]
+
+    monkeypatch.setattr(fused_aggregate, "summed_ok", spy)
+    a = mvm(xb, x, st, ni, rng=np.random.default_rng(5))
+    assert taken == [True]
+    monkeypatch.setattr(fused_aggregate, "summed_ok", lambda *a: False)
+    b = mvm(xb, x, st, ni, rng=np.random.default_rng(5))
+    monkeypatch.setattr(mvm_kernels, "aggregate_noise", False)
+    c = mvm(xb, x, st, ni, rng=np.random.default_rng(5))
+    monkeypatch.setattr(mvm_kernels, "aggregate_noise", True)
+    fx = _effects(ni, st)
+    norm = mvm_operands(xb, st.direction, ni.ir_drop_ohm).line_norm
+    zs = mvm_kernels._noise_scale64(fx.sigma, 3, fx.sigma_pulse)
+    xf = x.astype(np.float64)
+    reach = np.minimum(np.sqrt((xf * xf).sum(1))[:, None] * norm[0],
+                       np.abs(xf).max(1)[:, None] * norm[1])
+    near = reach * (1 + 2.0**-12) + 8 + np.sum(fused_aggregate.Z_BOUND * zs + 0.5) >= fx.clip
+    tol = 7 * norm[1].max() * 2.0**-20
+    assert near.any() == (swing_v < 1) and not near.all()
+    assert np.abs(a.charge - b.charge)[~near].max() <= 3 + tol
+    assert np.abs(a.charge - c.charge)[near].max(initial=0) <= tol
+    assert bool(np.abs(c.charge).max() == fx.clip) == (swing_v < 1)
+    assert np.mean((a.value != b.value)[~near]) < 1e-3
+    monkeypatch.setattr(fused_aggregate, "summed_ok", spy)
+    mvm(xb, x, st, replace(ni, ir_drop_ohm=0.0), rng=np.random.default_rng(5))
+    assert taken == [True, False]
