@@ -15,8 +15,9 @@ Integration rules (docs/core_architecture.md):
 * RPU_UPDATE: the core first copies every line register into the translators, one line
   per clock through the register file's load port (its ``ld_data`` is the register stage
   before the translators' shared multiplier, whose product is a register too; rows = BL
-  registers, then columns = SL registers; ``lines + 3`` clocks from ``rpu_start`` to the
-  translators' ``start``, one more for each host read in those clocks: the load port
+  registers, then columns = SL registers; ``lines + 4`` clocks from ``rpu_start`` to the
+  translators' ``start`` (a register file read takes two edges), one more for each host
+  read in those clocks: the load port
   shares the host's read multiplexer and yields to it), scaling the W-1 magnitude
   bits to the translators' ``str_bits`` and applying the controller's ``str_gain``
   (register sign 1 = positive; the translators' sign 1 = negative), then starts the
@@ -171,13 +172,15 @@ class NeurramCore(wiring.Component):
         load = Signal()
         m.d.comb += [regs.ld_en.eq(load), regs.ld_addr.eq(Cat(ld_line, ld_bank))]
         step = load & regs.ld_ok  # the register file performs the read in this clock
-        # one register stage (the load port's ``ld_data``) between the register file and
-        # the translators' shared multiplier: a line read in a LOAD clock is written one
-        # clock later
+        # the load port's ``ld_data`` is the register stage before the translators' shared
+        # multiplier: a line requested in a LOAD clock is there two clocks later (the
+        # register file's read takes two edges) and written then
         cur = regs.ld_data
         wr_addr = Signal.like(k)
         wr_en = Signal()
-        m.d.sync += [wr_addr.eq(k), wr_en.eq(step)]
+        rd_addr = Signal.like(k)
+        rd_en = Signal()
+        m.d.sync += [rd_addr.eq(k), rd_en.eq(step), wr_addr.eq(rd_addr), wr_en.eq(rd_en)]
         mag = cur[: w - 1]
         shift = n - (w - 1)
         scaled = (mag << shift) if shift >= 0 else (mag >> -shift)
@@ -202,7 +205,9 @@ class NeurramCore(wiring.Component):
                         m.d.sync += [ld_bank.eq(1), ld_line.eq(0)]
                     with m.If(k == lines - 1):
                         m.next = "FLUSH"
-            with m.State("FLUSH"):  # the last line's write port clock
+            with m.State("FLUSH"):  # the last line's second read edge
+                m.next = "WRITE"
+            with m.State("WRITE"):  # the last line's write port clock
                 m.next = "STORE"
             with m.State("STORE"):  # its product is stored (the translators' write pipeline)
                 m.next = "START"

@@ -6,10 +6,12 @@ registers are reached three ways, as on the chip ("via SPI, or random access wit
 address decoder, or written internally by the neurons"):
 
 * Host port: ``addr`` is 9 bits, bit 8 the bank (0 = BL rows, 1 = SL cols) and bits 7..0 the
-  line, decoded by an 8-bit decoder. ``we`` writes ``wdata`` at the clock edge; ``re`` loads
-  ``rdata`` at the clock edge, so the value is valid the cycle after ``re`` (read before
-  write when both are high). A line index at or beyond the bank size is out of range: the
-  access is ignored and ``error`` pulses for one cycle (the cycle after the access).
+  line, decoded by an 8-bit decoder. ``we`` writes ``wdata`` at the clock edge; a read
+  (``re``) takes two edges: the first registers the address decoded to one select flag per
+  line, the second loads ``rdata``, so the value is valid two cycles after ``re`` and is the
+  register as it stands after the first edge (a write in the clock of ``re`` is seen). A line
+  index at or beyond the bank size is out of range: the access is ignored (``rdata`` keeps
+  its value) and ``error`` pulses for one cycle (the cycle after the access).
   The SPI target (hdl/spi.py) drives this port, arbitrating with a parallel host.
 * Write-back port: ``wb_en`` writes the whole bank ``wb_bank`` from ``wb_data`` (line k's
   code in bits k*W..k*W+W-1) in one cycle: the MVM engine's READOUT. The write-back wins over
@@ -17,11 +19,12 @@ address decoder, or written internally by the neurons"):
 * Parallel outputs ``bl_values`` / ``sl_values`` (line k in bits k*W..k*W+W-1) feed the
   drivers continuously.
 * Load port: ``ld_en`` asks to read the register at ``ld_addr`` (same format as ``addr``)
-  into ``ld_data`` at the clock edge; ``ld_ok`` says it is done in this clock. It shares the
-  host port's read multiplexer and yields to it: ``ld_ok`` is low in a clock with ``re``
-  high, and the requester tries again. The RPU update copies the lines through it, so the
-  core has one gather of every line register instead of two (at preset medium, each
-  128:1 gather of W-bit lines is about 1,200 LUT4 and, with the other, left the design
+  into ``ld_data``, two edges later as a host read; ``ld_ok`` says the request is taken in
+  this clock. It shares the host port's read path and yields to it: ``ld_ok`` is low in a
+  clock with ``re`` high, and the requester tries again. The RPU update copies the lines
+  through it, so the core has one gather of every line register instead of two (at preset
+  medium, each 128:1 gather of W-bit lines is about 1,200 LUT4 and, with the other, left
+  the design
   unroutable on an ECP5-85: docs/fpga.md).
 * Selection flags ``bl_is_one`` / ``sl_is_one`` (bit k: register k holds 1, i.e. sign 0 and
   magnitude 1, the programming-mode selection of docs/command_set.md): flip-flops written
@@ -31,9 +34,18 @@ address decoder, or written internally by the neurons"):
 
 Each line has its own write enable ``en & (line == k)`` rather than one big case statement
 over the address: the case form made the generated Verilog quadratic in the line count.
+
+The read is a gather of every line register into one place. At preset medium, the address
+arbitration, its fanout to a 128:1 multiplexer tree and the tree itself took 15.5 ns
+(docs/fpga.md). So the read address is decoded into one registered select flag per line
+(``rsel``, beside its register: no wide select net), and the gather is an AND-OR tree of
+the selected lines; the price is the second edge.
 """
 
 from __future__ import annotations
+
+from functools import reduce
+from operator import or_
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
@@ -41,7 +53,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .interfaces import ADDR_BITS, LINE_ADDR_BITS, lines, mux_tree, require_config
+from .interfaces import ADDR_BITS, LINE_ADDR_BITS, lines, require_config
 
 __all__ = ["LineRegisters", "ADDR_BITS", "LINE_ADDR_BITS"]
 
@@ -130,17 +142,27 @@ class LineRegisters(wiring.Component):
                 with m.Elif(host_on & (line == k)):
                     m.d.sync += [reg.eq(self.wdata), flags[k].eq(host_one)]
 
-        # one read multiplexer for the host port and the load port (the host's wins)
+        # one read path for the host port and the load port (the host's wins): edge 1
+        # registers the request as one select flag per line, edge 2 the gathered word
         sel = Signal(ADDR_BITS)
         m.d.comb += [sel.eq(Mux(self.re, self.addr, self.ld_addr)),
                      self.ld_ok.eq(self.ld_en & ~self.re)]
         sel_line = sel[:LINE_ADDR_BITS]
+        req = self.re | self.ld_en
+        terms = []
+        for regs, bank_bit in ((bl, 0), (sl, 1)):
+            for k, reg in enumerate(regs):
+                rsel = Signal(name=f"rsel_{'sl' if bank_bit else 'bl'}{k}")
+                m.d.sync += rsel.eq(req & (sel[LINE_ADDR_BITS] == bank_bit) & (sel_line == k))
+                terms.append(reg & rsel.replicate(w))
         word = Signal(w)
-        m.d.comb += word.eq(Mux(sel[LINE_ADDR_BITS], mux_tree(sl, sel_line),
-                                mux_tree(bl, sel_line)))
-        with m.If(self.re & in_range):
+        m.d.comb += word.eq(_or_tree(terms))
+        rd_q = Signal()  # a host read in range was requested in the clock before
+        ld_q = Signal()
+        m.d.sync += [rd_q.eq(self.re & in_range), ld_q.eq(self.ld_ok)]
+        with m.If(rd_q):
             m.d.sync += self.rdata.eq(word)
-        with m.If(self.ld_ok):
+        with m.If(ld_q):
             m.d.sync += self.ld_data.eq(word)
         m.d.sync += self.error.eq((self.we | self.re) & ~in_range)
 
@@ -149,3 +171,11 @@ class LineRegisters(wiring.Component):
             self.sl_values.eq(Cat(*sl)),
         ]
         return m
+
+
+def _or_tree(terms):
+    """OR of ``terms`` as a balanced tree (depth logarithmic in the count)."""
+    level = list(terms)
+    while len(level) > 1:
+        level = [reduce(or_, level[i:i + 4]) for i in range(0, len(level), 4)]
+    return level[0]

@@ -42,7 +42,11 @@ Arbitration with the parallel host port (``p_*``): the SPI access wins. An SPI a
 one cycle per frame (the read at bit 16 or the write at the frame's end); in that cycle
 ``p_ready`` is low and the parallel access is not performed: the parallel master holds its
 request until ``p_ready`` is high (a stream-style ready). ``p_rdata`` is the register file's
-``rdata``, valid the cycle after an accepted ``p_re``.
+``rdata``, valid the cycle after an accepted ``p_re``. A register file read takes two edges
+(hdl/regfile.py), so a parallel read is passed on in its first clock with ``p_ready`` low
+and accepted in the next (``p_ready`` high whatever SPI does then): at most one parallel
+read every two clocks. The SPI read's two edges are hidden in the frame: the data bits
+leave MISO from bit 16 + 16 - W on, and the bits before them are 0.
 """
 
 from __future__ import annotations
@@ -198,7 +202,8 @@ class SpiTarget(wiring.Component):
             return (rd_line >= n) if n < 256 else C(0, 1)
 
         out_of_range = Mux(acc_addr[LINE_ADDR_BITS], beyond(cfg.cols), beyond(cfg.rows))
-        m.d.sync += [rd_load.eq(spi_re), rd_zero.eq(out_of_range)]
+        rd_wait = Signal()  # the register file's second read edge (hdl/regfile.py)
+        m.d.sync += [rd_wait.eq(spi_re), rd_load.eq(rd_wait), rd_zero.eq(out_of_range)]
 
         good = (count == FRAME_BITS) & ~over & (wr_res == 0) & ~(wr_rw & wr_st) & ~fast
         m.d.sync += [
@@ -209,15 +214,20 @@ class SpiTarget(wiring.Component):
 
         # --- arbitration: SPI first
         spi_req = spi_re | spi_we
+        # a parallel read was passed on in the clock before: it is accepted now
+        p_pend = Signal()
+        p_go = ~spi_req & ~p_pend  # the parallel request reaches the register file
+        m.d.sync += p_pend.eq(self.p_re & p_go)
         assert LINE_ADDR_BITS == 8  # the frame's byte 1 is the line
+        assert w <= 10  # the SPI read data's top bits are 0 (see the module docstring)
         m.d.comb += [
             self.miso.eq(tx[15]),
             self.miso_oe.eq(~self.cs_n),
             self.addr.eq(Mux(spi_req, acc_addr, self.p_addr)),
             self.wdata.eq(Mux(spi_we, wr_data[:w], self.p_wdata)),
-            self.we.eq(Mux(spi_req, spi_we, self.p_we)),
-            self.re.eq(Mux(spi_req, spi_re, self.p_re)),
-            self.p_ready.eq(~spi_req),
+            self.we.eq(Mux(spi_req, spi_we, self.p_we & p_go)),
+            self.re.eq(Mux(spi_req, spi_re, self.p_re & p_go)),
+            self.p_ready.eq(Mux(self.p_re, p_pend, ~spi_req)),
             self.p_rdata.eq(self.rdata),
         ]
         return m
