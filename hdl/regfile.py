@@ -24,8 +24,7 @@ address decoder, or written internally by the neurons"):
   clock with ``re`` high, and the requester tries again. The RPU update copies the lines
   through it, so the core has one gather of every line register instead of two (at preset
   medium, each 128:1 gather of W-bit lines is about 1,200 LUT4 and, with the other, left
-  the design
-  unroutable on an ECP5-85: docs/fpga.md).
+  the design unroutable on an ECP5-85: docs/fpga.md).
 * Selection flags ``bl_is_one`` / ``sl_is_one`` (bit k: register k holds 1, i.e. sign 0 and
   magnitude 1, the programming-mode selection of docs/command_set.md): flip-flops written
   in the same clock edge as their register, from the value written, so they always equal
