@@ -15,8 +15,9 @@ Integration rules (docs/core_architecture.md):
 * RPU_UPDATE: the core first copies every line register into the translators, one line
   per clock through the register file's load port (its ``ld_data`` is the register stage
   before the translators' shared multiplier, whose product is a register too; rows = BL
-  registers, then columns = SL registers; ``lines + 4`` clocks from ``rpu_start`` to the
-  translators' ``start`` (a register file read takes two edges), one more for each host
+  registers, then columns = SL registers; ``lines + 2 + READ_LATENCY`` = ``lines + 5``
+  clocks from ``rpu_start`` to the translators' ``start`` (a register file read takes
+  ``READ_LATENCY`` edges), one more for each host
   read in those clocks: the load port
   shares the host's read multiplexer and yields to it), scaling the W-1 magnitude
   bits to the translators' ``str_bits`` and applying the controller's ``str_gain``
@@ -48,7 +49,7 @@ from .controller import Controller
 from .interfaces import AnalogSignature, HostSignature, require_config
 from .mvm_engine import MvmEngine
 from .prog_drivers import ProgDrivers
-from .regfile import LINE_ADDR_BITS, LineRegisters
+from .regfile import LINE_ADDR_BITS, READ_LATENCY, LineRegisters
 from .spi import SpiTarget
 from .stochastic_translator import StochasticTranslatorBank
 
@@ -170,17 +171,19 @@ class NeurramCore(wiring.Component):
         ld_bank = Signal()
         ld_line = Signal(LINE_ADDR_BITS)
         load = Signal()
+        drain = Signal(range(READ_LATENCY))
         m.d.comb += [regs.ld_en.eq(load), regs.ld_addr.eq(Cat(ld_line, ld_bank))]
         step = load & regs.ld_ok  # the register file performs the read in this clock
         # the load port's ``ld_data`` is the register stage before the translators' shared
-        # multiplier: a line requested in a LOAD clock is there two clocks later (the
-        # register file's read takes two edges) and written then
+        # multiplier: a line requested in a LOAD clock is there READ_LATENCY clocks later
+        # and written then
         cur = regs.ld_data
-        wr_addr = Signal.like(k)
-        wr_en = Signal()
-        rd_addr = Signal.like(k)
-        rd_en = Signal()
-        m.d.sync += [rd_addr.eq(k), rd_en.eq(step), wr_addr.eq(rd_addr), wr_en.eq(rd_en)]
+        wr_addr, wr_en = k, step
+        for stage in range(READ_LATENCY):
+            addr_d = Signal.like(k, name=f"wr_addr_d{stage}")
+            en_d = Signal(name=f"wr_en_d{stage}")
+            m.d.sync += [addr_d.eq(wr_addr), en_d.eq(wr_en)]
+            wr_addr, wr_en = addr_d, en_d
         mag = cur[: w - 1]
         shift = n - (w - 1)
         scaled = (mag << shift) if shift >= 0 else (mag >> -shift)
@@ -205,10 +208,11 @@ class NeurramCore(wiring.Component):
                         m.d.sync += [ld_bank.eq(1), ld_line.eq(0)]
                     with m.If(k == lines - 1):
                         m.next = "FLUSH"
-            with m.State("FLUSH"):  # the last line's second read edge
-                m.next = "WRITE"
-            with m.State("WRITE"):  # the last line's write port clock
-                m.next = "STORE"
+            with m.State("FLUSH"):  # the last line's further read edges, then its write
+                m.d.sync += drain.eq(drain + 1)
+                with m.If(drain == READ_LATENCY - 1):
+                    m.d.sync += drain.eq(0)
+                    m.next = "STORE"
             with m.State("STORE"):  # its product is stored (the translators' write pipeline)
                 m.next = "START"
             with m.State("START"):

@@ -7,9 +7,9 @@ address decoder, or written internally by the neurons"):
 
 * Host port: ``addr`` is 9 bits, bit 8 the bank (0 = BL rows, 1 = SL cols) and bits 7..0 the
   line, decoded by an 8-bit decoder. ``we`` writes ``wdata`` at the clock edge; a read
-  (``re``) takes two edges: the first registers the address decoded to one select flag per
-  line, the second loads ``rdata``, so the value is valid two cycles after ``re`` and is the
-  register as it stands after the first edge (a write in the clock of ``re`` is seen). A line
+  (``re``) takes ``READ_LATENCY`` = 3 edges (below), so ``rdata`` is valid three cycles
+  after ``re``; it is the register as it stands after the first edge (a write in the clock
+  of ``re`` is seen). A line
   index at or beyond the bank size is out of range: the access is ignored (``rdata`` keeps
   its value) and ``error`` pulses for one cycle (the cycle after the access).
   The SPI target (hdl/spi.py) drives this port, arbitrating with a parallel host.
@@ -19,12 +19,12 @@ address decoder, or written internally by the neurons"):
 * Parallel outputs ``bl_values`` / ``sl_values`` (line k in bits k*W..k*W+W-1) feed the
   drivers continuously.
 * Load port: ``ld_en`` asks to read the register at ``ld_addr`` (same format as ``addr``)
-  into ``ld_data``, two edges later as a host read; ``ld_ok`` says the request is taken in
-  this clock. It shares the host port's read path and yields to it: ``ld_ok`` is low in a
-  clock with ``re`` high, and the requester tries again. The RPU update copies the lines
-  through it, so the core has one gather of every line register instead of two (at preset
-  medium, each 128:1 gather of W-bit lines is about 1,200 LUT4 and, with the other, left
-  the design unroutable on an ECP5-85: docs/fpga.md).
+  into ``ld_data``, ``READ_LATENCY`` edges later as a host read; ``ld_ok`` says the request
+  is taken in this clock. It shares the host port's read path and yields to it: ``ld_ok``
+  is low in a clock with ``re`` high, and the requester tries again. The RPU update copies
+  the lines through it, so the core has one gather of every line register instead of two
+  (at preset medium, each 128:1 gather of W-bit lines is about 1,200 LUT4 and, with the
+  other, left the design unroutable on an ECP5-85: docs/fpga.md).
 * Selection flags ``bl_is_one`` / ``sl_is_one`` (bit k: register k holds 1, i.e. sign 0 and
   magnitude 1, the programming-mode selection of docs/command_set.md): flip-flops written
   in the same clock edge as their register, from the value written, so they always equal
@@ -35,16 +35,14 @@ Each line has its own write enable ``en & (line == k)`` rather than one big case
 over the address: the case form made the generated Verilog quadratic in the line count.
 
 The read is a gather of every line register into one place. At preset medium, the address
-arbitration, its fanout to a 128:1 multiplexer tree and the tree itself took 15.5 ns
-(docs/fpga.md). So the read address is decoded into one registered select flag per line
-(``rsel``, beside its register: no wide select net), and the gather is an AND-OR tree of
-the selected lines; the price is the second edge.
+arbitration, its fanout to a 128:1 multiplexer tree and the tree itself took 15.5 ns in one
+clock (docs/fpga.md). So the read is a pipeline: edge 1 registers the address, edge 2 a
+word per group of ``2**GROUP_BITS`` lines (a multiplexer tree near those lines), edge 3 the
+word picked from the groups. (A one-hot select flag per line with an AND-OR gather, tried
+first, left medium unroutable.)
 """
 
 from __future__ import annotations
-
-from functools import reduce
-from operator import or_
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
@@ -52,9 +50,14 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .interfaces import ADDR_BITS, LINE_ADDR_BITS, lines, require_config
+from .interfaces import ADDR_BITS, LINE_ADDR_BITS, lines, mux_tree, require_config
 
-__all__ = ["LineRegisters", "ADDR_BITS", "LINE_ADDR_BITS"]
+__all__ = ["LineRegisters", "ADDR_BITS", "LINE_ADDR_BITS", "READ_LATENCY", "GROUP_BITS"]
+
+READ_LATENCY = 3
+"""Clock edges from a read request (``re``, or ``ld_en`` with ``ld_ok``) to its data."""
+GROUP_BITS = 4
+"""Low line-index bits decoded at the read's second edge (lines per group: 16)."""
 
 
 class LineRegisters(wiring.Component):
@@ -141,27 +144,33 @@ class LineRegisters(wiring.Component):
                 with m.Elif(host_on & (line == k)):
                     m.d.sync += [reg.eq(self.wdata), flags[k].eq(host_one)]
 
-        # one read path for the host port and the load port (the host's wins): edge 1
-        # registers the request as one select flag per line, edge 2 the gathered word
+        # one read path for the host port and the load port (the host's wins), three edges
         sel = Signal(ADDR_BITS)
         m.d.comb += [sel.eq(Mux(self.re, self.addr, self.ld_addr)),
                      self.ld_ok.eq(self.ld_en & ~self.re)]
-        sel_line = sel[:LINE_ADDR_BITS]
-        req = self.re | self.ld_en
-        terms = []
-        for regs, bank_bit in ((bl, 0), (sl, 1)):
-            for k, reg in enumerate(regs):
-                rsel = Signal(name=f"rsel_{'sl' if bank_bit else 'bl'}{k}")
-                m.d.sync += rsel.eq(req & (sel[LINE_ADDR_BITS] == bank_bit) & (sel_line == k))
-                terms.append(reg & rsel.replicate(w))
-        word = Signal(w)
-        m.d.comb += word.eq(_or_tree(terms))
-        rd_q = Signal()  # a host read in range was requested in the clock before
-        ld_q = Signal()
-        m.d.sync += [rd_q.eq(self.re & in_range), ld_q.eq(self.ld_ok)]
-        with m.If(rd_q):
+        sel_q = Signal(ADDR_BITS)  # edge 1: the address
+        rd_q = Signal(READ_LATENCY - 1)  # a host read in range, per stage
+        ld_q = Signal(READ_LATENCY - 1)
+        m.d.sync += [sel_q.eq(sel),
+                     rd_q.eq(Cat(self.re & in_range, rd_q[:-1])),
+                     ld_q.eq(Cat(self.ld_ok, ld_q[:-1]))]
+        low = sel_q[:GROUP_BITS]
+        high = Signal(ADDR_BITS - GROUP_BITS)  # edge 2: the group words and the group index
+        m.d.sync += high.eq(sel_q[GROUP_BITS:])
+        size = 1 << GROUP_BITS
+        banks = []
+        for name, regs in (("bl", bl), ("sl", sl)):
+            groups = []
+            for g in range(0, len(regs), size):
+                word_g = Signal(w, name=f"rd_{name}{g // size}")
+                m.d.sync += word_g.eq(mux_tree(regs[g:g + size], low))
+                groups.append(word_g)
+            banks.append(mux_tree(groups, high[:LINE_ADDR_BITS - GROUP_BITS]))
+        word = Signal(w)  # edge 3: rdata / ld_data
+        m.d.comb += word.eq(Mux(high[-1], banks[1], banks[0]))
+        with m.If(rd_q[-1]):
             m.d.sync += self.rdata.eq(word)
-        with m.If(ld_q):
+        with m.If(ld_q[-1]):
             m.d.sync += self.ld_data.eq(word)
         m.d.sync += self.error.eq((self.we | self.re) & ~in_range)
 
@@ -171,10 +180,3 @@ class LineRegisters(wiring.Component):
         ]
         return m
 
-
-def _or_tree(terms):
-    """OR of ``terms`` as a balanced tree (depth logarithmic in the count)."""
-    level = list(terms)
-    while len(level) > 1:
-        level = [reduce(or_, level[i:i + 4]) for i in range(0, len(level), 4)]
-    return level[0]

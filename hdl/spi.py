@@ -42,11 +42,12 @@ Arbitration with the parallel host port (``p_*``): the SPI access wins. An SPI a
 one cycle per frame (the read at bit 16 or the write at the frame's end); in that cycle
 ``p_ready`` is low and the parallel access is not performed: the parallel master holds its
 request until ``p_ready`` is high (a stream-style ready). ``p_rdata`` is the register file's
-``rdata``, valid the cycle after an accepted ``p_re``. A register file read takes two edges
-(hdl/regfile.py), so a parallel read is passed on in its first clock with ``p_ready`` low
-and accepted in the next (``p_ready`` high whatever SPI does then): at most one parallel
-read every two clocks. The SPI read's two edges are hidden in the frame: the data bits
-leave MISO from bit 16 + 16 - W on, and the bits before them are 0.
+``rdata``, valid the cycle after an accepted ``p_re``. A register file read takes
+``READ_LATENCY`` = 3 edges (hdl/regfile.py), so a parallel read is passed on in its first
+clock with ``p_ready`` low and accepted two clocks later (``p_ready`` high then, whatever
+SPI does): at most one parallel read every three clocks. The SPI read's edges are hidden
+in the frame: the data is in ``tx`` before the first falling SCK edge that shifts it (the
+18th), and the MISO bits before the data (16 - W of them) are 0.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from amaranth.lib.wiring import In, Out
 from cimflow.config import CoreConfig
 
 from .interfaces import ADDR_BITS, LINE_ADDR_BITS, require_config
+from .regfile import READ_LATENCY
 
 __all__ = ["SpiTarget", "FRAME_BITS", "MIN_HALF_PERIOD"]
 
@@ -202,8 +204,9 @@ class SpiTarget(wiring.Component):
             return (rd_line >= n) if n < 256 else C(0, 1)
 
         out_of_range = Mux(acc_addr[LINE_ADDR_BITS], beyond(cfg.cols), beyond(cfg.rows))
-        rd_wait = Signal()  # the register file's second read edge (hdl/regfile.py)
-        m.d.sync += [rd_wait.eq(spi_re), rd_load.eq(rd_wait), rd_zero.eq(out_of_range)]
+        rd_wait = Signal(READ_LATENCY - 1)  # the register file's read edges (hdl/regfile.py)
+        m.d.sync += [rd_wait.eq(Cat(spi_re, rd_wait[:-1])), rd_load.eq(rd_wait[-1]),
+                     rd_zero.eq(out_of_range)]
 
         good = (count == FRAME_BITS) & ~over & (wr_res == 0) & ~(wr_rw & wr_st) & ~fast
         m.d.sync += [
@@ -214,10 +217,16 @@ class SpiTarget(wiring.Component):
 
         # --- arbitration: SPI first
         spi_req = spi_re | spi_we
-        # a parallel read was passed on in the clock before: it is accepted now
-        p_pend = Signal()
-        p_go = ~spi_req & ~p_pend  # the parallel request reaches the register file
-        m.d.sync += p_pend.eq(self.p_re & p_go)
+        # clocks since a parallel read was passed on (0: none pending); accepted at the last
+        p_pend = Signal(range(READ_LATENCY))
+        p_go = ~spi_req & (p_pend == 0)  # the parallel request reaches the register file
+        p_last = p_pend == READ_LATENCY - 1
+        with m.If(self.p_re & p_go):
+            m.d.sync += p_pend.eq(1)
+        with m.Elif(p_last):
+            m.d.sync += p_pend.eq(0)
+        with m.Elif(p_pend != 0):
+            m.d.sync += p_pend.eq(p_pend + 1)
         assert LINE_ADDR_BITS == 8  # the frame's byte 1 is the line
         assert w <= 10  # the SPI read data's top bits are 0 (see the module docstring)
         m.d.comb += [
@@ -227,7 +236,7 @@ class SpiTarget(wiring.Component):
             self.wdata.eq(Mux(spi_we, wr_data[:w], self.p_wdata)),
             self.we.eq(Mux(spi_req, spi_we, self.p_we & p_go)),
             self.re.eq(Mux(spi_req, spi_re, self.p_re & p_go)),
-            self.p_ready.eq(Mux(self.p_re, p_pend, ~spi_req)),
+            self.p_ready.eq(Mux(self.p_re, p_last, ~spi_req)),
             self.p_rdata.eq(self.rdata),
         ]
         return m

@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 from test_hdl_spi import SpiMaster, SpiSystem, bank_values
 
 from cimflow.config import PRESETS
-from cimflow.hdl.regfile import LineRegisters
+from cimflow.hdl.regfile import READ_LATENCY, LineRegisters
 
 
 def run_sim(dut, bench):
@@ -37,8 +37,8 @@ def check_flags(ctx, dut, cfg):
 def test_parallel_port_random(name):
     """Random writes, reads, write+read and out-of-range accesses through the host port,
     with random requests on the load port, which reads only in clocks without ``re``. A
-    read's data comes two edges later and includes a write of its own clock; a pipelined
-    second request in the next clock must not disturb it."""
+    read's data comes READ_LATENCY edges later and includes a write of its own clock; a
+    pipelined second request in the next clock must not disturb it."""
     cfg = PRESETS[name]
     w = cfg.line_bits
     rng = np.random.default_rng(11)
@@ -76,11 +76,13 @@ def test_parallel_port_random(name):
             errors += oob
             if we and not oob:
                 ref[bank, line] = v
-            assert ctx.get(dut.rdata) == old_rdata  # not yet: the second edge loads it
             # the next clock requests a load of another line (a pipelined request)
-            ctx.set(dut.ld_en, 1)
-            ctx.set(dut.ld_addr, ((1 - ld_bank) << 8))
-            await ctx.tick()
+            for edge in range(1, READ_LATENCY):
+                assert ctx.get(dut.rdata) == old_rdata  # not yet: the last edge loads it
+                assert ctx.get(dut.ld_data) == old_ld
+                ctx.set(dut.ld_en, edge == 1)
+                ctx.set(dut.ld_addr, ((1 - ld_bank) << 8))
+                await ctx.tick()
             ctx.set(dut.ld_en, 0)
             assert ctx.get(dut.ld_data) == (ref[ld_bank, ld_line] if ld_en and not re
                                             else old_ld)
@@ -138,7 +140,7 @@ def test_write_back_whole_bank():
             ctx.set(dut.re, 1)
             await ctx.tick()
             ctx.set(dut.re, 0)
-            await ctx.tick()
+            await ctx.tick().repeat(READ_LATENCY - 1)
             assert ctx.get(dut.rdata) == data[3]
 
     run_sim(dut, bench)
@@ -158,7 +160,7 @@ def test_out_of_range_keeps_state():
         ctx.set(dut.addr, 2)
         ctx.set(dut.we, 0)
         ctx.set(dut.re, 1)
-        await ctx.tick().repeat(2)
+        await ctx.tick().repeat(READ_LATENCY)
         assert ctx.get(dut.rdata) == 3
         before = bank_values(ctx, dut, cfg)
         for bank in (0, 1):

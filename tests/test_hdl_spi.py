@@ -12,7 +12,7 @@ from amaranth.hdl import Elaboratable, Module
 from amaranth.sim import Simulator
 
 from cimflow.config import PRESETS
-from cimflow.hdl.regfile import LineRegisters
+from cimflow.hdl.regfile import READ_LATENCY, LineRegisters
 from cimflow.hdl.spi import MIN_HALF_PERIOD, SpiTarget
 
 
@@ -259,8 +259,8 @@ def test_spi_arbitration_with_parallel_port():
 
 def test_spi_read_during_parallel_traffic():
     """An SPI read returns the right value while the parallel port keeps reading; a
-    parallel read is accepted every second clock (the register file's read takes two
-    edges), and the SPI read costs the parallel reader at most one of them."""
+    parallel read is accepted every READ_LATENCY-th clock (the register file's read takes
+    that many edges), and the SPI read costs the parallel reader at most one of them."""
     cfg = PRESETS["small"]
     sys = SpiSystem(cfg)
     master = SpiMaster(sys)
@@ -289,7 +289,8 @@ def test_spi_read_during_parallel_traffic():
         await ctx.tick()
         assert set(got_parallel) == {4}
         n = len(cycles)
-        assert n // 2 - 1 <= len(got_parallel) <= (n + 1) // 2, (n, len(got_parallel))
+        L = READ_LATENCY
+        assert n // L - 1 <= len(got_parallel) <= (n + L - 1) // L, (n, len(got_parallel))
 
     sim = Simulator(sys)
     sim.add_clock(1e-8)
