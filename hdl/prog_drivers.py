@@ -62,7 +62,9 @@ def one_hot(x):
 
 class ProgDrivers(wiring.Component):
     """Ports: ``bl_is_one`` In rows, ``sl_is_one`` In cols (the line registers' flags),
-    ``lines_we`` In 1 (a line register is written at this clock's edge);
+    ``lines_we`` In 1 (a line register is written at this clock's edge, or a host write
+    for a later edge is requested or pending: high in every clock in which the flags may be
+    about to change);
     ``prog_sel_bl`` Out rows, ``prog_sel_sl`` Out cols, ``sel_ok`` Out 1 (registered,
     the flags ``SEL_LATENCY`` clocks ago), ``sel_valid`` Out 1 (registered: no write in
     those clocks)."""

@@ -6,16 +6,18 @@ registers are reached three ways, as on the chip ("via SPI, or random access wit
 address decoder, or written internally by the neurons"):
 
 * Host port: ``addr`` is 9 bits, bit 8 the bank (0 = BL rows, 1 = SL cols) and bits 7..0 the
-  line, decoded by an 8-bit decoder. ``we`` writes ``wdata`` at the clock edge; a read
-  (``re``) takes ``READ_LATENCY`` = 3 edges (below), so ``rdata`` is valid three cycles
-  after ``re``; it is the register as it stands after the first edge (a write in the clock
-  of ``re`` is seen). A line
+  line, decoded by an 8-bit decoder. ``we`` writes ``wdata`` at the second clock edge (the
+  request is registered first, so the lines' write enables are decoded from registers;
+  ``we_pending`` is high in the clock between); a read (``re``) takes ``READ_LATENCY`` = 3
+  edges (below), so ``rdata`` is valid three cycles after ``re``; it sees every write
+  requested before the clock of ``re`` (read before write in the same clock). A line
   index at or beyond the bank size is out of range: the access is ignored (``rdata`` keeps
   its value) and ``error`` pulses for one cycle (the cycle after the access).
   The SPI target (hdl/spi.py) drives this port, arbitrating with a parallel host.
 * Write-back port: ``wb_en`` writes the whole bank ``wb_bank`` from ``wb_data`` (line k's
   code in bits k*W..k*W+W-1) in one cycle: the MVM engine's READOUT. The write-back wins over
-  a host write to the same bank in the same cycle (the engine owns the bank during an MVM).
+  a host write to the same bank landing at the same edge (the engine owns the bank during
+  an MVM).
 * Parallel outputs ``bl_values`` / ``sl_values`` (line k in bits k*W..k*W+W-1) feed the
   drivers continuously.
 * Load port: ``ld_en`` asks to read the register at ``ld_addr`` (same format as ``addr``)
@@ -66,7 +68,8 @@ class LineRegisters(wiring.Component):
     Ports (W = ``config.line_bits``):
 
     * ``addr`` In 9, ``wdata`` In W, ``we`` In 1, ``re`` In 1, ``rdata`` Out W,
-      ``error`` Out 1: host port.
+      ``error`` Out 1, ``we_pending`` Out 1 (a host write lands at this clock's edge):
+      host port.
     * ``wb_en`` In 1, ``wb_bank`` In 1 (0 BL, 1 SL), ``wb_data`` In rows*W: write-back.
     * ``ld_en`` In 1, ``ld_addr`` In 9, ``ld_ok`` Out 1, ``ld_data`` Out W: load port.
     * ``bl_values`` Out rows*W, ``sl_values`` Out cols*W: every register, in line order.
@@ -82,6 +85,7 @@ class LineRegisters(wiring.Component):
             "addr": In(ADDR_BITS),
             "wdata": In(w),
             "we": In(1),
+            "we_pending": Out(1),
             "re": In(1),
             "rdata": Out(w),
             "error": Out(1),
@@ -120,13 +124,20 @@ class LineRegisters(wiring.Component):
         in_range = Signal()
         m.d.comb += in_range.eq(Mux(bank, line < cfg.cols, line < cfg.rows))
 
+        # the host write, registered: it lands one edge later
+        w_addr = Signal(ADDR_BITS)
+        w_data = Signal(w)
+        m.d.sync += [self.we_pending.eq(self.we & in_range), w_addr.eq(self.addr),
+                     w_data.eq(self.wdata)]
+        w_bank = w_addr[LINE_ADDR_BITS]
+        w_line = w_addr[:LINE_ADDR_BITS]
         host_bl = Signal()
         host_sl = Signal()
         wb_bl = Signal()
         wb_sl = Signal()
         m.d.comb += [
-            host_bl.eq(self.we & in_range & ~bank),
-            host_sl.eq(self.we & in_range & bank),
+            host_bl.eq(self.we_pending & ~w_bank),
+            host_sl.eq(self.we_pending & w_bank),
             wb_bl.eq(self.wb_en & ~self.wb_bank),
             wb_sl.eq(self.wb_en & self.wb_bank),
         ]
@@ -135,14 +146,14 @@ class LineRegisters(wiring.Component):
         wb_one = Signal(cfg.rows)
         host_one = Signal()
         m.d.comb += [wb_one.eq(Cat(wb[k] == 1 for k in range(cfg.rows))),
-                     host_one.eq(self.wdata == 1)]
+                     host_one.eq(w_data == 1)]
         for regs, flags, wb_on, host_on in ((bl, self.bl_is_one, wb_bl, host_bl),
                                             (sl, self.sl_is_one, wb_sl, host_sl)):
             for k, reg in enumerate(regs):
                 with m.If(wb_on):
                     m.d.sync += [reg.eq(wb[k]), flags[k].eq(wb_one[k])]
-                with m.Elif(host_on & (line == k)):
-                    m.d.sync += [reg.eq(self.wdata), flags[k].eq(host_one)]
+                with m.Elif(host_on & (w_line == k)):
+                    m.d.sync += [reg.eq(w_data), flags[k].eq(host_one)]
 
         # one read path for the host port and the load port (the host's wins), three edges
         sel = Signal(ADDR_BITS)

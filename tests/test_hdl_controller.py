@@ -41,7 +41,7 @@ class CtrlSystem(Elaboratable):
             b.start.eq(c.rpu_start), b.bl.eq(c.rpu_bl),
             c.rpu_done.eq(b.done), c.rpu_error.eq(b.error), c.rpu_ready.eq(b.ready),
             p.bl_is_one.eq(r.bl_is_one), p.sl_is_one.eq(r.sl_is_one),
-            p.lines_we.eq(r.we | r.wb_en),
+            p.lines_we.eq(r.we | r.we_pending | r.wb_en),
             c.prog_sel_ok.eq(p.sel_ok), c.prog_sel_valid.eq(p.sel_valid),
         ]
         return m
@@ -325,8 +325,8 @@ def test_program_pulse_width_and_selection():
 
     async def bench(ctx):
         await select_cell(ctx, regs, 2, 1, w)
+        await ctx.tick()  # the last host write lands
         assert ctx.get(prog.prog_sel_bl) == 1 << 2 and ctx.get(prog.prog_sel_sl) == 1 << 1
-        assert ctx.get(prog.sel_ok) == 1
         await command(ctx, c, Op.SET_PULSE, 0x9C)
         await ctx.tick().repeat(SEL_LATENCY)
         assert ctx.get(prog.sel_ok) == 1
@@ -339,21 +339,21 @@ def test_program_pulse_width_and_selection():
         await command(ctx, c, Op.SET_PULSE, 0x40)
         # -1 (sign-magnitude 0x81) in another row does not select it
         await reg_write(ctx, regs, 0, 3, 0x81)
-        await pulse(ctx, 1, 100, 0x40, wait=SEL_LATENCY)
+        await pulse(ctx, 1, 100, 0x40, wait=SEL_LATENCY + 1)
         # two rows selected
         await reg_write(ctx, regs, 0, 3, 1)
-        await ctx.tick().repeat(SEL_LATENCY)
+        await ctx.tick().repeat(SEL_LATENCY + 1)
         assert ctx.get(prog.sel_ok) == 0
         await expect_reject(ctx, c, Op.PROGRAM, 1, Cause.SELECTION)
         await clear_error(ctx, c)
         # no column selected
         await reg_write(ctx, regs, 0, 3, 0)
         await reg_write(ctx, regs, 1, 1, 2)
-        await ctx.tick().repeat(SEL_LATENCY)
+        await ctx.tick().repeat(SEL_LATENCY + 1)
         await expect_reject(ctx, c, Op.PROGRAM, 3, Cause.SELECTION)
         await clear_error(ctx, c)
         await reg_write(ctx, regs, 1, 1, 1)
-        await pulse(ctx, 3, 100, 0x40, wait=SEL_LATENCY)
+        await pulse(ctx, 3, 100, 0x40, wait=SEL_LATENCY + 1)
 
     run_sim(sys, bench)
 
@@ -361,7 +361,8 @@ def test_program_pulse_width_and_selection():
 @pytest.mark.parametrize("source", ["host", "write_back"])
 def test_program_right_after_register_write(source):
     """PROGRAM g clocks after a line register write (host port or write-back) that makes the
-    selection good or bad: it waits max(0, SEL_LATENCY + 1 - g) clocks with ``busy`` high,
+    selection good or bad: it waits max(0, SEL_LATENCY + 1 - g) clocks after a write-back
+    and one more after a host write (it lands an edge after its request) with ``busy`` high,
     then pulses or is refused with cause SELECTION, decided on the registers as written
     (exactly one 1 per bank, counted here with Python's popcount). A check that used the
     flags from before the write would pulse on a broken selection or refuse a good one."""
@@ -392,7 +393,7 @@ def test_program_right_after_register_write(source):
         await command(ctx, c, Op.SET_WIDTH, 3)
         await ctx.tick().repeat(SEL_LATENCY)
         cases = 0
-        for gap in range(1, SEL_LATENCY + 3):
+        for gap in range(1, SEL_LATENCY + 4):
             for values in ([0, 1, 0, 1], [0, 0, 0, 1], [1, 0, 0, 0][:cfg.rows]):
                 await write(ctx, 0, values)
                 if gap > 1:
@@ -403,7 +404,8 @@ def test_program_right_after_register_write(source):
                 while ctx.get(c.busy) and not ctx.get(c.prog_pulse):
                     waited += 1
                     await ctx.tick()
-                assert waited == max(0, SEL_LATENCY + 1 - gap), (gap, values, waited)
+                host = source == "host"
+                assert waited == max(0, SEL_LATENCY + 1 + host - gap), (gap, values, waited)
                 if good:
                     n = 0
                     while ctx.get(c.prog_pulse):
@@ -417,7 +419,7 @@ def test_program_right_after_register_write(source):
                     assert ctx.get(c.prog_pulse) == 0 and ctx.get(c.done) == 0
                     await clear_error(ctx, c)
                 cases += good
-        assert cases == 2 * (SEL_LATENCY + 2)  # two good selections, one bad, per gap
+        assert cases == 2 * (SEL_LATENCY + 3)  # two good selections, one bad, per gap
 
     run_sim(sys, bench)
 

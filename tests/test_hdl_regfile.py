@@ -37,8 +37,9 @@ def check_flags(ctx, dut, cfg):
 def test_parallel_port_random(name):
     """Random writes, reads, write+read and out-of-range accesses through the host port,
     with random requests on the load port, which reads only in clocks without ``re``. A
-    read's data comes READ_LATENCY edges later and includes a write of its own clock; a
-    pipelined second request in the next clock must not disturb it."""
+    read's data comes READ_LATENCY edges later, without a write of its own clock (a host
+    write lands an edge after its request); a pipelined second request in the next clock
+    must not disturb it."""
     cfg = PRESETS[name]
     w = cfg.line_bits
     rng = np.random.default_rng(11)
@@ -67,6 +68,8 @@ def test_parallel_port_random(name):
             ctx.set(dut.we, we)
             ctx.set(dut.re, re)
             assert ctx.get(dut.ld_ok) == ld_en & (1 - re)
+            ld_ref = ref[ld_bank, ld_line]  # read before write (the write lands an edge later)
+            rd_ref = ref.get((bank, line))
             await ctx.tick()
             ctx.set(dut.we, 0)
             ctx.set(dut.re, 0)
@@ -84,10 +87,9 @@ def test_parallel_port_random(name):
                 ctx.set(dut.ld_addr, ((1 - ld_bank) << 8))
                 await ctx.tick()
             ctx.set(dut.ld_en, 0)
-            assert ctx.get(dut.ld_data) == (ref[ld_bank, ld_line] if ld_en and not re
-                                            else old_ld)
+            assert ctx.get(dut.ld_data) == (ld_ref if ld_en and not re else old_ld)
             if re and not oob:
-                assert ctx.get(dut.rdata) == ref[bank, line]  # with this clock's write
+                assert ctx.get(dut.rdata) == rd_ref
             else:
                 assert ctx.get(dut.rdata) == old_rdata  # an ignored read keeps rdata
             await ctx.tick()
@@ -103,8 +105,8 @@ def test_parallel_port_random(name):
 
 
 def test_write_back_whole_bank():
-    """wb_en writes a whole bank; it beats a host write to that bank in the same cycle;
-    a host write to the other bank in that cycle still lands."""
+    """wb_en writes a whole bank; it beats a host write to that bank landing in the same
+    cycle (requested one clock before); a host write to the other bank then still lands."""
     cfg = PRESETS["small"]
     w = cfg.line_bits
     rng = np.random.default_rng(5)
@@ -117,17 +119,19 @@ def test_write_back_whole_bank():
             data = [int(x) for x in rng.integers(0, 1 << w, cfg.rows)]
             for k in rng.choice(cfg.rows, step, replace=False):  # some selected lines
                 data[k] = 1
-            ctx.set(dut.wb_en, 1)
-            ctx.set(dut.wb_bank, bank)
-            ctx.set(dut.wb_data, sum(v << (k * w) for k, v in enumerate(data)))
             host_bank = int(rng.integers(0, 2))
             line = int(rng.integers(0, cfg.rows))
             ctx.set(dut.addr, (host_bank << 8) | line)
             ctx.set(dut.wdata, 0xA5)
             ctx.set(dut.we, 1)
+            await ctx.tick()  # the host write is requested a clock before it lands
+            ctx.set(dut.we, 0)
+            assert ctx.get(dut.we_pending) == 1
+            ctx.set(dut.wb_en, 1)
+            ctx.set(dut.wb_bank, bank)
+            ctx.set(dut.wb_data, sum(v << (k * w) for k, v in enumerate(data)))
             await ctx.tick()
             ctx.set(dut.wb_en, 0)
-            ctx.set(dut.we, 0)
             for k, v in enumerate(data):
                 ref[bank, k] = v
             if host_bank != bank:
