@@ -47,7 +47,7 @@ request until ``p_ready`` is high (a stream-style ready). ``p_rdata`` is the reg
 clock with ``p_ready`` low and accepted two clocks later (``p_ready`` high then, whatever
 SPI does): at most one parallel read every three clocks. The SPI read's edges are hidden
 in the frame: the data is in ``tx`` before the first falling SCK edge that shifts it (the
-18th), and the MISO bits before the data (16 - W of them) are 0.
+17th), and the MISO bits before the data (16 - W of them) are 0.
 """
 
 from __future__ import annotations
