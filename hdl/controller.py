@@ -17,6 +17,9 @@ waiting for their ``done`` input:
 * Programming one cell: the pulse generator holds ``prog_op`` (``ProgOp``: SET, RESET, READ)
   and raises ``prog_pulse`` for exactly ``width`` cycles (or one trigger cycle when a
   delay-line tap is selected, ``prog_tap`` != 0); ``prog_amp`` is the amplitude DAC code.
+  The selection check (``prog_sel_ok``) is registered in ``ProgDrivers``; while it has not
+  seen the last line register write (``prog_sel_valid`` low) a PROGRAM waits in SELECT
+  (busy) and is decided when it has, so the check is off the command decode's path.
 
 Every accepted command pulses ``done`` once: register commands the next cycle, operations
 when they finish (CLEAR_ERROR accepted while busy is the only exception, so ``done``
@@ -94,6 +97,7 @@ class Controller(ConfiguredComponent):
             "prog_width": Out(16, init=1),
             "prog_pulse": Out(1),
             "prog_sel_ok": In(1),
+            "prog_sel_valid": In(1, init=1),
             # gating
             "clk_gate": Out(1),
             "pwr_gate": Out(1),
@@ -168,7 +172,7 @@ class Controller(ConfiguredComponent):
                 m.d.comb += bad_arg.eq(arg == 0)
             with m.Case(Op.PROGRAM):
                 m.d.comb += [bad_arg.eq((arg[0:2] == ProgOp.NONE) | (arg[2:] != 0)),
-                             state_err.eq(~self.prog_sel_ok),
+                             state_err.eq(self.prog_sel_valid & ~self.prog_sel_ok),
                              state_cause.eq(Cause.SELECTION)]
             with m.Case(Op.POWER):
                 m.d.comb += bad_arg.eq(arg[2:] != 0)
@@ -229,7 +233,7 @@ class Controller(ConfiguredComponent):
         with m.If(self.cmd_valid & reject):
             m.d.sync += [err.eq(1), err_cause.eq(cause)]
 
-        go = {k: Signal(name=f"go_{k}") for k in ("mvm", "rpu", "seed", "pulse")}
+        go = {k: Signal(name=f"go_{k}") for k in ("mvm", "rpu", "seed", "pulse", "select")}
         with m.If(accept_basic):
             with m.Switch(op):
                 with m.Case(Op.NOP):
@@ -264,7 +268,9 @@ class Controller(ConfiguredComponent):
                     m.d.sync += [self.prog_width.eq(arg)]
                 with m.Case(Op.PROGRAM):
                     with m.If(~state_err):
-                        m.d.comb += go["pulse"].eq(1)
+                        # a line register written in the last clocks: wait for the check
+                        m.d.comb += [go["pulse"].eq(self.prog_sel_valid),
+                                     go["select"].eq(~self.prog_sel_valid)]
                         m.d.sync += [prog_op.eq(arg[0:2]),
                                      count.eq(Mux(self.prog_tap != 0, 1, self.prog_width))]
                 with m.Case(Op.POWER):
@@ -288,6 +294,8 @@ class Controller(ConfiguredComponent):
                     m.next = "SEED"
                 with m.Elif(go["pulse"]):
                     m.next = "PULSE"
+                with m.Elif(go["select"]):
+                    m.next = "SELECT"
             with m.State("MVM"):
                 with m.If(mode.done):
                     m.d.comb += finish.eq(1)
@@ -305,13 +313,22 @@ class Controller(ConfiguredComponent):
                 with m.If(~self.seed_load & self.rpu_ready):
                     m.d.comb += finish.eq(1)
                     m.next = "IDLE"
+            with m.State("SELECT"):
+                # PROGRAM within SEL_LATENCY clocks of a line register write (hdl/
+                # prog_drivers.py): decided once the selection check has seen the flags
+                with m.If(self.prog_sel_valid):
+                    with m.If(self.prog_sel_ok):
+                        m.next = "PULSE"
+                    with m.Else():
+                        m.d.sync += [err.eq(1), err_cause.eq(Cause.SELECTION)]
+                        m.next = "IDLE"
             with m.State("PULSE"):
                 m.d.comb += [self.prog_pulse.eq(1), self.prog_op.eq(prog_op)]
                 m.d.sync += count.eq(count - 1)
                 with m.If(count == 1):
                     m.d.comb += finish.eq(1)
                     m.next = "IDLE"
-        operation = go["mvm"] | go["rpu"] | go["seed"] | go["pulse"]
+        operation = go["mvm"] | go["rpu"] | go["seed"] | go["pulse"] | go["select"]
         m.d.comb += done_next.eq(finish | (accept & ~busy & ~operation))
         m.d.sync += self.done.eq(done_next)
         with m.If(done_next):

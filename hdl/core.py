@@ -15,8 +15,10 @@ Integration rules (docs/core_architecture.md):
 * RPU_UPDATE: the core first copies every line register into the translators, one line
   per clock through the register file's load port (its ``ld_data`` is the register stage
   before the translators' shared multiplier, whose product is a register too; rows = BL
-  registers, then columns = SL registers; ``lines + 3`` clocks from ``rpu_start`` to the
-  translators' ``start``, one more for each host read in those clocks: the load port
+  registers, then columns = SL registers; ``lines + 2 + READ_LATENCY`` = ``lines + 5``
+  clocks from ``rpu_start`` to the translators' ``start`` (a register file read takes
+  ``READ_LATENCY`` edges), one more for each host
+  read in those clocks: the load port
   shares the host's read multiplexer and yields to it), scaling the W-1 magnitude
   bits to the translators' ``str_bits`` and applying the controller's ``str_gain``
   (register sign 1 = positive; the translators' sign 1 = negative), then starts the
@@ -46,7 +48,7 @@ from .controller import Controller
 from .interfaces import AnalogSignature, ConfiguredComponent, HostSignature
 from .mvm_engine import MvmEngine
 from .prog_drivers import ProgDrivers
-from .regfile import LINE_ADDR_BITS, LineRegisters
+from .regfile import LINE_ADDR_BITS, READ_LATENCY, LineRegisters
 from .spi import SpiTarget
 from .stochastic_translator import StochasticTranslatorBank
 
@@ -138,7 +140,9 @@ class NeurramCore(ConfiguredComponent):
         read_data = Signal(16)
         m.d.comb += [
             prog.bl_is_one.eq(regs.bl_is_one), prog.sl_is_one.eq(regs.sl_is_one),
-            ctrl.prog_sel_ok.eq(prog.sel_ok),
+            # a host write lands one edge after its request: both clocks count
+            prog.lines_we.eq(regs.we | regs.we_pending | regs.wb_en),
+            ctrl.prog_sel_ok.eq(prog.sel_ok), ctrl.prog_sel_valid.eq(prog.sel_valid),
             self.prog_sel_bl.eq(prog.prog_sel_bl), self.prog_sel_sl.eq(prog.prog_sel_sl),
             self.prog_op.eq(ctrl.prog_op), self.prog_amp.eq(ctrl.prog_amp),
             self.prog_tap.eq(ctrl.prog_tap), self.prog_pulse.eq(ctrl.prog_pulse),
@@ -162,15 +166,19 @@ class NeurramCore(ConfiguredComponent):
         ld_bank = Signal()
         ld_line = Signal(LINE_ADDR_BITS)
         load = Signal()
+        drain = Signal(range(READ_LATENCY))
         m.d.comb += [regs.ld_en.eq(load), regs.ld_addr.eq(Cat(ld_line, ld_bank))]
         step = load & regs.ld_ok  # the register file performs the read in this clock
-        # one register stage (the load port's ``ld_data``) between the register file and
-        # the translators' shared multiplier: a line read in a LOAD clock is written one
-        # clock later
+        # the load port's ``ld_data`` is the register stage before the translators' shared
+        # multiplier: a line requested in a LOAD clock is there READ_LATENCY clocks later
+        # and written then
         cur = regs.ld_data
-        wr_addr = Signal.like(k)
-        wr_en = Signal()
-        m.d.sync += [wr_addr.eq(k), wr_en.eq(step)]
+        wr_addr, wr_en = k, step
+        for stage in range(READ_LATENCY):
+            addr_d = Signal.like(k, name=f"wr_addr_d{stage}")
+            en_d = Signal(name=f"wr_en_d{stage}")
+            m.d.sync += [addr_d.eq(wr_addr), en_d.eq(wr_en)]
+            wr_addr, wr_en = addr_d, en_d
         mag = cur[: w - 1]
         shift = n - (w - 1)
         scaled = (mag << shift) if shift >= 0 else (mag >> -shift)
@@ -195,8 +203,11 @@ class NeurramCore(ConfiguredComponent):
                         m.d.sync += [ld_bank.eq(1), ld_line.eq(0)]
                     with m.If(k == lines - 1):
                         m.next = "FLUSH"
-            with m.State("FLUSH"):  # the last line's write port clock
-                m.next = "STORE"
+            with m.State("FLUSH"):  # the last line's further read edges, then its write
+                m.d.sync += drain.eq(drain + 1)
+                with m.If(drain == READ_LATENCY - 1):
+                    m.d.sync += drain.eq(0)
+                    m.next = "STORE"
             with m.State("STORE"):  # its product is stored (the translators' write pipeline)
                 m.next = "START"
             with m.State("START"):

@@ -6,23 +6,27 @@ registers are reached three ways, as on the chip ("via SPI, or random access wit
 address decoder, or written internally by the neurons"):
 
 * Host port: ``addr`` is 9 bits, bit 8 the bank (0 = BL rows, 1 = SL cols) and bits 7..0 the
-  line, decoded by an 8-bit decoder. ``we`` writes ``wdata`` at the clock edge; ``re`` loads
-  ``rdata`` at the clock edge, so the value is valid the cycle after ``re`` (read before
-  write when both are high). A line index at or beyond the bank size is out of range: the
-  access is ignored and ``error`` pulses for one cycle (the cycle after the access).
+  line, decoded by an 8-bit decoder. ``we`` writes ``wdata`` at the second clock edge (the
+  request is registered first, so the lines' write enables are decoded from registers;
+  ``we_pending`` is high in the clock between); a read (``re``) takes ``READ_LATENCY`` = 3
+  edges (below), so ``rdata`` is valid three cycles after ``re``; it sees every write
+  requested before the clock of ``re`` (read before write in the same clock). A line
+  index at or beyond the bank size is out of range: the access is ignored (``rdata`` keeps
+  its value) and ``error`` pulses for one cycle (the cycle after the access).
   The SPI target (hdl/spi.py) drives this port, arbitrating with a parallel host.
 * Write-back port: ``wb_en`` writes the whole bank ``wb_bank`` from ``wb_data`` (line k's
   code in bits k*W..k*W+W-1) in one cycle: the MVM engine's READOUT. The write-back wins over
-  a host write to the same bank in the same cycle (the engine owns the bank during an MVM).
+  a host write to the same bank landing at the same edge (the engine owns the bank during
+  an MVM).
 * Parallel outputs ``bl_values`` / ``sl_values`` (line k in bits k*W..k*W+W-1) feed the
   drivers continuously.
 * Load port: ``ld_en`` asks to read the register at ``ld_addr`` (same format as ``addr``)
-  into ``ld_data`` at the clock edge; ``ld_ok`` says it is done in this clock. It shares the
-  host port's read multiplexer and yields to it: ``ld_ok`` is low in a clock with ``re``
-  high, and the requester tries again. The RPU update copies the lines through it, so the
-  core has one gather of every line register instead of two (at preset medium, each
-  128:1 gather of W-bit lines is about 1,200 LUT4 and, with the other, left the design
-  unroutable on an ECP5-85: docs/fpga.md).
+  into ``ld_data``, ``READ_LATENCY`` edges later as a host read; ``ld_ok`` says the request
+  is taken in this clock. It shares the host port's read path and yields to it: ``ld_ok``
+  is low in a clock with ``re`` high, and the requester tries again. The RPU update copies
+  the lines through it, so the core has one gather of every line register instead of two
+  (at preset medium, each 128:1 gather of W-bit lines is about 1,200 LUT4 and, with the
+  other, left the design unroutable on an ECP5-85: docs/fpga.md).
 * Selection flags ``bl_is_one`` / ``sl_is_one`` (bit k: register k holds 1, i.e. sign 0 and
   magnitude 1, the programming-mode selection of docs/command_set.md): flip-flops written
   in the same clock edge as their register, from the value written, so they always equal
@@ -31,6 +35,13 @@ address decoder, or written internally by the neurons"):
 
 Each line has its own write enable ``en & (line == k)`` rather than one big case statement
 over the address: the case form made the generated Verilog quadratic in the line count.
+
+The read is a gather of every line register into one place. At preset medium, the address
+arbitration, its fanout to a 128:1 multiplexer tree and the tree itself took 15.5 ns in one
+clock (docs/fpga.md). So the read is a pipeline: edge 1 registers the address, edge 2 a
+word per group of ``2**GROUP_BITS`` lines (a multiplexer tree near those lines), edge 3 the
+word picked from the groups. (A one-hot select flag per line with an AND-OR gather, tried
+first, left medium unroutable.)
 """
 
 from __future__ import annotations
@@ -42,7 +53,12 @@ from cimflow.config import CoreConfig
 
 from .interfaces import ADDR_BITS, LINE_ADDR_BITS, ConfiguredComponent, lines, mux_tree
 
-__all__ = ["LineRegisters", "ADDR_BITS", "LINE_ADDR_BITS"]
+__all__ = ["LineRegisters", "ADDR_BITS", "LINE_ADDR_BITS", "READ_LATENCY", "GROUP_BITS"]
+
+READ_LATENCY = 3
+"""Clock edges from a read request (``re``, or ``ld_en`` with ``ld_ok``) to its data."""
+GROUP_BITS = 4
+"""Low line-index bits decoded at the read's second edge (lines per group: 16)."""
 
 
 class LineRegisters(ConfiguredComponent):
@@ -51,7 +67,8 @@ class LineRegisters(ConfiguredComponent):
     Ports (W = ``config.line_bits``):
 
     * ``addr`` In 9, ``wdata`` In W, ``we`` In 1, ``re`` In 1, ``rdata`` Out W,
-      ``error`` Out 1: host port.
+      ``error`` Out 1, ``we_pending`` Out 1 (a host write lands at this clock's edge):
+      host port.
     * ``wb_en`` In 1, ``wb_bank`` In 1 (0 BL, 1 SL), ``wb_data`` In rows*W: write-back.
     * ``ld_en`` In 1, ``ld_addr`` In 9, ``ld_ok`` Out 1, ``ld_data`` Out W: load port.
     * ``bl_values`` Out rows*W, ``sl_values`` Out cols*W: every register, in line order.
@@ -66,6 +83,7 @@ class LineRegisters(ConfiguredComponent):
             "addr": In(ADDR_BITS),
             "wdata": In(w),
             "we": In(1),
+            "we_pending": Out(1),
             "re": In(1),
             "rdata": Out(w),
             "error": Out(1),
@@ -100,13 +118,20 @@ class LineRegisters(ConfiguredComponent):
         in_range = Signal()
         m.d.comb += in_range.eq(Mux(bank, line < cfg.cols, line < cfg.rows))
 
+        # the host write, registered: it lands one edge later
+        w_addr = Signal(ADDR_BITS)
+        w_data = Signal(w)
+        m.d.sync += [self.we_pending.eq(self.we & in_range), w_addr.eq(self.addr),
+                     w_data.eq(self.wdata)]
+        w_bank = w_addr[LINE_ADDR_BITS]
+        w_line = w_addr[:LINE_ADDR_BITS]
         host_bl = Signal()
         host_sl = Signal()
         wb_bl = Signal()
         wb_sl = Signal()
         m.d.comb += [
-            host_bl.eq(self.we & in_range & ~bank),
-            host_sl.eq(self.we & in_range & bank),
+            host_bl.eq(self.we_pending & ~w_bank),
+            host_sl.eq(self.we_pending & w_bank),
             wb_bl.eq(self.wb_en & ~self.wb_bank),
             wb_sl.eq(self.wb_en & self.wb_bank),
         ]
@@ -115,26 +140,42 @@ class LineRegisters(ConfiguredComponent):
         wb_one = Signal(cfg.rows)
         host_one = Signal()
         m.d.comb += [wb_one.eq(Cat(wb[k] == 1 for k in range(cfg.rows))),
-                     host_one.eq(self.wdata == 1)]
+                     host_one.eq(w_data == 1)]
         for regs, flags, wb_on, host_on in ((bl, self.bl_is_one, wb_bl, host_bl),
                                             (sl, self.sl_is_one, wb_sl, host_sl)):
             for k, reg in enumerate(regs):
                 with m.If(wb_on):
                     m.d.sync += [reg.eq(wb[k]), flags[k].eq(wb_one[k])]
-                with m.Elif(host_on & (line == k)):
-                    m.d.sync += [reg.eq(self.wdata), flags[k].eq(host_one)]
+                with m.Elif(host_on & (w_line == k)):
+                    m.d.sync += [reg.eq(w_data), flags[k].eq(host_one)]
 
-        # one read multiplexer for the host port and the load port (the host's wins)
+        # one read path for the host port and the load port (the host's wins), three edges
         sel = Signal(ADDR_BITS)
         m.d.comb += [sel.eq(Mux(self.re, self.addr, self.ld_addr)),
                      self.ld_ok.eq(self.ld_en & ~self.re)]
-        sel_line = sel[:LINE_ADDR_BITS]
-        word = Signal(w)
-        m.d.comb += word.eq(Mux(sel[LINE_ADDR_BITS], mux_tree(sl, sel_line),
-                                mux_tree(bl, sel_line)))
-        with m.If(self.re & in_range):
+        sel_q = Signal(ADDR_BITS)  # edge 1: the address
+        rd_q = Signal(READ_LATENCY - 1)  # a host read in range, per stage
+        ld_q = Signal(READ_LATENCY - 1)
+        m.d.sync += [sel_q.eq(sel),
+                     rd_q.eq(Cat(self.re & in_range, rd_q[:-1])),
+                     ld_q.eq(Cat(self.ld_ok, ld_q[:-1]))]
+        low = sel_q[:GROUP_BITS]
+        high = Signal(ADDR_BITS - GROUP_BITS)  # edge 2: the group words and the group index
+        m.d.sync += high.eq(sel_q[GROUP_BITS:])
+        size = 1 << GROUP_BITS
+        banks = []
+        for name, regs in (("bl", bl), ("sl", sl)):
+            groups = []
+            for g in range(0, len(regs), size):
+                word_g = Signal(w, name=f"rd_{name}{g // size}")
+                m.d.sync += word_g.eq(mux_tree(regs[g:g + size], low))
+                groups.append(word_g)
+            banks.append(mux_tree(groups, high[:LINE_ADDR_BITS - GROUP_BITS]))
+        word = Signal(w)  # edge 3: rdata / ld_data
+        m.d.comb += word.eq(Mux(high[-1], banks[1], banks[0]))
+        with m.If(rd_q[-1]):
             m.d.sync += self.rdata.eq(word)
-        with m.If(self.ld_ok):
+        with m.If(ld_q[-1]):
             m.d.sync += self.ld_data.eq(word)
         m.d.sync += self.error.eq((self.we | self.re) & ~in_range)
 
@@ -143,3 +184,4 @@ class LineRegisters(ConfiguredComponent):
             self.sl_values.eq(Cat(*sl)),
         ]
         return m
+

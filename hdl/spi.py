@@ -42,7 +42,12 @@ Arbitration with the parallel host port (``p_*``): the SPI access wins. An SPI a
 one cycle per frame (the read at bit 16 or the write at the frame's end); in that cycle
 ``p_ready`` is low and the parallel access is not performed: the parallel master holds its
 request until ``p_ready`` is high (a stream-style ready). ``p_rdata`` is the register file's
-``rdata``, valid the cycle after an accepted ``p_re``.
+``rdata``, valid the cycle after an accepted ``p_re``. A register file read takes
+``READ_LATENCY`` = 3 edges (hdl/regfile.py), so a parallel read is passed on in its first
+clock with ``p_ready`` low and accepted two clocks later (``p_ready`` high then, whatever
+SPI does): at most one parallel read every three clocks. The SPI read's edges are hidden
+in the frame: the data is in ``tx`` before the first falling SCK edge that shifts it (the
+17th), and the MISO bits before the data (16 - W of them) are 0.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from amaranth.lib.wiring import In, Out
 from cimflow.config import CoreConfig
 
 from .interfaces import ADDR_BITS, LINE_ADDR_BITS, ConfiguredComponent
+from .regfile import READ_LATENCY
 
 __all__ = ["SpiTarget", "FRAME_BITS", "MIN_HALF_PERIOD"]
 
@@ -192,7 +198,9 @@ class SpiTarget(ConfiguredComponent):
             return (rd_line >= n) if n < 256 else C(0, 1)
 
         out_of_range = Mux(acc_addr[LINE_ADDR_BITS], beyond(cfg.cols), beyond(cfg.rows))
-        m.d.sync += [rd_load.eq(spi_re), rd_zero.eq(out_of_range)]
+        rd_wait = Signal(READ_LATENCY - 1)  # the register file's read edges (hdl/regfile.py)
+        m.d.sync += [rd_wait.eq(Cat(spi_re, rd_wait[:-1])), rd_load.eq(rd_wait[-1]),
+                     rd_zero.eq(out_of_range)]
 
         good = (count == FRAME_BITS) & ~over & (wr_res == 0) & ~(wr_rw & wr_st) & ~fast
         m.d.sync += [
@@ -203,15 +211,26 @@ class SpiTarget(ConfiguredComponent):
 
         # --- arbitration: SPI first
         spi_req = spi_re | spi_we
+        # clocks since a parallel read was passed on (0: none pending); accepted at the last
+        p_pend = Signal(range(READ_LATENCY))
+        p_go = ~spi_req & (p_pend == 0)  # the parallel request reaches the register file
+        p_last = p_pend == READ_LATENCY - 1
+        with m.If(self.p_re & p_go):
+            m.d.sync += p_pend.eq(1)
+        with m.Elif(p_last):
+            m.d.sync += p_pend.eq(0)
+        with m.Elif(p_pend != 0):
+            m.d.sync += p_pend.eq(p_pend + 1)
         assert LINE_ADDR_BITS == 8  # the frame's byte 1 is the line
+        assert w <= 10  # the SPI read data's top bits are 0 (see the module docstring)
         m.d.comb += [
             self.miso.eq(tx[15]),
             self.miso_oe.eq(~self.cs_n),
             self.addr.eq(Mux(spi_req, acc_addr, self.p_addr)),
             self.wdata.eq(Mux(spi_we, wr_data[:w], self.p_wdata)),
-            self.we.eq(Mux(spi_req, spi_we, self.p_we)),
-            self.re.eq(Mux(spi_req, spi_re, self.p_re)),
-            self.p_ready.eq(~spi_req),
+            self.we.eq(Mux(spi_req, spi_we, self.p_we & p_go)),
+            self.re.eq(Mux(spi_req, spi_re, self.p_re & p_go)),
+            self.p_ready.eq(Mux(self.p_re, p_last, ~spi_req)),
             self.p_rdata.eq(self.rdata),
         ]
         return m

@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 
 from cimflow.config import PRESETS
 from cimflow.hdl.controller import MAX_TAP, Cause, Controller, Op, ProgOp, above
-from cimflow.hdl.prog_drivers import ProgDrivers, one_hot
+from cimflow.hdl.prog_drivers import SEL_LATENCY, ProgDrivers, one_hot
 from cimflow.hdl.regfile import LineRegisters
 from cimflow.hdl.stochastic_translator import StochasticTranslatorBank
 from cimflow.modes import AdcMode
@@ -41,7 +41,8 @@ class CtrlSystem(Elaboratable):
             b.start.eq(c.rpu_start), b.bl.eq(c.rpu_bl),
             c.rpu_done.eq(b.done), c.rpu_error.eq(b.error), c.rpu_ready.eq(b.ready),
             p.bl_is_one.eq(r.bl_is_one), p.sl_is_one.eq(r.sl_is_one),
-            c.prog_sel_ok.eq(p.sel_ok),
+            p.lines_we.eq(r.we | r.we_pending | r.wb_en),
+            c.prog_sel_ok.eq(p.sel_ok), c.prog_sel_valid.eq(p.sel_valid),
         ]
         return m
 
@@ -307,8 +308,11 @@ def test_program_pulse_width_and_selection():
     sys = CtrlSystem(cfg)
     c, regs, prog = sys.ctrl, sys.regs, sys.prog
 
-    async def pulse(ctx, op, expect_cycles, amp):
+    async def pulse(ctx, op, expect_cycles, amp, wait=0):
         await command(ctx, c, Op.PROGRAM, op)
+        for _ in range(wait):  # the selection check has not seen the last write yet
+            assert ctx.get(c.busy) == 1 and ctx.get(c.prog_pulse) == 0
+            await ctx.tick()
         assert ctx.get(c.busy) == 1
         n = 0
         while ctx.get(c.prog_pulse):
@@ -321,9 +325,11 @@ def test_program_pulse_width_and_selection():
 
     async def bench(ctx):
         await select_cell(ctx, regs, 2, 1, w)
+        await ctx.tick()  # the last host write lands
         assert ctx.get(prog.prog_sel_bl) == 1 << 2 and ctx.get(prog.prog_sel_sl) == 1 << 1
-        assert ctx.get(prog.sel_ok) == 1
         await command(ctx, c, Op.SET_PULSE, 0x9C)
+        await ctx.tick().repeat(SEL_LATENCY)
+        assert ctx.get(prog.sel_ok) == 1
         for width, op in [(1, 1), (2, 2), (3, 3), (10, 1), (100, 2)]:
             await command(ctx, c, Op.SET_WIDTH, width)
             await pulse(ctx, op, width, 0x9C)
@@ -333,19 +339,87 @@ def test_program_pulse_width_and_selection():
         await command(ctx, c, Op.SET_PULSE, 0x40)
         # -1 (sign-magnitude 0x81) in another row does not select it
         await reg_write(ctx, regs, 0, 3, 0x81)
-        await pulse(ctx, 1, 100, 0x40)
+        await pulse(ctx, 1, 100, 0x40, wait=SEL_LATENCY + 1)
         # two rows selected
         await reg_write(ctx, regs, 0, 3, 1)
+        await ctx.tick().repeat(SEL_LATENCY + 1)
         assert ctx.get(prog.sel_ok) == 0
         await expect_reject(ctx, c, Op.PROGRAM, 1, Cause.SELECTION)
         await clear_error(ctx, c)
         # no column selected
         await reg_write(ctx, regs, 0, 3, 0)
         await reg_write(ctx, regs, 1, 1, 2)
+        await ctx.tick().repeat(SEL_LATENCY + 1)
         await expect_reject(ctx, c, Op.PROGRAM, 3, Cause.SELECTION)
         await clear_error(ctx, c)
         await reg_write(ctx, regs, 1, 1, 1)
-        await pulse(ctx, 3, 100, 0x40)
+        await pulse(ctx, 3, 100, 0x40, wait=SEL_LATENCY + 1)
+
+    run_sim(sys, bench)
+
+
+@pytest.mark.parametrize("source", ["host", "write_back"])
+def test_program_right_after_register_write(source):
+    """PROGRAM g clocks after a line register write (host port or write-back) that makes the
+    selection good or bad: it waits max(0, SEL_LATENCY + 1 - g) clocks after a write-back
+    and one more after a host write (it lands an edge after its request) with ``busy`` high,
+    then pulses or is refused with cause SELECTION, decided on the registers as written
+    (exactly one 1 per bank, counted here with Python's popcount). A check that used the
+    flags from before the write would pulse on a broken selection or refuse a good one."""
+    cfg = TINY
+    w = cfg.line_bits
+    sys = CtrlSystem(cfg)
+    c, regs = sys.ctrl, sys.regs
+
+    async def write(ctx, bank, values):
+        if source == "host":  # one line differs from the bank now held: one host write
+            for k, v in enumerate(values):
+                if v != held[bank][k]:
+                    await reg_write(ctx, regs, bank, k, v)
+        else:  # the whole bank in one clock, as the MVM engine's READOUT does
+            ctx.set(regs.wb_en, 1)
+            ctx.set(regs.wb_bank, bank)
+            ctx.set(regs.wb_data, sum(v << (k * w) for k, v in enumerate(values)))
+            await ctx.tick()
+            ctx.set(regs.wb_en, 0)
+        held[bank] = list(values)
+
+    held = [[0] * cfg.rows, [0] * cfg.cols]
+
+    async def bench(ctx):
+        await select_cell(ctx, regs, 1, 2, w)
+        held[0] = [int(k == 1) for k in range(cfg.rows)]
+        held[1] = [int(k == 2) for k in range(cfg.cols)]
+        await command(ctx, c, Op.SET_WIDTH, 3)
+        await ctx.tick().repeat(SEL_LATENCY)
+        cases = 0
+        for gap in range(1, SEL_LATENCY + 4):
+            for values in ([0, 1, 0, 1], [0, 0, 0, 1], [1, 0, 0, 0][:cfg.rows]):
+                await write(ctx, 0, values)
+                if gap > 1:
+                    await ctx.tick().repeat(gap - 1)
+                good = all(sum(v == 1 for v in bank) == 1 for bank in held)
+                await command(ctx, c, Op.PROGRAM, ProgOp.SET)
+                waited = 0
+                while ctx.get(c.busy) and not ctx.get(c.prog_pulse):
+                    waited += 1
+                    await ctx.tick()
+                host = source == "host"
+                assert waited == max(0, SEL_LATENCY + 1 + host - gap), (gap, values, waited)
+                if good:
+                    n = 0
+                    while ctx.get(c.prog_pulse):
+                        n += 1
+                        await ctx.tick()
+                    assert n == 3 and ctx.get(c.done) == 1 and ctx.get(c.error) == 0
+                else:
+                    assert ctx.get(c.error) == 1 and cause_of(ctx, c) == Cause.SELECTION.value
+                    assert ctx.get(c.done) == 0 and ctx.get(c.busy) == 0
+                    await ctx.tick().repeat(3)
+                    assert ctx.get(c.prog_pulse) == 0 and ctx.get(c.done) == 0
+                    await clear_error(ctx, c)
+                cases += good
+        assert cases == 2 * (SEL_LATENCY + 3)  # two good selections, one bad, per gap
 
     run_sim(sys, bench)
 
@@ -368,10 +442,11 @@ def test_prog_drivers_masks():
             ok = bin(bl).count("1") == 1 and bin(sl).count("1") == 1
             assert ctx.get(dut.prog_sel_bl) == bl
             assert ctx.get(dut.prog_sel_sl) == sl
+            await ctx.tick().repeat(SEL_LATENCY)  # sel_ok is registered
             assert ctx.get(dut.sel_ok) == ok
-            await ctx.delay(1e-8)
 
     sim = Simulator(dut)
+    sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
 

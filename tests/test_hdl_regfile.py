@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 from test_hdl_spi import SpiMaster, SpiSystem, bank_values
 
 from cimflow.config import PRESETS
-from cimflow.hdl.regfile import LineRegisters
+from cimflow.hdl.regfile import READ_LATENCY, LineRegisters
 
 
 def run_sim(dut, bench):
@@ -36,7 +36,10 @@ def check_flags(ctx, dut, cfg):
 @pytest.mark.parametrize("name", ["tiny", "small"])
 def test_parallel_port_random(name):
     """Random writes, reads, write+read and out-of-range accesses through the host port,
-    with random requests on the load port, which reads only in clocks without ``re``."""
+    with random requests on the load port, which reads only in clocks without ``re``. A
+    read's data comes READ_LATENCY edges later, without a write of its own clock (a host
+    write lands an edge after its request); a pipelined second request in the next clock
+    must not disturb it."""
     cfg = PRESETS[name]
     w = cfg.line_bits
     rng = np.random.default_rng(11)
@@ -65,22 +68,32 @@ def test_parallel_port_random(name):
             ctx.set(dut.we, we)
             ctx.set(dut.re, re)
             assert ctx.get(dut.ld_ok) == ld_en & (1 - re)
-            ld_ref = ref[ld_bank, ld_line]  # read before write, as the host port
+            ld_ref = ref[ld_bank, ld_line]  # read before write (the write lands an edge later)
+            rd_ref = ref.get((bank, line))
             await ctx.tick()
             ctx.set(dut.we, 0)
             ctx.set(dut.re, 0)
             ctx.set(dut.ld_en, 0)
             loads += ld_en & (1 - re)
-            assert ctx.get(dut.ld_data) == (ld_ref if ld_en and not re else old_ld)
             assert ctx.get(dut.error) == int(oob)
             errors += oob
-            if oob:
-                assert ctx.get(dut.rdata) == old_rdata  # ignored read keeps rdata
+            if we and not oob:
+                ref[bank, line] = v
+            # the next clock requests a load of another line (a pipelined request)
+            for edge in range(1, READ_LATENCY):
+                assert ctx.get(dut.rdata) == old_rdata  # not yet: the last edge loads it
+                assert ctx.get(dut.ld_data) == old_ld
+                ctx.set(dut.ld_en, edge == 1)
+                ctx.set(dut.ld_addr, ((1 - ld_bank) << 8))
+                await ctx.tick()
+            ctx.set(dut.ld_en, 0)
+            assert ctx.get(dut.ld_data) == (ld_ref if ld_en and not re else old_ld)
+            if re and not oob:
+                assert ctx.get(dut.rdata) == rd_ref
             else:
-                if re:
-                    assert ctx.get(dut.rdata) == ref[bank, line]  # read before write
-                if we:
-                    ref[bank, line] = v
+                assert ctx.get(dut.rdata) == old_rdata  # an ignored read keeps rdata
+            await ctx.tick()
+            assert ctx.get(dut.ld_data) == ref[1 - ld_bank, 0]
             assert bank_values(ctx, dut, cfg) == ref_lists(cfg, ref)
             check_flags(ctx, dut, cfg)
         await ctx.tick()
@@ -92,8 +105,8 @@ def test_parallel_port_random(name):
 
 
 def test_write_back_whole_bank():
-    """wb_en writes a whole bank; it beats a host write to that bank in the same cycle;
-    a host write to the other bank in that cycle still lands."""
+    """wb_en writes a whole bank; it beats a host write to that bank landing in the same
+    cycle (requested one clock before); a host write to the other bank then still lands."""
     cfg = PRESETS["small"]
     w = cfg.line_bits
     rng = np.random.default_rng(5)
@@ -106,17 +119,19 @@ def test_write_back_whole_bank():
             data = [int(x) for x in rng.integers(0, 1 << w, cfg.rows)]
             for k in rng.choice(cfg.rows, step, replace=False):  # some selected lines
                 data[k] = 1
-            ctx.set(dut.wb_en, 1)
-            ctx.set(dut.wb_bank, bank)
-            ctx.set(dut.wb_data, sum(v << (k * w) for k, v in enumerate(data)))
             host_bank = int(rng.integers(0, 2))
             line = int(rng.integers(0, cfg.rows))
             ctx.set(dut.addr, (host_bank << 8) | line)
             ctx.set(dut.wdata, 0xA5)
             ctx.set(dut.we, 1)
+            await ctx.tick()  # the host write is requested a clock before it lands
+            ctx.set(dut.we, 0)
+            assert ctx.get(dut.we_pending) == 1
+            ctx.set(dut.wb_en, 1)
+            ctx.set(dut.wb_bank, bank)
+            ctx.set(dut.wb_data, sum(v << (k * w) for k, v in enumerate(data)))
             await ctx.tick()
             ctx.set(dut.wb_en, 0)
-            ctx.set(dut.we, 0)
             for k, v in enumerate(data):
                 ref[bank, k] = v
             if host_bank != bank:
@@ -129,6 +144,7 @@ def test_write_back_whole_bank():
             ctx.set(dut.re, 1)
             await ctx.tick()
             ctx.set(dut.re, 0)
+            await ctx.tick().repeat(READ_LATENCY - 1)
             assert ctx.get(dut.rdata) == data[3]
 
     run_sim(dut, bench)
@@ -148,7 +164,7 @@ def test_out_of_range_keeps_state():
         ctx.set(dut.addr, 2)
         ctx.set(dut.we, 0)
         ctx.set(dut.re, 1)
-        await ctx.tick()
+        await ctx.tick().repeat(READ_LATENCY)
         assert ctx.get(dut.rdata) == 3
         before = bank_values(ctx, dut, cfg)
         for bank in (0, 1):
