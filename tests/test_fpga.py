@@ -173,3 +173,27 @@ def test_bare_top_pins_only_the_clock_on_the_oscillator_pin():
     board = nextpnr_args("t", lpf="b.lpf", pack=True, **kw)
     assert "--lpf-allow-unconstrained" not in board and "--textcfg" in board
     assert "--lpf" not in nextpnr_args("t", lpf=None, pack=True, **kw)
+
+
+def test_cli_passes_extra_nextpnr_arguments_last(tmp_path, monkeypatch):
+    """``--nextpnr-arg`` (repeatable, in order) reaches nextpnr after the flow's own
+    arguments, so a diagnostic such as ``--router2-heatmap`` needs no second flow."""
+    import cimflow.fpga
+
+    seen = {}
+
+    def fake_flow(vpath, top, out, **kw):
+        seen.update(kw)
+        return FlowResult(top, {"LUT4": 1, "FF": 1, "BRAM": 0, "DSP": 0}, 120.0, 100.0,
+                          kw["seed"])
+
+    monkeypatch.setattr(cimflow.fpga, "run_flow", fake_flow)
+    assert main(["fpga", "--top", "core", "--preset", "tiny", "--router", "router2",
+                 "--nextpnr-arg=--router2-heatmap", "--nextpnr-arg=heat",
+                 "--out", str(tmp_path)]) == 0
+    extra = seen["nextpnr_extra"]
+    assert extra == ("--router2-heatmap", "heat")
+    args = cimflow.fpga.nextpnr_args("t", freq_mhz=100, seed=1, lpf="clk.lpf", device="85k",
+                                     package="CABGA381", pack=False, router="router2",
+                                     extra=extra)
+    assert args[-2:] == list(extra) and args.count("--router2-heatmap") == 1
