@@ -15,9 +15,9 @@ Integration rules (docs/core_architecture.md):
 * RPU_UPDATE: the core first copies every line register into the translators, one line
   per clock through the register file's load port (its ``ld_data`` is the register stage
   before the translators' shared multiplier, whose product is a register too; rows = BL
-  registers, then columns = SL registers; ``lines + 2 + READ_LATENCY`` = ``lines + 5``
-  clocks from ``rpu_start`` to the translators' ``start`` (a register file read takes
-  ``READ_LATENCY`` edges), one more for each host
+  registers, then columns = SL registers; ``lines + READ_LATENCY + WRITE_LATENCY`` =
+  ``lines + 6`` clocks from ``rpu_start`` to the translators' ``start`` (a register file
+  read takes ``READ_LATENCY`` edges, a translator write ``WRITE_LATENCY``), one more for each host
   read in those clocks: the load port
   shares the host's read multiplexer and yields to it), scaling the W-1 magnitude
   bits to the translators' ``str_bits`` and applying the controller's ``str_gain``
@@ -50,7 +50,7 @@ from .mvm_engine import MvmEngine
 from .prog_drivers import ProgDrivers
 from .regfile import LINE_ADDR_BITS, READ_LATENCY, LineRegisters
 from .spi import SpiTarget
-from .stochastic_translator import StochasticTranslatorBank
+from .stochastic_translator import WRITE_LATENCY, StochasticTranslatorBank
 
 __all__ = ["NeurramCore"]
 
@@ -166,7 +166,8 @@ class NeurramCore(ConfiguredComponent):
         ld_bank = Signal()
         ld_line = Signal(LINE_ADDR_BITS)
         load = Signal()
-        drain = Signal(range(READ_LATENCY))
+        flush = READ_LATENCY + WRITE_LATENCY - 1  # clocks from the last LOAD to START
+        drain = Signal(range(flush))
         m.d.comb += [regs.ld_en.eq(load), regs.ld_addr.eq(Cat(ld_line, ld_bank))]
         step = load & regs.ld_ok  # the register file performs the read in this clock
         # the load port's ``ld_data`` is the register stage before the translators' shared
@@ -204,12 +205,10 @@ class NeurramCore(ConfiguredComponent):
                     with m.If(k == lines - 1):
                         m.next = "FLUSH"
             with m.State("FLUSH"):  # the last line's further read edges, then its write
-                m.d.sync += drain.eq(drain + 1)
-                with m.If(drain == READ_LATENCY - 1):
+                m.d.sync += drain.eq(drain + 1)  # pipeline (the translators' WRITE_LATENCY)
+                with m.If(drain == flush - 1):
                     m.d.sync += drain.eq(0)
-                    m.next = "STORE"
-            with m.State("STORE"):  # its product is stored (the translators' write pipeline)
-                m.next = "START"
+                    m.next = "START"
             with m.State("START"):
                 m.d.comb += strb.start.eq(1)
                 m.next = "RUN"

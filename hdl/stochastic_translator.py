@@ -7,11 +7,14 @@ threshold with the line's LFSR word every slot. Writing a value stores
     thr = min((mag * gain) >> str_gain_frac_bits, 2^n)
 
 so one shared multiplier scales values as they are written instead of one per line; the
-gain register is therefore sampled at write time. The write is pipelined: the product is a
-register (the multiplier's output stage), the clip and the store happen at the next clock
-edge, so a threshold is stored at the second edge after its ``wr_en`` clock and ``start``
-must come at least one clock after the last write (a ``start`` in the clock right after a
-write would miss that write; it is refused with ``error``). An update (``start``) runs the up/down
+gain register is therefore sampled at write time. The write is pipelined over
+``WRITE_LATENCY`` = 3 edges: the product is a register (the multiplier's output stage); the
+clipped threshold is registered once per group of ``2**WRITE_GROUP_BITS`` lines (with that
+group's write enable and line index), so no single net reaches every translator (nextpnr
+does not replicate a high-fanout driver); the group's copy is stored at the third edge. A
+``start`` must come at least ``WRITE_LATENCY`` clocks after the last write's ``wr_en``
+clock (a ``start`` in the two clocks after a write would miss it; it is refused with
+``error``). An update (``start``) runs the up/down
 phases that realise the sign of x_i * delta_j (phase p: rows of sign p>>1; columns of sign
 (p>>1) ^ (p&1); p&1 = 1 is a "down" phase), skipping phases with no active row, BL slots
 each, back to back. During a slot ``valid`` is high, ``row_pulse``/``col_pulse`` show the
@@ -36,7 +39,10 @@ from cimflow.config import CoreConfig
 from .interfaces import ConfiguredComponent
 from .lfsr import LfsrChains
 
-__all__ = ["StochasticTranslatorBank"]
+__all__ = ["StochasticTranslatorBank", "WRITE_LATENCY", "WRITE_GROUP_BITS"]
+
+WRITE_LATENCY = 3  # edges from a ``wr_en`` clock to its stored threshold
+WRITE_GROUP_BITS = 4  # one registered copy of the clipped threshold per 16 lines
 
 
 class StochasticTranslatorBank(ConfiguredComponent):
@@ -103,9 +109,25 @@ class StochasticTranslatorBank(ConfiguredComponent):
         # saturate from the bits above 2^n: any of them set, or 2^n with a lower bit set
         over = (scaled[n + 1:] != 0) | (scaled[n] & (scaled[:n] != 0))
         clipped = Mux(over, 1 << n, scaled[: n + 1])
-        for k in range(cfg.lines):  # one enable per line keeps the Verilog linear in lines
-            with m.If(p_en & (p_addr == k)):
-                m.d.sync += [thr[k].eq(clipped), sign[k].eq(p_sign)]
+        # edge 2: a copy of the clipped threshold per group of lines, loaded only by a write
+        # to that group (each copy has its own clock enable, so synthesis keeps them apart)
+        size = 1 << WRITE_GROUP_BITS
+        q_busy = Signal()  # a write is in the group registers: stored at the next edge
+        m.d.sync += q_busy.eq(p_en)
+        for g in range((cfg.lines + size - 1) // size):
+            q_en = Signal(name=f"q_en{g}")
+            q_thr = Signal(n + 1, name=f"q_thr{g}")
+            q_sign = Signal(name=f"q_sign{g}")
+            q_line = Signal(WRITE_GROUP_BITS, name=f"q_line{g}")
+            hit = p_en & ((p_addr >> WRITE_GROUP_BITS) == g)
+            m.d.sync += q_en.eq(hit)
+            with m.If(hit):
+                m.d.sync += [q_thr.eq(clipped), q_sign.eq(p_sign),
+                             q_line.eq(p_addr[:WRITE_GROUP_BITS])]
+            # edge 3: the store; one enable per line keeps the Verilog linear in lines
+            for k in range(g * size, min((g + 1) * size, cfg.lines)):
+                with m.If(q_en & (q_line == k - g * size)):
+                    m.d.sync += [thr[k].eq(q_thr), sign[k].eq(q_sign)]
 
         # --- which phases have an active row
         any_pos = Signal()
@@ -122,7 +144,7 @@ class StochasticTranslatorBank(ConfiguredComponent):
         bl = Signal(cfg.bl_bits)
         # next enabled phase after the current one (0b100 = none)
         later = Array(mask & ~((1 << (p + 1)) - 1) for p in range(4))[phase]
-        start_ok = self.start & ~busy & ~p_en & lfsr.ready & (self.bl != 0)
+        start_ok = self.start & ~busy & ~p_en & ~q_busy & lfsr.ready & (self.bl != 0)
 
         def first_phase(bits):
             return Mux(bits[0], 0, Mux(bits[1], 1, Mux(bits[2], 2, 3)))

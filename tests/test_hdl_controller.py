@@ -16,7 +16,7 @@ from cimflow.config import PRESETS
 from cimflow.hdl.controller import MAX_TAP, Cause, Controller, Op, ProgOp, above
 from cimflow.hdl.prog_drivers import SEL_LATENCY, ProgDrivers, one_hot
 from cimflow.hdl.regfile import LineRegisters
-from cimflow.hdl.stochastic_translator import StochasticTranslatorBank
+from cimflow.hdl.stochastic_translator import WRITE_LATENCY, StochasticTranslatorBank
 from cimflow.modes import AdcMode
 
 TINY = PRESETS["tiny"]
@@ -256,6 +256,7 @@ def test_seed_load_and_rpu_update_with_bank():
             ctx.set(bank.wr_sign, 0)
             await ctx.tick()
         ctx.set(bank.wr_en, 0)
+        await ctx.tick().repeat(WRITE_LATENCY - 1)  # the last write is stored
         await command(ctx, c, Op.RPU_UPDATE, 3)
         assert ctx.get(c.rpu_start) == 1 and ctx.get(c.rpu_bl) == 3
         assert ctx.get(c.busy) == 1

@@ -7,7 +7,7 @@ from amaranth.sim import Simulator
 from cimflow.config import PRESETS
 from cimflow.golden.lfsr import LfsrChains as GoldenChains
 from cimflow.hdl.lfsr import LfsrChains
-from cimflow.hdl.stochastic_translator import StochasticTranslatorBank
+from cimflow.hdl.stochastic_translator import WRITE_LATENCY, StochasticTranslatorBank
 from cimflow.verif.str_scenario import GoldenStrBank, random_update
 
 
@@ -78,7 +78,8 @@ def test_str_bank_bit_exact(name):
                 ctx.set(dut.wr_sign, int(upd.signs[k]))
                 await ctx.tick()
             ctx.set(dut.wr_en, 0)
-            await ctx.tick()  # the last write's product is stored (pipelined write)
+            # the last write's threshold is stored WRITE_LATENCY edges after its clock
+            await ctx.tick().repeat(WRITE_LATENCY - 1)
             golden.write(upd)
             want = golden.run(upd.bl)
             ctx.set(dut.bl, upd.bl)
@@ -132,10 +133,12 @@ def test_rejected_commands_flag_error_and_keep_state():
             await ctx.tick()
         ctx.set(dut.wr_en, 0)
         ctx.set(dut.bl, 4)
-        # the clock right after a write: its product is not stored yet, start refused
+        # the WRITE_LATENCY - 1 clocks after a write: its threshold is not stored yet, start
+        # refused; the clock after them starts
         ctx.set(dut.start, 1)
-        await ctx.tick()
-        assert ctx.get(dut.error) == 1 and ctx.get(dut.busy) == 0
+        for _ in range(WRITE_LATENCY - 1):
+            await ctx.tick()
+            assert ctx.get(dut.error) == 1 and ctx.get(dut.busy) == 0
         await ctx.tick()
         ctx.set(dut.start, 0)
         assert ctx.get(dut.busy) == 1 and ctx.get(dut.error) == 0

@@ -71,7 +71,8 @@ class StrBankTb:
             d.wr_sign.value = int(upd.signs[k])
             await self.tick()
         d.wr_en.value = 0
-        await self.tick()  # the last write's product is stored (pipelined write)
+        for _ in range(2):  # the last write's threshold is stored 3 edges after its clock
+            await self.tick()
 
     async def run(self, bl: int):
         """Start one update and capture every slot until ``done``."""
