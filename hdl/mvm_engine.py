@@ -77,6 +77,8 @@ MAX_K = 9
 """Largest ADC magnitude width the sequencer counts for (10-bit outputs)."""
 MAX_M = 7
 """Largest number of input magnitude bits (8-bit inputs)."""
+DRV_GROUP = 16
+"""Lines per copy of the registered one-hot bit select (one copy per group and bank)."""
 
 
 class MvmEngine(ConfiguredComponent):
@@ -140,6 +142,8 @@ class MvmEngine(ConfiguredComponent):
             Array(C(max((1 << k) - 2, 0), MAX_K) for k in range(MAX_K + 1))[k_eff],
             k_eff - 1))
         busy = Signal()
+        b_zero = Signal()  # the edge that sets b to 0 (PRECHARGE)
+        b_step = Signal()  # the edge that steps b to the next magnitude bit
         word_ph = Signal(Phase)  # phase of the word register (see "word register" below)
 
         # the pulse generator: a WL/SAMPLE/INTEGRATE strobe stays on for its width in
@@ -171,6 +175,7 @@ class MvmEngine(ConfiguredComponent):
                 m.d.comb += ph.eq(Phase.PRECHARGE)
                 with m.If(run):
                     m.d.sync += b.eq(0)
+                    m.d.comb += b_zero.eq(1)
                     m.next = "WL_PULSE"
             with m.State("WL_PULSE"):
                 m.d.comb += busy.eq(1)
@@ -194,6 +199,7 @@ class MvmEngine(ConfiguredComponent):
                         m.next = "SAMPLE"
                     with m.Elif(b != last_b):
                         m.d.sync += b.eq(b + 1)
+                        m.d.comb += b_step.eq(1)
                         m.next = "WL_PULSE"
                     with m.Elif(stochastic):
                         m.d.sync += inj.eq(0)
@@ -260,25 +266,42 @@ class MvmEngine(ConfiguredComponent):
         pulse = Signal()
         pulse_bl = Signal()
         pulse_sl = Signal()
-        bitsel = Signal(MAX_M)  # one-hot: the magnitude bit of this pulse
         m.d.comb += [
             pre.eq(ph == Phase.PRECHARGE),
             pulse.eq(ph == Phase.WL_PULSE),
             pulse_bl.eq(pulse & ~bwd),
             pulse_sl.eq(pulse & bwd),
-            bitsel.eq(C(1, MAX_M) << b),
         ]
         n_lines = max(cfg.rows, cfg.cols)
         in_range = [Signal(name=f"in_range{r}") for r in range(n_lines)]
         for r in range(n_lines):
             m.d.comb += in_range[r].eq(mode.in_len > r)
 
-        def drivers(values, count, enable, side):
+        n_sel = min(km, MAX_M)
+
+        def bit_select(first, enable, side):
+            """The one-hot select of magnitude bit ``b`` (``1 << b``) for lines ``first`` on.
+
+            A register stepped at the edges that step ``b``, one per DRV_GROUP lines and
+            bank, so no single net from ``b``'s decode reaches every line's driver (nextpnr
+            does not replicate drivers). A copy steps only while its bank drives and its
+            first line is in range (its lines drive nothing otherwise); that gives every
+            copy its own clock enable, so synthesis keeps them apart. PRECHARGE resets all.
+            """
+            sel = Signal(n_sel, init=1, name=f"{side}_bitsel{first // DRV_GROUP}")
+            with m.If(b_zero):
+                m.d.sync += sel.eq(1)
+            with m.Elif(b_step & enable & in_range[first]):
+                m.d.sync += sel.eq(sel << 1)
+            return sel
+
+        def drivers(values, count, enable, side, bank_on):
             """Per-line driver codes of one bank; the bus is split into lines once."""
             regs = lines(m, values, count, w, f"{side}_regs")
             codes = []
-            sel = bitsel[:min(km, MAX_M)]
             for r in range(count):
+                if r % DRV_GROUP == 0:
+                    sel = bit_select(r, bank_on, side)
                 v = regs[r]
                 mag = v[:w - 1] if w > 1 else v
                 mb = Signal(name=f"{side}_bit{r}")
@@ -300,8 +323,8 @@ class MvmEngine(ConfiguredComponent):
         # so the word it would have sent comes one clock later, unchanged
         m.d.sync += [
             word_ph.eq(Mux(hold, Phase.IDLE, ph)),
-            word_drv_bl.eq(Mux(hold, 0, drivers(self.bl_values, cfg.rows, pulse_bl, "bl"))),
-            word_drv_sl.eq(Mux(hold, 0, drivers(self.sl_values, cfg.cols, pulse_sl, "sl"))),
+            word_drv_bl.eq(Mux(hold, 0, drivers(self.bl_values, cfg.rows, pulse_bl, "bl", ~bwd))),
+            word_drv_sl.eq(Mux(hold, 0, drivers(self.sl_values, cfg.cols, pulse_sl, "sl", bwd))),
             # neuron test mode: every WL stays at ground, the neurons see the drivers
             word_wl.eq(Mux(hold, 0, Cat(pulse & (bwd | in_range[r]) & ~mode.neuron_test
                                         for r in range(cfg.rows)))),
