@@ -78,7 +78,8 @@ MAX_K = 9
 MAX_M = 7
 """Largest number of input magnitude bits (8-bit inputs)."""
 DRV_GROUP = 16
-"""Lines per copy of the registered one-hot bit select (one copy per group and bank)."""
+"""Lines per copy of the registered one-hot bit select (one copy per group and bank) and of
+the readout's mode registers (inversion mask, ReLU, bank order; one copy per group)."""
 
 
 class MvmEngine(ConfiguredComponent):
@@ -376,24 +377,40 @@ class MvmEngine(ConfiguredComponent):
         # registered: the mode is constant from PRECHARGE through READOUT, and every
         # neuron's code (and the register file's write-back behind it) then starts at a
         # flip-flop instead of the out_k clamp and decode fanned out to every neuron
-        inv_mask = Signal(km)  # the binary code's inversion mask, 0 when counting
-        relu = Signal()
-        ro_bl = Signal()  # the write-back goes to the BL bank (wb_bank)
-        m.d.sync += [
-            inv_mask.eq(Mux(counting, 0,
-                            Array(C((1 << k) - 1, km) for k in range(MAX_K + 1))[k_eff])),
-            relu.eq(mode.act == Activation.RELU),
-            ro_bl.eq(out_bl),
-        ]
+        inv_next = Mux(counting, 0, Array(C((1 << k) - 1, km) for k in range(MAX_K + 1))[k_eff])
+        relu_next = mode.act == Activation.RELU
+
+        def readout_mode(first):
+            """The mode bits read by the codes of neurons (and write-back lines) ``first`` on.
+
+            One copy per DRV_GROUP neurons, so no single register's net reaches all neurons
+            (nextpnr does not replicate drivers). A copy loads at the PRECHARGE edge and
+            while its first neuron is ``active``: always the same value from PRECHARGE
+            through READOUT (the mode is constant then), but each copy gets its own clock
+            enable, so synthesis keeps them apart. The codes matter only at READOUT.
+            """
+            g = first // DRV_GROUP
+            inv_mask = Signal(km, name=f"inv_mask{g}")  # 0 when counting
+            relu = Signal(name=f"relu{g}")
+            ro_bl = Signal(name=f"ro_bl{g}")  # the write-back goes to the BL bank (wb_bank)
+            with m.If((ex == Phase.PRECHARGE) | active[first]):
+                m.d.sync += [inv_mask.eq(inv_next), relu.eq(relu_next), ro_bl.eq(out_bl)]
+            return inv_mask, relu, ro_bl
+
+        groups = [readout_mode(first) for first in range(0, n_nrn, DRV_GROUP)]
         codes = [Signal(w, name=f"code{n}") for n in range(n_nrn)]
         for n in range(n_nrn):
+            inv_mask, relu, _ = groups[n // DRV_GROUP]
             inv = Mux(sign[n], 0, inv_mask)
             mag_out = Mux(relu & ~sign[n], 0, mag[n] ^ inv)
             if w > 1:
                 m.d.comb += codes[n].eq(Cat(mag_out[:w - 1], sign[n]))
             else:
                 m.d.comb += codes[n].eq(sign[n])
-        # BL line n carries neuron n, SL line l the neuron of corelet_sl_line (its own inverse)
-        sl_order = [codes[corelet_sl_line(cfg.corelet, l)] for l in range(cfg.cols)]
-        m.d.comb += self.wb_data.eq(Mux(ro_bl, Cat(*codes), Cat(*sl_order)))
+        # BL line n carries neuron n, SL line l the neuron of corelet_sl_line (its own
+        # inverse); line l's pick uses its group's copy of the bank order
+        sl_order = [codes[corelet_sl_line(cfg.corelet, l)] if l < cfg.cols else C(0, w)
+                    for l in range(cfg.rows)]
+        m.d.comb += self.wb_data.eq(Cat(Mux(groups[l // DRV_GROUP][2], codes[l], sl_order[l])
+                                        for l in range(cfg.rows)))
         return m
