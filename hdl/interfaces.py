@@ -31,7 +31,8 @@ from .commands import Op
 
 __all__ = [
     "Phase", "Drive", "NeuronInput", "MvmModeSignature", "AnalogSignature", "HostSignature",
-    "lines", "mux_tree", "corelet_sl_line", "ConfiguredComponent", "flat_ports", "flat_view",
+    "lines", "mux_tree", "corelet_sl_line", "ConfiguredComponent", "LINE_GROUP_BITS", "flat_ports",
+    "flat_view",
     "ADDR_BITS",
     "LINE_ADDR_BITS", "OP_BITS", "ARG_BITS",
 ]
@@ -78,6 +79,13 @@ class NeuronInput(enum.Enum, shape=2):
     NONE = 0
     BL = 1
     SL = 2
+
+
+LINE_GROUP_BITS = 4
+"""Lines per local copy (``2**LINE_GROUP_BITS`` = 16) wherever one register or one gather
+would otherwise reach every line: the register file's read groups, the translators'
+threshold copies, the engine's bit select and readout mode copies. nextpnr does not
+replicate a high-fanout driver, so the HDL does (docs/fpga.md)."""
 
 
 class ConfiguredComponent(wiring.Component):

@@ -62,6 +62,7 @@ from cimflow.config import CoreConfig
 from cimflow.modes import Activation, AdcMode, Direction
 
 from .interfaces import (
+    LINE_GROUP_BITS,
     AnalogSignature,
     ConfiguredComponent,
     MvmModeSignature,
@@ -77,10 +78,10 @@ MAX_K = 9
 """Largest ADC magnitude width the sequencer counts for (10-bit outputs)."""
 MAX_M = 7
 """Largest number of input magnitude bits (8-bit inputs)."""
-DRV_GROUP = 16
-"""Lines per copy of the registered one-hot bit select (one copy per group and bank) and of
-the readout's mode registers (inversion mask, ReLU, bank order; one copy per group)."""
 
+
+_GROUP = 1 << LINE_GROUP_BITS
+"""Lines (and neurons) per copy of the registered bit select and readout mode."""
 
 class MvmEngine(ConfiguredComponent):
     """Sequencer + WL/BL/SL driver control + digital neurons of one core (see module doc)."""
@@ -283,13 +284,13 @@ class MvmEngine(ConfiguredComponent):
         def bit_select(first, enable, side):
             """The one-hot select of magnitude bit ``b`` (``1 << b``) for lines ``first`` on.
 
-            A register stepped at the edges that step ``b``, one per DRV_GROUP lines and
+            A register stepped at the edges that step ``b``, one per _GROUP lines and
             bank, so no single net from ``b``'s decode reaches every line's driver (nextpnr
             does not replicate drivers). A copy steps only while its bank drives and its
             first line is in range (its lines drive nothing otherwise); that gives every
             copy its own clock enable, so synthesis keeps them apart. PRECHARGE resets all.
             """
-            sel = Signal(n_sel, init=1, name=f"{side}_bitsel{first // DRV_GROUP}")
+            sel = Signal(n_sel, init=1, name=f"{side}_bitsel{first // _GROUP}")
             with m.If(b_zero):
                 m.d.sync += sel.eq(1)
             with m.Elif(b_step & enable & in_range[first]):
@@ -301,7 +302,7 @@ class MvmEngine(ConfiguredComponent):
             regs = lines(m, values, count, w, f"{side}_regs")
             codes = []
             for r in range(count):
-                if r % DRV_GROUP == 0:
+                if r % _GROUP == 0:
                     sel = bit_select(r, bank_on, side)
                 v = regs[r]
                 mag = v[:w - 1] if w > 1 else v
@@ -383,13 +384,13 @@ class MvmEngine(ConfiguredComponent):
         def readout_mode(first):
             """The mode bits read by the codes of neurons (and write-back lines) ``first`` on.
 
-            One copy per DRV_GROUP neurons, so no single register's net reaches all neurons
+            One copy per _GROUP neurons, so no single register's net reaches all neurons
             (nextpnr does not replicate drivers). A copy loads at the PRECHARGE edge and
             while its first neuron is ``active``: always the same value from PRECHARGE
             through READOUT (the mode is constant then), but each copy gets its own clock
             enable, so synthesis keeps them apart. The codes matter only at READOUT.
             """
-            g = first // DRV_GROUP
+            g = first // _GROUP
             inv_mask = Signal(km, name=f"inv_mask{g}")  # 0 when counting
             relu = Signal(name=f"relu{g}")
             ro_bl = Signal(name=f"ro_bl{g}")  # the write-back goes to the BL bank (wb_bank)
@@ -397,10 +398,10 @@ class MvmEngine(ConfiguredComponent):
                 m.d.sync += [inv_mask.eq(inv_next), relu.eq(relu_next), ro_bl.eq(out_bl)]
             return inv_mask, relu, ro_bl
 
-        groups = [readout_mode(first) for first in range(0, n_nrn, DRV_GROUP)]
+        groups = [readout_mode(first) for first in range(0, n_nrn, _GROUP)]
         codes = [Signal(w, name=f"code{n}") for n in range(n_nrn)]
         for n in range(n_nrn):
-            inv_mask, relu, _ = groups[n // DRV_GROUP]
+            inv_mask, relu, _ = groups[n // _GROUP]
             inv = Mux(sign[n], 0, inv_mask)
             mag_out = Mux(relu & ~sign[n], 0, mag[n] ^ inv)
             if w > 1:
@@ -411,6 +412,6 @@ class MvmEngine(ConfiguredComponent):
         # inverse); line l's pick uses its group's copy of the bank order
         sl_order = [codes[corelet_sl_line(cfg.corelet, l)] if l < cfg.cols else C(0, w)
                     for l in range(cfg.rows)]
-        m.d.comb += self.wb_data.eq(Cat(Mux(groups[l // DRV_GROUP][2], codes[l], sl_order[l])
+        m.d.comb += self.wb_data.eq(Cat(Mux(groups[l // _GROUP][2], codes[l], sl_order[l])
                                         for l in range(cfg.rows)))
         return m

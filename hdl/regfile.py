@@ -39,7 +39,7 @@ over the address: the case form made the generated Verilog quadratic in the line
 The read is a gather of every line register into one place. At preset medium, the address
 arbitration, its fanout to a 128:1 multiplexer tree and the tree itself took 15.5 ns in one
 clock (docs/fpga.md). So the read is a pipeline: edge 1 registers the address, edge 2 a
-word per group of ``2**GROUP_BITS`` lines (a multiplexer tree near those lines), edge 3 the
+word per group of ``2**LINE_GROUP_BITS`` lines (a multiplexer tree near those lines), edge 3 the
 word picked from the groups. (A one-hot select flag per line with an AND-OR gather, tried
 first, left medium unroutable.)
 """
@@ -51,14 +51,19 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .interfaces import ADDR_BITS, LINE_ADDR_BITS, ConfiguredComponent, lines, mux_tree
+from .interfaces import (
+    ADDR_BITS,
+    LINE_ADDR_BITS,
+    LINE_GROUP_BITS,
+    ConfiguredComponent,
+    lines,
+    mux_tree,
+)
 
-__all__ = ["LineRegisters", "ADDR_BITS", "LINE_ADDR_BITS", "READ_LATENCY", "GROUP_BITS"]
+__all__ = ["LineRegisters", "ADDR_BITS", "LINE_ADDR_BITS", "READ_LATENCY"]
 
 READ_LATENCY = 3
 """Clock edges from a read request (``re``, or ``ld_en`` with ``ld_ok``) to its data."""
-GROUP_BITS = 4
-"""Low line-index bits decoded at the read's second edge (lines per group: 16)."""
 
 
 class LineRegisters(ConfiguredComponent):
@@ -159,10 +164,10 @@ class LineRegisters(ConfiguredComponent):
         m.d.sync += [sel_q.eq(sel),
                      rd_q.eq(Cat(self.re & in_range, rd_q[:-1])),
                      ld_q.eq(Cat(self.ld_ok, ld_q[:-1]))]
-        low = sel_q[:GROUP_BITS]
-        high = Signal(ADDR_BITS - GROUP_BITS)  # edge 2: the group words and the group index
-        m.d.sync += high.eq(sel_q[GROUP_BITS:])
-        size = 1 << GROUP_BITS
+        low = sel_q[:LINE_GROUP_BITS]
+        high = Signal(ADDR_BITS - LINE_GROUP_BITS)  # edge 2: the group words and the group index
+        m.d.sync += high.eq(sel_q[LINE_GROUP_BITS:])
+        size = 1 << LINE_GROUP_BITS
         banks = []
         for name, regs in (("bl", bl), ("sl", sl)):
             groups = []
@@ -170,7 +175,7 @@ class LineRegisters(ConfiguredComponent):
                 word_g = Signal(w, name=f"rd_{name}{g // size}")
                 m.d.sync += word_g.eq(mux_tree(regs[g:g + size], low))
                 groups.append(word_g)
-            banks.append(mux_tree(groups, high[:LINE_ADDR_BITS - GROUP_BITS]))
+            banks.append(mux_tree(groups, high[:LINE_ADDR_BITS - LINE_GROUP_BITS]))
         word = Signal(w)  # edge 3: rdata / ld_data
         m.d.comb += word.eq(Mux(high[-1], banks[1], banks[0]))
         with m.If(rd_q[-1]):

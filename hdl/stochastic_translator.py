@@ -9,7 +9,7 @@ threshold with the line's LFSR word every slot. Writing a value stores
 so one shared multiplier scales values as they are written instead of one per line; the
 gain register is therefore sampled at write time. The write is pipelined over
 ``WRITE_LATENCY`` = 3 edges: the product is a register (the multiplier's output stage); the
-clipped threshold is registered once per group of ``2**WRITE_GROUP_BITS`` lines (with that
+clipped threshold is registered once per group of ``2**LINE_GROUP_BITS`` lines (with that
 group's write enable and line index), so no single net reaches every translator (nextpnr
 does not replicate a high-fanout driver); the group's copy is stored at the third edge. A
 ``start`` must come at least ``WRITE_LATENCY`` clocks after the last write's ``wr_en``
@@ -36,13 +36,12 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
 
-from .interfaces import ConfiguredComponent
+from .interfaces import LINE_GROUP_BITS, ConfiguredComponent
 from .lfsr import LfsrChains
 
-__all__ = ["StochasticTranslatorBank", "WRITE_LATENCY", "WRITE_GROUP_BITS"]
+__all__ = ["StochasticTranslatorBank", "WRITE_LATENCY"]
 
 WRITE_LATENCY = 3  # edges from a ``wr_en`` clock to its stored threshold
-WRITE_GROUP_BITS = 4  # one registered copy of the clipped threshold per 16 lines
 
 
 class StochasticTranslatorBank(ConfiguredComponent):
@@ -111,19 +110,19 @@ class StochasticTranslatorBank(ConfiguredComponent):
         clipped = Mux(over, 1 << n, scaled[: n + 1])
         # edge 2: a copy of the clipped threshold per group of lines, loaded only by a write
         # to that group (each copy has its own clock enable, so synthesis keeps them apart)
-        size = 1 << WRITE_GROUP_BITS
+        size = 1 << LINE_GROUP_BITS
         q_busy = Signal()  # a write is in the group registers: stored at the next edge
         m.d.sync += q_busy.eq(p_en)
         for g in range((cfg.lines + size - 1) // size):
             q_en = Signal(name=f"q_en{g}")
             q_thr = Signal(n + 1, name=f"q_thr{g}")
             q_sign = Signal(name=f"q_sign{g}")
-            q_line = Signal(WRITE_GROUP_BITS, name=f"q_line{g}")
-            hit = p_en & ((p_addr >> WRITE_GROUP_BITS) == g)
+            q_line = Signal(LINE_GROUP_BITS, name=f"q_line{g}")
+            hit = p_en & ((p_addr >> LINE_GROUP_BITS) == g)
             m.d.sync += q_en.eq(hit)
             with m.If(hit):
                 m.d.sync += [q_thr.eq(clipped), q_sign.eq(p_sign),
-                             q_line.eq(p_addr[:WRITE_GROUP_BITS])]
+                             q_line.eq(p_addr[:LINE_GROUP_BITS])]
             # edge 3: the store; one enable per line keeps the Verilog linear in lines
             for k in range(g * size, min((g + 1) * size, cfg.lines)):
                 with m.If(q_en & (q_line == k - g * size)):
