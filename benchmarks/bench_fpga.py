@@ -85,8 +85,6 @@ def main() -> None:
     ap.add_argument("--router", choices=("router1", "router2"), default="router1")
     ap.add_argument("--nextpnr-arg", action="append", default=[], metavar="ARG",
                     help="one more nextpnr argument, repeatable (as `cimflow fpga`)")
-    ap.add_argument("--no-tmg-ripup", dest="tmg_ripup", action="store_false", default=None,
-                    help="router2 without timing-driven rip-up (as `cimflow fpga`)")
     ap.add_argument("--synth-arg", action="append", default=[], metavar="FLAG",
                     help="one more synth_ecp5 flag, repeatable (as `cimflow fpga`)")
     ap.add_argument("--abc9-wire-delay", type=int, metavar="PS",
@@ -120,7 +118,7 @@ def main() -> None:
             r = run_flow(v, name, out, seed=args.seed, lpf=pins, pack=bool(board),
                          router=args.router, nextpnr_extra=tuple(args.nextpnr_arg),
                          synth_args=tuple(args.synth_arg),
-                         abc9_wire_delay=args.abc9_wire_delay, tmg_ripup=args.tmg_ripup,
+                         abc9_wire_delay=args.abc9_wire_delay,
                          progress=lambda line: print(line, flush=True))
             c = r.cells
             rows.append(f"| {top} | {p} | {c['LUT4']:,} | {c['FF']:,} | {c['BRAM']} | "

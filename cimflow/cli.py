@@ -134,7 +134,7 @@ def cmd_fpga(args) -> int:
     result = run_flow(vpath, top, out, freq_mhz=freq, seed=args.seed, lpf=lpath,
                       pack=bool(args.board) and not args.no_pack, router=args.router,
                       nextpnr_extra=tuple(args.nextpnr_arg), synth_args=synth_args,
-                      abc9_wire_delay=args.abc9_wire_delay, tmg_ripup=args.tmg_ripup,
+                      abc9_wire_delay=args.abc9_wire_delay,
                       device=part["device"],
                       package=part["package"],
                       progress=lambda line: print(line, flush=True))
@@ -265,9 +265,6 @@ def _parser() -> argparse.ArgumentParser:
                    help="one more nextpnr-ecp5 argument, repeatable, passed last (e.g. "
                    "--nextpnr-arg=--router2-heatmap --nextpnr-arg=heat: router2's "
                    "overuse per iteration by tile and net, as CSV files in --out)")
-    f.add_argument("--no-tmg-ripup", dest="tmg_ripup", action="store_false", default=None,
-                   help="router2 without nextpnr's timing-driven rip-up (--tmg-ripup, on "
-                   "by default with router2; docs/fpga.md, Flow options)")
     f.add_argument("--synth-arg", action="append", default=[], metavar="FLAG",
                    help="one more synth_ecp5 flag, repeatable (e.g. -nowidelut, -dff; "
                    "cimflow.fpga.SYNTH_FLAGS lists those accepted)")

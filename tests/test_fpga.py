@@ -282,33 +282,3 @@ def test_synth_arguments_are_checked_and_reach_the_flow(tmp_path, monkeypatch, c
         assert err.count("\n") == 1 and not seen
     with pytest.raises(ValueError, match="'-top' is not one the flow passes on"):
         check_synth_args(["-top"])
-
-
-def test_timing_driven_ripup_follows_the_router_unless_told(tmp_path, monkeypatch):
-    """nextpnr gets --tmg-ripup by default with router2 only, once (also when
-    --nextpnr-arg repeats it: nextpnr refuses a repeated switch); --no-tmg-ripup (main's
-    router2 flow before wt-flow) and router1 go without; tmg_ripup=True forces it."""
-    import cimflow.fpga
-    from cimflow.fpga import nextpnr_args
-
-    kw = dict(freq_mhz=100, seed=1, lpf="clk.lpf", device="85k", package="CABGA381",
-              pack=False)
-    assert nextpnr_args("t", router="router2", **kw).count("--tmg-ripup") == 1
-    assert nextpnr_args("t", router="router2", extra=("--tmg-ripup",),
-                        **kw).count("--tmg-ripup") == 1
-    assert "--tmg-ripup" not in nextpnr_args("t", router="router2", tmg_ripup=False, **kw)
-    assert "--tmg-ripup" not in nextpnr_args("t", router="router1", **kw)
-    assert "--tmg-ripup" in nextpnr_args("t", router="router1", tmg_ripup=True, **kw)
-    seen = []
-
-    def fake_flow(vpath, top, out, **kw):
-        seen.append(nextpnr_args(top, freq_mhz=100, seed=1, lpf=None, device="85k",
-                                 package="CABGA381", pack=False, router=kw["router"],
-                                 tmg_ripup=kw["tmg_ripup"]).count("--tmg-ripup"))
-        return FlowResult(top, {"LUT4": 1, "FF": 1, "BRAM": 0, "DSP": 0}, 120.0, 100.0, 1)
-
-    monkeypatch.setattr(cimflow.fpga, "run_flow", fake_flow)
-    for flags in (["--router", "router2"], ["--router", "router2", "--no-tmg-ripup"], []):
-        assert main(["fpga", "--top", "core", "--preset", "tiny", *flags,
-                     "--out", str(tmp_path)]) == 0
-    assert seen == [1, 0, 0]
