@@ -95,7 +95,7 @@ def cmd_fpga(args) -> int:
     """Config -> Verilog -> synthesis -> place and route -> bitstream (cimflow.fpga)."""
     from amaranth.back import verilog
 
-    from .fpga import check_synth_args, format_result, run_flow
+    from .fpga import check_synth_args, format_result, run_flow, yosys_script
     from .hdl.boards import BARE_TOP_LPF, BOARDS, lpf
     from .hdl.export import write_verilog
     from .hdl.tops import TOPS, module_name
@@ -105,12 +105,11 @@ def cmd_fpga(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.board and args.scan:
         raise UsageError("--scan wraps a bare design (--top), not a board top")
-    try:
+    try:  # the synthesis options are checked before anything is generated
         synth_args = check_synth_args(args.synth_arg)
+        yosys_script(["check.v"], "check", synth_args, args.abc9_wire_delay)
     except ValueError as e:
-        raise UsageError(f"--synth-arg: {e}") from None
-    if args.abc9_wire_delay is not None and not 0 < args.abc9_wire_delay <= 10_000:
-        raise UsageError(f"--abc9-wire-delay {args.abc9_wire_delay} is not in 1..10000 ps")
+        raise UsageError(str(e)) from None
     if args.board:
         if args.board not in BOARDS:
             raise UsageError(f"unknown board {args.board!r}; choose one of: {', '.join(BOARDS)}")
