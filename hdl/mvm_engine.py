@@ -382,11 +382,11 @@ class MvmEngine(ConfiguredComponent):
         relu_next = mode.act == Activation.RELU
 
         def readout_mode(first):
-            """The mode bits read by the codes of neurons (and write-back lines) ``first`` on.
+            """The mode bits read by the write-back of lines ``first`` on.
 
-            One copy per _GROUP neurons, so no single register's net reaches all neurons
+            One copy per _GROUP lines, so no single register's net reaches all lines
             (nextpnr does not replicate drivers). A copy loads at the PRECHARGE edge and
-            while its first neuron is ``active``: always the same value from PRECHARGE
+            while neuron ``first`` is ``active``: always the same value from PRECHARGE
             through READOUT (the mode is constant then), but each copy gets its own clock
             enable, so synthesis keeps them apart. The codes matter only at READOUT.
             """
@@ -398,20 +398,24 @@ class MvmEngine(ConfiguredComponent):
                 m.d.sync += [inv_mask.eq(inv_next), relu.eq(relu_next), ro_bl.eq(out_bl)]
             return inv_mask, relu, ro_bl
 
+        # BL line l carries neuron l, SL line l the neuron of corelet_sl_line (its own
+        # inverse; rows == cols). Line l first picks its neuron's sign and magnitude with
+        # its group's bank order, then forms the code with its group's mask and ReLU: every
+        # copy's nets stay within its 16 lines. (Codes formed per neuron with the neuron's
+        # group copy would send each copy to every SL group, as the corelet order takes one
+        # neuron of each group into 16 adjacent SL lines at corelet 16.)
         groups = [readout_mode(first) for first in range(0, n_nrn, _GROUP)]
-        codes = [Signal(w, name=f"code{n}") for n in range(n_nrn)]
-        for n in range(n_nrn):
-            inv_mask, relu, _ = groups[n // _GROUP]
-            inv = Mux(sign[n], 0, inv_mask)
-            mag_out = Mux(relu & ~sign[n], 0, mag[n] ^ inv)
+        codes = [Signal(w, name=f"code{l}") for l in range(cfg.rows)]
+        for l in range(cfg.rows):
+            inv_mask, relu, ro_bl = groups[l // _GROUP]
+            n_sl = corelet_sl_line(cfg.corelet, l)
+            sgn = Mux(ro_bl, sign[l], sign[n_sl])
+            mg = Mux(ro_bl, mag[l], mag[n_sl])
+            inv = Mux(sgn, 0, inv_mask)
+            mag_out = Mux(relu & ~sgn, 0, mg ^ inv)
             if w > 1:
-                m.d.comb += codes[n].eq(Cat(mag_out[:w - 1], sign[n]))
+                m.d.comb += codes[l].eq(Cat(mag_out[:w - 1], sgn))
             else:
-                m.d.comb += codes[n].eq(sign[n])
-        # BL line n carries neuron n, SL line l the neuron of corelet_sl_line (its own
-        # inverse); line l's pick uses its group's copy of the bank order
-        sl_order = [codes[corelet_sl_line(cfg.corelet, l)] if l < cfg.cols else C(0, w)
-                    for l in range(cfg.rows)]
-        m.d.comb += self.wb_data.eq(Cat(Mux(groups[l // _GROUP][2], codes[l], sl_order[l])
-                                        for l in range(cfg.rows)))
+                m.d.comb += codes[l].eq(sgn)
+        m.d.comb += self.wb_data.eq(Cat(*codes))
         return m
