@@ -95,7 +95,7 @@ def cmd_fpga(args) -> int:
     """Config -> Verilog -> synthesis -> place and route -> bitstream (cimflow.fpga)."""
     from amaranth.back import verilog
 
-    from .fpga import check_synth_args, format_result, run_flow, yosys_script
+    from .fpga import check_abc9_wire_delay, check_synth_args, format_result, run_flow
     from .hdl.boards import BARE_TOP_LPF, BOARDS, lpf
     from .hdl.export import write_verilog
     from .hdl.tops import TOPS, module_name
@@ -107,7 +107,7 @@ def cmd_fpga(args) -> int:
         raise UsageError("--scan wraps a bare design (--top), not a board top")
     try:  # the synthesis options are checked before anything is generated
         synth_args = check_synth_args(args.synth_arg)
-        yosys_script(["check.v"], "check", synth_args, args.abc9_wire_delay)
+        check_abc9_wire_delay(args.abc9_wire_delay)
     except ValueError as e:
         raise UsageError(str(e)) from None
     if args.board:

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["DEVICES", "SYNTH_FLAGS", "ABC9_WIRE_DELAY_PS", "FpgaError", "FlowResult", "tool",
-           "check_synth_args", "yosys_script", "nextpnr_args", "run_flow", "format_result"]
+           "check_synth_args", "check_abc9_wire_delay", "yosys_script", "nextpnr_args",
+           "run_flow", "format_result"]
 
 DEVICES = {"85k": {"LUT4": 83_640, "FF": 83_640, "BRAM": 208, "DSP": 156}}
 """Capacity of the supported parts (LFE5U-85F), for utilisation percentages."""
@@ -128,6 +129,13 @@ def check_synth_args(synth_args) -> tuple[str, ...]:
     return tuple(synth_args)
 
 
+def check_abc9_wire_delay(ps: int | None) -> int | None:
+    """``ps`` (None: synth_ecp5's own), or ValueError (one line) when it is not 1..10000."""
+    if ps is not None and not (isinstance(ps, int) and 0 < ps <= 10_000):
+        raise ValueError(f"abc9 wire delay {ps!r} ps is not an integer in 1..10000")
+    return ps
+
+
 def yosys_script(sources, top: str, synth_args=(), abc9_wire_delay: int | None = None) -> str:
     """The yosys commands of the synthesis step (``sources`` are names relative to the work
     folder). With ``abc9_wire_delay`` (ps), ``synth_ecp5`` stops before its ``map_luts``
@@ -139,9 +147,7 @@ def yosys_script(sources, top: str, synth_args=(), abc9_wire_delay: int | None =
     tail = f"tee -q -o {top}.stat.json stat -json"
     if abc9_wire_delay is None:
         return head + f"{synth} -json {top}.json; " + tail
-    if not (isinstance(abc9_wire_delay, int) and 0 < abc9_wire_delay <= 10_000):
-        raise ValueError(f"abc9 wire delay {abc9_wire_delay!r} ps is not an integer in "
-                         "1..10000")
+    check_abc9_wire_delay(abc9_wire_delay)
     abc9 = ("abc9" + (" -maxlut 4" if "-nowidelut" in synth_args else "")
             + f" -W {abc9_wire_delay}" + (" -dff" if "-dff" in synth_args else ""))
     return (head + f"{synth} -run :map_luts; check -latchonly -assert; "
