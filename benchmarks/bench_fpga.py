@@ -29,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 
 from cimflow.atomic import write_atomic
 from cimflow.config import preset
-from cimflow.fpga import run_flow
+from cimflow.fpga import add_flow_options, run_flow
 from cimflow.hdl.analog_macro import AnalogMacro
 from cimflow.hdl.boards import BARE_TOP_LPF, Ulx3s85F, lpf
 from cimflow.hdl.export import write_verilog
@@ -82,13 +82,7 @@ def main() -> None:
     ap.add_argument("--datapath", action="store_true",
                     help="also the engine + macro datapath alone (MvmDatapath)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--router", choices=("router1", "router2"), default="router1")
-    ap.add_argument("--nextpnr-arg", action="append", default=[], metavar="ARG",
-                    help="one more nextpnr argument, repeatable (as `cimflow fpga`)")
-    ap.add_argument("--synth-arg", action="append", default=[], metavar="FLAG",
-                    help="one more synth_ecp5 flag, repeatable (as `cimflow fpga`)")
-    ap.add_argument("--abc9-wire-delay", type=int, metavar="PS",
-                    help="abc9's wire delay per LUT level (as `cimflow fpga`)")
+    add_flow_options(ap)
     ap.add_argument("--out", default="build/bench_fpga")
     args = ap.parse_args()
     rows = ["| design | preset | LUT4 | FF | BRAM | DSP | Fmax (MHz) | critical path | "

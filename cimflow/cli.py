@@ -220,6 +220,8 @@ def cmd_experiment(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .fpga import add_flow_options  # standard library only: cheap
+
     p = argparse.ArgumentParser(prog="cimflow", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -254,22 +256,11 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--freq", type=float, metavar="MHZ",
                    help="target clock (default: the board's core clock, 100 MHz)")
     f.add_argument("--no-pack", action="store_true", help="skip ecppack (no bitstream)")
-    f.add_argument("--router", choices=("router1", "router2"), default="router1",
-                   help="nextpnr router (default router1; router2 for congested designs)")
     f.add_argument("--scan", action="store_true",
                    help="with --top: every port behind a scan register, two pins left (for "
                    "designs with more port bits than the package has pins; port paths "
                    "become register paths)")
-    f.add_argument("--nextpnr-arg", action="append", default=[], metavar="ARG",
-                   help="one more nextpnr-ecp5 argument, repeatable, passed last (e.g. "
-                   "--nextpnr-arg=--router2-heatmap --nextpnr-arg=heat: router2's "
-                   "overuse per iteration by tile and net, as CSV files in --out)")
-    f.add_argument("--synth-arg", action="append", default=[], metavar="FLAG",
-                   help="one more synth_ecp5 flag, repeatable (e.g. -nowidelut, -dff; "
-                   "cimflow.fpga.SYNTH_FLAGS lists those accepted)")
-    f.add_argument("--abc9-wire-delay", type=int, metavar="PS",
-                   help="abc9's wire delay per LUT level in LUT mapping (synth_ecp5 uses "
-                   "300 ps)")
+    add_flow_options(f)
     f.set_defaults(func=cmd_fpga)
 
     r = sub.add_parser("regress", help="run the cocotb co-simulation regression")

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["DEVICES", "SYNTH_FLAGS", "ABC9_WIRE_DELAY_PS", "FpgaError", "FlowResult", "tool",
-           "check_synth_args", "check_abc9_wire_delay", "yosys_script", "nextpnr_args",
-           "run_flow", "format_result"]
+           "check_synth_args", "check_abc9_wire_delay", "yosys_script", "add_flow_options",
+           "nextpnr_args", "run_flow", "format_result"]
 
 DEVICES = {"85k": {"LUT4": 83_640, "FF": 83_640, "BRAM": 208, "DSP": 156}}
 """Capacity of the supported parts (LFE5U-85F), for utilisation percentages."""
@@ -153,6 +153,23 @@ def yosys_script(sources, top: str, synth_args=(), abc9_wire_delay: int | None =
     return (head + f"{synth} -run :map_luts; check -latchonly -assert; "
             f"techmap -map +/lattice/latches_map.v; {abc9}; clean; "
             f"{synth} -run map_cells: -json {top}.json; " + tail)
+
+
+def add_flow_options(parser) -> None:
+    """The place-and-route and synthesis options ``run_flow`` takes, on an argparse parser
+    (``cimflow fpga`` and benchmarks/bench_fpga.py: one definition)."""
+    parser.add_argument("--router", choices=("router1", "router2"), default="router1",
+                        help="nextpnr router (default router1; router2 for congested designs)")
+    parser.add_argument("--nextpnr-arg", action="append", default=[], metavar="ARG",
+                        help="one more nextpnr-ecp5 argument, repeatable, passed last (e.g. "
+                        "--nextpnr-arg=--router2-heatmap --nextpnr-arg=heat: router2's "
+                        "overuse per iteration by tile and net, as CSV files in --out)")
+    parser.add_argument("--synth-arg", action="append", default=[], metavar="FLAG",
+                        help="one more synth_ecp5 flag, repeatable (e.g. -nowidelut, -dff; "
+                        "cimflow.fpga.SYNTH_FLAGS lists those accepted)")
+    parser.add_argument("--abc9-wire-delay", type=int, metavar="PS",
+                        help="abc9's wire delay per LUT level in LUT mapping (synth_ecp5 "
+                        "uses 300 ps)")
 
 
 def nextpnr_args(top: str, *, freq_mhz: float, seed: int, lpf: str | None, device: str,
