@@ -43,9 +43,10 @@ register or register -> ``hold`` -> word register, with no state decode or compa
 engine samples it at the edge that ends it) and the latched comparator bits (golden
 ``bank.cmp``) otherwise. The DECREMENT step is ``d_units >> dac_code`` of the previous word
 (the DAC settles for a clock), which is a COMPARE_SIGN, COMPARE or DECREMENT word in every
-sequence of the golden ``mvm_program`` (the macro assumes so). The bias inputs are
-registered, so they are seen one clock after they change (``clip_units`` at PRECHARGE
-directly), and must stay constant from PRECHARGE through READOUT.
+sequence of the golden ``mvm_program`` (the macro assumes so). The bias inputs
+(``d_units``, ``inject_units``, ``clip_units``, ``rpu_step``) pass two registers
+(`BIAS_STAGES`), so they are seen two clocks after they change, and must be set two clocks
+before PRECHARGE (before an RPU update for ``rpu_step``) and stay constant through READOUT.
 
 WL_PULSE is the only multi-clock phase: ``rows + 28 + S`` clocks (`wl_pulse_cycles`; ``S =
 tree_stages(rows)``, the backward adder tree's pipeline registers: 1 for 4 rows, 3 for 16,
@@ -101,8 +102,8 @@ from .interfaces import (
     lines,
 )
 
-__all__ = ["AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles", "tree_stages",
-           "clip_bits", "charge_bits", "no_clip", "macro_resources", "rpu_slots",
+__all__ = ["AnalogMacro", "BIAS_STAGES", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles",
+           "tree_stages", "clip_bits", "charge_bits", "no_clip", "macro_resources", "rpu_slots",
            "saturating_step"]
 
 CHARGE_FRAC_BITS = 24
@@ -189,6 +190,18 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
         "rpu_slot_shape": (slots, slot_word),
         "flops": n * per_line + n * per_neuron + ctrl + tree + rpu,
     }
+
+
+BIAS_STAGES = 2
+"""Registers between a bias input (``d_units``, ``inject_units``, ``clip_units``,
+``rpu_step``) and its use: a change is seen ``BIAS_STAGES`` clocks later."""
+
+
+def _bias_stage(m, port, name):
+    """The first register of a bias input (same width and reset value as the port)."""
+    reg = Signal.like(port, name=name)
+    m.d.sync += reg.eq(port)
+    return reg
 
 
 def _tree(m, terms, name):
@@ -440,11 +453,16 @@ class AnalogMacro(ConfiguredComponent):
         def drive_value(code):
             return Mux(code == Drive.HIGH, unit, Mux(code == Drive.LOW, -unit, 0))
 
-        # the bias codes change rarely: registers (seen one clock late)
+        # the bias codes change rarely: two registers each (`BIAS_STAGES`), seen two
+        # clocks late. The first stage is the only load of the input (a bare top's pin),
+        # so the pins do not pull the neurons, which the second stage feeds
+        d_in = _bias_stage(m, self.d_units, "d_in")
+        inj_in = _bias_stage(m, self.inject_units, "inj_in")
+        clip_in = _bias_stage(m, self.clip_units, "clip_in")
         d_reg = Signal(cb - 1)
         inj = Signal(signed(cb + 1))
         clip = Signal(cb, init=(1 << cb) - 1)
-        m.d.sync += [d_reg.eq(self.d_units), inj.eq(self.inject_units), clip.eq(self.clip_units)]
+        m.d.sync += [d_reg.eq(d_in), inj.eq(inj_in), clip.eq(clip_in)]
         step = Signal(signed(sw))
         m.d.comb += step.eq(d_reg >> ana.dac_code)
         q_s = [Signal(signed(sw), name=f"q_sample{k}") for k in range(n)]
@@ -469,7 +487,7 @@ class AnalogMacro(ConfiguredComponent):
         # saturated charges plus offset - 1 (register-fed; per neuron only with offsets)
         clip_m1 = Signal(signed(cb + 1), init=(1 << cb) - 2)
         neg_clip_m1 = Signal(signed(cb + 2), init=-(1 << cb))
-        m.d.sync += [clip_m1.eq(self.clip_units - 1), neg_clip_m1.eq(-self.clip_units - 1)]
+        m.d.sync += [clip_m1.eq(clip_in - 1), neg_clip_m1.eq(-clip_in - 1)]
         # The operand select reads the word's INJECT strobe and one phase bit, no decoded
         # phase: among the phases that change q_integ (INTEGRATE 4, INJECT 5, DECREMENT 7)
         # bit 1 is DECREMENT; in every other phase the sum is unused.
@@ -505,7 +523,7 @@ class AnalogMacro(ConfiguredComponent):
             with m.Switch(phase):
                 with m.Case(Phase.PRECHARGE):
                     m.d.sync += [q_s[k].eq(0), qc[k].eq(off[k] - 1), cmp[k].eq(0),
-                                 hi[k].eq(self.clip_units), lo[k].eq(self.clip_units)]
+                                 hi[k].eq(clip), lo[k].eq(clip)]
                 with m.Case(Phase.SAMPLE):
                     with m.If(ana.nrn_in == NeuronInput.SL):
                         m.d.sync += q_s[k].eq(Mux(side_bl, drive_value(ins[sl]), val[sl]))
@@ -612,7 +630,8 @@ class AnalogMacro(ConfiguredComponent):
         hold_next = Signal()
         m.d.comb += hold_next.eq(push_new | ~to_idle | (rp_new != wp_new))
 
-        step = self.rpu_step
+        step = Signal.like(self.rpu_step)  # a bias code too: two registers
+        m.d.sync += step.eq(_bias_stage(m, self.rpu_step, "rpu_step_in"))
         # one lane of the write data per column
         new = [saturating_step(m, g[k], step, slot_up, gb, f"rpu_g{k}") for k in range(cols)]
         data = Signal(cols * gb)

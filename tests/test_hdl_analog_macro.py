@@ -27,6 +27,7 @@ from cimflow.golden.mvm import MvmSettings, mvm
 from cimflow.golden.neuron import Activation
 from cimflow.golden.nonideal import NonIdeal
 from cimflow.hdl.analog_macro import (
+    BIAS_STAGES,
     AnalogMacro,
     charge_bits,
     clip_bits,
@@ -191,6 +192,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0, settings=None, inputs
                 ctx.set(dut.d_units, st.d_units)
                 ctx.set(dut.inject_units, st.inject_units)
                 ctx.set(dut.clip_units, qmax if clip is None else clip)
+                await idle_words(ctx, BIAS_STAGES)  # the bias inputs' registers
                 digital = DigitalNeurons(n, st)
                 x = inputs(xbar, st, rng)
                 keep_word = bool(rng.integers(2))
@@ -219,6 +221,12 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0, settings=None, inputs
         for k in range(n):
             ctx.set(dut.dbg_nrn, k)
             assert ctx.get(dut.dbg_charge) == core.bank.q_integ[k], (k, st)
+
+    async def idle_words(ctx, count):
+        ctx.set(pin.phase, 0)
+        ctx.set(pin.inject, 0)
+        for _ in range(count):
+            await ctx.tick()
 
     async def apply(ctx, c, digital, noise, core, keep_word):
         assert not ctx.get(pin.hold)
