@@ -39,9 +39,11 @@ takes it at the next edge. In the WL_PULSE word's clock ``hold`` is that word's 
 decode; in every other clock it is a register loaded one clock ahead (the pulse's and the
 RPU queue's stall of the next clock), so the stall path is word -> ``hold`` -> word
 register or register -> ``hold`` -> word register, with no state decode or compare.
-``cmp`` shows the comparison of a COMPARE_SIGN / COMPARE clock within that clock (the
-engine samples it at the edge that ends it) and the latched comparator bits (golden
-``bank.cmp``) otherwise. The DECREMENT step is ``d_units >> dac_code`` of the previous word
+``cmp`` is the comparator's output in every clock, ``q_integ + offset > 0`` for the charge
+of that clock (a register's sign bit): in a COMPARE_SIGN / COMPARE clock that clock's
+comparison, which the engine samples at the edge that ends it (it ignores ``cmp`` in
+every other clock); the latched comparator bits (golden ``bank.cmp``) stay inside the
+macro, for DECREMENT. The DECREMENT step is ``d_units >> dac_code`` of the previous word
 (the DAC settles for a clock), which is a COMPARE_SIGN, COMPARE or DECREMENT word in every
 sequence of the golden ``mvm_program`` (the macro assumes so). The bias inputs
 (``d_units``, ``inject_units``, ``clip_units``, ``rpu_step``) pass two registers
@@ -547,11 +549,13 @@ class AnalogMacro(ConfiguredComponent):
                 with m.Case(Phase.COMPARE_SIGN, Phase.COMPARE):
                     m.d.sync += [cmp[k].eq(positive[k]), q_s[k].eq(step_or_not),
                                  hi[k].eq(-1), lo[k].eq(-1)]
-        # cmp shows the comparison of a COMPARE_SIGN / COMPARE cycle within that cycle (the
-        # engine samples it at the edge that ends it), the latched comparison otherwise
-        is_cmp = (phase == Phase.COMPARE_SIGN) | (phase == Phase.COMPARE)
+        # cmp is the comparator's output in every clock, a register's sign bit: in a
+        # COMPARE_SIGN / COMPARE clock that clock's comparison (the engine samples it at
+        # the edge that ends it and ignores cmp in every other clock); the latched bits
+        # stay here, for DECREMENT. No phase decode or mux sits between the integrator
+        # and the engine's counters.
         m.d.comb += [
-            ana.cmp.eq(Cat(*(Mux(is_cmp, positive[k], cmp[k]) for k in range(n)))),
+            ana.cmp.eq(Cat(*positive)),
             # q_integ = qc - offset + 1 (a debug port: the subtraction is off every path)
             self.dbg_charge.eq(Array(qc[k] - off[k] + 1 for k in range(n))[self.dbg_nrn]),
         ]

@@ -3,10 +3,10 @@
 Every control word of golden ``mvm_program`` is applied to the macro for one clock, then the
 bench sends IDLE words (as MvmEngine does, or leaves the WL_PULSE word applied) for as long
 as ``hold`` asks for them: ``hold`` high in a clock makes the next clock's word IDLE.
-``cmp`` is compared with the golden ``bank.cmp`` within COMPARE_SIGN / COMPARE clocks and as
-the latch after every word, the integrator charge (debug port) at COMPARE_SIGN and at the
-end of every MVM, and the codes that a digital neuron builds from the macro's ``cmp``
-sequence with the golden result registers.
+``cmp`` is compared with the golden ``bank.cmp`` within COMPARE_SIGN / COMPARE clocks and with
+the golden comparison ``q_integ + offset > 0`` after every word, the integrator charge
+(debug port) at COMPARE_SIGN and at the end of every MVM, and the codes that a digital
+neuron builds from the macro's ``cmp`` sequence with the golden result registers.
 """
 
 import re
@@ -264,9 +264,11 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0, settings=None, inputs
         assert held == (wl_pulse_cycles(cfg) - 1 if c.phase is Phase.WL_PULSE else 0)
         ctx.set(pin.phase, 0)
         ctx.set(pin.inject, 0)
-        cmp = bits_of(ctx.get(pin.cmp), n)  # the latched comparator bits
-        assert (cmp == core.bank.cmp).all(), (c.phase, cmp, core.bank.cmp)
-        digital.after(c.phase, cmp)
+        # cmp: the comparator's output for the charge after the word (the latch is internal)
+        cmp = bits_of(ctx.get(pin.cmp), n)
+        live = (core.bank.q_integ + core.bank.offset > 0).astype(np.uint8)
+        assert (cmp == live).all(), (c.phase, cmp, live)
+        digital.after(c.phase, cmp_now)
         stats["words"] += 1
         stats["cycles"] += 1 + held
 
