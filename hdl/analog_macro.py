@@ -490,13 +490,14 @@ class AnalogMacro(ConfiguredComponent):
         clip_m1 = Signal(signed(cb + 1), init=(1 << cb) - 2)
         neg_clip_m1 = Signal(signed(cb + 2), init=-(1 << cb))
         m.d.sync += [clip_m1.eq(clip_in - 1), neg_clip_m1.eq(-clip_in - 1)]
-        # The operand select reads the word's INJECT strobe and one phase bit, no decoded
-        # phase: among the phases that change q_integ (INTEGRATE 4, INJECT 5, DECREMENT 7)
-        # bit 1 is DECREMENT; in every other phase the sum is unused.
-        assert (Phase.INTEGRATE.value, Phase.INJECT.value, Phase.DECREMENT.value) == (4, 5, 7)
+        # The operand select reads only the word's INJECT strobe, no phase: the carry-in is
+        # the LFSR bit's complement in INJECT and the latched cmp otherwise, which is what
+        # a DECREMENT needs (-step = ~step + 1) and 0 in every INTEGRATE, because the
+        # latched cmp is cleared by PRECHARGE and first set by the COMPARE_SIGN after the
+        # last INTEGRATE and INJECT (the word order of every ``mvm_program``); in every other
+        # phase the sum is unused. So the word register's phase does not fan out to every
+        # neuron's carry-in.
         sel_inj = ana.inject
-        sel_dec = Signal()
-        m.d.comb += sel_dec.eq(phase.as_value()[1])
 
         for k in range(n):
             sl = corelet_sl_line(cfg.corelet, k)  # neuron k senses BL k and this SL
@@ -504,7 +505,7 @@ class AnalogMacro(ConfiguredComponent):
             cin = Signal(name=f"cin{k}")
             m.d.comb += [
                 opd.eq(Mux(sel_inj, Mux(lfsr[k], inj, ~inj), q_s[k])),
-                cin.eq(Mux(sel_inj, ~lfsr[k], sel_dec & cmp[k])),
+                cin.eq(Mux(sel_inj, ~lfsr[k], cmp[k])),
             ]
             # x + operand + cin as one carry chain: (2x + 1 + 2 operand + cin) >> 1
             odd = Cat(cin, opd).as_signed()
