@@ -81,8 +81,9 @@ cannot change a whole outer product in one clock, so the slots that hold a coinc
 queued one clock after its pulse (one slot memory word per slot: row pulses, column pulses,
 up; the inputs are registered first) and applied one array
 row per clock, ``rows + 2`` clocks per queued slot, starting while the stream still runs.
-``hold`` stays high until the queue is empty: the core's RPU update waits for it before
-``done``, so no command sees a half-updated array. A queue holds one update: at most
+``hold`` is high in the clock after every slot (``rpu_valid``, with or without a
+coincidence) and stays high until the queue is empty: the core's RPU update waits for it
+before ``done``, so no command sees a half-updated array. A queue holds one update: at most
 ``4 * bl_max`` slots (``rpu_slots``).
 """
 
@@ -631,9 +632,11 @@ class AnalogMacro(ConfiguredComponent):
         # the state is IDLE in the next clock after IDLE with nothing queued, or the last row
         to_idle = (fsm.ongoing("IDLE") & ~queued) | (fsm.ongoing("ROW") & last)
         m.d.sync += [rp.eq(rp_new), wp.eq(wp_new), queued.eq(rp_new != wp_new)]
-        # the queue's stall of the next clock: a slot pushed, queued or being applied
+        # the queue's stall of the next clock: a valid slot (whether or not it is pushed:
+        # ``rpu_valid`` instead of the push decision keeps the translators' comparisons and
+        # their OR trees out of ``hold``), a slot queued or being applied
         hold_next = Signal()
-        m.d.comb += hold_next.eq(push_new | ~to_idle | (rp_new != wp_new))
+        m.d.comb += hold_next.eq(self.rpu_valid | ~to_idle | (rp_new != wp_new))
 
         step = Signal.like(self.rpu_step)  # a bias code too: two registers
         m.d.sync += step.eq(_bias_stage(m, self.rpu_step, "rpu_step_in"))
