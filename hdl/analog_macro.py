@@ -39,13 +39,16 @@ takes it at the next edge. In the WL_PULSE word's clock ``hold`` is that word's 
 decode; in every other clock it is a register loaded one clock ahead (the pulse's and the
 RPU queue's stall of the next clock), so the stall path is word -> ``hold`` -> word
 register or register -> ``hold`` -> word register, with no state decode or compare.
-``cmp`` shows the comparison of a COMPARE_SIGN / COMPARE clock within that clock (the
-engine samples it at the edge that ends it) and the latched comparator bits (golden
-``bank.cmp``) otherwise. The DECREMENT step is ``d_units >> dac_code`` of the previous word
+``cmp`` is the comparator's output in every clock, ``q_integ + offset > 0`` for the charge
+of that clock (a register's sign bit): in a COMPARE_SIGN / COMPARE clock that clock's
+comparison, which the engine samples at the edge that ends it (it ignores ``cmp`` in
+every other clock); the latched comparator bits (golden ``bank.cmp``) stay inside the
+macro, for DECREMENT. The DECREMENT step is ``d_units >> dac_code`` of the previous word
 (the DAC settles for a clock), which is a COMPARE_SIGN, COMPARE or DECREMENT word in every
-sequence of the golden ``mvm_program`` (the macro assumes so). The bias inputs are
-registered, so they are seen one clock after they change (``clip_units`` at PRECHARGE
-directly), and must stay constant from PRECHARGE through READOUT.
+sequence of the golden ``mvm_program`` (the macro assumes so). The bias inputs
+(``d_units``, ``inject_units``, ``clip_units``, ``rpu_step``) pass two registers
+(`BIAS_STAGES`), so they are seen two clocks after they change, and must be set two clocks
+before PRECHARGE (before an RPU update for ``rpu_step``) and stay constant through READOUT.
 
 WL_PULSE is the only multi-clock phase: ``rows + 28 + S`` clocks (`wl_pulse_cycles`; ``S =
 tree_stages(rows)``, the backward adder tree's pipeline registers: 1 for 4 rows, 3 for 16,
@@ -78,8 +81,9 @@ cannot change a whole outer product in one clock, so the slots that hold a coinc
 queued one clock after its pulse (one slot memory word per slot: row pulses, column pulses,
 up; the inputs are registered first) and applied one array
 row per clock, ``rows + 2`` clocks per queued slot, starting while the stream still runs.
-``hold`` stays high until the queue is empty: the core's RPU update waits for it before
-``done``, so no command sees a half-updated array. A queue holds one update: at most
+``hold`` is high in the clock after every slot (``rpu_valid``, with or without a
+coincidence) and stays high until the queue is empty: the core's RPU update waits for it
+before ``done``, so no command sees a half-updated array. A queue holds one update: at most
 ``4 * bl_max`` slots (``rpu_slots``).
 """
 
@@ -101,8 +105,8 @@ from .interfaces import (
     lines,
 )
 
-__all__ = ["AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles", "tree_stages",
-           "clip_bits", "charge_bits", "no_clip", "macro_resources", "rpu_slots",
+__all__ = ["AnalogMacro", "BIAS_STAGES", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles",
+           "tree_stages", "clip_bits", "charge_bits", "no_clip", "macro_resources", "rpu_slots",
            "saturating_step"]
 
 CHARGE_FRAC_BITS = 24
@@ -189,6 +193,18 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
         "rpu_slot_shape": (slots, slot_word),
         "flops": n * per_line + n * per_neuron + ctrl + tree + rpu,
     }
+
+
+BIAS_STAGES = 2
+"""Registers between a bias input (``d_units``, ``inject_units``, ``clip_units``,
+``rpu_step``) and its use: a change is seen ``BIAS_STAGES`` clocks later."""
+
+
+def _bias_stage(m, port, name):
+    """The first register of a bias input (same width and reset value as the port)."""
+    reg = Signal.like(port, name=name)
+    m.d.sync += reg.eq(port)
+    return reg
 
 
 def _tree(m, terms, name):
@@ -440,11 +456,16 @@ class AnalogMacro(ConfiguredComponent):
         def drive_value(code):
             return Mux(code == Drive.HIGH, unit, Mux(code == Drive.LOW, -unit, 0))
 
-        # the bias codes change rarely: registers (seen one clock late)
+        # the bias codes change rarely: two registers each (`BIAS_STAGES`), seen two
+        # clocks late. The first stage is the only load of the input (a bare top's pin),
+        # so the pins do not pull the neurons, which the second stage feeds
+        d_in = _bias_stage(m, self.d_units, "d_in")
+        inj_in = _bias_stage(m, self.inject_units, "inj_in")
+        clip_in = _bias_stage(m, self.clip_units, "clip_in")
         d_reg = Signal(cb - 1)
         inj = Signal(signed(cb + 1))
         clip = Signal(cb, init=(1 << cb) - 1)
-        m.d.sync += [d_reg.eq(self.d_units), inj.eq(self.inject_units), clip.eq(self.clip_units)]
+        m.d.sync += [d_reg.eq(d_in), inj.eq(inj_in), clip.eq(clip_in)]
         step = Signal(signed(sw))
         m.d.comb += step.eq(d_reg >> ana.dac_code)
         q_s = [Signal(signed(sw), name=f"q_sample{k}") for k in range(n)]
@@ -469,14 +490,15 @@ class AnalogMacro(ConfiguredComponent):
         # saturated charges plus offset - 1 (register-fed; per neuron only with offsets)
         clip_m1 = Signal(signed(cb + 1), init=(1 << cb) - 2)
         neg_clip_m1 = Signal(signed(cb + 2), init=-(1 << cb))
-        m.d.sync += [clip_m1.eq(self.clip_units - 1), neg_clip_m1.eq(-self.clip_units - 1)]
-        # The operand select reads the word's INJECT strobe and one phase bit, no decoded
-        # phase: among the phases that change q_integ (INTEGRATE 4, INJECT 5, DECREMENT 7)
-        # bit 1 is DECREMENT; in every other phase the sum is unused.
-        assert (Phase.INTEGRATE.value, Phase.INJECT.value, Phase.DECREMENT.value) == (4, 5, 7)
+        m.d.sync += [clip_m1.eq(clip_in - 1), neg_clip_m1.eq(-clip_in - 1)]
+        # The operand select reads only the word's INJECT strobe, no phase: the carry-in is
+        # the LFSR bit's complement in INJECT and the latched cmp otherwise, which is what
+        # a DECREMENT needs (-step = ~step + 1) and 0 in every INTEGRATE, because the
+        # latched cmp is cleared by PRECHARGE and first set by the COMPARE_SIGN after the
+        # last INTEGRATE and INJECT (the word order of every ``mvm_program``); in every other
+        # phase the sum is unused. So the word register's phase does not fan out to every
+        # neuron's carry-in.
         sel_inj = ana.inject
-        sel_dec = Signal()
-        m.d.comb += sel_dec.eq(phase.as_value()[1])
 
         for k in range(n):
             sl = corelet_sl_line(cfg.corelet, k)  # neuron k senses BL k and this SL
@@ -484,7 +506,7 @@ class AnalogMacro(ConfiguredComponent):
             cin = Signal(name=f"cin{k}")
             m.d.comb += [
                 opd.eq(Mux(sel_inj, Mux(lfsr[k], inj, ~inj), q_s[k])),
-                cin.eq(Mux(sel_inj, ~lfsr[k], sel_dec & cmp[k])),
+                cin.eq(Mux(sel_inj, ~lfsr[k], cmp[k])),
             ]
             # x + operand + cin as one carry chain: (2x + 1 + 2 operand + cin) >> 1
             odd = Cat(cin, opd).as_signed()
@@ -505,7 +527,7 @@ class AnalogMacro(ConfiguredComponent):
             with m.Switch(phase):
                 with m.Case(Phase.PRECHARGE):
                     m.d.sync += [q_s[k].eq(0), qc[k].eq(off[k] - 1), cmp[k].eq(0),
-                                 hi[k].eq(self.clip_units), lo[k].eq(self.clip_units)]
+                                 hi[k].eq(clip), lo[k].eq(clip)]
                 with m.Case(Phase.SAMPLE):
                     with m.If(ana.nrn_in == NeuronInput.SL):
                         m.d.sync += q_s[k].eq(Mux(side_bl, drive_value(ins[sl]), val[sl]))
@@ -529,11 +551,13 @@ class AnalogMacro(ConfiguredComponent):
                 with m.Case(Phase.COMPARE_SIGN, Phase.COMPARE):
                     m.d.sync += [cmp[k].eq(positive[k]), q_s[k].eq(step_or_not),
                                  hi[k].eq(-1), lo[k].eq(-1)]
-        # cmp shows the comparison of a COMPARE_SIGN / COMPARE cycle within that cycle (the
-        # engine samples it at the edge that ends it), the latched comparison otherwise
-        is_cmp = (phase == Phase.COMPARE_SIGN) | (phase == Phase.COMPARE)
+        # cmp is the comparator's output in every clock, a register's sign bit: in a
+        # COMPARE_SIGN / COMPARE clock that clock's comparison (the engine samples it at
+        # the edge that ends it and ignores cmp in every other clock); the latched bits
+        # stay here, for DECREMENT. No phase decode or mux sits between the integrator
+        # and the engine's counters.
         m.d.comb += [
-            ana.cmp.eq(Cat(*(Mux(is_cmp, positive[k], cmp[k]) for k in range(n)))),
+            ana.cmp.eq(Cat(*positive)),
             # q_integ = qc - offset + 1 (a debug port: the subtraction is off every path)
             self.dbg_charge.eq(Array(qc[k] - off[k] + 1 for k in range(n))[self.dbg_nrn]),
         ]
@@ -608,11 +632,14 @@ class AnalogMacro(ConfiguredComponent):
         # the state is IDLE in the next clock after IDLE with nothing queued, or the last row
         to_idle = (fsm.ongoing("IDLE") & ~queued) | (fsm.ongoing("ROW") & last)
         m.d.sync += [rp.eq(rp_new), wp.eq(wp_new), queued.eq(rp_new != wp_new)]
-        # the queue's stall of the next clock: a slot pushed, queued or being applied
+        # the queue's stall of the next clock: a valid slot (whether or not it is pushed:
+        # ``rpu_valid`` instead of the push decision keeps the translators' comparisons and
+        # their OR trees out of ``hold``), a slot queued or being applied
         hold_next = Signal()
-        m.d.comb += hold_next.eq(push_new | ~to_idle | (rp_new != wp_new))
+        m.d.comb += hold_next.eq(self.rpu_valid | ~to_idle | (rp_new != wp_new))
 
-        step = self.rpu_step
+        step = Signal.like(self.rpu_step)  # a bias code too: two registers
+        m.d.sync += step.eq(_bias_stage(m, self.rpu_step, "rpu_step_in"))
         # one lane of the write data per column
         new = [saturating_step(m, g[k], step, slot_up, gb, f"rpu_g{k}") for k in range(cols)]
         data = Signal(cols * gb)

@@ -100,23 +100,27 @@ class NeurramCoreFpga(ConfiguredComponent):
         ]
 
         # --- programming: read the selected cell while idle; SET/RESET write one clock late
-        # The first clock of a SET/RESET pulse registers the cell's code plus (minus) the
-        # amplitude, saturated; every later clock adds (subtracts) the next amplitude to
-        # that register. The write data are the register itself (no adder or comparator in
-        # front of the array's write port); saturating each step equals saturating the sum,
-        # because a pulse only adds (SET) or only subtracts (RESET). Saturation comes from
-        # the carry / borrow bit. The read path (selection -> read port) stays as it was.
+        # The first clock of a SET/RESET pulse registers the cell's code (``base``, no
+        # adder behind the array's read multiplexer); every later clock of the pulse, and
+        # the clock after it, writes ``base`` plus (minus) the amplitude, saturated, and
+        # keeps it in ``base``: the adder sits between two registers (``base`` -> the
+        # array's write data). Saturating each step equals saturating the sum, because a
+        # pulse only adds (SET) or only subtracts (RESET). Saturation comes from the carry /
+        # borrow bit. The read path (selection -> read port) stays as it was.
         row = _encode(m, core.prog_sel_bl, cfg.rows, "prog_row")
         col = _encode(m, core.prog_sel_sl, cfg.cols, "prog_col")
-        value = Signal(G_BITS)  # the code written in this clock of the pulse
+        base = Signal(G_BITS)  # the code before this clock's step
         op_set = Signal()  # the pulse is a SET (else a RESET)
+        # the code written in this clock of the pulse (the amplitude is constant: the
+        # controller refuses every command while the pulse runs)
+        value = saturating_step(m, base, core.prog_amp, op_set, G_BITS, "prog_value")
         w_row = Signal.like(row)  # the selection of the pulse, for its writes
         w_col = Signal.like(col)
         write = Signal()
         # bypass: the read port shows a write two clocks later, a back-to-back command
         # must already see it. ``g_rdata`` is the cell addressed in the previous clock, so
         # the bypass decision compares that clock's selection with the write's, and is a
-        # register (no encoder or comparator in front of the first step's adder).
+        # register (no encoder or comparator between the read multiplexer and ``base``).
         wr_val = Signal(G_BITS)
         wr_row = Signal.like(row)
         wr_col = Signal.like(col)
@@ -137,19 +141,18 @@ class NeurramCoreFpga(ConfiguredComponent):
                          hit.eq((row == w_row) & (col == w_col))]
         is_set = core.prog_op == ProgOp.SET
         set_or_reset = is_set | (core.prog_op == ProgOp.RESET)
-        first = saturating_step(m, cell_now, core.prog_amp, is_set, G_BITS, "prog_first")
-        then = saturating_step(m, value, core.prog_amp, op_set, G_BITS, "prog_next")
         with m.FSM(name="prog_fsm"):
             with m.State("IDLE"):
                 with m.If(core.prog_pulse & set_or_reset):
-                    m.d.sync += [value.eq(first), w_row.eq(row), w_col.eq(col),
+                    m.d.sync += [base.eq(cell_now), w_row.eq(row), w_col.eq(col),
                                  op_set.eq(is_set)]
                     m.next = "PULSE"
             with m.State("PULSE"):
+                # one step per clock of the pulse, each one clock late: the last step in
+                # the clock after the pulse
                 m.d.comb += write.eq(1)
-                with m.If(core.prog_pulse):
-                    m.d.sync += value.eq(then)
-                with m.Else():
+                m.d.sync += base.eq(value)
+                with m.If(~core.prog_pulse):
                     m.next = "IDLE"
         return m
 

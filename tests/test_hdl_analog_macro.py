@@ -3,10 +3,10 @@
 Every control word of golden ``mvm_program`` is applied to the macro for one clock, then the
 bench sends IDLE words (as MvmEngine does, or leaves the WL_PULSE word applied) for as long
 as ``hold`` asks for them: ``hold`` high in a clock makes the next clock's word IDLE.
-``cmp`` is compared with the golden ``bank.cmp`` within COMPARE_SIGN / COMPARE clocks and as
-the latch after every word, the integrator charge (debug port) at COMPARE_SIGN and at the
-end of every MVM, and the codes that a digital neuron builds from the macro's ``cmp``
-sequence with the golden result registers.
+``cmp`` is compared with the golden ``bank.cmp`` within COMPARE_SIGN / COMPARE clocks and with
+the golden comparison ``q_integ + offset > 0`` after every word, the integrator charge
+(debug port) at COMPARE_SIGN and at the end of every MVM, and the codes that a digital
+neuron builds from the macro's ``cmp`` sequence with the golden result registers.
 """
 
 import re
@@ -27,6 +27,7 @@ from cimflow.golden.mvm import MvmSettings, mvm
 from cimflow.golden.neuron import Activation
 from cimflow.golden.nonideal import NonIdeal
 from cimflow.hdl.analog_macro import (
+    BIAS_STAGES,
     AnalogMacro,
     charge_bits,
     clip_bits,
@@ -191,6 +192,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0, settings=None, inputs
                 ctx.set(dut.d_units, st.d_units)
                 ctx.set(dut.inject_units, st.inject_units)
                 ctx.set(dut.clip_units, qmax if clip is None else clip)
+                await idle_words(ctx, BIAS_STAGES)  # the bias inputs' registers
                 digital = DigitalNeurons(n, st)
                 x = inputs(xbar, st, rng)
                 keep_word = bool(rng.integers(2))
@@ -219,6 +221,12 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0, settings=None, inputs
         for k in range(n):
             ctx.set(dut.dbg_nrn, k)
             assert ctx.get(dut.dbg_charge) == core.bank.q_integ[k], (k, st)
+
+    async def idle_words(ctx, count):
+        ctx.set(pin.phase, 0)
+        ctx.set(pin.inject, 0)
+        for _ in range(count):
+            await ctx.tick()
 
     async def apply(ctx, c, digital, noise, core, keep_word):
         assert not ctx.get(pin.hold)
@@ -256,9 +264,11 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0, settings=None, inputs
         assert held == (wl_pulse_cycles(cfg) - 1 if c.phase is Phase.WL_PULSE else 0)
         ctx.set(pin.phase, 0)
         ctx.set(pin.inject, 0)
-        cmp = bits_of(ctx.get(pin.cmp), n)  # the latched comparator bits
-        assert (cmp == core.bank.cmp).all(), (c.phase, cmp, core.bank.cmp)
-        digital.after(c.phase, cmp)
+        # cmp: the comparator's output for the charge after the word (the latch is internal)
+        cmp = bits_of(ctx.get(pin.cmp), n)
+        live = (core.bank.q_integ + core.bank.offset > 0).astype(np.uint8)
+        assert (cmp == live).all(), (c.phase, cmp, live)
+        digital.after(c.phase, cmp_now)
         stats["words"] += 1
         stats["cycles"] += 1 + held
 
