@@ -103,7 +103,7 @@ from .interfaces import (
 
 __all__ = ["AnalogMacro", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles", "tree_stages",
            "clip_bits", "charge_bits", "no_clip", "macro_resources", "rpu_slots",
-           "saturating_step"]
+           "saturating_step", "saturating_lanes"]
 
 CHARGE_FRAC_BITS = 24
 """One charge unit is C_s V_read / 2**24 (golden ``neuron.CHARGE_FRAC_BITS``)."""
@@ -151,6 +151,24 @@ def saturating_step(m: Module, code, amount, up, bits: int, name: str) -> Signal
     m.d.comb += [inc.eq(code + amount), dec.eq(code - amount),
                  out.eq(Mux(up, Mux(inc[bits], (1 << bits) - 1, inc[:bits]),
                             Mux(dec[bits], 0, dec[:bits])))]
+    return out
+
+
+def saturating_lanes(m: Module, codes, amount, up, bits: int, name: str) -> list[Signal]:
+    """`saturating_step` of every code in ``codes`` by one shared ``amount`` and direction,
+    with one adder per lane instead of two: ``code + (amount if up else ~amount) + ~up``
+    (``~amount + 1 = -amount``), the operand formed once for all lanes. Its carry out is the
+    overflow when ``up`` and "no borrow" otherwise, so the clamp is the carry compared with
+    ``up``; the results equal `saturating_step`'s (tests/test_hdl_analog_macro.py)."""
+    opd = Signal(bits, name=f"{name}_opd")
+    m.d.comb += opd.eq(Mux(up, amount, ~amount))
+    out = []
+    for k, code in enumerate(codes):
+        s = Signal(bits + 1, name=f"{name}{k}_sum")
+        o = Signal(bits, name=f"{name}{k}")
+        m.d.comb += [s.eq(Cat(~up, code) + Cat(C(1, 1), opd) >> 1),
+                     o.eq(Mux(s[bits] == up, Mux(up, (1 << bits) - 1, 0), s[:bits]))]
+        out.append(o)
     return out
 
 
@@ -614,7 +632,7 @@ class AnalogMacro(ConfiguredComponent):
 
         step = self.rpu_step
         # one lane of the write data per column
-        new = [saturating_step(m, g[k], step, slot_up, gb, f"rpu_g{k}") for k in range(cols)]
+        new = saturating_lanes(m, [g[k] for k in range(cols)], step, slot_up, gb, "rpu_g")
         data = Signal(cols * gb)
         en = Signal(cols)
         m.d.comb += [data.eq(Cat(*new)),

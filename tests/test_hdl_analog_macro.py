@@ -32,6 +32,8 @@ from cimflow.hdl.analog_macro import (
     clip_bits,
     macro_resources,
     no_clip,
+    saturating_lanes,
+    saturating_step,
     wl_pulse_cycles,
 )
 from cimflow.modes import AdcMode
@@ -405,6 +407,38 @@ def test_rpu_coincidences_move_codes(name, seed):
         assert not np.array_equal(want, codes)
 
     run_sim(dut, bench)
+
+
+def test_saturating_lanes_equal_the_clamp():
+    """The one-adder lanes (RPU queue) and the two-adder `saturating_step` (programming)
+    both give min(code + amount, 2^b - 1) / max(code - amount, 0), for every 5-bit code
+    and amount (amount < 2^b) in both directions."""
+    from amaranth.hdl import Module, Signal
+
+    bits = 5
+    m = Module()
+    codes = [Signal(bits, name=f"c{k}") for k in range(2)]
+    amount, up = Signal(bits), Signal()
+    lanes = saturating_lanes(m, codes, amount, up, bits, "lane")
+    ref = saturating_step(m, codes[0], amount, up, bits, "ref")
+    top = (1 << bits) - 1
+
+    async def bench(ctx):
+        for a in range(1 << bits):
+            ctx.set(amount, a)
+            for u in (0, 1):
+                ctx.set(up, u)
+                for c in range(1 << bits):
+                    ctx.set(codes[0], c)
+                    ctx.set(codes[1], top - c)
+                    for code, lane in ((c, lanes[0]), (top - c, lanes[1])):
+                        want = min(code + a, top) if u else max(code - a, 0)
+                        assert ctx.get(lane) == want, (code, a, u)
+                    assert ctx.get(ref) == (min(c + a, top) if u else max(c - a, 0))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
 
 
 def _flops(text):
