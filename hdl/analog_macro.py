@@ -107,7 +107,7 @@ from .interfaces import (
 
 __all__ = ["AnalogMacro", "BIAS_STAGES", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles",
            "tree_stages", "clip_bits", "charge_bits", "no_clip", "macro_resources", "rpu_slots",
-           "saturating_step"]
+           "saturating_step", "saturating_lanes"]
 
 CHARGE_FRAC_BITS = 24
 """One charge unit is C_s V_read / 2**24 (golden ``neuron.CHARGE_FRAC_BITS``)."""
@@ -155,6 +155,39 @@ def saturating_step(m: Module, code, amount, up, bits: int, name: str) -> Signal
     m.d.comb += [inc.eq(code + amount), dec.eq(code - amount),
                  out.eq(Mux(up, Mux(inc[bits], (1 << bits) - 1, inc[:bits]),
                             Mux(dec[bits], 0, dec[:bits])))]
+    return out
+
+
+def saturating_lanes(m: Module, codes, amount, up, bits: int, name: str, *, other=None,
+                     use_other=None) -> list[Signal]:
+    """`saturating_step` of every code in ``codes`` by one shared ``amount`` and direction,
+    with one adder per lane instead of two: ``code + (amount if up else ~amount) + ~up``
+    (``~amount + 1 = -amount``), the operand formed once for all lanes. Its carry out is the
+    overflow when ``up`` and "no borrow" otherwise, so the clamp is the carry compared with
+    ``up``; the results equal `saturating_step`'s (tests/test_hdl_analog_macro.py).
+
+    With ``other`` (``bits`` wide), every lane is ``other`` in a clock with ``use_other``
+    high (the array's write data: a programming code or the RPU results). The choice is
+    folded into the clamp: per lane two flags (clamp to all ones; pass the sum), and
+    ``other`` masked once for all lanes, so each result bit is a function of four signals
+    (one LUT4) instead of a clamp mux followed by a select mux."""
+    opd = Signal(bits, name=f"{name}_opd")
+    m.d.comb += opd.eq(Mux(up, amount, ~amount))
+    if other is None:
+        other, use_other = C(0, bits), C(0, 1)
+    oth = Signal(bits, name=f"{name}_other")
+    m.d.comb += oth.eq(Mux(use_other, other, 0))
+    out = []
+    for k, code in enumerate(codes):
+        s = Signal(bits + 1, name=f"{name}{k}_sum")
+        sat, ones, keep = (Signal(name=f"{name}{k}_{x}") for x in ("sat", "ones", "keep"))
+        o = Signal(bits, name=f"{name}{k}")
+        m.d.comb += [s.eq(Cat(~up, code) + Cat(C(1, 1), opd) >> 1),
+                     sat.eq(s[bits] == up),
+                     ones.eq(~use_other & sat & up),
+                     keep.eq(~use_other & ~sat),
+                     o.eq(oth | Mux(keep, s[:bits], 0) | Mux(ones, (1 << bits) - 1, 0))]
+        out.append(o)
     return out
 
 
@@ -347,7 +380,7 @@ class AnalogMacro(ConfiguredComponent):
         apply_we, apply_row, apply_data, apply_en, rpu_hold = self._rpu_queue(m, g, rd)
         m.d.comb += [
             wr.addr.eq(Mux(apply_we, apply_row, self.g_row)),
-            wr.data.eq(Mux(apply_we, apply_data, Cat(*([self.g_wdata] * n)))),
+            wr.data.eq(apply_data),  # the programming code outside the queue's writes
             wr.en.eq(Mux(apply_we, apply_en,
                          Cat(*(self.g_we & (self.g_col == k) for k in range(n))))),
         ]
@@ -566,8 +599,9 @@ class AnalogMacro(ConfiguredComponent):
     def _rpu_queue(self, m, g, rd):
         """The RPU slot queue and its row-serial write-back (see the module docstring).
 
-        Returns (write enable, row, row data, lane enables) for the array's write port and
-        the queue's ``hold`` of the next clock.
+        Returns (write enable, row, write data, lane enables) for the array's write port and
+        the queue's ``hold`` of the next clock; the write data are ``g_wdata`` in every lane
+        outside the queue's writes (the programming path).
         A slot is queued only if some row and some column pulse in it; the clamp is applied
         per coincidence, in slot order, as a device would see the pulses.
         """
@@ -641,7 +675,8 @@ class AnalogMacro(ConfiguredComponent):
         step = Signal.like(self.rpu_step)  # a bias code too: two registers
         m.d.sync += step.eq(_bias_stage(m, self.rpu_step, "rpu_step_in"))
         # one lane of the write data per column
-        new = [saturating_step(m, g[k], step, slot_up, gb, f"rpu_g{k}") for k in range(cols)]
+        new = saturating_lanes(m, [g[k] for k in range(cols)], step, slot_up, gb, "rpu_g",
+                               other=self.g_wdata, use_other=~we)
         data = Signal(cols * gb)
         en = Signal(cols)
         m.d.comb += [data.eq(Cat(*new)),

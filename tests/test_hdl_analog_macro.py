@@ -33,6 +33,8 @@ from cimflow.hdl.analog_macro import (
     clip_bits,
     macro_resources,
     no_clip,
+    saturating_lanes,
+    saturating_step,
     wl_pulse_cycles,
 )
 from cimflow.modes import AdcMode
@@ -415,6 +417,46 @@ def test_rpu_coincidences_move_codes(name, seed):
         assert not np.array_equal(want, codes)
 
     run_sim(dut, bench)
+
+
+def test_saturating_lanes_equal_the_clamp():
+    """The one-adder lanes (RPU queue) and the two-adder `saturating_step` (programming)
+    both give min(code + amount, 2^b - 1) / max(code - amount, 0), for every 5-bit code
+    and amount (amount < 2^b) in both directions; with ``other`` selected a lane is
+    ``other`` (the array's write data outside the RPU queue's writes)."""
+    from amaranth.hdl import Module, Signal
+
+    bits = 5
+    m = Module()
+    codes = [Signal(bits, name=f"c{k}") for k in range(2)]
+    amount, up = Signal(bits), Signal()
+    other, use_other = Signal(bits), Signal()
+    lanes = saturating_lanes(m, codes, amount, up, bits, "lane")
+    picked = saturating_lanes(m, codes, amount, up, bits, "pick", other=other,
+                              use_other=use_other)
+    ref = saturating_step(m, codes[0], amount, up, bits, "ref")
+    top = (1 << bits) - 1
+
+    async def bench(ctx):
+        for a in range(1 << bits):
+            ctx.set(amount, a)
+            for u in (0, 1):
+                ctx.set(up, u)
+                for c in range(1 << bits):
+                    ctx.set(codes[0], c)
+                    ctx.set(codes[1], top - c)
+                    ctx.set(other, (c * 7 + a) & top)
+                    for code, k in ((c, 0), (top - c, 1)):
+                        want = min(code + a, top) if u else max(code - a, 0)
+                        assert ctx.get(lanes[k]) == want, (code, a, u)
+                        for use in (0, 1):
+                            ctx.set(use_other, use)
+                            assert ctx.get(picked[k]) == ((c * 7 + a) & top if use else want)
+                    assert ctx.get(ref) == (min(c + a, top) if u else max(c - a, 0))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
 
 
 def _flops(text):
