@@ -69,6 +69,7 @@ from .interfaces import (
     NeuronInput,
     Phase,
     corelet_sl_line,
+    group_copy,
     lines,
 )
 
@@ -391,12 +392,11 @@ class MvmEngine(ConfiguredComponent):
             enable, so synthesis keeps them apart. The codes matter only at READOUT.
             """
             g = first // _GROUP
-            inv_mask = Signal(km, name=f"inv_mask{g}")  # 0 when counting
-            relu = Signal(name=f"relu{g}")
-            ro_bl = Signal(name=f"ro_bl{g}")  # the write-back goes to the BL bank (wb_bank)
-            with m.If((ex == Phase.PRECHARGE) | active[first]):
-                m.d.sync += [inv_mask.eq(inv_next), relu.eq(relu_next), ro_bl.eq(out_bl)]
-            return inv_mask, relu, ro_bl
+            load, own = ex == Phase.PRECHARGE, active[first]
+            # inv_mask is 0 when counting; ro_bl: the write-back goes to the BL bank
+            return (group_copy(m, f"inv_mask{g}", inv_next, load, own),
+                    group_copy(m, f"relu{g}", relu_next, load, own),
+                    group_copy(m, f"ro_bl{g}", out_bl, load, own))
 
         # BL line l carries neuron l, SL line l the neuron of corelet_sl_line (its own
         # inverse; rows == cols). Line l first picks its neuron's sign and magnitude with
