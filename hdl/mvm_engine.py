@@ -34,8 +34,10 @@ Timing (pinned in docs/core_architecture.md):
   waits in a busy IDLE-word state until it rises, then runs: the LFSR never advances before
   its warm-up is over, and the word sequence is unchanged, only delayed.
 
-Mode inputs (the ``mode`` port, ``MvmModeSignature`` of hdl/interfaces.py) are read live and
-must stay constant during an MVM (the controller's registers). ``mode.neuron_test`` keeps
+Mode inputs (the ``mode`` port, ``MvmModeSignature`` of hdl/interfaces.py) must stay
+constant during an MVM (the controller's registers); the limits the sequencer derives from
+them (the strobe widths' last clock, the last bit, ADC pair and INJECT step) are registered,
+so a mode must be set no later than the clock of ``start``. ``mode.neuron_test`` keeps
 every ``wl_en`` at 0 (the neurons see the drivers directly); ``mode.clk_gate`` holds the
 engine exactly like ``analog.hold``.
 ``in_m`` 0 behaves as 1; ``out_k`` above 9 behaves as 9 in the sequencer; magnitudes are
@@ -55,7 +57,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, Value
+from amaranth.hdl import Array, C, Cat, Module, Mux, Signal
 from amaranth.lib.wiring import In, Out
 
 from cimflow.config import CoreConfig
@@ -129,8 +131,33 @@ class MvmEngine(ConfiguredComponent):
             k_eff.eq(Mux(mode.out_k > MAX_K, MAX_K, mode.out_k)),
             hold.eq(ana.hold | mode.clk_gate),
         ]
-        last_b = Signal(3)
-        m.d.comb += last_b.eq(Mux(mode.in_m == 0, 0, mode.in_m - 1))
+        # Limits derived from the mode, registered: the sequencer compares against them
+        # from WL_PULSE on, two edges after ``start`` at the earliest, and the mode changes
+        # only while idle and at least a clock before ``start`` (the controller takes one
+        # command per clock and ``start`` is a register), so the registers are current when
+        # read. The subtractions and clamps are then off the sequencer's transitions (and
+        # off the per-group phase flags that load its next phase).
+        last_b = Signal(3)  # the last input magnitude bit
+        adc_last = Signal(MAX_K)  # the last DECREMENT/COMPARE pair
+        k_zero = Signal()  # K = 0: no ADC pairs
+        k_last = Signal(4)  # the DAC code of a counting DECREMENT
+        inj_last = Signal(16)
+        t_wl_last = Signal(4)  # the pulse generator's last clock of each strobe
+        t_sample_last = Signal(4)
+        t_integ_last = Signal(8)
+        m.d.sync += [
+            last_b.eq(Mux(mode.in_m == 0, 0, mode.in_m - 1)),
+            adc_last.eq(Mux(
+                counting,
+                Array(C(max((1 << k) - 2, 0), MAX_K) for k in range(MAX_K + 1))[k_eff],
+                k_eff - 1)),
+            k_zero.eq(k_eff == 0),
+            k_last.eq(Mux(k_eff == 0, 0, k_eff - 1)),
+            inj_last.eq(mode.inject_steps - 1),
+        ]
+        m.d.sync += [last.eq(Mux(width == 0, 0, width - 1))
+                     for last, width in ((t_wl_last, mode.t_wl), (t_sample_last, mode.t_sample),
+                                         (t_integ_last, mode.t_integ))]
 
         # ---------------------------------------------------------------- sequencer
         ph = Signal(Phase)  # phase of this cycle (IDLE while held or idle)
@@ -140,11 +167,6 @@ class MvmEngine(ConfiguredComponent):
         inj = Signal(16)
         adc = Signal(MAX_K)  # DECREMENT/COMPARE pair index
         reps_last = Array(C((1 << i) - 1, MAX_M) for i in range(8))[b]
-        adc_last = Signal(MAX_K)
-        m.d.comb += adc_last.eq(Mux(
-            counting,
-            Array(C(max((1 << k) - 2, 0), MAX_K) for k in range(MAX_K + 1))[k_eff],
-            k_eff - 1))
         busy = Signal()
         b_zero = Signal()  # the edge that sets b to 0 (PRECHARGE)
         b_step = Signal()  # the edge that steps b to the next magnitude bit
@@ -164,8 +186,7 @@ class MvmEngine(ConfiguredComponent):
         strobe = Signal(8)
 
         @contextmanager
-        def held(width):
-            last = Mux(width == 0, 0, width - 1)
+        def held(last):
             with m.If(strobe != last):
                 m.d.sync += strobe.eq(strobe + 1)
             with m.Else():
@@ -194,19 +215,19 @@ class MvmEngine(ConfiguredComponent):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.WL_PULSE)
                 with m.If(run):
-                    with held(mode.t_wl):
+                    with held(t_wl_last):
                         m.d.sync += rep.eq(0)
                         goto("SAMPLE")
             with m.State("SAMPLE"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.SAMPLE)
                 with m.If(run):
-                    with held(mode.t_sample):
+                    with held(t_sample_last):
                         goto("INTEGRATE")
             with m.State("INTEGRATE"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.INTEGRATE)
-                with m.If(run), held(mode.t_integ):
+                with m.If(run), held(t_integ_last):
                     m.d.sync += rep.eq(rep + 1)
                     with m.If(rep != reps_last):
                         goto("SAMPLE")
@@ -224,14 +245,14 @@ class MvmEngine(ConfiguredComponent):
                 m.d.comb += ph.eq(Phase.INJECT)
                 with m.If(run):
                     m.d.sync += inj.eq(inj + 1)
-                    with m.If(inj == mode.inject_steps - 1):
+                    with m.If(inj == inj_last):
                         goto("COMPARE_SIGN")
             with m.State("COMPARE_SIGN"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.COMPARE_SIGN)
                 with m.If(run):
                     m.d.sync += adc.eq(0)
-                    with m.If(k_eff == 0):
+                    with m.If(k_zero):
                         goto("READOUT")
                     with m.Else():
                         goto("DECREMENT")
@@ -263,7 +284,6 @@ class MvmEngine(ConfiguredComponent):
         out_bl = mode.direction != Direction.FORWARD  # backward and recurrent: BL registers
         # the V_decr DAC settles for a clock: COMPARE_SIGN and COMPARE carry the code of the
         # DECREMENT that follows them, each DECREMENT repeats it (docs/cycle_interface.md)
-        k_last = Mux(k_eff == 0, 0, k_eff - 1)
         dac_next = Signal(4)
         with m.Switch(ph):
             with m.Case(Phase.COMPARE_SIGN):
@@ -431,11 +451,11 @@ class MvmEngine(ConfiguredComponent):
         def readout_mode(first):
             """The mode bits read by the write-back of lines ``first`` on.
 
-            One copy per _GROUP lines, so no single register's net reaches all lines
-            (nextpnr does not replicate drivers). A copy loads at the PRECHARGE edge (the
-            group's PRECHARGE flag) and while neuron ``first`` is ``active``: always the same value from PRECHARGE
-            through READOUT (the mode is constant then), but each copy gets its own clock
-            enable, so synthesis keeps them apart. The codes matter only at READOUT.
+            One ``group_copy`` per _GROUP lines, so no single register's net reaches all
+            lines (nextpnr does not replicate drivers). A copy loads at the PRECHARGE edge
+            (its group's PRECHARGE flag) and while neuron ``first`` is ``active``: always
+            the same value from PRECHARGE through READOUT (the mode is constant then). The
+            codes matter only at READOUT.
             """
             g = first // _GROUP
             load, own = at_pre[g], active[first]
