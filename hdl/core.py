@@ -106,11 +106,9 @@ class NeurramCore(ConfiguredComponent):
 
         # --- controller, status and errors
         host_err = Signal()
-        clear = ctrl.cmd_valid & (ctrl.cmd_op == Op.CLEAR_ERROR) & (ctrl.cmd_arg == 0) \
-            & ~ctrl.pwr_gate
         with m.If(regs.error | spi.error):
             m.d.sync += host_err.eq(1)
-        with m.Elif(clear):
+        with m.Elif(ctrl.clear_error):
             m.d.sync += host_err.eq(0)
         m.d.comb += [
             ctrl.cmd_valid.eq(host.cmd_valid), ctrl.cmd_op.eq(host.cmd_op),
