@@ -84,10 +84,10 @@ class NeuronInput(enum.Enum, shape=2):
 
 LINE_GROUP_BITS = 4
 """Lines per local copy (``2**LINE_GROUP_BITS`` = 16) wherever one register or one gather
-would otherwise reach every line: the register file's read groups, the translators'
-threshold copies, the engine's bit select and readout mode copies, the register file's
-write enables and host write data. nextpnr does not replicate a high-fanout driver, so the
-HDL does (docs/fpga.md)."""
+would otherwise reach every line: the register file's read groups, write enables and host
+write data, the translators' threshold copies, the engine's bit select, phase flag and
+readout mode copies. nextpnr does not replicate a high-fanout driver, so the HDL does
+(docs/fpga.md)."""
 
 
 def group_copy(m, name: str, value, load, own=0) -> Signal:
