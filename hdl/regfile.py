@@ -163,9 +163,11 @@ class LineRegisters(ConfiguredComponent):
                 # latter loaded only by a request to this group
                 hit = self.we & in_range & (bank == b) \
                     & (line[LINE_GROUP_BITS:] == first >> LINE_GROUP_BITS)
-                wb_on = group_copy(m, f"wb_{name}{g}", self.wb_en & (self.wb_bank == b),
-                                   self.wb_en | wb_pending, hit)
                 host_on = group_copy(m, f"host_{name}{g}", hit, 1)
+                # the write-back copy's own condition is the group's registered host write
+                # (the request decode itself would put the SPI arbitration on its enable)
+                wb_on = group_copy(m, f"wb_{name}{g}", self.wb_en & (self.wb_bank == b),
+                                   self.wb_en | wb_pending, host_on)
                 h_line = group_copy(m, f"host_line_{name}{g}", line[:LINE_GROUP_BITS], hit)
                 h_data = group_copy(m, f"host_data_{name}{g}", self.wdata, hit)
                 h_one = group_copy(m, f"host_one_{name}{g}", self.wdata == 1, hit)
