@@ -26,7 +26,7 @@ from .nonideal import NonIdeal
 
 __all__ = [
     "Phase", "NrnIn", "DRV_FLOAT", "DRV_LOW", "DRV_REF", "DRV_HIGH", "Control",
-    "mvm_program", "CycleCore", "cycle_count", "mvm_clocks", "WORD_DELAY",
+    "mvm_program", "CycleCore", "cycle_count", "mvm_clocks", "WORD_DELAY", "WRITEBACK_DELAY",
 ]
 
 DRV_FLOAT, DRV_LOW, DRV_REF, DRV_HIGH = 0, 1, 2, 3
@@ -145,6 +145,13 @@ control word is a register, so the first word of an MVM (PRECHARGE) is applied
 ``WORD_DELAY + 1`` clocks after the cycle with ``start`` high."""
 
 
+WRITEBACK_DELAY = 1
+"""Clocks between the READOUT word and the clock at whose end its codes land in the line
+registers: the RTL's register file registers the codes first, as it does a host write, so
+they land at the end of the clock after READOUT, the clock of ``done`` (``mvm_clocks`` after
+the cycle with ``start`` high). ``CycleCore`` holds them as pending until then."""
+
+
 def mvm_clocks(st: MvmSettings) -> int:
     """Clocks from the cycle with ``start`` high to the cycle with ``done`` (no hold, no LFSR
     wait): the word delay, the words, and ``done`` the cycle after READOUT."""
@@ -180,6 +187,8 @@ class CycleCore:
         self.sl_sign = np.zeros(cfg.cols, np.uint8)
         self.sl_mag = np.zeros(cfg.cols, np.int64)
         self.cycles = 0
+        # READOUT's codes (out_bl, sign, mag), landing WRITEBACK_DELAY clocks later
+        self.pending: tuple[bool, np.ndarray, np.ndarray] | None = None
         self.dac = 0  # the V_decr DAC's code: set by each word, used by the next DECREMENT
         self.trace: list[tuple[Phase, int, np.ndarray]] | None = None
         self.configure(MvmSettings.from_config(cfg))
@@ -195,9 +204,22 @@ class CycleCore:
         self.line_bl = np.zeros(self.xbar.config.rows, np.int64)
         self.line_sl = np.zeros(self.xbar.config.cols, np.int64)
 
+    def land(self) -> None:
+        """The clock after READOUT (the clock of ``done``, word IDLE) ends: the pending
+        codes land in the BL or SL registers (``WRITEBACK_DELAY``)."""
+        if self.pending is None:
+            return
+        out_bl, sign, mag = self.pending
+        if out_bl:
+            self.bl_sign[self.bl_of], self.bl_mag[self.bl_of] = sign, mag
+        else:
+            self.sl_sign[self.sl_of], self.sl_mag[self.sl_of] = sign, mag
+        self.pending = None
+
     def step(self, c: Control) -> None:
         st, bank = self.st, self.bank
         p = c.phase
+        self.land()  # a later word: the clock after READOUT is over
         if p is Phase.PRECHARGE:
             bank.precharge()
             self.line_bl[:] = 0
@@ -224,10 +246,7 @@ class CycleCore:
             bank.compare(st.adc_mode is AdcMode.COUNTING)
         elif p is Phase.READOUT:
             sign, mag = bank.readout(st.k, st.adc_mode is AdcMode.COUNTING, st.activation)
-            if c.out_bl:
-                self.bl_sign[self.bl_of], self.bl_mag[self.bl_of] = sign, mag
-            else:
-                self.sl_sign[self.sl_of], self.sl_mag[self.sl_of] = sign, mag
+            self.pending = (c.out_bl, sign, mag)
         self.dac = c.dac_code
         self.cycles += 1
         if self.trace is not None:
@@ -261,6 +280,7 @@ class CycleCore:
                 if c.phase is Phase.COMPARE_SIGN:
                     charges.append(self.bank.q_integ.copy())
                 self.step(c)
+            self.land()  # the clock of done
             signs.append((self.bl_sign if out_bl else self.sl_sign).copy())
             mags.append((self.bl_mag if out_bl else self.sl_mag).copy())
         lead = x.shape[:-1]

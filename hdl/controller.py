@@ -21,9 +21,11 @@ waiting for their ``done`` input:
   seen the last line register write (``prog_sel_valid`` low) a PROGRAM waits in SELECT
   (busy) and is decided when it has, so the check is off the command decode's path.
 
-Every accepted command pulses ``done`` once: register commands the next cycle, operations
-when they finish (CLEAR_ERROR accepted while busy is the only exception, so ``done``
-while busy always means the running operation finished). A refused command changes no
+A command is decided ``COMMAND_LATENCY`` = 1 edge after its cycle (the port and its
+argument checks are registered first). Every accepted command pulses ``done`` once:
+register commands the cycle after the decision, operations when they finish
+(CLEAR_ERROR accepted while busy is the only exception, so ``done`` while busy always
+means the running operation finished). A refused command changes no
 state except ``error`` (sticky until CLEAR_ERROR) and the cause field of ``status``.
 Refusal order: power-gated, busy, unknown opcode, bad argument, then the state checks
 (selection for PROGRAM, LFSR not ready for RPU_UPDATE and a stochastic MVM).
@@ -54,7 +56,13 @@ def above(x, n: int):
     high = (x[k:] != 0) if len(x) > k else 0
     return high | (x[:k] > n) if n < (1 << k) - 1 else high
 
-__all__ = ["Controller", "Op", "Cause", "ProgOp", "MAX_TAP", "ModeArg"]
+__all__ = ["Controller", "Op", "Cause", "ProgOp", "MAX_TAP", "ModeArg", "COMMAND_LATENCY"]
+
+COMMAND_LATENCY = 1
+"""Clock edges between a command's cycle and its decision: the command port and its
+argument checks are registered first, then the command is accepted or refused at the next
+edge (with the state of that clock). The decode of the port fanned out to every register's
+enable and to the sequencing was the longest path of ``core`` medium (docs/fpga.md)."""
 
 ModeArg = data.StructLayout({
     "direction": 2, "adc_mode": 1, "act": 2, "neuron_test": 1, "reserved": ARG_BITS - 6,
@@ -98,6 +106,8 @@ class Controller(ConfiguredComponent):
             "prog_pulse": Out(1),
             "prog_sel_ok": In(1),
             "prog_sel_valid": In(1, init=1),
+            # a CLEAR_ERROR is accepted in this clock (the core clears its host errors too)
+            "clear_error": Out(1),
             # gating
             "clk_gate": Out(1),
             "pwr_gate": Out(1),
@@ -114,8 +124,16 @@ class Controller(ConfiguredComponent):
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
-        op, arg = self.cmd_op, self.cmd_arg
+        # The command port and its argument checks are registered first (COMMAND_LATENCY):
+        # ``op`` / ``arg`` / ``valid`` / ``unknown`` / ``bad_arg`` below are the command of
+        # the clock before, so no register's enable or start pulse decodes the port itself.
+        raw_op, raw_arg = self.cmd_op, self.cmd_arg
+        raw_mode = data.View(ModeArg, raw_arg)
+        valid = Signal()
+        op = Signal(Op)
+        arg = Signal(ARG_BITS)
         mode_arg = data.View(ModeArg, arg)
+        m.d.sync += [valid.eq(self.cmd_valid), op.eq(raw_op), arg.eq(raw_arg)]
 
         # ---------------------------------------------------------------- mode registers
         # held here with their reset values, driven to the engine through ``mode``
@@ -137,51 +155,61 @@ class Controller(ConfiguredComponent):
         m.d.comb += mode.clk_gate.eq(self.clk_gate)
 
         # ---------------------------------------------------------------- decode
-        unknown = Signal()
-        bad_arg = Signal()
-        state_err = Signal()
-        state_cause = Signal(Cause)
-        with m.Switch(op):
+        # stage 1: the argument checks of the command on the port
+        unknown_c = Signal()
+        bad_c = Signal()
+        with m.Switch(raw_op):
             with m.Case(Op.NOP, Op.MVM, Op.SEED_LOAD, Op.CLEAR_ERROR):
-                m.d.comb += bad_arg.eq(arg != 0)
-                with m.If(op == Op.MVM):
-                    stochastic = reg["act"] == Activation.STOCHASTIC
-                    m.d.comb += [state_err.eq(stochastic & ~self.rpu_ready),
-                                 state_cause.eq(Cause.NOT_READY)]
+                m.d.comb += bad_c.eq(raw_arg != 0)
             with m.Case(Op.SET_MODE):
                 # codes 3 of the 2-bit fields name no Direction / Activation
-                m.d.comb += bad_arg.eq((mode_arg.direction > max(d.value for d in Direction))
-                                       | (mode_arg.act > max(a.value for a in Activation))
-                                       | (mode_arg.reserved != 0))
+                m.d.comb += bad_c.eq((raw_mode.direction > max(d.value for d in Direction))
+                                     | (raw_mode.act > max(a.value for a in Activation))
+                                     | (raw_mode.reserved != 0))
             with m.Case(Op.SET_PRECISION):
                 # (no `> max_in_m` test when every 3-bit value is legal: lint CMPCONST)
-                in_m_bad = (arg[4:7] > self.max_in_m) if self.max_in_m < 7 else 0
-                m.d.comb += bad_arg.eq((arg[0:4] > self.max_out_k) | (arg[4:7] == 0)
-                                       | in_m_bad | (arg[7:] != 0))
+                in_m_bad = (raw_arg[4:7] > self.max_in_m) if self.max_in_m < 7 else 0
+                m.d.comb += bad_c.eq((raw_arg[0:4] > self.max_out_k) | (raw_arg[4:7] == 0)
+                                     | in_m_bad | (raw_arg[7:] != 0))
             with m.Case(Op.SET_INJECT, Op.SEED_A, Op.SEED_B):
                 pass
             with m.Case(Op.SET_IN_LEN):
-                m.d.comb += bad_arg.eq((arg == 0) | above(arg, cfg.rows))
+                m.d.comb += bad_c.eq((raw_arg == 0) | above(raw_arg, cfg.rows))
             with m.Case(Op.RPU_UPDATE):
-                m.d.comb += [bad_arg.eq((arg == 0) | above(arg, cfg.bl_max)),
-                             state_err.eq(~self.rpu_ready),
-                             state_cause.eq(Cause.NOT_READY)]
+                m.d.comb += bad_c.eq((raw_arg == 0) | above(raw_arg, cfg.bl_max))
             with m.Case(Op.SET_PULSE):
-                m.d.comb += bad_arg.eq((arg[8:12] > MAX_TAP) | (arg[12:] != 0))
+                m.d.comb += bad_c.eq((raw_arg[8:12] > MAX_TAP) | (raw_arg[12:] != 0))
             with m.Case(Op.SET_WIDTH):
-                m.d.comb += bad_arg.eq(arg == 0)
+                m.d.comb += bad_c.eq(raw_arg == 0)
             with m.Case(Op.PROGRAM):
-                m.d.comb += [bad_arg.eq((arg[0:2] == ProgOp.NONE) | (arg[2:] != 0)),
-                             state_err.eq(self.prog_sel_valid & ~self.prog_sel_ok),
-                             state_cause.eq(Cause.SELECTION)]
+                m.d.comb += bad_c.eq((raw_arg[0:2] == ProgOp.NONE) | (raw_arg[2:] != 0))
             with m.Case(Op.POWER):
-                m.d.comb += bad_arg.eq(arg[2:] != 0)
+                m.d.comb += bad_c.eq(raw_arg[2:] != 0)
             with m.Case(Op.SET_GAIN):
-                m.d.comb += bad_arg.eq((arg >> cfg.str_gain_bits) != 0)
+                m.d.comb += bad_c.eq((raw_arg >> cfg.str_gain_bits) != 0)
             with m.Case(Op.SET_TIMING):
-                m.d.comb += bad_arg.eq((arg[0:4] == 0) | (arg[4:8] == 0) | (arg[8:16] == 0))
+                m.d.comb += bad_c.eq((raw_arg[0:4] == 0) | (raw_arg[4:8] == 0)
+                                     | (raw_arg[8:16] == 0))
             with m.Default():
-                m.d.comb += unknown.eq(1)
+                m.d.comb += unknown_c.eq(1)
+        unknown = Signal()
+        bad_arg = Signal()
+        m.d.sync += [unknown.eq(unknown_c), bad_arg.eq(bad_c)]
+        assert COMMAND_LATENCY == 1  # one register stage
+
+        # stage 2: the state checks, on the registered command and the state of its decision
+        state_err = Signal()
+        state_cause = Signal(Cause)
+        with m.Switch(op):
+            with m.Case(Op.MVM):
+                stochastic = reg["act"] == Activation.STOCHASTIC
+                m.d.comb += [state_err.eq(stochastic & ~self.rpu_ready),
+                             state_cause.eq(Cause.NOT_READY)]
+            with m.Case(Op.RPU_UPDATE):
+                m.d.comb += [state_err.eq(~self.rpu_ready), state_cause.eq(Cause.NOT_READY)]
+            with m.Case(Op.PROGRAM):
+                m.d.comb += [state_err.eq(self.prog_sel_valid & ~self.prog_sel_ok),
+                             state_cause.eq(Cause.SELECTION)]
 
         busy = Signal()
         power_up = (op == Op.POWER) & ~arg[0]
@@ -213,8 +241,8 @@ class Controller(ConfiguredComponent):
                             | (self.clk_gate & ((op == Op.MVM) | (op == Op.RPU_UPDATE)
                                                 | (op == Op.SEED_LOAD) | (op == Op.PROGRAM)))
                             | unknown | bad_arg),
-            accept.eq(self.cmd_valid & ~reject),
-            accept_basic.eq(self.cmd_valid & ~reject_basic),
+            accept.eq(valid & ~reject),
+            accept_basic.eq(valid & ~reject_basic),
         ]
 
         # ---------------------------------------------------------------- state
@@ -230,7 +258,7 @@ class Controller(ConfiguredComponent):
             self.rpu_start.eq(0),
             self.seed_load.eq(0),
         ]
-        with m.If(self.cmd_valid & reject):
+        with m.If(valid & reject):
             m.d.sync += [err.eq(1), err_cause.eq(cause)]
 
         go = {k: Signal(name=f"go_{k}") for k in ("mvm", "rpu", "seed", "pulse", "select")}
@@ -243,8 +271,6 @@ class Controller(ConfiguredComponent):
                                  for name in ("direction", "adc_mode", "act", "neuron_test")]
                 with m.Case(Op.SET_PRECISION):
                     m.d.sync += [reg["out_k"].eq(arg[0:4]), reg["in_m"].eq(arg[4:7])]
-                with m.Case(Op.SET_INJECT):
-                    m.d.sync += reg["inject_steps"].eq(arg)
                 with m.Case(Op.SET_IN_LEN):
                     m.d.sync += reg["in_len"].eq(arg)
                 with m.Case(Op.MVM):
@@ -255,10 +281,6 @@ class Controller(ConfiguredComponent):
                     with m.If(~state_err):
                         m.d.comb += go["rpu"].eq(1)
                         m.d.sync += [self.rpu_start.eq(1), self.rpu_bl.eq(arg)]
-                with m.Case(Op.SEED_A):
-                    m.d.sync += [self.seed_a.eq(Cat(arg, self.seed_a))]
-                with m.Case(Op.SEED_B):
-                    m.d.sync += [self.seed_b.eq(Cat(arg, self.seed_b))]
                 with m.Case(Op.SEED_LOAD):
                     m.d.comb += go["seed"].eq(1)
                     m.d.sync += self.seed_load.eq(1)
@@ -271,8 +293,7 @@ class Controller(ConfiguredComponent):
                         # a line register written in the last clocks: wait for the check
                         m.d.comb += [go["pulse"].eq(self.prog_sel_valid),
                                      go["select"].eq(~self.prog_sel_valid)]
-                        m.d.sync += [prog_op.eq(arg[0:2]),
-                                     count.eq(Mux(self.prog_tap != 0, 1, self.prog_width))]
+                        m.d.sync += prog_op.eq(arg[0:2])
                 with m.Case(Op.POWER):
                     m.d.sync += [self.pwr_gate.eq(arg[0]), self.clk_gate.eq(arg[1])]
                 with m.Case(Op.SET_GAIN):
@@ -282,6 +303,19 @@ class Controller(ConfiguredComponent):
                                  reg["t_integ"].eq(arg[8:16])]
                 with m.Case(Op.CLEAR_ERROR):
                     m.d.sync += [err.eq(0), err_cause.eq(Cause.NONE)]
+
+        # The commands no argument can refuse (SET_INJECT, SEED_A, SEED_B): their write
+        # enables are the refusals that can apply to them, without the argument checks of
+        # the other opcodes, which synthesis does not drop by itself (the argument -> the
+        # refusal chain -> the seeds' clock enables was a limiting path of core medium,
+        # docs/fpga.md). Same acceptance as ``accept_basic`` for these opcodes.
+        plain = valid & ~self.pwr_gate & ~busy
+        with m.If(plain & (op == Op.SET_INJECT)):
+            m.d.sync += reg["inject_steps"].eq(arg)
+        with m.If(plain & (op == Op.SEED_A)):
+            m.d.sync += self.seed_a.eq(Cat(arg, self.seed_a))
+        with m.If(plain & (op == Op.SEED_B)):
+            m.d.sync += self.seed_b.eq(Cat(arg, self.seed_b))
 
         finish = Signal()
         with m.FSM(name="ctrl_fsm") as fsm:
@@ -328,6 +362,11 @@ class Controller(ConfiguredComponent):
                 with m.If(count == 1):
                     m.d.comb += finish.eq(1)
                     m.next = "IDLE"
+        # the pulse counter loads in every clock outside PULSE (the widths cannot change
+        # while PULSE is entered: a PROGRAM is the clock's one command, or busy), so its
+        # clock enable is the state, not the command decode
+        with m.If(~fsm.ongoing("PULSE")):
+            m.d.sync += count.eq(Mux(self.prog_tap != 0, 1, self.prog_width))
         operation = go["mvm"] | go["rpu"] | go["seed"] | go["pulse"] | go["select"]
         m.d.comb += done_next.eq(finish | (accept & ~busy & ~operation))
         m.d.sync += self.done.eq(done_next)
@@ -337,6 +376,7 @@ class Controller(ConfiguredComponent):
             m.d.sync += done_sticky.eq(0)
 
         m.d.comb += [
+            self.clear_error.eq(accept & (op == Op.CLEAR_ERROR)),
             busy.eq(~fsm.ongoing("IDLE")),
             self.busy.eq(busy),
             self.error.eq(err),

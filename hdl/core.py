@@ -106,11 +106,9 @@ class NeurramCore(ConfiguredComponent):
 
         # --- controller, status and errors
         host_err = Signal()
-        clear = ctrl.cmd_valid & (ctrl.cmd_op == Op.CLEAR_ERROR) & (ctrl.cmd_arg == 0) \
-            & ~ctrl.pwr_gate
         with m.If(regs.error | spi.error):
             m.d.sync += host_err.eq(1)
-        with m.Elif(clear):
+        with m.Elif(ctrl.clear_error):
             m.d.sync += host_err.eq(0)
         m.d.comb += [
             ctrl.cmd_valid.eq(host.cmd_valid), ctrl.cmd_op.eq(host.cmd_op),
@@ -140,8 +138,8 @@ class NeurramCore(ConfiguredComponent):
         read_data = Signal(16)
         m.d.comb += [
             prog.bl_is_one.eq(regs.bl_is_one), prog.sl_is_one.eq(regs.sl_is_one),
-            # a host write lands one edge after its request: both clocks count
-            prog.lines_we.eq(regs.we | regs.we_pending | regs.wb_en),
+            # a write lands one edge after its request: both clocks count
+            prog.lines_we.eq(regs.lines_we),
             ctrl.prog_sel_ok.eq(prog.sel_ok), ctrl.prog_sel_valid.eq(prog.sel_valid),
             self.prog_sel_bl.eq(prog.prog_sel_bl), self.prog_sel_sl.eq(prog.prog_sel_sl),
             self.prog_op.eq(ctrl.prog_op), self.prog_amp.eq(ctrl.prog_amp),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Mux, Shape, Signal
+from amaranth.hdl import Mux, Shape, Signal, Value
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,7 +31,8 @@ from .commands import Op
 
 __all__ = [
     "Phase", "Drive", "NeuronInput", "MvmModeSignature", "AnalogSignature", "HostSignature",
-    "lines", "mux_tree", "corelet_sl_line", "ConfiguredComponent", "LINE_GROUP_BITS", "flat_ports",
+    "lines", "mux_tree", "corelet_sl_line", "ConfiguredComponent", "LINE_GROUP_BITS",
+    "group_copy", "flat_ports",
     "flat_view",
     "ADDR_BITS",
     "LINE_ADDR_BITS", "OP_BITS", "ARG_BITS",
@@ -83,9 +84,26 @@ class NeuronInput(enum.Enum, shape=2):
 
 LINE_GROUP_BITS = 4
 """Lines per local copy (``2**LINE_GROUP_BITS`` = 16) wherever one register or one gather
-would otherwise reach every line: the register file's read groups, the translators'
-threshold copies, the engine's bit select and readout mode copies. nextpnr does not
-replicate a high-fanout driver, so the HDL does (docs/fpga.md)."""
+would otherwise reach every line: the register file's read groups, write enables and host
+write data, the translators' threshold copies, the engine's bit select, phase flag and
+readout mode copies. nextpnr does not replicate a high-fanout driver, so the HDL does
+(docs/fpga.md)."""
+
+
+def group_copy(m, name: str, value, load, own=0) -> Signal:
+    """A register that takes ``value`` at every edge where ``load`` or ``own`` is high.
+
+    The local copy, for one group of ``2**LINE_GROUP_BITS`` lines or neurons, of a signal
+    that would otherwise be one net from one driver to every line (nextpnr does not
+    replicate drivers). ``load`` must be high at every edge at which the readers need a new
+    value; ``own`` is a condition of the group's own lines, which gives each copy its own
+    clock enable so that synthesis keeps the copies apart (flip-flops with the same data
+    and enable are merged). Loading the right value more often changes nothing.
+    """
+    reg = Signal(len(Value.cast(value)), name=name)
+    with m.If(load | own):
+        m.d.sync += reg.eq(value)
+    return reg
 
 
 class ConfiguredComponent(wiring.Component):

@@ -68,6 +68,10 @@ class LfsrChains(ConfiguredComponent):
         a = Signal(L, init=1)  # a[p]: chain A at position p (= stage p)
         b = Signal(L, init=1 << (L - 1))  # b[p]: chain B at position p (= stage L-1-p)
         warm = Signal(range(cfg.lfsr_warmup_cycles + 1), init=cfg.lfsr_warmup_cycles)
+        # ``warm != 0`` as a register of its own: the chains' step decision (load, warm-up
+        # or ``en``) reaches every stage of both chains, so it starts at flip-flops, with
+        # no counter comparison in front of that net
+        warming = Signal(init=cfg.lfsr_warmup_cycles != 0)
 
         # n steps at once: stage q < n of the next state is the XOR of the tapped stages,
         # taken from the current state or from a newer bit computed in this same cycle.
@@ -94,10 +98,11 @@ class LfsrChains(ConfiguredComponent):
         m.d.comb += [a_new.eq(a), b_new.eq(b)]
         with m.If(self.load):
             m.d.comb += [a_new.eq(load_a), b_new.eq(load_b)]
-            m.d.sync += warm.eq(cfg.lfsr_warmup_cycles)
-        with m.Elif(warm != 0):
+            m.d.sync += [warm.eq(cfg.lfsr_warmup_cycles),
+                         warming.eq(cfg.lfsr_warmup_cycles != 0)]
+        with m.Elif(warming):
             m.d.comb += [a_new.eq(a_next), b_new.eq(b_next)]
-            m.d.sync += warm.eq(warm - 1)
+            m.d.sync += [warm.eq(warm - 1), warming.eq(warm != 1)]
         with m.Elif(self.en):
             m.d.comb += [a_new.eq(a_next), b_new.eq(b_next)]
         m.d.sync += [a.eq(a_new), b.eq(b_new)]
@@ -116,6 +121,6 @@ class LfsrChains(ConfiguredComponent):
             Cat(*line_words).eq((a ^ b)[: cfg.lines * n]),
             self.words.eq(Cat(*line_words)),
             self.bits.eq(bits),
-            self.ready.eq((warm == 0) & ~self.load),
+            self.ready.eq(~warming & ~self.load),
         ]
         return m

@@ -34,8 +34,10 @@ Timing (pinned in docs/core_architecture.md):
   waits in a busy IDLE-word state until it rises, then runs: the LFSR never advances before
   its warm-up is over, and the word sequence is unchanged, only delayed.
 
-Mode inputs (the ``mode`` port, ``MvmModeSignature`` of hdl/interfaces.py) are read live and
-must stay constant during an MVM (the controller's registers). ``mode.neuron_test`` keeps
+Mode inputs (the ``mode`` port, ``MvmModeSignature`` of hdl/interfaces.py) must stay
+constant during an MVM (the controller's registers); the limits the sequencer derives from
+them (the strobe widths' last clock, the last bit, ADC pair and INJECT step) are registered,
+so a mode must be set no later than the clock of ``start``. ``mode.neuron_test`` keeps
 every ``wl_en`` at 0 (the neurons see the drivers directly); ``mode.clk_gate`` holds the
 engine exactly like ``analog.hold``.
 ``in_m`` 0 behaves as 1; ``out_k`` above 9 behaves as 9 in the sequencer; magnitudes are
@@ -69,6 +71,7 @@ from .interfaces import (
     NeuronInput,
     Phase,
     corelet_sl_line,
+    group_copy,
     lines,
 )
 
@@ -81,7 +84,8 @@ MAX_M = 7
 
 
 _GROUP = 1 << LINE_GROUP_BITS
-"""Lines (and neurons) per copy of the registered bit select and readout mode."""
+"""Lines (and neurons) per copy of the registered bit select, phase flags and readout mode."""
+
 
 class MvmEngine(ConfiguredComponent):
     """Sequencer + WL/BL/SL driver control + digital neurons of one core (see module doc)."""
@@ -127,8 +131,33 @@ class MvmEngine(ConfiguredComponent):
             k_eff.eq(Mux(mode.out_k > MAX_K, MAX_K, mode.out_k)),
             hold.eq(ana.hold | mode.clk_gate),
         ]
-        last_b = Signal(3)
-        m.d.comb += last_b.eq(Mux(mode.in_m == 0, 0, mode.in_m - 1))
+        # Limits derived from the mode, registered: the sequencer compares against them
+        # from WL_PULSE on, two edges after ``start`` at the earliest, and the mode changes
+        # only while idle and at least a clock before ``start`` (the controller takes one
+        # command per clock and ``start`` is a register), so the registers are current when
+        # read. The subtractions and clamps are then off the sequencer's transitions (and
+        # off the per-group phase flags that load its next phase).
+        last_b = Signal(3)  # the last input magnitude bit
+        adc_last = Signal(MAX_K)  # the last DECREMENT/COMPARE pair
+        k_zero = Signal()  # K = 0: no ADC pairs
+        k_last = Signal(4)  # the DAC code of a counting DECREMENT
+        inj_last = Signal(16)
+        t_wl_last = Signal(4)  # the pulse generator's last clock of each strobe
+        t_sample_last = Signal(4)
+        t_integ_last = Signal(8)
+        m.d.sync += [
+            last_b.eq(Mux(mode.in_m == 0, 0, mode.in_m - 1)),
+            adc_last.eq(Mux(
+                counting,
+                Array(C(max((1 << k) - 2, 0), MAX_K) for k in range(MAX_K + 1))[k_eff],
+                k_eff - 1)),
+            k_zero.eq(k_eff == 0),
+            k_last.eq(Mux(k_eff == 0, 0, k_eff - 1)),
+            inj_last.eq(mode.inject_steps - 1),
+        ]
+        m.d.sync += [last.eq(Mux(width == 0, 0, width - 1))
+                     for last, width in ((t_wl_last, mode.t_wl), (t_sample_last, mode.t_sample),
+                                         (t_integ_last, mode.t_integ))]
 
         # ---------------------------------------------------------------- sequencer
         ph = Signal(Phase)  # phase of this cycle (IDLE while held or idle)
@@ -138,23 +167,26 @@ class MvmEngine(ConfiguredComponent):
         inj = Signal(16)
         adc = Signal(MAX_K)  # DECREMENT/COMPARE pair index
         reps_last = Array(C((1 << i) - 1, MAX_M) for i in range(8))[b]
-        adc_last = Signal(MAX_K)
-        m.d.comb += adc_last.eq(Mux(
-            counting,
-            Array(C(max((1 << k) - 2, 0), MAX_K) for k in range(MAX_K + 1))[k_eff],
-            k_eff - 1))
         busy = Signal()
         b_zero = Signal()  # the edge that sets b to 0 (PRECHARGE)
         b_step = Signal()  # the edge that steps b to the next magnitude bit
         word_ph = Signal(Phase)  # phase of the word register (see "word register" below)
+        # the sequencer's phase after the next edge: ``ph`` unless a transition (``goto``)
+        # names another state; the per-group phase flags below load it
+        ph_next = Signal(Phase)
+        m.d.comb += ph_next.eq(ph)
+
+        def goto(state):
+            m.next = state
+            m.d.comb += ph_next.eq(Phase.IDLE if state in ("IDLE", "WAIT_LFSR")
+                                   else Phase[state])
 
         # the pulse generator: a WL/SAMPLE/INTEGRATE strobe stays on for its width in
         # clocks; the state's transition (the body) happens in its last clock only
         strobe = Signal(8)
 
         @contextmanager
-        def held(width):
-            last = Mux(width == 0, 0, width - 1)
+        def held(last):
             with m.If(strobe != last):
                 m.d.sync += strobe.eq(strobe + 1)
             with m.Else():
@@ -165,84 +197,84 @@ class MvmEngine(ConfiguredComponent):
             with m.State("IDLE"):
                 with m.If(mode.start & (word_ph == Phase.IDLE)):
                     with m.If(stochastic & ~self.lfsr_ready):
-                        m.next = "WAIT_LFSR"
+                        goto("WAIT_LFSR")
                     with m.Else():
-                        m.next = "PRECHARGE"
+                        goto("PRECHARGE")
             with m.State("WAIT_LFSR"):
                 m.d.comb += busy.eq(1)
                 with m.If(run & self.lfsr_ready):
-                    m.next = "PRECHARGE"
+                    goto("PRECHARGE")
             with m.State("PRECHARGE"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.PRECHARGE)
                 with m.If(run):
                     m.d.sync += b.eq(0)
                     m.d.comb += b_zero.eq(1)
-                    m.next = "WL_PULSE"
+                    goto("WL_PULSE")
             with m.State("WL_PULSE"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.WL_PULSE)
                 with m.If(run):
-                    with held(mode.t_wl):
+                    with held(t_wl_last):
                         m.d.sync += rep.eq(0)
-                        m.next = "SAMPLE"
+                        goto("SAMPLE")
             with m.State("SAMPLE"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.SAMPLE)
                 with m.If(run):
-                    with held(mode.t_sample):
-                        m.next = "INTEGRATE"
+                    with held(t_sample_last):
+                        goto("INTEGRATE")
             with m.State("INTEGRATE"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.INTEGRATE)
-                with m.If(run), held(mode.t_integ):
+                with m.If(run), held(t_integ_last):
                     m.d.sync += rep.eq(rep + 1)
                     with m.If(rep != reps_last):
-                        m.next = "SAMPLE"
+                        goto("SAMPLE")
                     with m.Elif(b != last_b):
                         m.d.sync += b.eq(b + 1)
                         m.d.comb += b_step.eq(1)
-                        m.next = "WL_PULSE"
+                        goto("WL_PULSE")
                     with m.Elif(stochastic):
                         m.d.sync += inj.eq(0)
-                        m.next = "INJECT"
+                        goto("INJECT")
                     with m.Else():
-                        m.next = "COMPARE_SIGN"
+                        goto("COMPARE_SIGN")
             with m.State("INJECT"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.INJECT)
                 with m.If(run):
                     m.d.sync += inj.eq(inj + 1)
-                    with m.If(inj == mode.inject_steps - 1):
-                        m.next = "COMPARE_SIGN"
+                    with m.If(inj == inj_last):
+                        goto("COMPARE_SIGN")
             with m.State("COMPARE_SIGN"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.COMPARE_SIGN)
                 with m.If(run):
                     m.d.sync += adc.eq(0)
-                    with m.If(k_eff == 0):
-                        m.next = "READOUT"
+                    with m.If(k_zero):
+                        goto("READOUT")
                     with m.Else():
-                        m.next = "DECREMENT"
+                        goto("DECREMENT")
             with m.State("DECREMENT"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.DECREMENT)
                 with m.If(run):
-                    m.next = "COMPARE"
+                    goto("COMPARE")
             with m.State("COMPARE"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.COMPARE)
                 with m.If(run):
                     m.d.sync += adc.eq(adc + 1)
                     with m.If(adc == adc_last):
-                        m.next = "READOUT"
+                        goto("READOUT")
                     with m.Else():
-                        m.next = "DECREMENT"
+                        goto("DECREMENT")
             with m.State("READOUT"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.READOUT)
                 with m.If(run):
-                    m.next = "IDLE"
+                    goto("IDLE")
 
         # ---------------------------------------------------------------- next word
         # ``ph`` and the fields below are the word the sequencer emits for its state; the
@@ -252,7 +284,6 @@ class MvmEngine(ConfiguredComponent):
         out_bl = mode.direction != Direction.FORWARD  # backward and recurrent: BL registers
         # the V_decr DAC settles for a clock: COMPARE_SIGN and COMPARE carry the code of the
         # DECREMENT that follows them, each DECREMENT repeats it (docs/cycle_interface.md)
-        k_last = Mux(k_eff == 0, 0, k_eff - 1)
         dac_next = Signal(4)
         with m.Switch(ph):
             with m.Case(Phase.COMPARE_SIGN):
@@ -263,17 +294,24 @@ class MvmEngine(ConfiguredComponent):
                 m.d.comb += dac_next.eq(Mux(counting, k_last, adc + 1))
         nrn_next = Mux(active_word, Mux(bwd, NeuronInput.BL, NeuronInput.SL), NeuronInput.NONE)
 
+        # ---------------------------------------------------------------- phase flags
+        # the word register's next phase: a stall loads the IDLE word
+        word_ph_next = Signal(Phase)
+        m.d.comb += word_ph_next.eq(Mux(hold, Phase.IDLE, ph))
+
+        def phase_flag(name, phase, gate, own, nxt=ph_next, now=ph):
+            """``(now == phase) & gate`` as a register per group (``group_copy``).
+
+            ``nxt`` is ``now`` after the next edge: the sequencer's phase (``ph_next``,
+            ``ph``) for the drivers of the next word, the word's (``word_ph_next``,
+            ``ex``) for the neurons. The copy loads at every edge that enters or leaves
+            ``phase``; ``gate`` is a mode decode (constant during an MVM), so the flag
+            is the decode of this clock without a decoder in front of the lines.
+            """
+            return group_copy(m, name, (nxt == phase) & gate, (nxt == phase) | (now == phase),
+                              own)
+
         # ---------------------------------------------------------------- line drivers
-        pre = Signal()
-        pulse = Signal()
-        pulse_bl = Signal()
-        pulse_sl = Signal()
-        m.d.comb += [
-            pre.eq(ph == Phase.PRECHARGE),
-            pulse.eq(ph == Phase.WL_PULSE),
-            pulse_bl.eq(pulse & ~bwd),
-            pulse_sl.eq(pulse & bwd),
-        ]
         n_lines = max(cfg.rows, cfg.cols)
         in_range = [Signal(name=f"in_range{r}") for r in range(n_lines)]
         for r in range(n_lines):
@@ -297,18 +335,26 @@ class MvmEngine(ConfiguredComponent):
                 m.d.sync += sel.eq(sel << 1)
             return sel
 
-        def drivers(values, count, enable, side, bank_on):
-            """Per-line driver codes of one bank; the bus is split into lines once."""
+        def drivers(values, count, side, bank_on):
+            """Per-line driver codes of one bank; the bus is split into lines once.
+
+            The bit select and the phase flags (PRECHARGE; WL_PULSE while this bank
+            drives) are one copy per _GROUP lines, with the group's own condition as for
+            the bit select: its bank drives and its first line is in range.
+            """
             regs = lines(m, values, count, w, f"{side}_regs")
             codes = []
             for r in range(count):
                 if r % _GROUP == 0:
+                    g, own = r // _GROUP, bank_on & in_range[r]
                     sel = bit_select(r, bank_on, side)
+                    pre = phase_flag(f"{side}_pre{g}", Phase.PRECHARGE, 1, own)
+                    drive = phase_flag(f"{side}_pulse{g}", Phase.WL_PULSE, bank_on, own)
                 v = regs[r]
                 mag = v[:w - 1] if w > 1 else v
                 mb = Signal(name=f"{side}_bit{r}")
                 m.d.comb += mb.eq((mag[:len(sel)] & sel[:len(mag)]).any())
-                en = enable & in_range[r]
+                en = drive & in_range[r]
                 # code 2 + s: bit 0 = driven & |s|, bit 1 = precharge | driven & (s >= 0)
                 codes.append(Cat(en & mb, pre | (en & (~mb | v[w - 1]))))
             return Cat(*codes)
@@ -323,13 +369,22 @@ class MvmEngine(ConfiguredComponent):
         word_inj = Signal()  # the INJECT strobe, beside the phase (no decode at the macro)
         # a stall (``hold`` or the clock gate) loads the IDLE word and freezes the sequencer,
         # so the word it would have sent comes one clock later, unchanged
+        # word lines: WL_PULSE on every row (backward) or on the rows in range; neuron test
+        # mode keeps every WL at ground, the neurons see the drivers
+        wl = []
+        for r in range(cfg.rows):
+            if r % _GROUP == 0:
+                g = r // _GROUP
+                wl_all = phase_flag(f"wl_all{g}", Phase.WL_PULSE, bwd & ~mode.neuron_test,
+                                    in_range[r])
+                wl_in = phase_flag(f"wl_in{g}", Phase.WL_PULSE, ~bwd & ~mode.neuron_test,
+                                   in_range[r])
+            wl.append(wl_all | (wl_in & in_range[r]))
         m.d.sync += [
-            word_ph.eq(Mux(hold, Phase.IDLE, ph)),
-            word_drv_bl.eq(Mux(hold, 0, drivers(self.bl_values, cfg.rows, pulse_bl, "bl", ~bwd))),
-            word_drv_sl.eq(Mux(hold, 0, drivers(self.sl_values, cfg.cols, pulse_sl, "sl", bwd))),
-            # neuron test mode: every WL stays at ground, the neurons see the drivers
-            word_wl.eq(Mux(hold, 0, Cat(pulse & (bwd | in_range[r]) & ~mode.neuron_test
-                                        for r in range(cfg.rows)))),
+            word_ph.eq(word_ph_next),
+            word_drv_bl.eq(Mux(hold, 0, drivers(self.bl_values, cfg.rows, "bl", ~bwd))),
+            word_drv_sl.eq(Mux(hold, 0, drivers(self.sl_values, cfg.cols, "sl", bwd))),
+            word_wl.eq(Mux(hold, 0, Cat(*wl))),
             word_nrn.eq(Mux(hold, NeuronInput.NONE, nrn_next)),
             word_out_bl.eq(~hold & active_word & out_bl),
             word_dac.eq(Mux(hold, 0, dac_next)),
@@ -358,19 +413,31 @@ class MvmEngine(ConfiguredComponent):
         mag = [Signal(km, name=f"mag{n}") for n in range(n_nrn)]
         active = [Signal(init=1, name=f"active{n}") for n in range(n_nrn)]
 
-        with m.If(ex == Phase.PRECHARGE):
-            for n in range(n_nrn):
-                m.d.sync += [sign[n].eq(0), mag[n].eq(0), active[n].eq(1)]
-        with m.Elif(ex == Phase.COMPARE_SIGN):
-            for n in range(n_nrn):
-                m.d.sync += sign[n].eq(cmp[n])
-        with m.Elif((ex == Phase.COMPARE) & counting):
-            for n in range(n_nrn):
-                same = active[n] & (cmp[n] == sign[n])
-                m.d.sync += [mag[n].eq(mag[n] + same), active[n].eq(same)]
-        with m.Elif(ex == Phase.COMPARE):
-            for n in range(n_nrn):
-                m.d.sync += mag[n].eq(Cat(cmp[n], mag[n][:km - 1]))
+        # the phase decode of the executed word, one copy per _GROUP neurons (its own
+        # condition: the group's first neuron is active)
+        at_pre = []
+        for first in range(0, n_nrn, _GROUP):
+            g, own = first // _GROUP, active[first]
+            flags = [phase_flag(f"nrn_{name}{g}", phase, gate, own, word_ph_next, ex)
+                     for name, phase, gate in (("pre", Phase.PRECHARGE, 1),
+                                               ("sign", Phase.COMPARE_SIGN, 1),
+                                               ("count", Phase.COMPARE, counting),
+                                               ("shift", Phase.COMPARE, ~counting))]
+            at_pre.append(flags[0])
+            group = range(first, min(first + _GROUP, n_nrn))
+            with m.If(flags[0]):
+                for n in group:
+                    m.d.sync += [sign[n].eq(0), mag[n].eq(0), active[n].eq(1)]
+            with m.Elif(flags[1]):
+                for n in group:
+                    m.d.sync += sign[n].eq(cmp[n])
+            with m.Elif(flags[2]):
+                for n in group:
+                    same = active[n] & (cmp[n] == sign[n])
+                    m.d.sync += [mag[n].eq(mag[n] + same), active[n].eq(same)]
+            with m.Elif(flags[3]):
+                for n in group:
+                    m.d.sync += mag[n].eq(Cat(cmp[n], mag[n][:km - 1]))
         m.d.comb += ana.dec_en.eq(Cat(active[n] | ~counting for n in range(n_nrn)))
 
         # readout codes: binary magnitudes inverted for sign 0; ReLU zeroes sign-0 magnitudes.
@@ -384,19 +451,18 @@ class MvmEngine(ConfiguredComponent):
         def readout_mode(first):
             """The mode bits read by the write-back of lines ``first`` on.
 
-            One copy per _GROUP lines, so no single register's net reaches all lines
-            (nextpnr does not replicate drivers). A copy loads at the PRECHARGE edge and
-            while neuron ``first`` is ``active``: always the same value from PRECHARGE
-            through READOUT (the mode is constant then), but each copy gets its own clock
-            enable, so synthesis keeps them apart. The codes matter only at READOUT.
+            One ``group_copy`` per _GROUP lines, so no single register's net reaches all
+            lines (nextpnr does not replicate drivers). A copy loads at the PRECHARGE edge
+            (its group's PRECHARGE flag) and while neuron ``first`` is ``active``: always
+            the same value from PRECHARGE through READOUT (the mode is constant then). The
+            codes matter only at READOUT.
             """
             g = first // _GROUP
-            inv_mask = Signal(km, name=f"inv_mask{g}")  # 0 when counting
-            relu = Signal(name=f"relu{g}")
-            ro_bl = Signal(name=f"ro_bl{g}")  # the write-back goes to the BL bank (wb_bank)
-            with m.If((ex == Phase.PRECHARGE) | active[first]):
-                m.d.sync += [inv_mask.eq(inv_next), relu.eq(relu_next), ro_bl.eq(out_bl)]
-            return inv_mask, relu, ro_bl
+            load, own = at_pre[g], active[first]
+            # inv_mask is 0 when counting; ro_bl: the write-back goes to the BL bank
+            return (group_copy(m, f"inv_mask{g}", inv_next, load, own),
+                    group_copy(m, f"relu{g}", relu_next, load, own),
+                    group_copy(m, f"ro_bl{g}", out_bl, load, own))
 
         # BL line l carries neuron l, SL line l the neuron of corelet_sl_line (its own
         # inverse; rows == cols). Line l first picks its neuron's sign and magnitude with

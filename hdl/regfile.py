@@ -15,9 +15,11 @@ address decoder, or written internally by the neurons"):
   its value) and ``error`` pulses for one cycle (the cycle after the access).
   The SPI target (hdl/spi.py) drives this port, arbitrating with a parallel host.
 * Write-back port: ``wb_en`` writes the whole bank ``wb_bank`` from ``wb_data`` (line k's
-  code in bits k*W..k*W+W-1) in one cycle: the MVM engine's READOUT. The write-back wins over
-  a host write to the same bank landing at the same edge (the engine owns the bank during
-  an MVM).
+  code in bits k*W..k*W+W-1) at the second clock edge, as the host port does (the codes are
+  registered first, ``WRITE_DELAY`` = 1): the MVM engine's READOUT lands at the end of the
+  clock after it, the engine's ``done`` clock. The write-back wins over a host write to the
+  same bank landing at the same edge (requested in the same clock; the engine owns the
+  bank during an MVM).
 * Parallel outputs ``bl_values`` / ``sl_values`` (line k in bits k*W..k*W+W-1) feed the
   drivers continuously.
 * Load port: ``ld_en`` asks to read the register at ``ld_addr`` (same format as ``addr``)
@@ -29,12 +31,21 @@ address decoder, or written internally by the neurons"):
   other, left the design unroutable on an ECP5-85: docs/fpga.md).
 * Selection flags ``bl_is_one`` / ``sl_is_one`` (bit k: register k holds 1, i.e. sign 0 and
   magnitude 1, the programming-mode selection of docs/command_set.md): flip-flops written
-  in the same clock edge as their register, from the value written, so they always equal
-  ``value == 1`` of the register outputs with no comparator between the registers and their
-  users (the programming selection check is a timing path into the controller).
+  in the same clock edge as their register, from the value written (compared when the
+  request is registered), so they always equal ``value == 1`` of the register outputs with
+  no comparator between the registers and their users (the programming selection check is
+  a timing path into the controller). ``lines_we`` is high in every clock in which a line
+  register or flag may be about to change: a request (``we``, ``wb_en``) or a pending write.
 
-Each line has its own write enable ``en & (line == k)`` rather than one big case statement
-over the address: the case form made the generated Verilog quadratic in the line count.
+Each write is registered per group of ``2**LINE_GROUP_BITS`` lines and bank
+(``group_copy``): the write-back's enable, and the host write's enable, line, data and
+"holds 1" (loaded only by a request to that group), so no single flip-flop drives the
+write enable or data of every line; at preset full the host data net to all 512 lines
+and the READOUT decode into every line's enable were the longest paths (docs/fpga.md).
+
+Each line has its own write enable ``en & (line == k)`` (within its group) rather than one
+big case statement over the address: the case form made the generated Verilog quadratic in
+the line count.
 
 The read is a gather of every line register into one place. At preset medium, the address
 arbitration, its fanout to a 128:1 multiplexer tree and the tree itself took 15.5 ns in one
@@ -56,14 +67,18 @@ from .interfaces import (
     LINE_ADDR_BITS,
     LINE_GROUP_BITS,
     ConfiguredComponent,
+    group_copy,
     lines,
     mux_tree,
 )
 
-__all__ = ["LineRegisters", "ADDR_BITS", "LINE_ADDR_BITS", "READ_LATENCY"]
+__all__ = ["LineRegisters", "ADDR_BITS", "LINE_ADDR_BITS", "READ_LATENCY", "WRITE_DELAY"]
 
 READ_LATENCY = 3
 """Clock edges from a read request (``re``, or ``ld_en`` with ``ld_ok``) to its data."""
+WRITE_DELAY = 1
+"""Clock edges between a write request's own edge and the edge at which it lands, for the
+host port (``we``) and the write-back (``wb_en``) alike."""
 
 
 class LineRegisters(ConfiguredComponent):
@@ -73,7 +88,7 @@ class LineRegisters(ConfiguredComponent):
 
     * ``addr`` In 9, ``wdata`` In W, ``we`` In 1, ``re`` In 1, ``rdata`` Out W,
       ``error`` Out 1, ``we_pending`` Out 1 (a host write lands at this clock's edge):
-      host port.
+      host port; ``lines_we`` Out 1: a line register may change at this or the next edge.
     * ``wb_en`` In 1, ``wb_bank`` In 1 (0 BL, 1 SL), ``wb_data`` In rows*W: write-back.
     * ``ld_en`` In 1, ``ld_addr`` In 9, ``ld_ok`` Out 1, ``ld_data`` Out W: load port.
     * ``bl_values`` Out rows*W, ``sl_values`` Out cols*W: every register, in line order.
@@ -89,6 +104,7 @@ class LineRegisters(ConfiguredComponent):
             "wdata": In(w),
             "we": In(1),
             "we_pending": Out(1),
+            "lines_we": Out(1),
             "re": In(1),
             "rdata": Out(w),
             "error": Out(1),
@@ -123,36 +139,43 @@ class LineRegisters(ConfiguredComponent):
         in_range = Signal()
         m.d.comb += in_range.eq(Mux(bank, line < cfg.cols, line < cfg.rows))
 
-        # the host write, registered: it lands one edge later
-        w_addr = Signal(ADDR_BITS)
-        w_data = Signal(w)
-        m.d.sync += [self.we_pending.eq(self.we & in_range), w_addr.eq(self.addr),
-                     w_data.eq(self.wdata)]
-        w_bank = w_addr[LINE_ADDR_BITS]
-        w_line = w_addr[:LINE_ADDR_BITS]
-        host_bl = Signal()
-        host_sl = Signal()
-        wb_bl = Signal()
-        wb_sl = Signal()
-        m.d.comb += [
-            host_bl.eq(self.we_pending & ~w_bank),
-            host_sl.eq(self.we_pending & w_bank),
-            wb_bl.eq(self.wb_en & ~self.wb_bank),
-            wb_sl.eq(self.wb_en & self.wb_bank),
-        ]
-        # the flags compare the written value once per source (one comparator per
-        # write-back line, one for the host data), not the registers' outputs
+        # Both writes are registered and land WRITE_DELAY edges after their request, so
+        # every line's write enable and data come from flip-flops near its group, not from
+        # the SPI / parallel arbitration or from the engine's READOUT decode and codes.
+        # The write-back: every line's code and its "holds 1" bit, loaded at every edge
+        # (no enable: they are read only when a write-back lands) ...
+        size = 1 << LINE_GROUP_BITS
+        wb_q = [Signal(w, name=f"wb_q{k}") for k in range(cfg.rows)]
         wb_one = Signal(cfg.rows)
-        host_one = Signal()
-        m.d.comb += [wb_one.eq(Cat(wb[k] == 1 for k in range(cfg.rows))),
-                     host_one.eq(w_data == 1)]
-        for regs, flags, wb_on, host_on in ((bl, self.bl_is_one, wb_bl, host_bl),
-                                            (sl, self.sl_is_one, wb_sl, host_sl)):
-            for k, reg in enumerate(regs):
-                with m.If(wb_on):
-                    m.d.sync += [reg.eq(wb[k]), flags[k].eq(wb_one[k])]
-                with m.Elif(host_on & (w_line == k)):
-                    m.d.sync += [reg.eq(w_data), flags[k].eq(host_one)]
+        wb_pending = Signal()
+        m.d.sync += [q.eq(wb[k]) for k, q in enumerate(wb_q)]
+        m.d.sync += [wb_one.eq(Cat(wb[k] == 1 for k in range(cfg.rows))),
+                     wb_pending.eq(self.wb_en),
+                     self.we_pending.eq(self.we & in_range)]
+        m.d.comb += self.lines_we.eq(self.we | self.we_pending | self.wb_en | wb_pending)
+        assert WRITE_DELAY == 1  # one register stage above and below
+        for b, (name, regs, flags) in enumerate((("bl", bl, self.bl_is_one),
+                                                 ("sl", sl, self.sl_is_one))):
+            for first in range(0, len(regs), size):
+                g = first // size
+                # ... and per group of lines and bank (``group_copy``): the write-back
+                # enable and the host write (its enable, line, data and "holds 1"), the
+                # latter loaded only by a request to this group
+                hit = self.we & in_range & (bank == b) \
+                    & (line[LINE_GROUP_BITS:] == first >> LINE_GROUP_BITS)
+                host_on = group_copy(m, f"host_{name}{g}", hit, 1)
+                # the write-back copy's own condition is the group's registered host write
+                # (the request decode itself would put the SPI arbitration on its enable)
+                wb_on = group_copy(m, f"wb_{name}{g}", self.wb_en & (self.wb_bank == b),
+                                   self.wb_en | wb_pending, host_on)
+                h_line = group_copy(m, f"host_line_{name}{g}", line[:LINE_GROUP_BITS], hit)
+                h_data = group_copy(m, f"host_data_{name}{g}", self.wdata, hit)
+                h_one = group_copy(m, f"host_one_{name}{g}", self.wdata == 1, hit)
+                for k in range(first, min(first + size, len(regs))):
+                    with m.If(wb_on):
+                        m.d.sync += [regs[k].eq(wb_q[k]), flags[k].eq(wb_one[k])]
+                    with m.Elif(host_on & (h_line == k - first)):
+                        m.d.sync += [regs[k].eq(h_data), flags[k].eq(h_one)]
 
         # one read path for the host port and the load port (the host's wins), three edges
         sel = Signal(ADDR_BITS)

@@ -47,6 +47,7 @@ from amaranth.lib.wiring import In, Out
 from cimflow.config import CoreConfig
 
 from .analog_macro import clip_bits
+from .controller import COMMAND_LATENCY
 from .core_fpga import G_BITS, NeurramCoreFpga
 from .interfaces import ADDR_BITS, ARG_BITS, OP_BITS, ConfiguredComponent
 
@@ -210,6 +211,7 @@ class UartBridge(ConfiguredComponent):
         settle = Signal(range(_SETTLE + 1))
         out = Signal(32)  # the response, byte 0 on top
         sent = Signal(range(FRAME_BYTES))
+        lag = Signal(range(COMMAND_LATENCY + 1))  # clocks in ISSUED
 
         # cmd_valid is a register, high in the COMMAND state (set on entering it): no state
         # decode between the bridge's FSM and the core's command decoder
@@ -256,10 +258,13 @@ class UartBridge(ConfiguredComponent):
                 m.d.sync += rdata.eq(Mux(in_range, self.p_rdata, 0))
                 m.next = "SETTLE"
             with m.State("COMMAND"):  # cmd_valid is high in this state
+                m.d.sync += lag.eq(0)
                 m.next = "ISSUED"
-            with m.State("ISSUED"):  # the core decodes the (registered) command now;
-                # busy rises in the next cycle
-                m.next = "WAIT"
+            with m.State("ISSUED"):  # the core registers the command, then decides it
+                # (COMMAND_LATENCY edges); busy rises in the cycle after the decision
+                m.d.sync += lag.eq(lag + 1)
+                with m.If(lag == COMMAND_LATENCY):
+                    m.next = "WAIT"
             with m.State("WAIT"):
                 with m.If(~self.busy):
                     m.next = "SETTLE"

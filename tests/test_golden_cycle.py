@@ -12,6 +12,8 @@ from cimflow.golden.cycle import (
     DRV_HIGH,
     DRV_LOW,
     DRV_REF,
+    WRITEBACK_DELAY,
+    Control,
     CycleCore,
     Phase,
     cycle_count,
@@ -128,6 +130,31 @@ def test_trace_and_errors():
     with pytest.raises(ValueError, match="lfsr"):
         CycleCore(xb).run(np.array([[1, 1]]),
                           MvmSettings(activation=Activation.STOCHASTIC, inject_steps=1))
+
+
+def test_write_back_lands_a_clock_after_readout():
+    """READOUT's codes are pending through its own step and land at the next one (the clock
+    of done, WRITEBACK_DELAY = 1): the registers equal mvm()'s codes only then."""
+    xb = Crossbar(PRESETS["tiny"])
+    xb.program(np.array([[1.0, -2.0], [0.5, 3.0]]))
+    core = CycleCore(xb)
+    s = MvmSettings(in_bits=3, out_bits=4)
+    core.configure(s)
+    x = np.array([3, -2])
+    want = mvm(xb, x[None], s)
+    before = (core.sl_sign.copy(), core.sl_mag.copy())
+    for c in mvm_program(xb, x, s):
+        core.step(c)
+    assert WRITEBACK_DELAY == 1
+    assert core.pending is not None  # READOUT stepped: nothing landed yet
+    assert np.array_equal(core.sl_sign, before[0]) and np.array_equal(core.sl_mag, before[1])
+    assert (want.mag[0] != before[1]).any()  # a case in which landing is visible
+    n = xb.config.rows
+    core.step(Control(Phase.IDLE, np.zeros(n, np.uint8), np.zeros(n, np.uint8),
+                      np.zeros(n, bool)))
+    assert core.pending is None
+    assert np.array_equal(core.sl_sign, want.sign[0])
+    assert np.array_equal(core.sl_mag, want.mag[0])
 
 
 def _closed_form_code(q: int, lsb: int, k: int) -> tuple[int, int]:

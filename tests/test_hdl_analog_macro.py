@@ -202,6 +202,8 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0, settings=None, inputs
                     await apply(ctx, c, digital, noise, core, keep_word)
                     if c.phase is Phase.READOUT:
                         sign, mag = digital.codes()
+                        assert core.pending is not None  # lands after the next clock
+                        core.land()
                         line = bl_of if c.out_bl else sl_of
                         want_s = core.bl_sign if c.out_bl else core.sl_sign
                         want_m = core.bl_mag if c.out_bl else core.sl_mag

@@ -13,9 +13,17 @@ from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.sim import Simulator
 
 from cimflow.config import PRESETS
-from cimflow.hdl.controller import MAX_TAP, Cause, Controller, Op, ProgOp, above
+from cimflow.hdl.controller import (
+    COMMAND_LATENCY,
+    MAX_TAP,
+    Cause,
+    Controller,
+    Op,
+    ProgOp,
+    above,
+)
 from cimflow.hdl.prog_drivers import SEL_LATENCY, ProgDrivers, one_hot
-from cimflow.hdl.regfile import LineRegisters
+from cimflow.hdl.regfile import WRITE_DELAY, LineRegisters
 from cimflow.hdl.stochastic_translator import WRITE_LATENCY, StochasticTranslatorBank
 from cimflow.modes import AdcMode
 
@@ -41,7 +49,7 @@ class CtrlSystem(Elaboratable):
             b.start.eq(c.rpu_start), b.bl.eq(c.rpu_bl),
             c.rpu_done.eq(b.done), c.rpu_error.eq(b.error), c.rpu_ready.eq(b.ready),
             p.bl_is_one.eq(r.bl_is_one), p.sl_is_one.eq(r.sl_is_one),
-            p.lines_we.eq(r.we | r.we_pending | r.wb_en),
+            p.lines_we.eq(r.lines_we),
             c.prog_sel_ok.eq(p.sel_ok), c.prog_sel_valid.eq(p.sel_valid),
         ]
         return m
@@ -68,12 +76,14 @@ def port(c, name):
 
 
 async def command(ctx, c, op, arg=0):
-    """One command cycle; returns with the registered outputs of that edge visible."""
+    """One command cycle; returns with the registered outputs of its decision visible
+    (COMMAND_LATENCY edges after the command's own edge)."""
     ctx.set(c.cmd_valid, 1)
     ctx.set(c.cmd_op.as_value(), getattr(op, "value", op))  # also opcodes that are no Op
     ctx.set(c.cmd_arg, arg)
     await ctx.tick()
     ctx.set(c.cmd_valid, 0)
+    await ctx.tick().repeat(COMMAND_LATENCY)
 
 
 STATE = ("direction", "adc_mode", "out_k", "in_m", "act", "inject_steps", "in_len",
@@ -340,7 +350,7 @@ def test_program_pulse_width_and_selection():
         await command(ctx, c, Op.SET_PULSE, 0x40)
         # -1 (sign-magnitude 0x81) in another row does not select it
         await reg_write(ctx, regs, 0, 3, 0x81)
-        await pulse(ctx, 1, 100, 0x40, wait=SEL_LATENCY + 1)
+        await pulse(ctx, 1, 100, 0x40, wait=SEL_LATENCY + WRITE_DELAY - COMMAND_LATENCY)
         # two rows selected
         await reg_write(ctx, regs, 0, 3, 1)
         await ctx.tick().repeat(SEL_LATENCY + 1)
@@ -354,7 +364,7 @@ def test_program_pulse_width_and_selection():
         await expect_reject(ctx, c, Op.PROGRAM, 3, Cause.SELECTION)
         await clear_error(ctx, c)
         await reg_write(ctx, regs, 1, 1, 1)
-        await pulse(ctx, 3, 100, 0x40, wait=SEL_LATENCY + 1)
+        await pulse(ctx, 3, 100, 0x40, wait=SEL_LATENCY + WRITE_DELAY - COMMAND_LATENCY)
 
     run_sim(sys, bench)
 
@@ -362,8 +372,9 @@ def test_program_pulse_width_and_selection():
 @pytest.mark.parametrize("source", ["host", "write_back"])
 def test_program_right_after_register_write(source):
     """PROGRAM g clocks after a line register write (host port or write-back) that makes the
-    selection good or bad: it waits max(0, SEL_LATENCY + 1 - g) clocks after a write-back
-    and one more after a host write (it lands an edge after its request) with ``busy`` high,
+    selection good or bad: it waits max(0, SEL_LATENCY + 1 + WRITE_DELAY - COMMAND_LATENCY
+    - g) clocks after either (both land WRITE_DELAY edges after their request, the command
+    is decided COMMAND_LATENCY edges after its cycle) with ``busy`` high,
     then pulses or is refused with cause SELECTION, decided on the registers as written
     (exactly one 1 per bank, counted here with Python's popcount). A check that used the
     flags from before the write would pulse on a broken selection or refuse a good one."""
@@ -405,8 +416,8 @@ def test_program_right_after_register_write(source):
                 while ctx.get(c.busy) and not ctx.get(c.prog_pulse):
                     waited += 1
                     await ctx.tick()
-                host = source == "host"
-                assert waited == max(0, SEL_LATENCY + 1 + host - gap), (gap, values, waited)
+                assert waited == max(0, SEL_LATENCY + 1 + WRITE_DELAY - COMMAND_LATENCY
+                                     - gap), (gap, values, waited)
                 if good:
                     n = 0
                     while ctx.get(c.prog_pulse):

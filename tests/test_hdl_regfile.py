@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 from test_hdl_spi import SpiMaster, SpiSystem, bank_values
 
 from cimflow.config import PRESETS
-from cimflow.hdl.regfile import READ_LATENCY, LineRegisters
+from cimflow.hdl.regfile import READ_LATENCY, WRITE_DELAY, LineRegisters
 
 
 def run_sim(dut, bench):
@@ -105,8 +105,9 @@ def test_parallel_port_random(name):
 
 
 def test_write_back_whole_bank():
-    """wb_en writes a whole bank; it beats a host write to that bank landing in the same
-    cycle (requested one clock before); a host write to the other bank then still lands."""
+    """wb_en writes a whole bank one edge later (WRITE_DELAY), as a host write lands; it
+    beats a host write to that bank landing at the same edge (requested in the same clock);
+    a host write to the other bank then still lands. ``lines_we`` is high in both clocks."""
     cfg = PRESETS["small"]
     w = cfg.line_bits
     rng = np.random.default_rng(5)
@@ -124,14 +125,20 @@ def test_write_back_whole_bank():
             ctx.set(dut.addr, (host_bank << 8) | line)
             ctx.set(dut.wdata, 0xA5)
             ctx.set(dut.we, 1)
-            await ctx.tick()  # the host write is requested a clock before it lands
-            ctx.set(dut.we, 0)
-            assert ctx.get(dut.we_pending) == 1
+            assert ctx.get(dut.lines_we) == 1
             ctx.set(dut.wb_en, 1)
             ctx.set(dut.wb_bank, bank)
             ctx.set(dut.wb_data, sum(v << (k * w) for k, v in enumerate(data)))
-            await ctx.tick()
+            before = bank_values(ctx, dut, cfg)
+            await ctx.tick()  # both requests are registered: nothing lands yet
+            ctx.set(dut.we, 0)
             ctx.set(dut.wb_en, 0)
+            ctx.set(dut.wb_data, 0)  # the codes were taken with the request
+            assert WRITE_DELAY == 1
+            assert ctx.get(dut.we_pending) == 1 and ctx.get(dut.lines_we) == 1
+            assert bank_values(ctx, dut, cfg) == before
+            await ctx.tick()
+            assert ctx.get(dut.lines_we) == 0
             for k, v in enumerate(data):
                 ref[bank, k] = v
             if host_bank != bank:

@@ -119,6 +119,8 @@ class Lockstep:
         return self.core.bank.cmp
 
     def outputs(self, out_bl: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Golden (sign, magnitude) registers of the output lines (BL side if ``out_bl``)."""
+        """Golden (sign, magnitude) registers of the output lines (BL side if ``out_bl``),
+        after the MVM's ``done`` clock (the write-back has landed: ``WRITEBACK_DELAY``)."""
         c = self.core
+        c.land()
         return (c.bl_sign, c.bl_mag) if out_bl else (c.sl_sign, c.sl_mag)

@@ -30,6 +30,7 @@ from cimflow.golden.stochastic_translator import (
     signed_coincidences,
     str_update,
 )
+from cimflow.hdl.controller import COMMAND_LATENCY
 
 from .commands import (
     Op,
@@ -102,6 +103,7 @@ class CoreTb:
         d.cmd_valid.value = 1
         await self.tick()
         d.cmd_valid.value = 0
+        await self.tick(COMMAND_LATENCY)  # the command is decided now
         if int(d.error.value) and not err_before:
             assert not expect_ok, f"command {op} refused, status {int(d.status.value):#x}"
             return int(d.status.value)
