@@ -146,9 +146,9 @@ def no_clip(config: CoreConfig) -> int:
 
 def saturating_step(m: Module, code, amount, up, bits: int, name: str) -> Signal:
     """``code`` plus ``amount`` if ``up`` else minus it, clamped to [0, 2**bits - 1]: the
-    cell's conductance-code clamp, shared by programming pulses and RPU coincidences. The
-    clamp comes from the carry / borrow bit of a ``bits + 1``-bit add, not a comparator
-    (``amount`` < 2**bits)."""
+    cell's conductance-code clamp of a programming pulse (hdl/core_fpga.py; the RPU queue's
+    lanes use `saturating_lanes`, the same clamp with one adder). The clamp comes from the
+    carry / borrow bit of a ``bits + 1``-bit add, not a comparator (``amount`` < 2**bits)."""
     inc = Signal(bits + 1, name=f"{name}_inc")
     dec = Signal(bits + 1, name=f"{name}_dec")
     out = Signal(bits, name=name)
