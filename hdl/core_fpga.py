@@ -34,7 +34,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from cimflow.config import CoreConfig
 
-from .analog_macro import AnalogMacro, clip_bits, saturating_step
+from .analog_macro import AnalogMacro, clip_bits, lane_operand, saturating_lanes
 from .commands import Op, ProgOp
 from .core import NeurramCore
 from .interfaces import ConfiguredComponent, HostSignature, Phase, flat_view
@@ -113,7 +113,9 @@ class NeurramCoreFpga(ConfiguredComponent):
         op_set = Signal()  # the pulse is a SET (else a RESET)
         # the code written in this clock of the pulse (the amplitude is constant: the
         # controller refuses every command while the pulse runs)
-        value = saturating_step(m, base, core.prog_amp, op_set, G_BITS, "prog_value")
+        # (the clamp of the RPU queue's lanes, one lane)
+        value, = saturating_lanes(m, [base], lane_operand(core.prog_amp, op_set, G_BITS),
+                                  op_set, G_BITS, "prog_value")
         w_row = Signal.like(row)  # the selection of the pulse, for its writes
         w_col = Signal.like(col)
         write = Signal()
