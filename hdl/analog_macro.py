@@ -524,10 +524,10 @@ class AnalogMacro(ConfiguredComponent):
         # last INTEGRATE and INJECT (the word order of every ``mvm_program``); in every other
         # phase the sum is unused. So the word register's phase does not fan out to every
         # neuron's carry-in.
+        sel_inj = ana.inject
 
         for k in range(n):
             sl = corelet_sl_line(cfg.corelet, k)  # neuron k senses BL k and this SL
-            sel_inj = ana.inject[k]  # neuron k's copy of the strobe
             opd = Signal(signed(ow), name=f"operand{k}")
             cin = Signal(name=f"cin{k}")
             m.d.comb += [

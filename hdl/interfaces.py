@@ -195,10 +195,9 @@ class AnalogSignature(wiring.Signature):
     def __init__(self, rows: int, cols: int):
         super().__init__({
             "phase": Out(Phase),
-            # phase == INJECT, a register of its own per neuron (all equal): the neurons'
-            # operand select needs no decode of ``phase`` and no flop drives every neuron
-            # (docs/cycle_interface.md, the ``inject`` strobe)
-            "inject": Out(rows),
+            # phase == INJECT, a register of its own: the neurons' operand select needs no
+            # decode of ``phase`` (docs/cycle_interface.md, the ``inject`` strobe)
+            "inject": Out(1),
             "drv_bl": Out(2 * rows),
             "drv_sl": Out(2 * cols),
             "wl_en": Out(rows),

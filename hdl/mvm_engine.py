@@ -366,7 +366,7 @@ class MvmEngine(ConfiguredComponent):
         word_nrn = Signal(NeuronInput)
         word_out_bl = Signal()
         word_dac = Signal(4)
-        word_inj = Signal()  # the INJECT strobe (``lfsr_en``; the macro's copies: below)
+        word_inj = Signal()  # the INJECT strobe, beside the phase (no decode at the macro)
         # a stall (``hold`` or the clock gate) loads the IDLE word and freezes the sequencer,
         # so the word it would have sent comes one clock later, unchanged
         # word lines: WL_PULSE on every row (backward) or on the rows in range; neuron test
@@ -387,14 +387,13 @@ class MvmEngine(ConfiguredComponent):
             word_wl.eq(Mux(hold, 0, Cat(*wl))),
             word_nrn.eq(Mux(hold, NeuronInput.NONE, nrn_next)),
             word_out_bl.eq(~hold & active_word & out_bl),
-            # no reset by a stall: an IDLE word's code is unused (no step is taken from
-            # it), and the held sequencer's code is the one the next word needs anyway
-            word_dac.eq(dac_next),
+            word_dac.eq(Mux(hold, 0, dac_next)),
             word_inj.eq(~hold & (ph == Phase.INJECT)),
         ]
         ex = word_ph  # the word the analog side executes in this clock
         m.d.comb += [
             ana.phase.eq(word_ph),
+            ana.inject.eq(word_inj),
             ana.drv_bl.eq(word_drv_bl),
             ana.drv_sl.eq(word_drv_sl),
             ana.wl_en.eq(word_wl),
@@ -440,12 +439,6 @@ class MvmEngine(ConfiguredComponent):
                 for n in group:
                     m.d.sync += mag[n].eq(Cat(cmp[n], mag[n][:km - 1]))
         m.d.comb += ana.dec_en.eq(Cat(active[n] | ~counting for n in range(n_nrn)))
-        # the INJECT strobe, one copy per neuron (``group_copy`` of ``word_inj``, own: the
-        # neuron's ``active``), so no single flop drives every neuron's operand select
-        inj_load = (ph == Phase.INJECT) | word_inj
-        m.d.comb += ana.inject.eq(Cat(
-            group_copy(m, f"inject{n}", ~hold & (ph == Phase.INJECT), inj_load, active[n])
-            for n in range(n_nrn)))
 
         # readout codes: binary magnitudes inverted for sign 0; ReLU zeroes sign-0 magnitudes.
         # What the codes take from the mode (the inversion mask, ReLU, the bank order) is

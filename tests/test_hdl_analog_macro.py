@@ -235,8 +235,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0, settings=None, inputs
     async def apply(ctx, c, digital, noise, core, keep_word):
         assert not ctx.get(pin.hold)
         ctx.set(pin.phase, int(c.phase))
-        # the engine's strobe beside phase, one copy per neuron
-        ctx.set(pin.inject, (1 << n) - 1 if c.phase is Phase.INJECT else 0)
+        ctx.set(pin.inject, int(c.phase is Phase.INJECT))  # the engine's strobe beside phase
         ctx.set(pin.drv_bl, bus(c.drv_bl, 2))
         ctx.set(pin.drv_sl, bus(c.drv_sl, 2))
         ctx.set(pin.wl_en, bus(c.wl_en, 1))
