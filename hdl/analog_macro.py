@@ -107,7 +107,7 @@ from .interfaces import (
 
 __all__ = ["AnalogMacro", "BIAS_STAGES", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles",
            "tree_stages", "clip_bits", "charge_bits", "no_clip", "macro_resources", "rpu_slots",
-           "saturating_step", "saturating_lanes"]
+           "lane_operand", "saturating_lanes"]
 
 CHARGE_FRAC_BITS = 24
 """One charge unit is C_s V_read / 2**24 (golden ``neuron.CHARGE_FRAC_BITS``)."""
@@ -144,35 +144,28 @@ def no_clip(config: CoreConfig) -> int:
     return (1 << clip_bits(config)) - 1
 
 
-def saturating_step(m: Module, code, amount, up, bits: int, name: str) -> Signal:
-    """``code`` plus ``amount`` if ``up`` else minus it, clamped to [0, 2**bits - 1]: the
-    cell's conductance-code clamp of a programming pulse (hdl/core_fpga.py; the RPU queue's
-    lanes use `saturating_lanes`, the same clamp with one adder). The clamp comes from the
-    carry / borrow bit of a ``bits + 1``-bit add, not a comparator (``amount`` < 2**bits)."""
-    inc = Signal(bits + 1, name=f"{name}_inc")
-    dec = Signal(bits + 1, name=f"{name}_dec")
-    out = Signal(bits, name=name)
-    m.d.comb += [inc.eq(code + amount), dec.eq(code - amount),
-                 out.eq(Mux(up, Mux(inc[bits], (1 << bits) - 1, inc[:bits]),
-                            Mux(dec[bits], 0, dec[:bits])))]
-    return out
+def lane_operand(amount, up, bits: int):
+    """The operand of `saturating_lanes`: ``amount`` if ``up``, else ``2**bits - amount``
+    (``bits + 1`` wide; ``amount`` < 2**bits). A caller whose direction and amount are known
+    a clock ahead keeps it in a register, so no mux sits in front of the lanes' adders."""
+    return Mux(up, amount, (1 << bits) - amount)[:bits + 1]
 
 
-def saturating_lanes(m: Module, codes, amount, up, bits: int, name: str, *, other=None,
+def saturating_lanes(m: Module, codes, operand, up, bits: int, name: str, *, other=None,
                      use_other=None) -> list[Signal]:
-    """`saturating_step` of every code in ``codes`` by one shared ``amount`` and direction,
-    with one adder per lane instead of two: ``code + (amount if up else ~amount) + ~up``
-    (``~amount + 1 = -amount``), the operand formed once for all lanes. Its carry out is the
-    overflow when ``up`` and "no borrow" otherwise, so the clamp is the carry compared with
-    ``up``; the results equal `saturating_step`'s (tests/test_hdl_analog_macro.py).
+    """Every code in ``codes`` plus ``amount`` if ``up`` else minus it, clamped to
+    [0, 2**bits - 1] (``amount`` < 2**bits, ``operand`` = `lane_operand` of it): the cell's
+    conductance-code clamp, for the RPU queue's lanes and the programming pulse's single
+    lane (hdl/core_fpga.py). One adder per lane, ``code + operand``, no carry-in: bit
+    ``bits`` of the sum is the overflow when ``up`` and "no borrow" otherwise
+    (``code + 2**bits - amount``), so the clamp is that bit compared with ``up``, not a
+    comparator (tests/test_hdl_analog_macro.py checks it against the closed form).
 
     With ``other`` (``bits`` wide), every lane is ``other`` in a clock with ``use_other``
     high (the array's write data: a programming code or the RPU results). The choice is
     folded into the clamp: per lane two flags (clamp to all ones; pass the sum), and
     ``other`` masked once for all lanes, so each result bit is a function of four signals
     (one LUT4) instead of a clamp mux followed by a select mux."""
-    opd = Signal(bits, name=f"{name}_opd")
-    m.d.comb += opd.eq(Mux(up, amount, ~amount))
     if other is None:
         other, use_other = C(0, bits), C(0, 1)
     oth = Signal(bits, name=f"{name}_other")
@@ -182,7 +175,7 @@ def saturating_lanes(m: Module, codes, amount, up, bits: int, name: str, *, othe
         s = Signal(bits + 1, name=f"{name}{k}_sum")
         sat, ones, keep = (Signal(name=f"{name}{k}_{x}") for x in ("sat", "ones", "keep"))
         o = Signal(bits, name=f"{name}{k}")
-        m.d.comb += [s.eq(Cat(~up, code) + Cat(C(1, 1), opd) >> 1),
+        m.d.comb += [s.eq(code + operand),
                      sat.eq(s[bits] == up),
                      ones.eq(~use_other & sat & up),
                      keep.eq(~use_other & ~sat),
@@ -628,6 +621,11 @@ class AnalogMacro(ConfiguredComponent):
         slot_cols_q = Signal(cols)
         slot_cols = lines(m, slot_cols_q, cols, 1, "slot_cols")
         slot_up = Signal()
+        step = Signal.like(self.rpu_step)  # a bias code too: two registers
+        m.d.sync += step.eq(_bias_stage(m, self.rpu_step, "rpu_step_in"))
+        # the lanes' operand of the slot, a register loaded with ``slot_up`` (``step`` is
+        # constant through an update): no direction mux in front of the lanes' adders
+        slot_opd = Signal(gb + 1)
         row = Signal(range(max(rows, 2)))
         we = Signal()
         last = Signal()
@@ -652,7 +650,8 @@ class AnalogMacro(ConfiguredComponent):
                 m.d.comb += [rd.en.eq(1), rd.addr.eq(0), rp_new.eq(rp + 1)]
                 m.d.sync += [row.eq(0), slot_rows.eq(sr.data[:rows]),
                              slot_cols_q.eq(sr.data[rows:rows + cols]),
-                             slot_up.eq(sr.data[-1])]
+                             slot_up.eq(sr.data[-1]),
+                             slot_opd.eq(lane_operand(step, sr.data[-1], gb))]
                 m.next = "ROW"
             with m.State("ROW"):  # array row ``row`` is out: write it back, read the next
                 m.d.comb += [we.eq(1), rd.en.eq(~last), rd.addr.eq(row + 1)]
@@ -672,10 +671,8 @@ class AnalogMacro(ConfiguredComponent):
         hold_next = Signal()
         m.d.comb += hold_next.eq(self.rpu_valid | ~to_idle | (rp_new != wp_new))
 
-        step = Signal.like(self.rpu_step)  # a bias code too: two registers
-        m.d.sync += step.eq(_bias_stage(m, self.rpu_step, "rpu_step_in"))
         # one lane of the write data per column
-        new = saturating_lanes(m, [g[k] for k in range(cols)], step, slot_up, gb, "rpu_g",
+        new = saturating_lanes(m, [g[k] for k in range(cols)], slot_opd, slot_up, gb, "rpu_g",
                                other=self.g_wdata, use_other=~we)
         data = Signal(cols * gb)
         en = Signal(cols)

@@ -34,7 +34,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from cimflow.config import CoreConfig
 
-from .analog_macro import AnalogMacro, clip_bits, saturating_step
+from .analog_macro import AnalogMacro, clip_bits, lane_operand, saturating_lanes
 from .commands import Op, ProgOp
 from .core import NeurramCore
 from .interfaces import ConfiguredComponent, HostSignature, Phase, flat_view
@@ -111,9 +111,13 @@ class NeurramCoreFpga(ConfiguredComponent):
         col = _encode(m, core.prog_sel_sl, cfg.cols, "prog_col")
         base = Signal(G_BITS)  # the code before this clock's step
         op_set = Signal()  # the pulse is a SET (else a RESET)
-        # the code written in this clock of the pulse (the amplitude is constant: the
-        # controller refuses every command while the pulse runs)
-        value = saturating_step(m, base, core.prog_amp, op_set, G_BITS, "prog_value")
+        # the clamp's operand (`lane_operand`), registered with ``op_set`` in the pulse's
+        # first clock: the amplitude is constant (the controller refuses every command
+        # while the pulse runs), so no mux or subtractor sits in front of the adder
+        opd = Signal(G_BITS + 1)
+        # the code written in this clock of the pulse: the clamp of the RPU queue's lanes,
+        # one lane
+        value, = saturating_lanes(m, [base], opd, op_set, G_BITS, "prog_value")
         w_row = Signal.like(row)  # the selection of the pulse, for its writes
         w_col = Signal.like(col)
         write = Signal()
@@ -145,7 +149,8 @@ class NeurramCoreFpga(ConfiguredComponent):
             with m.State("IDLE"):
                 with m.If(core.prog_pulse & set_or_reset):
                     m.d.sync += [base.eq(cell_now), w_row.eq(row), w_col.eq(col),
-                                 op_set.eq(is_set)]
+                                 op_set.eq(is_set),
+                                 opd.eq(lane_operand(core.prog_amp, is_set, G_BITS))]
                     m.next = "PULSE"
             with m.State("PULSE"):
                 # one step per clock of the pulse, each one clock late: the last step in
