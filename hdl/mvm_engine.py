@@ -36,8 +36,10 @@ Timing (pinned in docs/core_architecture.md):
 
 Mode inputs (the ``mode`` port, ``MvmModeSignature`` of hdl/interfaces.py) must stay
 constant during an MVM (the controller's registers); the limits the sequencer derives from
-them (the strobe widths' last clock, the last bit, ADC pair and INJECT step) are registered,
-so a mode must be set no later than the clock of ``start``. ``mode.neuron_test`` keeps
+them (the strobe widths' last clock, the last bit, ADC pair and INJECT step, each line's
+``in_len`` compare) are registered, and so is the stochastic decision (``act`` and
+``inject_steps``) that ``start`` reads: a mode must be set at least a clock before
+``start`` (the controller's commands guarantee it). ``mode.neuron_test`` keeps
 every ``wl_en`` at 0 (the neurons see the drivers directly); ``mode.clk_gate`` holds the
 engine exactly like ``analog.hold``.
 ``in_m`` 0 behaves as 1; ``out_k`` above 9 behaves as 9 in the sequencer; magnitudes are
@@ -126,7 +128,6 @@ class MvmEngine(ConfiguredComponent):
         hold = Signal()  # stall: the macro's hold, or the controller's clock gate
         m.d.comb += [
             bwd.eq(mode.direction == Direction.BACKWARD),
-            stochastic.eq((mode.act == Activation.STOCHASTIC) & (mode.inject_steps != 0)),
             counting.eq(mode.adc_mode == AdcMode.COUNTING),
             k_eff.eq(Mux(mode.out_k > MAX_K, MAX_K, mode.out_k)),
             hold.eq(ana.hold | mode.clk_gate),
@@ -136,7 +137,9 @@ class MvmEngine(ConfiguredComponent):
         # only while idle and at least a clock before ``start`` (the controller takes one
         # command per clock and ``start`` is a register), so the registers are current when
         # read. The subtractions and clamps are then off the sequencer's transitions (and
-        # off the per-group phase flags that load its next phase).
+        # off the per-group phase flags that load its next phase). ``stochastic`` is read
+        # in the clock of ``start`` (wait for the LFSR or not): it relies on the mode being
+        # set at least a clock before ``start``.
         last_b = Signal(3)  # the last input magnitude bit
         adc_last = Signal(MAX_K)  # the last DECREMENT/COMPARE pair
         k_zero = Signal()  # K = 0: no ADC pairs
@@ -154,6 +157,7 @@ class MvmEngine(ConfiguredComponent):
             k_zero.eq(k_eff == 0),
             k_last.eq(Mux(k_eff == 0, 0, k_eff - 1)),
             inj_last.eq(mode.inject_steps - 1),
+            stochastic.eq((mode.act == Activation.STOCHASTIC) & (mode.inject_steps != 0)),
         ]
         m.d.sync += [last.eq(Mux(width == 0, 0, width - 1))
                      for last, width in ((t_wl_last, mode.t_wl), (t_sample_last, mode.t_sample),
@@ -312,10 +316,19 @@ class MvmEngine(ConfiguredComponent):
                               own)
 
         # ---------------------------------------------------------------- line drivers
+        # ``in_len > r`` per line, registered in two stages: per group of _GROUP lines the
+        # length past the group's first line (clamped to 0.._GROUP), then per line the
+        # compare with that. Read from WL_PULSE on (the drivers, word lines, bit select),
+        # two edges after ``start`` at the earliest, so a mode set in the clock of
+        # ``start`` is current; no mode register's net then reaches every line's driver
         n_lines = max(cfg.rows, cfg.cols)
         in_range = [Signal(name=f"in_range{r}") for r in range(n_lines)]
-        for r in range(n_lines):
-            m.d.comb += in_range[r].eq(mode.in_len > r)
+        for first in range(0, n_lines, _GROUP):
+            rest = Signal(range(_GROUP + 1), name=f"len_rest{first // _GROUP}")
+            m.d.sync += rest.eq(Mux(mode.in_len >= first + _GROUP, _GROUP,
+                                    Mux(mode.in_len > first, mode.in_len - first, 0)))
+            for r in range(first, min(first + _GROUP, n_lines)):
+                m.d.sync += in_range[r].eq(rest > r - first)
 
         n_sel = min(km, MAX_M)
 
