@@ -36,10 +36,10 @@ Timing (pinned in docs/core_architecture.md):
 
 Mode inputs (the ``mode`` port, ``MvmModeSignature`` of hdl/interfaces.py) must stay
 constant during an MVM (the controller's registers); the limits the sequencer derives from
-them (the strobe widths' last clock, the last bit, ADC pair and INJECT step, each line's
-``in_len`` compare) are registered, and so is the stochastic decision (``act`` and
-``inject_steps``) that ``start`` reads: a mode must be set at least a clock before
-``start`` (the controller's commands guarantee it). ``mode.neuron_test`` keeps
+them (a strobe width of one clock and its width - 2, the last bit, ADC pair and INJECT
+step, each line's ``in_len`` compare) are registered, and so is the stochastic decision
+(``act`` and ``inject_steps``) that ``start`` reads: a mode must be set at least a clock
+before ``start`` (the controller's commands guarantee it). ``mode.neuron_test`` keeps
 every ``wl_en`` at 0 (the neurons see the drivers directly); ``mode.clk_gate`` holds the
 engine exactly like ``analog.hold``.
 ``in_m`` 0 behaves as 1; ``out_k`` above 9 behaves as 9 in the sequencer; magnitudes are
@@ -145,9 +145,12 @@ class MvmEngine(ConfiguredComponent):
         k_zero = Signal()  # K = 0: no ADC pairs
         k_last = Signal(4)  # the DAC code of a counting DECREMENT
         inj_last = Signal(16)
-        t_wl_last = Signal(4)  # the pulse generator's last clock of each strobe
-        t_sample_last = Signal(4)
-        t_integ_last = Signal(8)
+        # the pulse generator's strobes: a width of one clock, and the clock before the
+        # last of a wider one (``width - 2``)
+        t_wl_one, t_sample_one, t_integ_one = Signal(), Signal(), Signal()
+        t_wl_pen = Signal(4)
+        t_sample_pen = Signal(4)
+        t_integ_pen = Signal(8)
         m.d.sync += [
             last_b.eq(Mux(mode.in_m == 0, 0, mode.in_m - 1)),
             adc_last.eq(Mux(
@@ -159,9 +162,10 @@ class MvmEngine(ConfiguredComponent):
             inj_last.eq(mode.inject_steps - 1),
             stochastic.eq((mode.act == Activation.STOCHASTIC) & (mode.inject_steps != 0)),
         ]
-        m.d.sync += [last.eq(Mux(width == 0, 0, width - 1))
-                     for last, width in ((t_wl_last, mode.t_wl), (t_sample_last, mode.t_sample),
-                                         (t_integ_last, mode.t_integ))]
+        for one, pen, width in ((t_wl_one, t_wl_pen, mode.t_wl),
+                                (t_sample_one, t_sample_pen, mode.t_sample),
+                                (t_integ_one, t_integ_pen, mode.t_integ)):
+            m.d.sync += [one.eq(width <= 1), pen.eq(Mux(width <= 1, 0, width - 2))]
 
         # ---------------------------------------------------------------- sequencer
         ph = Signal(Phase)  # phase of this cycle (IDLE while held or idle)
@@ -170,7 +174,11 @@ class MvmEngine(ConfiguredComponent):
         rep = Signal(MAX_M)  # SAMPLE/INTEGRATE repetition within a bit
         inj = Signal(16)
         adc = Signal(MAX_K)  # DECREMENT/COMPARE pair index
-        reps_last = Array(C((1 << i) - 1, MAX_M) for i in range(8))[b]
+        # ``rep`` is at the bit's last repetition (2^b - 1), a register: loaded at the edge
+        # that sets ``rep`` to 0 (b = 0: one repetition) and at each step of ``rep``, with
+        # the compare of the step's old value; no compare in front of the transitions
+        rep_end = Signal()
+        reps_pen = Array(C(max((1 << i) - 2, 0), MAX_M) for i in range(8))[b]
         busy = Signal()
         b_zero = Signal()  # the edge that sets b to 0 (PRECHARGE)
         b_step = Signal()  # the edge that steps b to the next magnitude bit
@@ -180,19 +188,27 @@ class MvmEngine(ConfiguredComponent):
         ph_next = Signal(Phase)
         m.d.comb += ph_next.eq(ph)
 
+        # the pulse generator: a WL/SAMPLE/INTEGRATE strobe stays on for its width in
+        # clocks; the state's transition (the body) happens in its last clock only.
+        # ``strobe_end`` (this is the strobe's last clock) is a register: loaded with the
+        # new strobe's width of one clock when a transition enters a strobe state, and
+        # with ``strobe == width - 2`` at each count, so the transitions (and the phase
+        # flags that load the next phase) start at a flip-flop, not at a width compare
+        strobe = Signal(8)
+        strobe_end = Signal()
+        one = {"WL_PULSE": t_wl_one, "SAMPLE": t_sample_one, "INTEGRATE": t_integ_one}
+
         def goto(state):
             m.next = state
             m.d.comb += ph_next.eq(Phase.IDLE if state in ("IDLE", "WAIT_LFSR")
                                    else Phase[state])
-
-        # the pulse generator: a WL/SAMPLE/INTEGRATE strobe stays on for its width in
-        # clocks; the state's transition (the body) happens in its last clock only
-        strobe = Signal(8)
+            if state in one:
+                m.d.sync += strobe_end.eq(one[state])
 
         @contextmanager
-        def held(last):
-            with m.If(strobe != last):
-                m.d.sync += strobe.eq(strobe + 1)
+        def held(pen):
+            with m.If(~strobe_end):
+                m.d.sync += [strobe.eq(strobe + 1), strobe_end.eq(strobe == pen)]
             with m.Else():
                 m.d.sync += strobe.eq(0)
                 yield
@@ -219,21 +235,21 @@ class MvmEngine(ConfiguredComponent):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.WL_PULSE)
                 with m.If(run):
-                    with held(t_wl_last):
-                        m.d.sync += rep.eq(0)
+                    with held(t_wl_pen):
+                        m.d.sync += [rep.eq(0), rep_end.eq(b == 0)]
                         goto("SAMPLE")
             with m.State("SAMPLE"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.SAMPLE)
                 with m.If(run):
-                    with held(t_sample_last):
+                    with held(t_sample_pen):
                         goto("INTEGRATE")
             with m.State("INTEGRATE"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.INTEGRATE)
-                with m.If(run), held(t_integ_last):
-                    m.d.sync += rep.eq(rep + 1)
-                    with m.If(rep != reps_last):
+                with m.If(run), held(t_integ_pen):
+                    m.d.sync += [rep.eq(rep + 1), rep_end.eq(rep == reps_pen)]
+                    with m.If(~rep_end):
                         goto("SAMPLE")
                     with m.Elif(b != last_b):
                         m.d.sync += b.eq(b + 1)
