@@ -30,6 +30,12 @@ Timing (pinned in docs/core_architecture.md):
 * The V_decr DAC settles for a clock: COMPARE_SIGN and each COMPARE carry the DAC code of
   the DECREMENT that follows them (binary: the next bit; counting: K-1), each DECREMENT
   repeats it; the macro's step is the code of the previous word.
+* Reset (the core holds the engine in reset while power gated) clears the sequencer, its
+  counters and the word register's phase and strobes. The registers of every line and
+  neuron (the driver and word-line words, the phase-flag, bit-select and readout-mode
+  copies, the ``in_len`` compares, the neurons' sign, magnitude and ``active``) are
+  reset-less: each MVM sets them from PRECHARGE on, and the engine is idle whenever the
+  reset comes (POWER is refused while busy), so no reset net reaches every line and neuron.
 * A stochastic MVM (``act`` STOCHASTIC, ``inject_steps`` > 0) started while ``lfsr_ready`` is low
   waits in a busy IDLE-word state until it rises, then runs: the LFSR never advances before
   its warm-up is over, and the word sequence is unchanged, only delayed.
@@ -329,7 +335,7 @@ class MvmEngine(ConfiguredComponent):
             is the decode of this clock without a decoder in front of the lines.
             """
             return group_copy(m, name, (nxt == phase) & gate, (nxt == phase) | (now == phase),
-                              own)
+                              own, reset_less=True)
 
         # ---------------------------------------------------------------- line drivers
         # ``in_len > r`` per line, registered in two stages: per group of _GROUP lines the
@@ -338,9 +344,10 @@ class MvmEngine(ConfiguredComponent):
         # two edges after ``start`` at the earliest, so a mode set in the clock of
         # ``start`` is current; no mode register's net then reaches every line's driver
         n_lines = max(cfg.rows, cfg.cols)
-        in_range = [Signal(name=f"in_range{r}") for r in range(n_lines)]
+        in_range = [Signal(name=f"in_range{r}", reset_less=True) for r in range(n_lines)]
         for first in range(0, n_lines, _GROUP):
-            rest = Signal(range(_GROUP + 1), name=f"len_rest{first // _GROUP}")
+            rest = Signal(range(_GROUP + 1), name=f"len_rest{first // _GROUP}",
+                          reset_less=True)
             m.d.sync += rest.eq(Mux(mode.in_len >= first + _GROUP, _GROUP,
                                     Mux(mode.in_len > first, mode.in_len - first, 0)))
             for r in range(first, min(first + _GROUP, n_lines)):
@@ -357,7 +364,8 @@ class MvmEngine(ConfiguredComponent):
             first line is in range (its lines drive nothing otherwise); that gives every
             copy its own clock enable, so synthesis keeps them apart. PRECHARGE resets all.
             """
-            sel = Signal(n_sel, init=1, name=f"{side}_bitsel{first // _GROUP}")
+            sel = Signal(n_sel, init=1, name=f"{side}_bitsel{first // _GROUP}",
+                         reset_less=True)
             with m.If(b_zero):
                 m.d.sync += sel.eq(1)
             with m.Elif(b_step & enable & in_range[first]):
@@ -389,9 +397,9 @@ class MvmEngine(ConfiguredComponent):
             return Cat(*codes)
 
         # ---------------------------------------------------------------- word register
-        word_drv_bl = Signal.like(ana.drv_bl)
-        word_drv_sl = Signal.like(ana.drv_sl)
-        word_wl = Signal.like(ana.wl_en)
+        word_drv_bl = Signal.like(ana.drv_bl, reset_less=True)
+        word_drv_sl = Signal.like(ana.drv_sl, reset_less=True)
+        word_wl = Signal.like(ana.wl_en, reset_less=True)
         word_nrn = Signal(NeuronInput)
         word_out_bl = Signal()
         word_dac = Signal(4)
@@ -438,9 +446,9 @@ class MvmEngine(ConfiguredComponent):
 
         # ---------------------------------------------------------------- digital neurons
         cmp = lines(m, ana.cmp, n_nrn, 1, "cmp_bits")
-        sign = [Signal(name=f"sign{n}") for n in range(n_nrn)]
-        mag = [Signal(km, name=f"mag{n}") for n in range(n_nrn)]
-        active = [Signal(init=1, name=f"active{n}") for n in range(n_nrn)]
+        sign = [Signal(name=f"sign{n}", reset_less=True) for n in range(n_nrn)]
+        mag = [Signal(km, name=f"mag{n}", reset_less=True) for n in range(n_nrn)]
+        active = [Signal(init=1, name=f"active{n}", reset_less=True) for n in range(n_nrn)]
 
         # the phase decode of the executed word, one copy per _GROUP neurons (its own
         # condition: the group's first neuron is active)
@@ -489,9 +497,9 @@ class MvmEngine(ConfiguredComponent):
             g = first // _GROUP
             load, own = at_pre[g], active[first]
             # inv_mask is 0 when counting; ro_bl: the write-back goes to the BL bank
-            return (group_copy(m, f"inv_mask{g}", inv_next, load, own),
-                    group_copy(m, f"relu{g}", relu_next, load, own),
-                    group_copy(m, f"ro_bl{g}", out_bl, load, own))
+            return (group_copy(m, f"inv_mask{g}", inv_next, load, own, reset_less=True),
+                    group_copy(m, f"relu{g}", relu_next, load, own, reset_less=True),
+                    group_copy(m, f"ro_bl{g}", out_bl, load, own, reset_less=True))
 
         # BL line l carries neuron l, SL line l the neuron of corelet_sl_line (its own
         # inverse; rows == cols). Line l first picks its neuron's sign and magnitude with
