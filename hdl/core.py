@@ -30,8 +30,9 @@ Integration rules (docs/core_architecture.md):
 * Neuron test mode (``neuron_test``): the engine keeps all WLs at ground (``wl_en`` 0), so the
   neurons see the driver levels directly.
 * Clock gating (``clk_gate``) is a clock enable: the engine holds on it as on ``hold``.
-  Power gating (``pwr_gate``) keeps the engine in reset; the controller refuses every
-  command but POWER_UP meanwhile. Register contents are retained.
+  Power gating (``pwr_gate``) keeps the engine's sequencer in reset (its per-line and
+  per-neuron registers are reset-less and set by every MVM, hdl/mvm_engine.py); the
+  controller refuses every command but POWER_UP meanwhile. Register contents are retained.
 * ``error`` is the controller's sticky command error OR a sticky host-access error (a
   malformed SPI frame, or a register address out of range); CLEAR_ERROR clears both.
 """

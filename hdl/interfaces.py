@@ -90,7 +90,7 @@ readout mode copies. nextpnr does not replicate a high-fanout driver, so the HDL
 (docs/fpga.md)."""
 
 
-def group_copy(m, name: str, value, load, own=0) -> Signal:
+def group_copy(m, name: str, value, load, own=0, *, reset_less: bool = False) -> Signal:
     """A register that takes ``value`` at every edge where ``load`` or ``own`` is high.
 
     The local copy, for one group of ``2**LINE_GROUP_BITS`` lines or neurons, of a signal
@@ -99,8 +99,10 @@ def group_copy(m, name: str, value, load, own=0) -> Signal:
     value; ``own`` is a condition of the group's own lines, which gives each copy its own
     clock enable so that synthesis keeps the copies apart (flip-flops with the same data
     and enable are merged). Loading the right value more often changes nothing.
+    ``reset_less`` leaves the copy out of its domain's reset (a ``ResetInserter`` around
+    the block), for copies whose value the reset does not need to set.
     """
-    reg = Signal(len(Value.cast(value)), name=name)
+    reg = Signal(len(Value.cast(value)), name=name, reset_less=reset_less)
     with m.If(load | own):
         m.d.sync += reg.eq(value)
     return reg

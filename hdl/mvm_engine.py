@@ -30,14 +30,22 @@ Timing (pinned in docs/core_architecture.md):
 * The V_decr DAC settles for a clock: COMPARE_SIGN and each COMPARE carry the DAC code of
   the DECREMENT that follows them (binary: the next bit; counting: K-1), each DECREMENT
   repeats it; the macro's step is the code of the previous word.
+* Reset (the core holds the engine in reset while power gated) clears the sequencer, its
+  counters and the word register's phase and strobes. The registers of every line and
+  neuron (the driver and word-line words, the phase-flag, bit-select and readout-mode
+  copies, the ``in_len`` compares, the neurons' sign, magnitude and ``active``) are
+  reset-less: each MVM sets them from PRECHARGE on, and the engine is idle whenever the
+  reset comes (POWER is refused while busy), so no reset net reaches every line and neuron.
 * A stochastic MVM (``act`` STOCHASTIC, ``inject_steps`` > 0) started while ``lfsr_ready`` is low
   waits in a busy IDLE-word state until it rises, then runs: the LFSR never advances before
   its warm-up is over, and the word sequence is unchanged, only delayed.
 
 Mode inputs (the ``mode`` port, ``MvmModeSignature`` of hdl/interfaces.py) must stay
 constant during an MVM (the controller's registers); the limits the sequencer derives from
-them (the strobe widths' last clock, the last bit, ADC pair and INJECT step) are registered,
-so a mode must be set no later than the clock of ``start``. ``mode.neuron_test`` keeps
+them (a strobe width of one clock and its width - 2, the last bit, ADC pair and INJECT
+step, each line's ``in_len`` compare) are registered, and so is the stochastic decision
+(``act`` and ``inject_steps``) that ``start`` reads: a mode must be set at least a clock
+before ``start`` (the controller's commands guarantee it). ``mode.neuron_test`` keeps
 every ``wl_en`` at 0 (the neurons see the drivers directly); ``mode.clk_gate`` holds the
 engine exactly like ``analog.hold``.
 ``in_m`` 0 behaves as 1; ``out_k`` above 9 behaves as 9 in the sequencer; magnitudes are
@@ -126,7 +134,6 @@ class MvmEngine(ConfiguredComponent):
         hold = Signal()  # stall: the macro's hold, or the controller's clock gate
         m.d.comb += [
             bwd.eq(mode.direction == Direction.BACKWARD),
-            stochastic.eq((mode.act == Activation.STOCHASTIC) & (mode.inject_steps != 0)),
             counting.eq(mode.adc_mode == AdcMode.COUNTING),
             k_eff.eq(Mux(mode.out_k > MAX_K, MAX_K, mode.out_k)),
             hold.eq(ana.hold | mode.clk_gate),
@@ -136,15 +143,20 @@ class MvmEngine(ConfiguredComponent):
         # only while idle and at least a clock before ``start`` (the controller takes one
         # command per clock and ``start`` is a register), so the registers are current when
         # read. The subtractions and clamps are then off the sequencer's transitions (and
-        # off the per-group phase flags that load its next phase).
+        # off the per-group phase flags that load its next phase). ``stochastic`` is read
+        # in the clock of ``start`` (wait for the LFSR or not): it relies on the mode being
+        # set at least a clock before ``start``.
         last_b = Signal(3)  # the last input magnitude bit
         adc_last = Signal(MAX_K)  # the last DECREMENT/COMPARE pair
         k_zero = Signal()  # K = 0: no ADC pairs
         k_last = Signal(4)  # the DAC code of a counting DECREMENT
         inj_last = Signal(16)
-        t_wl_last = Signal(4)  # the pulse generator's last clock of each strobe
-        t_sample_last = Signal(4)
-        t_integ_last = Signal(8)
+        # the pulse generator's strobes: a width of one clock, and the clock before the
+        # last of a wider one (``width - 2``)
+        t_wl_one, t_sample_one, t_integ_one = Signal(), Signal(), Signal()
+        t_wl_pen = Signal(4)
+        t_sample_pen = Signal(4)
+        t_integ_pen = Signal(8)
         m.d.sync += [
             last_b.eq(Mux(mode.in_m == 0, 0, mode.in_m - 1)),
             adc_last.eq(Mux(
@@ -154,10 +166,12 @@ class MvmEngine(ConfiguredComponent):
             k_zero.eq(k_eff == 0),
             k_last.eq(Mux(k_eff == 0, 0, k_eff - 1)),
             inj_last.eq(mode.inject_steps - 1),
+            stochastic.eq((mode.act == Activation.STOCHASTIC) & (mode.inject_steps != 0)),
         ]
-        m.d.sync += [last.eq(Mux(width == 0, 0, width - 1))
-                     for last, width in ((t_wl_last, mode.t_wl), (t_sample_last, mode.t_sample),
-                                         (t_integ_last, mode.t_integ))]
+        for one, pen, width in ((t_wl_one, t_wl_pen, mode.t_wl),
+                                (t_sample_one, t_sample_pen, mode.t_sample),
+                                (t_integ_one, t_integ_pen, mode.t_integ)):
+            m.d.sync += [one.eq(width <= 1), pen.eq(Mux(width <= 1, 0, width - 2))]
 
         # ---------------------------------------------------------------- sequencer
         ph = Signal(Phase)  # phase of this cycle (IDLE while held or idle)
@@ -166,7 +180,11 @@ class MvmEngine(ConfiguredComponent):
         rep = Signal(MAX_M)  # SAMPLE/INTEGRATE repetition within a bit
         inj = Signal(16)
         adc = Signal(MAX_K)  # DECREMENT/COMPARE pair index
-        reps_last = Array(C((1 << i) - 1, MAX_M) for i in range(8))[b]
+        # ``rep`` is at the bit's last repetition (2^b - 1), a register: loaded at the edge
+        # that sets ``rep`` to 0 (b = 0: one repetition) and at each step of ``rep``, with
+        # the compare of the step's old value; no compare in front of the transitions
+        rep_end = Signal()
+        reps_pen = Array(C(max((1 << i) - 2, 0), MAX_M) for i in range(8))[b]
         busy = Signal()
         b_zero = Signal()  # the edge that sets b to 0 (PRECHARGE)
         b_step = Signal()  # the edge that steps b to the next magnitude bit
@@ -176,19 +194,27 @@ class MvmEngine(ConfiguredComponent):
         ph_next = Signal(Phase)
         m.d.comb += ph_next.eq(ph)
 
+        # the pulse generator: a WL/SAMPLE/INTEGRATE strobe stays on for its width in
+        # clocks; the state's transition (the body) happens in its last clock only.
+        # ``strobe_end`` (this is the strobe's last clock) is a register: loaded with the
+        # new strobe's width of one clock when a transition enters a strobe state, and
+        # with ``strobe == width - 2`` at each count, so the transitions (and the phase
+        # flags that load the next phase) start at a flip-flop, not at a width compare
+        strobe = Signal(8)
+        strobe_end = Signal()
+        one = {"WL_PULSE": t_wl_one, "SAMPLE": t_sample_one, "INTEGRATE": t_integ_one}
+
         def goto(state):
             m.next = state
             m.d.comb += ph_next.eq(Phase.IDLE if state in ("IDLE", "WAIT_LFSR")
                                    else Phase[state])
-
-        # the pulse generator: a WL/SAMPLE/INTEGRATE strobe stays on for its width in
-        # clocks; the state's transition (the body) happens in its last clock only
-        strobe = Signal(8)
+            if state in one:
+                m.d.sync += strobe_end.eq(one[state])
 
         @contextmanager
-        def held(last):
-            with m.If(strobe != last):
-                m.d.sync += strobe.eq(strobe + 1)
+        def held(pen):
+            with m.If(~strobe_end):
+                m.d.sync += [strobe.eq(strobe + 1), strobe_end.eq(strobe == pen)]
             with m.Else():
                 m.d.sync += strobe.eq(0)
                 yield
@@ -215,21 +241,21 @@ class MvmEngine(ConfiguredComponent):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.WL_PULSE)
                 with m.If(run):
-                    with held(t_wl_last):
-                        m.d.sync += rep.eq(0)
+                    with held(t_wl_pen):
+                        m.d.sync += [rep.eq(0), rep_end.eq(b == 0)]
                         goto("SAMPLE")
             with m.State("SAMPLE"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.SAMPLE)
                 with m.If(run):
-                    with held(t_sample_last):
+                    with held(t_sample_pen):
                         goto("INTEGRATE")
             with m.State("INTEGRATE"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.INTEGRATE)
-                with m.If(run), held(t_integ_last):
-                    m.d.sync += rep.eq(rep + 1)
-                    with m.If(rep != reps_last):
+                with m.If(run), held(t_integ_pen):
+                    m.d.sync += [rep.eq(rep + 1), rep_end.eq(rep == reps_pen)]
+                    with m.If(~rep_end):
                         goto("SAMPLE")
                     with m.Elif(b != last_b):
                         m.d.sync += b.eq(b + 1)
@@ -309,13 +335,23 @@ class MvmEngine(ConfiguredComponent):
             is the decode of this clock without a decoder in front of the lines.
             """
             return group_copy(m, name, (nxt == phase) & gate, (nxt == phase) | (now == phase),
-                              own)
+                              own, reset_less=True)
 
         # ---------------------------------------------------------------- line drivers
+        # ``in_len > r`` per line, registered in two stages: per group of _GROUP lines the
+        # length past the group's first line (clamped to 0.._GROUP), then per line the
+        # compare with that. Read from WL_PULSE on (the drivers, word lines, bit select),
+        # two edges after ``start`` at the earliest, so a mode set in the clock of
+        # ``start`` is current; no mode register's net then reaches every line's driver
         n_lines = max(cfg.rows, cfg.cols)
-        in_range = [Signal(name=f"in_range{r}") for r in range(n_lines)]
-        for r in range(n_lines):
-            m.d.comb += in_range[r].eq(mode.in_len > r)
+        in_range = [Signal(name=f"in_range{r}", reset_less=True) for r in range(n_lines)]
+        for first in range(0, n_lines, _GROUP):
+            rest = Signal(range(_GROUP + 1), name=f"len_rest{first // _GROUP}",
+                          reset_less=True)
+            m.d.sync += rest.eq(Mux(mode.in_len >= first + _GROUP, _GROUP,
+                                    Mux(mode.in_len > first, mode.in_len - first, 0)))
+            for r in range(first, min(first + _GROUP, n_lines)):
+                m.d.sync += in_range[r].eq(rest > r - first)
 
         n_sel = min(km, MAX_M)
 
@@ -328,7 +364,8 @@ class MvmEngine(ConfiguredComponent):
             first line is in range (its lines drive nothing otherwise); that gives every
             copy its own clock enable, so synthesis keeps them apart. PRECHARGE resets all.
             """
-            sel = Signal(n_sel, init=1, name=f"{side}_bitsel{first // _GROUP}")
+            sel = Signal(n_sel, init=1, name=f"{side}_bitsel{first // _GROUP}",
+                         reset_less=True)
             with m.If(b_zero):
                 m.d.sync += sel.eq(1)
             with m.Elif(b_step & enable & in_range[first]):
@@ -360,9 +397,9 @@ class MvmEngine(ConfiguredComponent):
             return Cat(*codes)
 
         # ---------------------------------------------------------------- word register
-        word_drv_bl = Signal.like(ana.drv_bl)
-        word_drv_sl = Signal.like(ana.drv_sl)
-        word_wl = Signal.like(ana.wl_en)
+        word_drv_bl = Signal.like(ana.drv_bl, reset_less=True)
+        word_drv_sl = Signal.like(ana.drv_sl, reset_less=True)
+        word_wl = Signal.like(ana.wl_en, reset_less=True)
         word_nrn = Signal(NeuronInput)
         word_out_bl = Signal()
         word_dac = Signal(4)
@@ -409,9 +446,9 @@ class MvmEngine(ConfiguredComponent):
 
         # ---------------------------------------------------------------- digital neurons
         cmp = lines(m, ana.cmp, n_nrn, 1, "cmp_bits")
-        sign = [Signal(name=f"sign{n}") for n in range(n_nrn)]
-        mag = [Signal(km, name=f"mag{n}") for n in range(n_nrn)]
-        active = [Signal(init=1, name=f"active{n}") for n in range(n_nrn)]
+        sign = [Signal(name=f"sign{n}", reset_less=True) for n in range(n_nrn)]
+        mag = [Signal(km, name=f"mag{n}", reset_less=True) for n in range(n_nrn)]
+        active = [Signal(init=1, name=f"active{n}", reset_less=True) for n in range(n_nrn)]
 
         # the phase decode of the executed word, one copy per _GROUP neurons (its own
         # condition: the group's first neuron is active)
@@ -460,9 +497,9 @@ class MvmEngine(ConfiguredComponent):
             g = first // _GROUP
             load, own = at_pre[g], active[first]
             # inv_mask is 0 when counting; ro_bl: the write-back goes to the BL bank
-            return (group_copy(m, f"inv_mask{g}", inv_next, load, own),
-                    group_copy(m, f"relu{g}", relu_next, load, own),
-                    group_copy(m, f"ro_bl{g}", out_bl, load, own))
+            return (group_copy(m, f"inv_mask{g}", inv_next, load, own, reset_less=True),
+                    group_copy(m, f"relu{g}", relu_next, load, own, reset_less=True),
+                    group_copy(m, f"ro_bl{g}", out_bl, load, own, reset_less=True))
 
         # BL line l carries neuron l, SL line l the neuron of corelet_sl_line (its own
         # inverse; rows == cols). Line l first picks its neuron's sign and magnitude with

@@ -93,6 +93,11 @@ class StochasticTranslatorBank(ConfiguredComponent):
 
         thr = [Signal(n + 1, name=f"thr{k}") for k in range(cfg.lines)]
         sign = [Signal(name=f"sign{k}") for k in range(cfg.lines)]
+        # a row's "active with sign 0 / 1" (``thr != 0`` and its sign), stored with it, so
+        # the phase mask that ``start`` reads is an OR of flip-flops (no ``thr != 0`` of
+        # every row in front of the FSM's phase and ``done``)
+        row_pos = [Signal(name=f"row_pos{k}") for k in range(cfg.rows)]
+        row_neg = [Signal(name=f"row_neg{k}") for k in range(cfg.rows)]
 
         # --- value writes: one shared scaler, its product a register (pipelined write)
         busy = Signal()
@@ -124,16 +129,19 @@ class StochasticTranslatorBank(ConfiguredComponent):
                 m.d.sync += [q_thr.eq(clipped), q_sign.eq(p_sign),
                              q_line.eq(p_addr[:LINE_GROUP_BITS])]
             # edge 3: the store; one enable per line keeps the Verilog linear in lines
+            q_nz = q_thr != 0
             for k in range(g * size, min((g + 1) * size, cfg.lines)):
                 with m.If(q_en & (q_line == k - g * size)):
                     m.d.sync += [thr[k].eq(q_thr), sign[k].eq(q_sign)]
+                    if k < cfg.rows:
+                        m.d.sync += [row_pos[k].eq(q_nz & ~q_sign), row_neg[k].eq(q_nz & q_sign)]
 
         # --- which phases have an active row
         any_pos = Signal()
         any_neg = Signal()
         m.d.comb += [
-            any_pos.eq(Cat((~sign[i]) & (thr[i] != 0) for i in range(cfg.rows)).any()),
-            any_neg.eq(Cat(sign[i] & (thr[i] != 0) for i in range(cfg.rows)).any()),
+            any_pos.eq(Cat(*row_pos).any()),
+            any_neg.eq(Cat(*row_neg).any()),
         ]
         mask_now = Cat(any_pos, any_pos, any_neg, any_neg)
 

@@ -562,6 +562,7 @@ def test_macro_with_mvm_engine(name, seed, n_mvms, offset_bits):
                 ctx.set(getattr(mode, port), value)
             ctx.set(eng.bl_values, bus(bl, w))
             ctx.set(eng.sl_values, bus(sl, w))
+            await ctx.tick()  # the mode is set at least a clock before ``start``
             while not ctx.get(lfsr.ready):
                 await ctx.tick()
             ctx.set(mode.start, 1)

@@ -66,6 +66,7 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0, gate="ho
             core, want = golden.core, golden.want
             assert len(want) == cycle_count(st)
             assert not ctx.get(p.busy)
+            await ctx.tick()  # the mode is set at least a clock before ``start``
             ctx.set(p.start, 1)
             await ctx.tick()
             ctx.set(p.start, 0)
@@ -205,6 +206,7 @@ def test_neuron_test_grounds_every_word_line():
         pulses = {}
         for neuron_test in (0, 1):
             ctx.set(p.neuron_test, neuron_test)
+            await ctx.tick()  # the mode is set at least a clock before ``start``
             ctx.set(p.start, 1)
             await ctx.tick()
             ctx.set(p.start, 0)
