@@ -7,7 +7,8 @@ FPGA. It takes the control word of `MvmEngine` and returns the comparator bits `
 Numbers (all integers, as in the golden model):
 
 * conductance codes of ``2**-10`` uS, ``g_bits`` (16) bits unsigned, in a block RAM of
-  ``rows`` words of ``cols * g_bits`` bits (one whole row per read, one cell per write);
+  ``rows`` words of ``cols * g_bits`` bits (one whole row per read, one cell per write),
+  one copy per reader (`ARRAY_COPIES`: each read data bit has one load);
 * charge in units of ``C_s V_read / 2**24``: a settled line is ``floor(2**24 N / Den)``
   with ``N = sum s_i G_i`` and ``Den = sum G_i`` over the conducting cells (0 if
   ``Den = 0``), a signed 26-bit value in ``[-2**24, 2**24]``;
@@ -89,6 +90,8 @@ before ``done``, so no command sees a half-updated array. A queue holds one upda
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -105,9 +108,9 @@ from .interfaces import (
     lines,
 )
 
-__all__ = ["AnalogMacro", "BIAS_STAGES", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles",
-           "tree_stages", "clip_bits", "charge_bits", "no_clip", "macro_resources", "rpu_slots",
-           "lane_operand", "saturating_lanes"]
+__all__ = ["AnalogMacro", "ARRAY_COPIES", "BIAS_STAGES", "CHARGE_FRAC_BITS", "LINE_BITS",
+           "wl_pulse_cycles", "tree_stages", "clip_bits", "charge_bits", "no_clip",
+           "macro_resources", "rpu_slots", "lane_operand", "saturating_lanes"]
 
 CHARGE_FRAC_BITS = 24
 """One charge unit is C_s V_read / 2**24 (golden ``neuron.CHARGE_FRAC_BITS``)."""
@@ -198,9 +201,10 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     n, d = config.rows, _den_bits(config, g_bits)
     cb = clip_bits(config)
     per_line = (d + 1) + d + LINE_BITS + 1 + 2  # P/remainder, Den, value/quotient, Den=0, code
-    # sample / operand, integrator (+ offset - 1), two headroom registers, cmp, offset
-    per_neuron = max(cb, LINE_BITS) + (cb + 3) + 2 * (cb + 1) + 1 + offset_bits
-    ctrl = 4 * n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4  # row flags, side, ...
+    # sample / operand, integrator (+ offset - 1), cmp, offset (saturation: no register)
+    per_neuron = max(cb, LINE_BITS) + (cb + 3) + 1 + offset_bits
+    # row flags, side, ..., the saturation flag
+    ctrl = 4 * n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 5
     # the backward tree's pipeline registers (P and Den terms, one WL bit per stage)
     count, level, tree = n, 0, tree_stages(n)
     while count > 1:
@@ -213,13 +217,19 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     # counter, fsm
     rpu = 2 * slot_word + 1 + 2 * slots.bit_length() + max(n - 1, 1).bit_length() + 2
     return {
-        "memory_bits": config.rows * config.cols * g_bits,
+        "memory_bits": config.rows * config.cols * g_bits,  # per copy (`ARRAY_COPIES`)
+        "memory_copies": len(ARRAY_COPIES),
         "memory_shape": (config.rows, config.cols * g_bits),
         "rpu_slot_bits": slots * slot_word,
         "rpu_slot_shape": (slots, slot_word),
         "flops": n * per_line + n * per_neuron + ctrl + tree + rpu,
     }
 
+
+ARRAY_COPIES = ("fwd", "bwd", "rpu", "prog")
+"""The array memory's readers, one memory copy each (`AnalogMacro._array_copies`): the
+forward line accumulators, the backward adder tree, the RPU queue's lanes and the
+programming read (``g_rdata``)."""
 
 BIAS_STAGES = 2
 """Registers between a bias input (``d_units``, ``inject_units``, ``clip_units``,
@@ -325,14 +335,14 @@ class AnalogMacro(ConfiguredComponent):
         m = Module()
 
         # ---------------------------------------------------------------- array memory
-        m.submodules.mem = mem = Memory(shape=n * gb, depth=n, init=[])
-        wr = mem.write_port(granularity=gb)
-        rd = mem.read_port()
-        g = lines(m, rd.data, n, gb, "g")
+        # one copy per reader (`ARRAY_COPIES`): every write goes to all copies, every copy
+        # reads the same row, and each reader takes its own copy's data
+        wr, rd, g_of = self._array_copies(m)
         col_q = Signal.like(self.g_col)
         with m.If(self.g_re):
             m.d.sync += col_q.eq(self.g_col)
-        m.d.comb += self.g_rdata.eq(Array(g[k] for k in range(n))[col_q])
+        g_prog = g_of["prog"]
+        m.d.comb += self.g_rdata.eq(Array(g_prog[k] for k in range(n))[col_q])
 
         # ---------------------------------------------------------------- split control word
         drv_bl = lines(m, ana.drv_bl, n, 2, "drv_bl")
@@ -370,7 +380,7 @@ class AnalogMacro(ConfiguredComponent):
         # ---------------------------------------------------------------- RPU queue
         # (overrides the read port in its states; the core issues no MVM or PROGRAM while
         # an update runs, and the queue holds ``hold`` until it has written every slot)
-        apply_we, apply_row, apply_data, apply_en, rpu_hold = self._rpu_queue(m, g, rd)
+        apply_we, apply_row, apply_data, apply_en, rpu_hold = self._rpu_queue(m, g_of["rpu"], rd)
         m.d.comb += [
             wr.addr.eq(Mux(apply_we, apply_row, self.g_row)),
             wr.data.eq(apply_data),  # the programming code outside the queue's writes
@@ -402,9 +412,10 @@ class AnalogMacro(ConfiguredComponent):
                 with m.If(side_bl):
                     # backward: row cnt's cells summed over the driven SLs; the sum of row
                     # cnt - stages leaves the tree and shifts into the accumulator chain
-                    tp = [Mux(ins[k] == Drive.HIGH, g[k] << 1,
-                              Mux(ins[k] == Drive.REF, g[k], 0)) for k in range(n)]
-                    td = [Mux(ins[k] != Drive.OFF, g[k], 0) for k in range(n)]
+                    g_bwd = g_of["bwd"]
+                    tp = [Mux(ins[k] == Drive.HIGH, g_bwd[k] << 1,
+                              Mux(ins[k] == Drive.REF, g_bwd[k], 0)) for k in range(n)]
+                    td = [Mux(ins[k] != Drive.OFF, g_bwd[k], 0) for k in range(n)]
                     wl_d = r_wl[0]
                     for i in range(stages):  # the row's WL bit beside its partial sums
                         nxt = Signal(name=f"tree_wl{i}")
@@ -421,11 +432,12 @@ class AnalogMacro(ConfiguredComponent):
                 with m.Else():
                     # forward: row cnt conducts into every SL accumulator (no row after
                     # the last: the flags have shifted out)
+                    g_fwd = g_of["fwd"]
                     for k in range(n):
                         m.d.sync += [
-                            acc_p[k].eq(acc_p[k] + Mux(r_two[0], g[k] << 1,
-                                                       Mux(r_one[0], g[k], 0))),
-                            acc_d[k].eq(acc_d[k] + Mux(r_act[0], g[k], 0)),
+                            acc_p[k].eq(acc_p[k] + Mux(r_two[0], g_fwd[k] << 1,
+                                                       Mux(r_one[0], g_fwd[k], 0))),
+                            acc_d[k].eq(acc_d[k] + Mux(r_act[0], g_fwd[k], 0)),
                         ]
             with m.State("INIT"):
                 m.d.comb += pulse_hold.eq(1)  # DIV's first step holds
@@ -466,14 +478,26 @@ class AnalogMacro(ConfiguredComponent):
         # A neuron keeps its charge as the comparator's input minus one, qc = q_integ +
         # offset - 1, so the comparison q_integ + offset > 0 is the sign bit of a register
         # (no comparator between the integrator and the engine's converter logic). Every
-        # clock is one adder with register operands: qc + operand + carry-in, with the
-        # saturation decided by the signs of two more adders beside it (headroom registers,
-        # below). The operand is the sample register, which also holds
-        # the DECREMENT step: the COMPARE_SIGN / COMPARE word before a DECREMENT (whose
-        # dac_code is the DECREMENT's) loads ~step or step for a comparison of 1 or 0 and
-        # the DECREMENT adds it with carry-in 1 or 0 (-step = ~step + 1), so neither a
-        # shifter nor a negation sits in front of the adder. INJECT adds inject_units or
-        # ~inject_units with carry-in 1 (lfsr bit 0).
+        # clock is one adder with register operands: qc + operand + carry-in. The operand is
+        # the sample register, which also holds the DECREMENT step: the COMPARE_SIGN /
+        # COMPARE word before a DECREMENT (whose dac_code is the DECREMENT's) loads ~step or
+        # step for a comparison of 1 or 0 and the DECREMENT adds it with carry-in 1 or 0
+        # (-step = ~step + 1), so neither a shifter nor a negation sits in front of the
+        # adder. INJECT adds inject_units or ~inject_units with carry-in 1 (lfsr bit 0).
+        #
+        # Saturation (INTEGRATE, INJECT) from the integrator's sum, with no register of its
+        # own: the operand's sign is known at the start of the clock (the sample register's
+        # sign, or the LFSR bit in INJECT), and from a charge within +/-clip a non-negative
+        # operand can only cross +clip, a negative one only -clip. So one bound per neuron
+        # and clock, picked by the sign beside the adder (bound = clip - 1 + offset or -clip
+        # - 1 + offset, the saturated qc), and one carry chain after the adder, tot + ~bound
+        # + neg, whose sign says tot < bound (neg) or tot > bound (not neg); the saturated
+        # charge is the bound itself. The bounds are shared registers (`lim_hi`, `lim_lo`,
+        # below) loaded at PRECHARGE and moved beyond every charge by COMPARE_SIGN /
+        # COMPARE, so a DECREMENT takes the sum unsaturated, as the golden bank does, with
+        # no phase in the saturation logic. (Until wt-cfm two headroom registers per neuron,
+        # clip - q and clip + q, decided it in parallel with the adder: a quarter of the
+        # medium design's area.)
         unit = 1 << CHARGE_FRAC_BITS
         qb = cb + 2  # integrator: |q| <= clip + 2 d < 2**(cb+1) (module docstring)
         sw = max(cb, LINE_BITS)  # sample register: a sample or +/-step - (0 or 1)
@@ -490,19 +514,12 @@ class AnalogMacro(ConfiguredComponent):
         clip_in = _bias_stage(m, self.clip_units, "clip_in")
         d_reg = Signal(cb - 1)
         inj = Signal(signed(cb + 1))
-        clip = Signal(cb, init=(1 << cb) - 1)
-        m.d.sync += [d_reg.eq(d_in), inj.eq(inj_in), clip.eq(clip_in)]
+        m.d.sync += [d_reg.eq(d_in), inj.eq(inj_in)]
         step = Signal(signed(sw))
         m.d.comb += step.eq(d_reg >> ana.dac_code)
         q_s = [Signal(signed(sw), name=f"q_sample{k}") for k in range(n)]
         # q_integ + offset - 1: |offset| <= 2**(cb-1), so qb + 1 signed bits
         qc = [Signal(signed(qb + 1), name=f"q_cmp{k}") for k in range(n)]
-        # headroom: hi = clip - q_integ, lo = clip + q_integ, both in [0, 2 clip] while
-        # INTEGRATE and INJECT run (q_integ is within +/-clip from PRECHARGE on); from
-        # COMPARE_SIGN on both are all ones, so no step of a DECREMENT (< 2**(cb-1)) reaches
-        # the saturation and the result mux needs no phase
-        hi = [Signal(cb + 1, name=f"head_hi{k}") for k in range(n)]
-        lo = [Signal(cb + 1, name=f"head_lo{k}") for k in range(n)]
         cmp = [Signal(name=f"cmp{k}") for k in range(n)]
         positive = [Signal(name=f"positive{k}") for k in range(n)]  # comparator input > 0
         m.d.comb += [positive[k].eq(~qc[k][-1]) for k in range(n)]
@@ -513,10 +530,18 @@ class AnalogMacro(ConfiguredComponent):
                     m.d.sync += off[k].eq(self.off_wdata)
         else:
             off = [C(0, signed(1))] * n
-        # saturated charges plus offset - 1 (register-fed; per neuron only with offsets)
-        clip_m1 = Signal(signed(cb + 1), init=(1 << cb) - 2)
-        neg_clip_m1 = Signal(signed(cb + 2), init=-(1 << cb))
-        m.d.sync += [clip_m1.eq(clip_in - 1), neg_clip_m1.eq(-clip_in - 1)]
+        # the saturation bounds of q_integ + offset - 1, without the offset (register-fed):
+        # clip - 1 and -clip - 1 from PRECHARGE to the first COMPARE_SIGN / COMPARE, then
+        # (and from reset) beyond every charge, so DECREMENT and anything after a comparison
+        # take the adder's sum unsaturated, as the golden bank does, with no phase or flag
+        # in the saturation logic
+        lim_hi = Signal(signed(qb + 1), init=(1 << qb) - 1)
+        lim_lo = Signal(signed(qb + 1), init=-(1 << qb))
+        with m.Switch(phase):
+            with m.Case(Phase.PRECHARGE):
+                m.d.sync += [lim_hi.eq(clip_in - 1), lim_lo.eq(-clip_in - 1)]
+            with m.Case(Phase.COMPARE_SIGN, Phase.COMPARE):
+                m.d.sync += [lim_hi.eq((1 << qb) - 1), lim_lo.eq(-(1 << qb))]
         # The operand select reads only the word's INJECT strobe, no phase: the carry-in is
         # the LFSR bit's complement in INJECT and the latched cmp otherwise, which is what
         # a DECREMENT needs (-step = ~step + 1) and 0 in every INTEGRATE, because the
@@ -530,30 +555,33 @@ class AnalogMacro(ConfiguredComponent):
             sl = corelet_sl_line(cfg.corelet, k)  # neuron k senses BL k and this SL
             opd = Signal(signed(ow), name=f"operand{k}")
             cin = Signal(name=f"cin{k}")
+            neg = Signal(name=f"opd_neg{k}")  # operand + cin <= 0 if set, >= 0 if not
             m.d.comb += [
+                neg.eq(Mux(sel_inj, ~lfsr[k], q_s[k][-1])),
                 opd.eq(Mux(sel_inj, Mux(lfsr[k], inj, ~inj), q_s[k])),
                 cin.eq(Mux(sel_inj, ~lfsr[k], cmp[k])),
             ]
             # x + operand + cin as one carry chain: (2x + 1 + 2 operand + cin) >> 1
             odd = Cat(cin, opd).as_signed()
             tot = Signal(signed(qb + 1), name=f"tot{k}")  # qc + operand + cin
-            # |hi - (operand + cin)| < 3 * 2**cb (and lo + ...): cb + 3 signed bits
-            h_new = Signal(signed(cb + 3), name=f"hi_new{k}")
-            l_new = Signal(signed(cb + 3), name=f"lo_new{k}")
+            m.d.comb += tot.eq((Cat(C(1, 1), qc[k]).as_signed() + odd) >> 1)
+            # the bound in the operand's direction, and tot - bound - 1 + neg as one chain
+            # (carry-in neg): its sign says tot < bound (neg) or tot <= bound (not neg).
+            # |tot| <= 2**qb, |bound| <= 2**qb + 2**(cb-1): qb + 3 signed bits hold it
+            bound = Signal(signed(qb + 2), name=f"sat_bound{k}")
+            past = Signal(signed(qb + 3), name=f"sat_diff{k}")
+            sat = Signal(name=f"sat{k}")
             m.d.comb += [
-                tot.eq((Cat(C(1, 1), qc[k]).as_signed() + odd) >> 1),
-                h_new.eq((Cat(C(0, 1), hi[k], C(0, 1)).as_signed() - odd) >> 1),
-                l_new.eq((Cat(C(1, 1), lo[k], C(0, 1)).as_signed() + odd) >> 1),
+                bound.eq(Mux(neg, lim_lo, lim_hi) + off[k]),
+                past.eq((Cat(C(1, 1), tot).as_signed() + Cat(neg, ~bound).as_signed()) >> 1),
+                sat.eq(past[-1] == neg),
             ]
-            over, under = h_new[-1], l_new[-1]  # q + operand > clip, < -clip
             q_next = Signal(signed(qb + 1), name=f"q_next{k}")
-            sat_hi, sat_lo = clip_m1 + off[k], neg_clip_m1 + off[k]
-            m.d.comb += q_next.eq(Mux(over, sat_hi, Mux(under, sat_lo, tot)))
+            m.d.comb += q_next.eq(Mux(sat, bound, tot))
             step_or_not = Mux(positive[k], ~step, step)
             with m.Switch(phase):
                 with m.Case(Phase.PRECHARGE):
-                    m.d.sync += [q_s[k].eq(0), qc[k].eq(off[k] - 1), cmp[k].eq(0),
-                                 hi[k].eq(clip), lo[k].eq(clip)]
+                    m.d.sync += [q_s[k].eq(0), qc[k].eq(off[k] - 1), cmp[k].eq(0)]
                 with m.Case(Phase.SAMPLE):
                     with m.If(ana.nrn_in == NeuronInput.SL):
                         m.d.sync += q_s[k].eq(Mux(side_bl, drive_value(ins[sl]), val[sl]))
@@ -561,22 +589,15 @@ class AnalogMacro(ConfiguredComponent):
                         m.d.sync += q_s[k].eq(Mux(side_bl, val[k], drive_value(ins[k])))
                 with m.Case(Phase.INTEGRATE, Phase.INJECT):
                     m.d.sync += qc[k].eq(q_next)
-                    with m.If(over):
-                        m.d.sync += [hi[k].eq(0), lo[k].eq(clip << 1)]
-                    with m.Elif(under):
-                        m.d.sync += [hi[k].eq(clip << 1), lo[k].eq(0)]
-                    with m.Else():
-                        m.d.sync += [hi[k].eq(h_new), lo[k].eq(l_new)]
                     with m.If(phase == Phase.INTEGRATE):
                         m.d.sync += q_s[k].eq(0)
                 with m.Case(Phase.DECREMENT):
                     with m.If(dec_en[k]):
-                        m.d.sync += qc[k].eq(q_next)  # never saturated: see hi, lo
+                        m.d.sync += qc[k].eq(q_next)  # never saturated: see lim_hi, lim_lo
                     # the next DECREMENT would repeat the code: reload for the latched cmp
                     m.d.sync += q_s[k].eq(Mux(cmp[k], ~step, step))
                 with m.Case(Phase.COMPARE_SIGN, Phase.COMPARE):
-                    m.d.sync += [cmp[k].eq(positive[k]), q_s[k].eq(step_or_not),
-                                 hi[k].eq(-1), lo[k].eq(-1)]
+                    m.d.sync += [cmp[k].eq(positive[k]), q_s[k].eq(step_or_not)]
         # cmp is the comparator's output in every clock, a register's sign bit: in a
         # COMPARE_SIGN / COMPARE clock that clock's comparison (the engine samples it at
         # the edge that ends it and ignores cmp in every other clock); the latched bits
@@ -588,6 +609,32 @@ class AnalogMacro(ConfiguredComponent):
             self.dbg_charge.eq(Array(qc[k] - off[k] + 1 for k in range(n))[self.dbg_nrn]),
         ]
         return m
+
+    def _array_copies(self, m):
+        """The array memory, one copy per reader in `ARRAY_COPIES`.
+
+        Returns the write port and the read control (``en``, ``addr``; signals that every
+        copy's ports follow) and each reader's read data as lines of ``g_bits``. A single
+        read port fanned every data bit out to four readers spread over the die (the
+        forward accumulators, the backward adder tree, the RPU lanes and the programming
+        read multiplexer), which is what kept ``core_fpga`` medium from routing
+        (docs/fpga.md); with a copy each, every block-RAM output bit has one reader. The
+        write data fan out to the copies instead (block-RAM inputs, one net per bit)."""
+        n, gb = self._config.rows, self._g_bits
+        wr = SimpleNamespace(addr=Signal(range(max(n, 2)), name="mem_waddr"),
+                             data=Signal(n * gb, name="mem_wdata"),
+                             en=Signal(n, name="mem_we"))
+        rd = SimpleNamespace(addr=Signal(range(max(n, 2)), name="mem_raddr"),
+                             en=Signal(name="mem_re"))
+        g_of = {}
+        for reader in ARRAY_COPIES:
+            mem = Memory(shape=n * gb, depth=n, init=[])
+            m.submodules[f"mem_{reader}"] = mem
+            w, r = mem.write_port(granularity=gb), mem.read_port()
+            m.d.comb += [w.addr.eq(wr.addr), w.data.eq(wr.data), w.en.eq(wr.en),
+                         r.addr.eq(rd.addr), r.en.eq(rd.en)]
+            g_of[reader] = lines(m, r.data, n, gb, f"g_{reader}")
+        return wr, rd, g_of
 
     def _rpu_queue(self, m, g, rd):
         """The RPU slot queue and its row-serial write-back (see the module docstring).
