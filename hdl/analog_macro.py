@@ -7,8 +7,7 @@ FPGA. It takes the control word of `MvmEngine` and returns the comparator bits `
 Numbers (all integers, as in the golden model):
 
 * conductance codes of ``2**-10`` uS, ``g_bits`` (16) bits unsigned, in a block RAM of
-  ``rows`` words of ``cols * g_bits`` bits (one whole row per read, one cell per write),
-  one copy per reader (`ARRAY_COPIES`: each read data bit has one load);
+  ``rows`` words of ``cols * g_bits`` bits (one whole row per read, one cell per write);
 * charge in units of ``C_s V_read / 2**24``: a settled line is ``floor(2**24 N / Den)``
   with ``N = sum s_i G_i`` and ``Den = sum G_i`` over the conducting cells (0 if
   ``Den = 0``), a signed 26-bit value in ``[-2**24, 2**24]``;
@@ -90,8 +89,6 @@ before ``done``, so no command sees a half-updated array. A queue holds one upda
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -108,9 +105,9 @@ from .interfaces import (
     lines,
 )
 
-__all__ = ["AnalogMacro", "ARRAY_COPIES", "BIAS_STAGES", "CHARGE_FRAC_BITS", "LINE_BITS",
-           "wl_pulse_cycles", "tree_stages", "clip_bits", "charge_bits", "no_clip",
-           "macro_resources", "rpu_slots", "lane_operand", "saturating_lanes"]
+__all__ = ["AnalogMacro", "BIAS_STAGES", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles",
+           "tree_stages", "clip_bits", "charge_bits", "no_clip", "macro_resources", "rpu_slots",
+           "lane_operand", "saturating_lanes"]
 
 CHARGE_FRAC_BITS = 24
 """One charge unit is C_s V_read / 2**24 (golden ``neuron.CHARGE_FRAC_BITS``)."""
@@ -217,19 +214,13 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     # counter, fsm
     rpu = 2 * slot_word + 1 + 2 * slots.bit_length() + max(n - 1, 1).bit_length() + 2
     return {
-        "memory_bits": config.rows * config.cols * g_bits,  # per copy (`ARRAY_COPIES`)
-        "memory_copies": len(ARRAY_COPIES),
+        "memory_bits": config.rows * config.cols * g_bits,
         "memory_shape": (config.rows, config.cols * g_bits),
         "rpu_slot_bits": slots * slot_word,
         "rpu_slot_shape": (slots, slot_word),
         "flops": n * per_line + n * per_neuron + ctrl + tree + rpu,
     }
 
-
-ARRAY_COPIES = ("fwd", "bwd", "rpu", "prog")
-"""The array memory's readers, one memory copy each (`AnalogMacro._array_copies`): the
-forward line accumulators, the backward adder tree, the RPU queue's lanes and the
-programming read (``g_rdata``)."""
 
 BIAS_STAGES = 2
 """Registers between a bias input (``d_units``, ``inject_units``, ``clip_units``,
@@ -335,14 +326,14 @@ class AnalogMacro(ConfiguredComponent):
         m = Module()
 
         # ---------------------------------------------------------------- array memory
-        # one copy per reader (`ARRAY_COPIES`): every write goes to all copies, every copy
-        # reads the same row, and each reader takes its own copy's data
-        wr, rd, g_of = self._array_copies(m)
+        m.submodules.mem = mem = Memory(shape=n * gb, depth=n, init=[])
+        wr = mem.write_port(granularity=gb)
+        rd = mem.read_port()
+        g = lines(m, rd.data, n, gb, "g")
         col_q = Signal.like(self.g_col)
         with m.If(self.g_re):
             m.d.sync += col_q.eq(self.g_col)
-        g_prog = g_of["prog"]
-        m.d.comb += self.g_rdata.eq(Array(g_prog[k] for k in range(n))[col_q])
+        m.d.comb += self.g_rdata.eq(Array(g[k] for k in range(n))[col_q])
 
         # ---------------------------------------------------------------- split control word
         drv_bl = lines(m, ana.drv_bl, n, 2, "drv_bl")
@@ -380,7 +371,7 @@ class AnalogMacro(ConfiguredComponent):
         # ---------------------------------------------------------------- RPU queue
         # (overrides the read port in its states; the core issues no MVM or PROGRAM while
         # an update runs, and the queue holds ``hold`` until it has written every slot)
-        apply_we, apply_row, apply_data, apply_en, rpu_hold = self._rpu_queue(m, g_of["rpu"], rd)
+        apply_we, apply_row, apply_data, apply_en, rpu_hold = self._rpu_queue(m, g, rd)
         m.d.comb += [
             wr.addr.eq(Mux(apply_we, apply_row, self.g_row)),
             wr.data.eq(apply_data),  # the programming code outside the queue's writes
@@ -412,10 +403,9 @@ class AnalogMacro(ConfiguredComponent):
                 with m.If(side_bl):
                     # backward: row cnt's cells summed over the driven SLs; the sum of row
                     # cnt - stages leaves the tree and shifts into the accumulator chain
-                    g_bwd = g_of["bwd"]
-                    tp = [Mux(ins[k] == Drive.HIGH, g_bwd[k] << 1,
-                              Mux(ins[k] == Drive.REF, g_bwd[k], 0)) for k in range(n)]
-                    td = [Mux(ins[k] != Drive.OFF, g_bwd[k], 0) for k in range(n)]
+                    tp = [Mux(ins[k] == Drive.HIGH, g[k] << 1,
+                              Mux(ins[k] == Drive.REF, g[k], 0)) for k in range(n)]
+                    td = [Mux(ins[k] != Drive.OFF, g[k], 0) for k in range(n)]
                     wl_d = r_wl[0]
                     for i in range(stages):  # the row's WL bit beside its partial sums
                         nxt = Signal(name=f"tree_wl{i}")
@@ -432,12 +422,11 @@ class AnalogMacro(ConfiguredComponent):
                 with m.Else():
                     # forward: row cnt conducts into every SL accumulator (no row after
                     # the last: the flags have shifted out)
-                    g_fwd = g_of["fwd"]
                     for k in range(n):
                         m.d.sync += [
-                            acc_p[k].eq(acc_p[k] + Mux(r_two[0], g_fwd[k] << 1,
-                                                       Mux(r_one[0], g_fwd[k], 0))),
-                            acc_d[k].eq(acc_d[k] + Mux(r_act[0], g_fwd[k], 0)),
+                            acc_p[k].eq(acc_p[k] + Mux(r_two[0], g[k] << 1,
+                                                       Mux(r_one[0], g[k], 0))),
+                            acc_d[k].eq(acc_d[k] + Mux(r_act[0], g[k], 0)),
                         ]
             with m.State("INIT"):
                 m.d.comb += pulse_hold.eq(1)  # DIV's first step holds
@@ -609,32 +598,6 @@ class AnalogMacro(ConfiguredComponent):
             self.dbg_charge.eq(Array(qc[k] - off[k] + 1 for k in range(n))[self.dbg_nrn]),
         ]
         return m
-
-    def _array_copies(self, m):
-        """The array memory, one copy per reader in `ARRAY_COPIES`.
-
-        Returns the write port and the read control (``en``, ``addr``; signals that every
-        copy's ports follow) and each reader's read data as lines of ``g_bits``. A single
-        read port fanned every data bit out to four readers spread over the die (the
-        forward accumulators, the backward adder tree, the RPU lanes and the programming
-        read multiplexer), which is what kept ``core_fpga`` medium from routing
-        (docs/fpga.md); with a copy each, every block-RAM output bit has one reader. The
-        write data fan out to the copies instead (block-RAM inputs, one net per bit)."""
-        n, gb = self._config.rows, self._g_bits
-        wr = SimpleNamespace(addr=Signal(range(max(n, 2)), name="mem_waddr"),
-                             data=Signal(n * gb, name="mem_wdata"),
-                             en=Signal(n, name="mem_we"))
-        rd = SimpleNamespace(addr=Signal(range(max(n, 2)), name="mem_raddr"),
-                             en=Signal(name="mem_re"))
-        g_of = {}
-        for reader in ARRAY_COPIES:
-            mem = Memory(shape=n * gb, depth=n, init=[])
-            m.submodules[f"mem_{reader}"] = mem
-            w, r = mem.write_port(granularity=gb), mem.read_port()
-            m.d.comb += [w.addr.eq(wr.addr), w.data.eq(wr.data), w.en.eq(wr.en),
-                         r.addr.eq(rd.addr), r.en.eq(rd.en)]
-            g_of[reader] = lines(m, r.data, n, gb, f"g_{reader}")
-        return wr, rd, g_of
 
     def _rpu_queue(self, m, g, rd):
         """The RPU slot queue and its row-serial write-back (see the module docstring).

@@ -485,10 +485,8 @@ def test_verilog_full():
           f"{flops} flops in the Verilog (estimate {est['flops']}), memory {est['memory_shape']}"
           f" = {est['memory_bits']} bits")
     assert est["memory_bits"] == 256 * 256 * 16
-    # the estimate counts the same registers (the RAM's read register of one row per copy
-    # excluded)
-    read_regs = est["memory_copies"] * cfg.cols * 16
-    assert abs(flops - read_regs - est["flops"]) < 0.05 * est["flops"], flops
+    # the estimate counts the same registers (the RAM's read register of one row excluded)
+    assert abs(flops - cfg.cols * 16 - est["flops"]) < 0.05 * est["flops"], flops
 
 
 def _sign_mag(v, w):
