@@ -200,8 +200,9 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     per_line = (d + 1) + d + LINE_BITS + 1 + 2  # P/remainder, Den, value/quotient, Den=0, code
     # sample / operand, integrator (+ offset - 1), cmp, offset (saturation: no register)
     per_neuron = max(cb, LINE_BITS) + (cb + 3) + 1 + offset_bits
-    # row flags, side, ..., the saturation flag
-    ctrl = 4 * n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 5
+    # row flags, side, ..., and the neurons' two shared saturation bounds (`lim_hi`,
+    # `lim_lo`: integrator width, cb + 3 bits each)
+    ctrl = 4 * n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4 + 2 * (cb + 3)
     # the backward tree's pipeline registers (P and Den terms, one WL bit per stage)
     count, level, tree = n, 0, tree_stages(n)
     while count > 1:
