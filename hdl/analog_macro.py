@@ -51,16 +51,19 @@ sequence of the golden ``mvm_program`` (the macro assumes so). The bias inputs
 before PRECHARGE (before an RPU update for ``rpu_step``) and stay constant through READOUT.
 
 WL_PULSE is the only multi-clock phase: ``rows + 28 + S`` clocks (`wl_pulse_cycles`; ``S =
-tree_stages(rows)``, the backward adder tree's pipeline registers: 1 for 4 rows, 3 for 16,
-5 for 64, 7 for 256), the WL_PULSE word's own clock followed by ``rows + 27 + S`` IDLE
+stream_stages(rows)`` = ``max(tree_stages(rows), 1)``: the backward adder tree's pipeline
+registers, 1 for 4 rows, 3 for 16, 5 for 64, 7 for 256, and at least the forward read
+register's one clock), the WL_PULSE word's own clock followed by ``rows + 27 + S`` IDLE
 words; the next word (SAMPLE) then sees the settled lines. Every other phase takes one
 clock.
 
 * clock 0: latch the driver codes of the driven side, ``wl_en`` and per-row forward flags
   (shift registers), clear the line accumulators, read row 0;
 * clocks 1..rows + S: one array row per clock. Forward (BLs driven): every SL j accumulates
-  ``P_j += (s_i + 1) G_ij`` and ``Den_j += G_ij`` for a conducting row i (the last S
-  clocks add nothing). Backward (SLs driven): an adder tree, a register after every adder
+  ``P_j += (s_i + 1) G_ij`` and ``Den_j += G_ij`` for a conducting row i, from a register
+  of the row's read data (row i in clock i + 2: the block RAM's output drives a register
+  beside it, not the 64 lines' adders across the die; the last S - 1 clocks add nothing).
+  Backward (SLs driven): an adder tree, a register after every adder
   level but the last, sums row r's cells into ``P_r``, ``Den_r`` (0 if WL r is off) and shifts
   them into the accumulator chain S clocks later, so line r holds them after the last row;
 * clock rows+S+1: set up the division; the next 26 clocks: 26 steps of a restoring
@@ -106,8 +109,9 @@ from .interfaces import (
 )
 
 __all__ = ["AnalogMacro", "BIAS_STAGES", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles",
-           "tree_stages", "clip_bits", "charge_bits", "no_clip", "macro_resources", "rpu_slots",
-           "lane_operand", "saturating_lanes"]
+           "tree_stages", "stream_stages", "clip_bits", "charge_bits", "no_clip",
+           "macro_resources", "rpu_slots", "lane_operand", "saturating_lanes", "G_READ_CLOCKS",
+           "read_group"]
 
 CHARGE_FRAC_BITS = 24
 """One charge unit is C_s V_read / 2**24 (golden ``neuron.CHARGE_FRAC_BITS``)."""
@@ -121,10 +125,16 @@ def tree_stages(rows: int) -> int:
     return max((rows - 1).bit_length() - 1, 0)
 
 
+def stream_stages(rows: int) -> int:
+    """Clocks of a WL_PULSE's row stream after its last row is read: the backward tree's
+    pipeline (`tree_stages`), at least the one clock of the forward read register."""
+    return max(tree_stages(rows), 1)
+
+
 def wl_pulse_cycles(config: CoreConfig) -> int:
-    """Clocks one WL_PULSE occupies: its own clock, then ``rows + 27 + tree_stages(rows)``
+    """Clocks one WL_PULSE occupies: its own clock, then ``rows + 27 + stream_stages(rows)``
     IDLE words."""
-    return config.rows + 2 + LINE_BITS + tree_stages(config.rows)
+    return config.rows + 2 + LINE_BITS + stream_stages(config.rows)
 
 
 def clip_bits(config: CoreConfig) -> int:
@@ -184,6 +194,21 @@ def saturating_lanes(m: Module, codes, operand, up, bits: int, name: str, *, oth
     return out
 
 
+G_READ_CLOCKS = 2
+"""``g_rdata`` is the cell of a ``g_re`` this many clocks later: the block RAM's read, then
+the register after the programming read's first multiplexer level (`read_group`)."""
+
+
+def read_group(cols: int) -> int:
+    """Columns per first-level group of the programming read: ``2**ceil(log2(cols) / 2)``,
+    about the square root of ``cols`` (2 at 4 columns, 4 at 16, 8 at 64, 16 at 256).
+    A 64:1 multiplexer of 16-bit cells gathers every block-RAM read bit into one place;
+    with a register after the first level each group's part is placed by its block RAMs
+    and only ``cols / read_group`` registers of ``g_bits`` travel to the second level
+    (docs/fpga.md, branch wt-cfm3)."""
+    return 1 << (((cols - 1).bit_length() + 1) // 2)
+
+
 def rpu_slots(config: CoreConfig) -> int:
     """Depth of the RPU slot queue: the most slots of one update (four phases of bl_max)."""
     return 4 * config.bl_max
@@ -214,12 +239,17 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     # RPU queue: input and read registers of one slot word, push, two pointers, row
     # counter, fsm
     rpu = 2 * slot_word + 1 + 2 * slots.bit_length() + max(n - 1, 1).bit_length() + 2
+    # the forward read register (one row and three flags) and the programming read's
+    # group registers, their read flag and the column of both stages
+    cols = config.cols
+    reads = cols * g_bits + 3 + (-(-cols // read_group(cols))) * g_bits + 1 \
+        + 2 * max(cols - 1, 1).bit_length()
     return {
         "memory_bits": config.rows * config.cols * g_bits,
         "memory_shape": (config.rows, config.cols * g_bits),
         "rpu_slot_bits": slots * slot_word,
         "rpu_slot_shape": (slots, slot_word),
-        "flops": n * per_line + n * per_neuron + ctrl + tree + rpu,
+        "flops": n * per_line + n * per_neuron + ctrl + tree + rpu + reads,
     }
 
 
@@ -258,7 +288,8 @@ class AnalogMacro(ConfiguredComponent):
     ``d_units`` (``clip_bits - 1`` bits), ``inject_units``, ``clip_units`` (``clip_bits``
     each; charge units);
     conductance port ``g_we``, ``g_re``, ``g_row``, ``g_col``, ``g_wdata``, ``g_rdata``
-    (cell (g_row, g_col) the cycle after ``g_re``); debug ``dbg_nrn`` -> ``dbg_charge``
+    (cell (g_row, g_col) of the last ``g_re``, `G_READ_CLOCKS` clocks after it); debug
+    ``dbg_nrn`` -> ``dbg_charge``
     (integrator charge of that neuron); RPU pulses ``rpu_valid``, ``rpu_up``,
     ``row_pulse``, ``col_pulse`` and the step per coincidence ``rpu_step`` (codes).
 
@@ -331,10 +362,7 @@ class AnalogMacro(ConfiguredComponent):
         wr = mem.write_port(granularity=gb)
         rd = mem.read_port()
         g = lines(m, rd.data, n, gb, "g")
-        col_q = Signal.like(self.g_col)
-        with m.If(self.g_re):
-            m.d.sync += col_q.eq(self.g_col)
-        m.d.comb += self.g_rdata.eq(Array(g[k] for k in range(n))[col_q])
+        self._read_back(m, g)
 
         # ---------------------------------------------------------------- split control word
         drv_bl = lines(m, ana.drv_bl, n, 2, "drv_bl")
@@ -353,12 +381,18 @@ class AnalogMacro(ConfiguredComponent):
         dz = [Signal(name=f"dz{k}") for k in range(n)]
         ins = [Signal(Drive, name=f"ins{k}") for k in range(n)]  # driver code of the input side
         side_bl = Signal()  # 1: outputs on the BLs (backward), 0: outputs on the SLs
-        stages = tree_stages(n)  # the backward tree's pipeline: the stream's extra clocks
-        cnt = Signal(range(max(n + stages, LINE_BITS) + 1))
+        stages = tree_stages(n)  # the backward tree's pipeline
+        extra = stream_stages(n)  # the stream's clocks after its last row
+        cnt = Signal(range(max(n + extra, LINE_BITS) + 1))
         # per-row flags of the pulse, shift registers (row cnt's at bit 0 while streaming):
         # WL on, and forward conducting with s + 1 = 2 / 1 / any
         r_wl, r_two, r_one, r_act = (Signal(n, name=f"row_{x}") for x in
                                      ("wl", "two", "one", "act"))
+        # the forward read register: the previous clock's row and its flags (clear in the
+        # stream's first clock, so the register's old contents add nothing)
+        g_fwd = [Signal(gb, name=f"g_fwd{k}") for k in range(n)]
+        f_two, f_one, f_act = Signal(), Signal(), Signal()
+        m.d.sync += [r.eq(x) for r, x in zip(g_fwd, g, strict=True)]
 
         last_div = Signal()
         m.d.comb += [rd.en.eq(self.g_re), rd.addr.eq(self.g_row)]
@@ -385,7 +419,8 @@ class AnalogMacro(ConfiguredComponent):
                 with m.If(phase == Phase.WL_PULSE):
                     m.d.comb += [rd.en.eq(1), rd.addr.eq(0), pulse_hold.eq(1)]
                     bl_any = ana.drv_bl != 0
-                    m.d.sync += [side_bl.eq(~bl_any), r_wl.eq(ana.wl_en), cnt.eq(0)]
+                    m.d.sync += [side_bl.eq(~bl_any), r_wl.eq(ana.wl_en), cnt.eq(0),
+                                 f_two.eq(0), f_one.eq(0), f_act.eq(0)]
                     for k in range(n):
                         code = Mux(bl_any, drv_bl[k], drv_sl[k])
                         on = bl_any & ana.wl_en[k]  # forward rows only
@@ -395,11 +430,13 @@ class AnalogMacro(ConfiguredComponent):
                                      r_act[k].eq(on & (code != Drive.OFF))]
                     m.next = "STREAM"
             with m.State("STREAM"):
-                # rows + stages clocks: the backward tree's last sum leaves the pipeline
+                # rows + extra clocks: the backward tree's last sum leaves the pipeline,
+                # the forward read register's last row is added
                 m.d.comb += [pulse_hold.eq(1), rd.en.eq(1), rd.addr.eq(cnt + 1)]
                 m.d.sync += [cnt.eq(cnt + 1), r_wl.eq(r_wl >> 1), r_two.eq(r_two >> 1),
-                             r_one.eq(r_one >> 1), r_act.eq(r_act >> 1)]
-                with m.If(cnt == n + stages - 1):
+                             r_one.eq(r_one >> 1), r_act.eq(r_act >> 1),
+                             f_two.eq(r_two[0]), f_one.eq(r_one[0]), f_act.eq(r_act[0])]
+                with m.If(cnt == n + extra - 1):
                     m.next = "INIT"
                 with m.If(side_bl):
                     # backward: row cnt's cells summed over the driven SLs; the sum of row
@@ -415,19 +452,24 @@ class AnalogMacro(ConfiguredComponent):
                     sum_p, sum_d = Signal(ab), Signal(db)
                     m.d.comb += [sum_p.eq(Mux(wl_d, _tree(m, tp, "tree_p"), 0)),
                                  sum_d.eq(Mux(wl_d, _tree(m, td, "tree_d"), 0))]
-                    with m.If(cnt >= stages if stages else 1):  # (no constant compare)
+                    # (no constant compare; the bound only where the stream is longer)
+                    window = cnt >= stages if stages else C(1, 1)
+                    if extra > stages:
+                        window = window & (cnt < n + stages)
+                    with m.If(window):
                         for k in range(n):
                             nxt_p = acc_p[k + 1] if k + 1 < n else sum_p
                             nxt_d = acc_d[k + 1] if k + 1 < n else sum_d
                             m.d.sync += [acc_p[k].eq(nxt_p), acc_d[k].eq(nxt_d)]
                 with m.Else():
-                    # forward: row cnt conducts into every SL accumulator (no row after
-                    # the last: the flags have shifted out)
+                    # forward: row cnt - 1 (the read register) conducts into every SL
+                    # accumulator (none before the first row or after the last: the
+                    # flags are clear, or have shifted out)
                     for k in range(n):
                         m.d.sync += [
-                            acc_p[k].eq(acc_p[k] + Mux(r_two[0], g[k] << 1,
-                                                       Mux(r_one[0], g[k], 0))),
-                            acc_d[k].eq(acc_d[k] + Mux(r_act[0], g[k], 0)),
+                            acc_p[k].eq(acc_p[k] + Mux(f_two, g_fwd[k] << 1,
+                                                       Mux(f_one, g_fwd[k], 0))),
+                            acc_d[k].eq(acc_d[k] + Mux(f_act, g_fwd[k], 0)),
                         ]
             with m.State("INIT"):
                 m.d.comb += pulse_hold.eq(1)  # DIV's first step holds
@@ -599,6 +641,29 @@ class AnalogMacro(ConfiguredComponent):
             self.dbg_charge.eq(Array(qc[k] - off[k] + 1 for k in range(n))[self.dbg_nrn]),
         ]
         return m
+
+    def _read_back(self, m, g):
+        """The programming read ``g_rdata``: a ``read_group`` : 1 multiplexer per group of
+        adjacent columns, registered, then one over the groups' registers (see
+        `read_group`). The column of a read is kept through both stages, and both stages
+        load only for a read, so ``g_rdata`` is the cell of the last ``g_re``,
+        `G_READ_CLOCKS` clocks after it."""
+        cols = self._config.cols
+        size = read_group(cols)
+        lo = (size - 1).bit_length()  # column bits that select within a group
+        re1 = Signal()  # the read port's data are this clock's read's
+        col1 = Signal.like(self.g_col)
+        col2 = Signal(max(len(self.g_col) - lo, 1))
+        m.d.sync += re1.eq(self.g_re)
+        with m.If(self.g_re):
+            m.d.sync += col1.eq(self.g_col)
+        part = [Signal(self._g_bits, name=f"g_part{j}") for j in range(-(-cols // size))]
+        with m.If(re1):
+            m.d.sync += col2.eq(col1[lo:])
+            for j, reg in enumerate(part):
+                group = Array(g[k] for k in range(j * size, min(cols, (j + 1) * size)))
+                m.d.sync += reg.eq(group[col1[:lo]] if lo else group[0])
+        m.d.comb += self.g_rdata.eq(Array(part)[col2] if len(part) > 1 else part[0])
 
     def _rpu_queue(self, m, g, rd):
         """The RPU slot queue and its row-serial write-back (see the module docstring).

@@ -14,7 +14,8 @@ a RESET pulse lowers it by ``prog_amp`` (clamped to [0, 2^16 - 1]); READ returns
 in ``read_data``. A host loads a programming image with a write-verify loop of these
 commands, as on the chip. The selected cell is read continuously while the engine is idle;
 a SET/RESET pulse captures the cell's code in its first clock and writes the running value
-in every later clock and in the clock after the pulse (a bypass covers the read latency),
+in every later clock and in the clock after the pulse (a bypass covers the read latency,
+``G_READ_CLOCKS``),
 so any command, issued back to back after ``done``, sees the new value.
 
 RPU update: the pulses of ``RPU_UPDATE`` are driven into the macro and, one clock later
@@ -34,14 +35,24 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from cimflow.config import CoreConfig
 
-from .analog_macro import AnalogMacro, clip_bits, lane_operand, saturating_lanes
+from .analog_macro import (
+    G_READ_CLOCKS,
+    AnalogMacro,
+    clip_bits,
+    lane_operand,
+    saturating_lanes,
+)
 from .commands import Op, ProgOp
 from .core import NeurramCore
 from .interfaces import ConfiguredComponent, HostSignature, Phase, flat_view
+from .prog_drivers import SEL_LATENCY
 
 __all__ = ["NeurramCoreFpga"]
 
 G_BITS = 16
+# a PROGRAM's pulse starts SEL_LATENCY + 1 clocks after its selection's last change at the
+# earliest, so the read it sees (G_READ_CLOCKS clocks earlier) is of that selection
+assert G_READ_CLOCKS <= SEL_LATENCY + 1
 
 
 def _encode(m: Module, onehot, width: int, name: str) -> Signal:
@@ -121,14 +132,17 @@ class NeurramCoreFpga(ConfiguredComponent):
         w_row = Signal.like(row)  # the selection of the pulse, for its writes
         w_col = Signal.like(col)
         write = Signal()
-        # bypass: the read port shows a write two clocks later, a back-to-back command
-        # must already see it. ``g_rdata`` is the cell addressed in the previous clock, so
-        # the bypass decision compares that clock's selection with the write's, and is a
-        # register (no encoder or comparator between the read multiplexer and ``base``).
+        # bypass: ``g_rdata`` shows a write ``G_READ_CLOCKS + 1`` clocks later (a read in
+        # the clock after the write, `G_READ_CLOCKS` clocks to ``g_rdata``); a back-to-back
+        # command must already see it, so ``wr_val`` stands for the cell in the
+        # `G_READ_CLOCKS` clocks after a write. A command sees ``g_rdata`` only after its
+        # selection has been stable for `SEL_LATENCY` + 1 clocks (hdl/prog_drivers.py), so
+        # the bypass decision compares the previous clock's selection with the write's, and
+        # is a register (no encoder or comparator between the read multiplexer and ``base``).
         wr_val = Signal(G_BITS)
         wr_row = Signal.like(row)
         wr_col = Signal.like(col)
-        recent = Signal(2)
+        recent = Signal(range(G_READ_CLOCKS + 1))
         hit = Signal()  # wr_val is the cell read in the previous clock
         cell_now = Mux(hit, wr_val, macro.g_rdata)
 
@@ -141,8 +155,8 @@ class NeurramCoreFpga(ConfiguredComponent):
         m.d.sync += [recent.eq(Mux(recent != 0, recent - 1, 0)),
                      hit.eq((recent > 1) & (row == wr_row) & (col == wr_col))]
         with m.If(write):
-            m.d.sync += [wr_val.eq(value), wr_row.eq(w_row), wr_col.eq(w_col), recent.eq(2),
-                         hit.eq((row == w_row) & (col == w_col))]
+            m.d.sync += [wr_val.eq(value), wr_row.eq(w_row), wr_col.eq(w_col),
+                         recent.eq(G_READ_CLOCKS), hit.eq((row == w_row) & (col == w_col))]
         is_set = core.prog_op == ProgOp.SET
         set_or_reset = is_set | (core.prog_op == ProgOp.RESET)
         with m.FSM(name="prog_fsm"):

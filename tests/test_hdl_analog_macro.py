@@ -28,6 +28,7 @@ from cimflow.golden.neuron import Activation
 from cimflow.golden.nonideal import NonIdeal
 from cimflow.hdl.analog_macro import (
     BIAS_STAGES,
+    G_READ_CLOCKS,
     AnalogMacro,
     charge_bits,
     clip_bits,
@@ -76,6 +77,8 @@ async def read_code(ctx, dut, r, c):
     ctx.set(dut.g_re, 1)
     await ctx.tick()
     ctx.set(dut.g_re, 0)
+    for _ in range(G_READ_CLOCKS - 1):
+        await ctx.tick()
     return ctx.get(dut.g_rdata)
 
 
@@ -367,6 +370,34 @@ def test_conductance_readback():
         ctx.set(dut.g_row, 0)
         await ctx.tick()
         assert ctx.get(dut.g_rdata) == 12345
+
+    run_sim(dut, bench)
+
+
+@pytest.mark.parametrize("name", ["tiny", "small", "medium"])
+def test_conductance_read_every_clock(name):
+    """A read in every clock (a new cell each time, across the column groups of the read
+    multiplexer) gives each cell exactly G_READ_CLOCKS clocks after its ``g_re``; one clock
+    without ``g_re`` holds the last one."""
+    cfg = PRESETS[name]
+    rng = np.random.default_rng(7)
+    dut = AnalogMacro(cfg)
+    codes = rng.integers(0, 1 << dut.g_bits, (cfg.rows, cfg.cols))
+    cells = [(int(r), int(c)) for r, c in zip(rng.integers(0, cfg.rows, 3 * cfg.cols),
+                                              rng.permutation(np.arange(3 * cfg.cols) % cfg.cols),
+                                              strict=True)]
+
+    async def bench(ctx):
+        await load_codes(ctx, dut, codes)
+        seen = []
+        for r, c in cells + [(0, 0)] * G_READ_CLOCKS:
+            ctx.set(dut.g_row, r)
+            ctx.set(dut.g_col, c)
+            ctx.set(dut.g_re, len(seen) < len(cells))
+            await ctx.tick()
+            seen.append(ctx.get(dut.g_rdata))
+        want = [int(codes[r, c]) for r, c in cells]
+        assert seen[G_READ_CLOCKS - 1:] == want + [want[-1]]
 
     run_sim(dut, bench)
 
