@@ -473,11 +473,16 @@ class AnalogMacro(ConfiguredComponent):
         # COMPARE word before a DECREMENT (whose dac_code is the DECREMENT's) loads ~step or
         # step for a comparison of 1 or 0 and the DECREMENT adds it with carry-in 1 or 0
         # (-step = ~step + 1), so neither a shifter nor a negation sits in front of the
-        # adder. INJECT adds inject_units or ~inject_units with carry-in 1 (lfsr bit 0).
+        # adder. INJECT works the same way, one word late: it adds what the sample register
+        # and cmp hold (as INTEGRATE does) and loads inject_units, or ~inject_units with cmp
+        # 1 (lfsr bit 0: -inject = ~inject + 1), which the next word adds: the engine's
+        # INTEGRATE after the last INJECT (golden ``CycleCore``: INJECT charges C_sample).
+        # So the adder's operand, carry-in and sign are always the same three registers,
+        # with no select (and no strobe or LFSR net) in front of the adder.
         #
         # Saturation (INTEGRATE, INJECT) from the integrator's sum, with no register of its
         # own: the operand's sign is known at the start of the clock (the sample register's
-        # sign, or the LFSR bit in INJECT), and from a charge within +/-clip a non-negative
+        # sign bit), and from a charge within +/-clip a non-negative
         # operand can only cross +clip, a negative one only -clip. So one bound per neuron
         # and clock, picked by the sign beside the adder (bound = clip - 1 + offset or -clip
         # - 1 + offset, the saturated qc), and one carry chain after the adder, tot + ~bound
@@ -490,8 +495,9 @@ class AnalogMacro(ConfiguredComponent):
         # medium design's area.)
         unit = 1 << CHARGE_FRAC_BITS
         qb = cb + 2  # integrator: |q| <= clip + 2 d < 2**(cb+1) (module docstring)
-        sw = max(cb, LINE_BITS)  # sample register: a sample or +/-step - (0 or 1)
-        ow = max(cb + 1, LINE_BITS)  # operand: also +/-inject - (0 or 1)
+        # sample register (the adder's operand): a sample, +/-step - (0 or 1), or
+        # +/-inject - (0 or 1)
+        sw = max(cb + 1, LINE_BITS)
 
         def drive_value(code):
             return Mux(code == Drive.HIGH, unit, Mux(code == Drive.LOW, -unit, 0))
@@ -532,25 +538,16 @@ class AnalogMacro(ConfiguredComponent):
                 m.d.sync += [lim_hi.eq(clip_in - 1), lim_lo.eq(-clip_in - 1)]
             with m.Case(Phase.COMPARE_SIGN, Phase.COMPARE):
                 m.d.sync += [lim_hi.eq((1 << qb) - 1), lim_lo.eq(-(1 << qb))]
-        # The operand select reads only the word's INJECT strobe, no phase: the carry-in is
-        # the LFSR bit's complement in INJECT and the latched cmp otherwise, which is what
-        # a DECREMENT needs (-step = ~step + 1) and 0 in every INTEGRATE, because the
-        # latched cmp is cleared by PRECHARGE and first set by the COMPARE_SIGN after the
-        # last INTEGRATE and INJECT (the word order of every ``mvm_program``); in every other
-        # phase the sum is unused. So the word register's phase does not fan out to every
-        # neuron's carry-in.
-        sel_inj = ana.inject
-
+        # The carry-in is the latched cmp in every clock: 0 in every INTEGRATE and in the
+        # first INJECT (PRECHARGE and INTEGRATE clear it), ~lfsr after an INJECT, and the
+        # comparison after COMPARE_SIGN / COMPARE, which is what a DECREMENT needs (-step =
+        # ~step + 1); in every other phase the sum is unused. So no word strobe or phase
+        # reaches the adder's inputs.
         for k in range(n):
             sl = corelet_sl_line(cfg.corelet, k)  # neuron k senses BL k and this SL
-            opd = Signal(signed(ow), name=f"operand{k}")
-            cin = Signal(name=f"cin{k}")
+            opd, cin = q_s[k], cmp[k]
             neg = Signal(name=f"opd_neg{k}")  # operand + cin <= 0 if set, >= 0 if not
-            m.d.comb += [
-                neg.eq(Mux(sel_inj, ~lfsr[k], q_s[k][-1])),
-                opd.eq(Mux(sel_inj, Mux(lfsr[k], inj, ~inj), q_s[k])),
-                cin.eq(Mux(sel_inj, ~lfsr[k], cmp[k])),
-            ]
+            m.d.comb += neg.eq(q_s[k][-1])
             # x + operand + cin as one carry chain: (2x + 1 + 2 operand + cin) >> 1
             odd = Cat(cin, opd).as_signed()
             tot = Signal(signed(qb + 1), name=f"tot{k}")  # qc + operand + cin
@@ -577,10 +574,11 @@ class AnalogMacro(ConfiguredComponent):
                         m.d.sync += q_s[k].eq(Mux(side_bl, drive_value(ins[sl]), val[sl]))
                     with m.Elif(ana.nrn_in == NeuronInput.BL):
                         m.d.sync += q_s[k].eq(Mux(side_bl, val[k], drive_value(ins[k])))
-                with m.Case(Phase.INTEGRATE, Phase.INJECT):
-                    m.d.sync += qc[k].eq(q_next)
-                    with m.If(phase == Phase.INTEGRATE):
-                        m.d.sync += q_s[k].eq(0)
+                with m.Case(Phase.INTEGRATE):
+                    m.d.sync += [qc[k].eq(q_next), q_s[k].eq(0), cmp[k].eq(0)]
+                with m.Case(Phase.INJECT):
+                    m.d.sync += [qc[k].eq(q_next), q_s[k].eq(Mux(lfsr[k], inj, ~inj)),
+                                 cmp[k].eq(~lfsr[k])]
                 with m.Case(Phase.DECREMENT):
                     with m.If(dec_en[k]):
                         m.d.sync += qc[k].eq(q_next)  # never saturated: see lim_hi, lim_lo

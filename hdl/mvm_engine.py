@@ -4,8 +4,8 @@ Implements ``docs/cycle_interface.md``: from ``start`` it emits one control word
 exactly the sequence of the golden ``mvm_program`` for the mode inputs and line registers
 
     PRECHARGE; per magnitude bit m = 1..M (LSB first): WL_PULSE, 2^(m-1) x (SAMPLE,
-    INTEGRATE); INJECT x T (stochastic); COMPARE_SIGN; binary: K x (DECREMENT m, COMPARE m),
-    counting: (2^K - 1) x (DECREMENT K-1, COMPARE K-1); READOUT
+    INTEGRATE); INJECT x T, INTEGRATE (stochastic); COMPARE_SIGN; binary: K x (DECREMENT m,
+    COMPARE m), counting: (2^K - 1) x (DECREMENT K-1, COMPARE K-1); READOUT
 
 and keeps each neuron's sign latch, magnitude shift register / counter and ``active`` flag,
 so the analog macro only has to return one comparator bit per neuron.
@@ -203,10 +203,15 @@ class MvmEngine(ConfiguredComponent):
         strobe = Signal(8)
         strobe_end = Signal()
         one = {"WL_PULSE": t_wl_one, "SAMPLE": t_sample_one, "INTEGRATE": t_integ_one}
+        # the states whose word is not the phase of their name; INJECT_END is the one
+        # INTEGRATE word (one clock, not t_integ) after the last INJECT: each INJECT adds
+        # the previous one's pulse, and this word adds the last (docs/cycle_interface.md)
+        state_phase = {"IDLE": Phase.IDLE, "WAIT_LFSR": Phase.IDLE,
+                       "INJECT_END": Phase.INTEGRATE}
 
         def goto(state):
             m.next = state
-            m.d.comb += ph_next.eq(Phase.IDLE if state in ("IDLE", "WAIT_LFSR")
+            m.d.comb += ph_next.eq(state_phase[state] if state in state_phase
                                    else Phase[state])
             if state in one:
                 m.d.sync += strobe_end.eq(one[state])
@@ -272,7 +277,12 @@ class MvmEngine(ConfiguredComponent):
                 with m.If(run):
                     m.d.sync += inj.eq(inj + 1)
                     with m.If(inj == inj_last):
-                        goto("COMPARE_SIGN")
+                        goto("INJECT_END")
+            with m.State("INJECT_END"):
+                m.d.comb += busy.eq(1)
+                m.d.comb += ph.eq(Phase.INTEGRATE)
+                with m.If(run):
+                    goto("COMPARE_SIGN")
             with m.State("COMPARE_SIGN"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.COMPARE_SIGN)
@@ -403,7 +413,7 @@ class MvmEngine(ConfiguredComponent):
         word_nrn = Signal(NeuronInput)
         word_out_bl = Signal()
         word_dac = Signal(4)
-        word_inj = Signal()  # the INJECT strobe, beside the phase (no decode at the macro)
+        word_inj = Signal()  # the word is INJECT: the LFSR advances (a register, no decode)
         # a stall (``hold`` or the clock gate) loads the IDLE word and freezes the sequencer,
         # so the word it would have sent comes one clock later, unchanged
         # word lines: WL_PULSE on every row (backward) or on the rows in range; neuron test
@@ -430,7 +440,6 @@ class MvmEngine(ConfiguredComponent):
         ex = word_ph  # the word the analog side executes in this clock
         m.d.comb += [
             ana.phase.eq(word_ph),
-            ana.inject.eq(word_inj),
             ana.drv_bl.eq(word_drv_bl),
             ana.drv_sl.eq(word_drv_sl),
             ana.wl_en.eq(word_wl),

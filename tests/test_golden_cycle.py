@@ -105,6 +105,40 @@ def test_program_phases_and_counts(mode, in_bits):
     assert np.all(prog[0].drv_bl == DRV_REF)
 
 
+@pytest.mark.parametrize("steps", [0, 1, 4])
+def test_stochastic_program_adds_each_pulse_a_word_late(steps):
+    """T INJECT words, then one INTEGRATE (the last pulse waits on C_sample), then
+    COMPARE_SIGN; the charge after the i-th INJECT holds the first i - 1 pulses (the sum of
+    +/-A over the LFSR bits, no swing limit here) and the INTEGRATE adds the last."""
+    cfg = PRESETS["tiny"]
+    xb = Crossbar(cfg)
+    xb.program(np.ones((2, 2)))
+    s = MvmSettings(in_bits=2, out_bits=3, activation=Activation.STOCHASTIC,
+                    inject_steps=steps, v_inject=0.01)
+    prog = list(mvm_program(xb, np.array([1, -1]), s))
+    plain = MvmSettings(in_bits=2, out_bits=3)
+    assert len(prog) == cycle_count(s) == cycle_count(plain) + (steps + 1 if steps else 0)
+    phases = [c.phase for c in prog]
+    first = phases.index(Phase.COMPARE_SIGN) - steps - (1 if steps else 0)
+    tail = [Phase.INJECT] * steps + ([Phase.INTEGRATE] if steps else []) + [Phase.COMPARE_SIGN]
+    assert phases[first - 1] is Phase.INTEGRATE and phases[first:first + len(tail)] == tail
+    core = CycleCore(xb, lfsr=LfsrChains(cfg, 5, 9))
+    core.configure(s)
+    bits = LfsrChains(cfg, 5, 9).bits(max(steps, 1))[:, :cfg.rows]
+    pulses = np.where(bits == 1, s.inject_units, -s.inject_units)
+    assert s.inject_units > 0
+    base = None
+    for i, c in enumerate(prog):
+        if i == first:
+            base = core.bank.q_integ.copy()
+        core.step(c)
+        if first <= i < first + steps:  # after INJECT number i - first + 1
+            done = i - first
+            assert np.array_equal(core.bank.q_integ, base + pulses[:done].sum(axis=0))
+        elif steps and i == first + steps:  # the INTEGRATE after the last INJECT
+            assert np.array_equal(core.bank.q_integ, base + pulses[:steps].sum(axis=0))
+
+
 def test_backward_program_drives_sls_and_all_wls():
     xb = Crossbar(PRESETS["small"])
     xb.program(np.ones((4, 3)))
