@@ -198,8 +198,9 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     n, d = config.rows, _den_bits(config, g_bits)
     cb = clip_bits(config)
     per_line = (d + 1) + d + LINE_BITS + 1 + 2  # P/remainder, Den, value/quotient, Den=0, code
-    # sample / operand, integrator (+ offset - 1), cmp, offset (saturation: no register)
-    per_neuron = max(cb, LINE_BITS) + (cb + 3) + 1 + offset_bits
+    # sample / operand (also +/-inject), integrator (+ offset - 1), cmp, offset
+    # (saturation: no register)
+    per_neuron = max(cb + 1, LINE_BITS) + (cb + 3) + 1 + offset_bits
     # row flags, side, ..., and the neurons' two shared saturation bounds (`lim_hi`,
     # `lim_lo`: integrator width, cb + 3 bits each)
     ctrl = 4 * n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4 + 2 * (cb + 3)
