@@ -631,9 +631,16 @@ class AnalogMacro(ConfiguredComponent):
         slot_cols_q = Signal(cols)
         slot_cols = lines(m, slot_cols_q, cols, 1, "slot_cols")
         slot_up = Signal()
-        step = Signal.like(self.rpu_step)  # a bias code too: two registers
-        m.d.sync += step.eq(_bias_stage(m, self.rpu_step, "rpu_step_in"))
-        # the lanes' operand of the slot, a register loaded with ``slot_up`` (``step`` is
+        # a bias code too: two registers. Both of the lanes' operands (`lane_operand` of
+        # either direction) are second stages of their own, so the slot word's sign from the
+        # slot memory (a block RAM's read data, slow out of its clock edge) picks one with a
+        # single LUT per bit in FETCH, with no subtraction behind the read data
+        step_in = _bias_stage(m, self.rpu_step, "rpu_step_in")
+        opd_up = Signal(gb + 1)
+        opd_down = Signal(gb + 1)
+        m.d.sync += [opd_up.eq(lane_operand(step_in, 1, gb)),
+                     opd_down.eq(lane_operand(step_in, 0, gb))]
+        # the lanes' operand of the slot, a register loaded with ``slot_up`` (``rpu_step`` is
         # constant through an update): no direction mux in front of the lanes' adders
         slot_opd = Signal(gb + 1)
         row = Signal(range(max(rows, 2)))
@@ -661,7 +668,7 @@ class AnalogMacro(ConfiguredComponent):
                 m.d.sync += [row.eq(0), slot_rows.eq(sr.data[:rows]),
                              slot_cols_q.eq(sr.data[rows:rows + cols]),
                              slot_up.eq(sr.data[-1]),
-                             slot_opd.eq(lane_operand(step, sr.data[-1], gb))]
+                             slot_opd.eq(Mux(sr.data[-1], opd_up, opd_down))]
                 m.next = "ROW"
             with m.State("ROW"):  # array row ``row`` is out: write it back, read the next
                 m.d.comb += [we.eq(1), rd.en.eq(~last), rd.addr.eq(row + 1)]
