@@ -617,12 +617,15 @@ class AnalogMacro(ConfiguredComponent):
         wp = Signal(range(depth + 1))
         rp = Signal(range(depth + 1))
         # the slot inputs registered first (the translators' comparisons feed them): a slot
-        # is queued one clock after its pulse; ``hold`` covers that clock (below)
-        push, push_new = Signal(), Signal()
+        # is queued one clock after its pulse; ``hold`` covers that clock (below). Whether
+        # it is queued (some row and some column pulse) is decided from those registers, so
+        # the comparisons end at flip-flops, not behind an OR over every line
+        push, slot_valid = Signal(), Signal()
         slot_in = Signal(rows + cols + 1)
-        m.d.comb += push_new.eq(self.rpu_valid & self.row_pulse.any() & self.col_pulse.any())
-        m.d.sync += [push.eq(push_new),
+        m.d.sync += [slot_valid.eq(self.rpu_valid),
                      slot_in.eq(Cat(self.row_pulse, self.col_pulse, self.rpu_up))]
+        m.d.comb += push.eq(slot_valid & slot_in[:rows].any()
+                            & slot_in[rows:rows + cols].any())
         m.d.comb += [sw.en.eq(push), sw.addr.eq(wp), sw.data.eq(slot_in)]
         # the slot being applied, registered from the read port in FETCH (no slot memory
         # output in front of the array's write enables): its rows as a shift register whose
