@@ -103,10 +103,19 @@ def mvm_program(xbar: Crossbar, x: np.ndarray, st: MvmSettings) -> Iterator[Cont
     nrn_in = NrnIn.BL if st.direction is Direction.BACKWARD else NrnIn.SL
     out_bl = st.direction is not Direction.FORWARD
 
+    # the V_decr DAC settles for two clocks (CycleCore.step: a DECREMENT uses the code of
+    # the word two before it): every word through COMPARE_SIGN carries the first
+    # DECREMENT's code, each DECREMENT and the COMPARE after it the next DECREMENT's
+    # (binary m + 1, the last ones K, unused; counting K - 1), READOUT the first again
+    counting = st.adc_mode is AdcMode.COUNTING
+    k_last = max(st.k - 1, 0)
+    first = k_last if counting else 0
+
     def ctl(phase, **kw):
         kw.setdefault("drv_bl", idle_bl)
         kw.setdefault("drv_sl", idle_sl)
         kw.setdefault("wl_en", no_wl)
+        kw.setdefault("dac_code", first)
         return Control(phase, nrn_in=nrn_in, out_bl=out_bl, **kw)
 
     yield ctl(Phase.PRECHARGE, drv_bl=np.full(cfg.rows, DRV_REF, np.uint8),
@@ -125,15 +134,10 @@ def mvm_program(xbar: Crossbar, x: np.ndarray, st: MvmSettings) -> Iterator[Cont
         for _ in range(st.inject_steps):
             yield ctl(Phase.INJECT)
         yield ctl(Phase.INTEGRATE)  # the last pulse, waiting on C_sample
-    # the V_decr DAC settles for one clock: COMPARE_SIGN and every COMPARE carry the code of
-    # the DECREMENT after them, each DECREMENT repeats it (CycleCore.step uses the DAC code
-    # set by the previous word)
-    counting = st.adc_mode is AdcMode.COUNTING
-    k_last = max(st.k - 1, 0)
-    yield ctl(Phase.COMPARE_SIGN, dac_code=k_last if counting else 0)
+    yield ctl(Phase.COMPARE_SIGN)
     if not counting:
         for m in range(st.k):
-            yield ctl(Phase.DECREMENT, dac_code=m)
+            yield ctl(Phase.DECREMENT, dac_code=m + 1)
             yield ctl(Phase.COMPARE, dac_code=m + 1)
     else:
         for _ in range((1 << st.k) - 1 if st.k else 0):
@@ -201,7 +205,9 @@ class CycleCore:
         self.cycles = 0
         # READOUT's codes (out_bl, sign, mag), landing WRITEBACK_DELAY clocks later
         self.pending: tuple[bool, np.ndarray, np.ndarray] | None = None
-        self.dac = 0  # the V_decr DAC's code: set by each word, used by the next DECREMENT
+        # the V_decr DAC's codes of the last two words: a DECREMENT uses the older one (the
+        # DAC settles for two clocks)
+        self.dac = (0, 0)
         self.trace: list[tuple[Phase, int, np.ndarray]] | None = None
         self.configure(MvmSettings.from_config(cfg))
 
@@ -258,13 +264,13 @@ class CycleCore:
             bank.compare_sign()
         elif p is Phase.DECREMENT:
             counting = st.adc_mode is AdcMode.COUNTING
-            bank.decrement(st.d_units >> self.dac, bank.active if counting else None)
+            bank.decrement(st.d_units >> self.dac[0], bank.active if counting else None)
         elif p is Phase.COMPARE:
             bank.compare(st.adc_mode is AdcMode.COUNTING)
         elif p is Phase.READOUT:
             sign, mag = bank.readout(st.k, st.adc_mode is AdcMode.COUNTING, st.activation)
             self.pending = (c.out_bl, sign, mag)
-        self.dac = c.dac_code
+        self.dac = (self.dac[1], c.dac_code)
         self.cycles += 1
         if self.trace is not None:
             self.trace.append((p, c.dac_code, bank.cmp.copy()))

@@ -43,9 +43,11 @@ register or register -> ``hold`` -> word register, with no state decode or compa
 of that clock (a register's sign bit): in a COMPARE_SIGN / COMPARE clock that clock's
 comparison, which the engine samples at the edge that ends it (it ignores ``cmp`` in
 every other clock); the latched comparator bits (golden ``bank.cmp``) stay inside the
-macro, for DECREMENT. The DECREMENT step is ``d_units >> dac_code`` of the previous word
-(the DAC settles for a clock), which is a COMPARE_SIGN, COMPARE or DECREMENT word in every
-sequence of the golden ``mvm_program`` (the macro assumes so). The bias inputs
+macro, for DECREMENT. The DECREMENT step is ``d_units >> dac_code`` of the word two
+before it (the DAC settles for two clocks; IDLE words do not count): a register, loaded
+with every non-IDLE word's shift, which the COMPARE_SIGN / COMPARE word before a DECREMENT
+(a COMPARE_SIGN, COMPARE or DECREMENT word in every sequence of the golden
+``mvm_program``, as the macro assumes) loads into the sample register. The bias inputs
 (``d_units``, ``inject_units``, ``clip_units``, ``rpu_step``) pass two registers
 (`BIAS_STAGES`), so they are seen two clocks after they change, and must be set two clocks
 before PRECHARGE (before an RPU update for ``rpu_step``) and stay constant through READOUT.
@@ -471,20 +473,21 @@ class AnalogMacro(ConfiguredComponent):
         # (no comparator between the integrator and the engine's converter logic). Every
         # clock is one adder with register operands: qc + operand + carry-in. The operand is
         # the sample register, which also holds the DECREMENT step: the COMPARE_SIGN /
-        # COMPARE word before a DECREMENT (whose dac_code is the DECREMENT's) loads ~step or
-        # step for a comparison of 1 or 0 and the DECREMENT adds it with carry-in 1 or 0
-        # (-step = ~step + 1), so neither a shifter nor a negation sits in front of the
-        # adder. INJECT works the same way, one word late: it adds what the sample register
-        # and cmp hold (as INTEGRATE does) and loads inject_units, or ~inject_units with cmp
-        # 1 (lfsr bit 0: -inject = ~inject + 1), which the next word adds: the engine's
-        # INTEGRATE after the last INJECT (golden ``CycleCore``: INJECT charges C_sample).
-        # So the adder's operand, carry-in and sign are always the same three registers,
-        # with no select (and no strobe or LFSR net) in front of the adder.
+        # COMPARE word before a DECREMENT (whose previous word carries the DECREMENT's
+        # dac_code, so ``step`` is its shift) loads ~step or step for a comparison of 1
+        # or 0 and the DECREMENT adds it with carry-in 1 or 0 (-step = ~step + 1), so
+        # neither a shifter nor a negation sits in front of the adder. INJECT works the
+        # same way, one word late: it adds what the sample register and cmp hold (as
+        # INTEGRATE does) and loads inject_units, or ~inject_units with cmp 1 (lfsr bit 0:
+        # -inject = ~inject + 1), which the next word adds: the engine's INTEGRATE after
+        # the last INJECT (golden ``CycleCore``: INJECT charges C_sample). So the adder's
+        # operand, carry-in and sign are always the same three registers, with no select
+        # (and no strobe or LFSR net) in front of the adder.
         #
         # Saturation (INTEGRATE, INJECT) from the integrator's sum, with no register of its
         # own: the operand's sign is known at the start of the clock (the sample register's
-        # sign bit), and from a charge within +/-clip a non-negative
-        # operand can only cross +clip, a negative one only -clip. So one bound per neuron
+        # sign bit), and from a charge within +/-clip a non-negative operand can only
+        # cross +clip, a negative one only -clip. So one bound per neuron
         # and clock, picked by the sign beside the adder (bound = clip - 1 + offset or -clip
         # - 1 + offset, the saturated qc), and one carry chain after the adder, tot + ~bound
         # + neg, whose sign says tot < bound (neg) or tot > bound (not neg); the saturated
@@ -512,8 +515,12 @@ class AnalogMacro(ConfiguredComponent):
         d_reg = Signal(cb - 1)
         inj = Signal(signed(cb + 1))
         m.d.sync += [d_reg.eq(d_in), inj.eq(inj_in)]
+        # the step of the previous non-IDLE word's DAC code, a register (the DAC settles
+        # for two clocks: docs/cycle_interface.md), so the word's dac_code and the shifter
+        # end at flip-flops instead of fanning out to every neuron's sample register
         step = Signal(signed(sw))
-        m.d.comb += step.eq(d_reg >> ana.dac_code)
+        with m.If(phase != Phase.IDLE):
+            m.d.sync += step.eq(d_reg >> ana.dac_code)
         q_s = [Signal(signed(sw), name=f"q_sample{k}") for k in range(n)]
         # q_integ + offset - 1: |offset| <= 2**(cb-1), so qb + 1 signed bits
         qc = [Signal(signed(qb + 1), name=f"q_cmp{k}") for k in range(n)]

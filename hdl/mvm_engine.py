@@ -27,9 +27,10 @@ Timing (pinned in docs/core_architecture.md):
 * ``start`` is accepted in the idle state only (also while ``hold`` is high); ``start`` while
   ``busy`` is ignored (the controller flags it). ``busy`` is high from the cycle after the
   accepted ``start`` through READOUT; ``done`` pulses for one cycle right after READOUT.
-* The V_decr DAC settles for a clock: COMPARE_SIGN and each COMPARE carry the DAC code of
-  the DECREMENT that follows them (binary: the next bit; counting: K-1), each DECREMENT
-  repeats it; the macro's step is the code of the previous word.
+* The V_decr DAC settles for two clocks: every word through COMPARE_SIGN carries the DAC
+  code of the first DECREMENT (binary 0, counting K-1), each DECREMENT and the COMPARE
+  after it the next DECREMENT's (binary: the next bit; counting: K-1), READOUT the first
+  again; the macro's step is the code of the word before the previous (a register).
 * Reset (the core holds the engine in reset while power gated) clears the sequencer, its
   counters and the word register's phase and strobes. The registers of every line and
   neuron (the driver and word-line words, the phase-flag, bit-select and readout-mode
@@ -318,16 +319,17 @@ class MvmEngine(ConfiguredComponent):
         # register (no path from the sequencer's decode or from ``hold`` back into it)
         active_word = ph != Phase.IDLE
         out_bl = mode.direction != Direction.FORWARD  # backward and recurrent: BL registers
-        # the V_decr DAC settles for a clock: COMPARE_SIGN and COMPARE carry the code of the
-        # DECREMENT that follows them, each DECREMENT repeats it (docs/cycle_interface.md)
+        # the V_decr DAC settles for two clocks: the words through COMPARE_SIGN (and
+        # READOUT) carry the first DECREMENT's code, each DECREMENT and the COMPARE after it
+        # the next one's (docs/cycle_interface.md); an idle sequencer sends 0
         dac_next = Signal(4)
         with m.Switch(ph):
-            with m.Case(Phase.COMPARE_SIGN):
-                m.d.comb += dac_next.eq(Mux(counting, k_last, 0))
-            with m.Case(Phase.DECREMENT):
-                m.d.comb += dac_next.eq(Mux(counting, k_last, adc))
-            with m.Case(Phase.COMPARE):
+            with m.Case(Phase.IDLE):
+                pass
+            with m.Case(Phase.DECREMENT, Phase.COMPARE):
                 m.d.comb += dac_next.eq(Mux(counting, k_last, adc + 1))
+            with m.Default():
+                m.d.comb += dac_next.eq(Mux(counting, k_last, 0))
         nrn_next = Mux(active_word, Mux(bwd, NeuronInput.BL, NeuronInput.SL), NeuronInput.NONE)
 
         # ---------------------------------------------------------------- phase flags

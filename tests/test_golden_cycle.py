@@ -95,7 +95,9 @@ def test_program_phases_and_counts(mode, in_bits):
     assert phases.count(Phase.WL_PULSE) == m
     assert phases.count(Phase.SAMPLE) == phases.count(Phase.INTEGRATE) == 2**m - 1
     assert phases[0] is Phase.PRECHARGE and phases[-1] is Phase.READOUT
-    dec = [c.dac_code for c in prog if c.phase is Phase.DECREMENT]
+    # the DAC settles for two clocks: the code two words before each DECREMENT is its own
+    # (binary m = 0..K-1, counting K-1), and nothing else reads the code
+    dec = [prog[i - 2].dac_code for i, c in enumerate(prog) if c.phase is Phase.DECREMENT]
     assert dec == ([0, 1, 2, 3] if mode == "binary" else [3] * 15)
     # first pulse: pairs driven +/- for x = +1 on the LSB plane, outputs float
     p = prog[1]
@@ -218,7 +220,11 @@ def test_cycle_neuron_converts_every_integer_charge(mode, k):
     core.configure(s)
     core.bank = NeuronBank(q.size)
     prog = list(mvm_program(xb, np.zeros(2, np.int64), s))
-    adc = [c for c in prog if c.phase in (Phase.COMPARE_SIGN, Phase.DECREMENT, Phase.COMPARE)]
+    # from the last INTEGRATE (C_sample empty: it adds 0), whose DAC code the first
+    # DECREMENT uses (the DAC settles for two clocks)
+    first = [c.phase for c in prog].index(Phase.COMPARE_SIGN) - 1
+    assert prog[first].phase is Phase.INTEGRATE
+    adc = [c for c in prog[first:] if c.phase is not Phase.READOUT]
     core.bank.q_integ[:] = q
     for c in adc:
         core.step(c)
