@@ -661,10 +661,13 @@ class AnalogMacro(ConfiguredComponent):
         idle_empty = Signal()
         # ``queued`` is the register rp != wp, loaded from the pointers' next values; the
         # queue's part of ``hold`` is returned as its next-clock value (the caller keeps it
-        # in a register), so no pointer compare sits in front of the engine's stall
-        rp_new, wp_new = Signal.like(rp), Signal.like(wp)
-        queued = Signal()
-        m.d.comb += [rp_new.eq(rp), wp_new.eq(wp)]
+        # in a register), so no pointer compare sits in front of the engine's stall. A push
+        # always leaves a slot queued (rp <= wp, and the push moves wp past rp), so both
+        # are ``push`` OR a compare of the pointers without the push (``rest``): the push,
+        # decided late in the clock, is one OR gate before the registers
+        rp_new, rp_step, wp_new = Signal.like(rp), Signal.like(rp), Signal.like(wp)
+        queued, rest = Signal(), Signal()
+        m.d.comb += [rp_step.eq(rp), rp_new.eq(rp_step), wp_new.eq(wp)]
         m.d.comb += sr.en.eq(0)  # a read port's enable resets to 1: hold the word by default
         with m.FSM(name="rpu_queue") as fsm:
             with m.State("IDLE"):
@@ -674,7 +677,7 @@ class AnalogMacro(ConfiguredComponent):
                 with m.Else():
                     m.d.comb += idle_empty.eq(1)
             with m.State("FETCH"):  # the slot word is out: register it, read array row 0
-                m.d.comb += [rd.en.eq(1), rd.addr.eq(0), rp_new.eq(rp + 1)]
+                m.d.comb += [rd.en.eq(1), rd.addr.eq(0), rp_step.eq(rp + 1)]
                 m.d.sync += [row.eq(0), slot_rows.eq(sr.data[:rows]),
                              slot_cols_q.eq(sr.data[rows:rows + cols]),
                              slot_up.eq(sr.data[-1]),
@@ -691,12 +694,13 @@ class AnalogMacro(ConfiguredComponent):
             m.d.comb += [wp_new.eq(0), rp_new.eq(0)]
         # the state is IDLE in the next clock after IDLE with nothing queued, or the last row
         to_idle = (fsm.ongoing("IDLE") & ~queued) | (fsm.ongoing("ROW") & last)
-        m.d.sync += [rp.eq(rp_new), wp.eq(wp_new), queued.eq(rp_new != wp_new)]
+        m.d.comb += rest.eq(~idle_empty & (rp_step != wp))
+        m.d.sync += [rp.eq(rp_new), wp.eq(wp_new), queued.eq(push | rest)]
         # the queue's stall of the next clock: a valid slot (whether or not it is pushed:
         # ``rpu_valid`` instead of the push decision keeps the translators' comparisons and
         # their OR trees out of ``hold``), a slot queued or being applied
         hold_next = Signal()
-        m.d.comb += hold_next.eq(self.rpu_valid | ~to_idle | (rp_new != wp_new))
+        m.d.comb += hold_next.eq(self.rpu_valid | ~to_idle | push | rest)
 
         # one lane of the write data per column
         new = saturating_lanes(m, [g[k] for k in range(cols)], slot_opd, slot_up, gb, "rpu_g",
