@@ -26,7 +26,8 @@ from .nonideal import NonIdeal
 
 __all__ = [
     "Phase", "NrnIn", "DRV_FLOAT", "DRV_LOW", "DRV_REF", "DRV_HIGH", "Control",
-    "mvm_program", "CycleCore", "cycle_count", "mvm_clocks", "WORD_DELAY", "WRITEBACK_DELAY",
+    "mvm_program", "CycleCore", "cycle_count", "inject_cycles", "mvm_clocks", "WORD_DELAY",
+    "WRITEBACK_DELAY",
 ]
 
 DRV_FLOAT, DRV_LOW, DRV_REF, DRV_HIGH = 0, 1, 2, 3
@@ -88,7 +89,8 @@ def mvm_program(xbar: Crossbar, x: np.ndarray, st: MvmSettings) -> Iterator[Cont
 
     PRECHARGE; per magnitude bit m (LSB first): WL_PULSE, 2^(m-1) x (SAMPLE, INTEGRATE)
     (each of these three held for ``t_wl`` / ``t_sample`` / ``t_integ`` clocks);
-    INJECT x inject_steps (stochastic); COMPARE_SIGN; binary: K x (DECREMENT m, COMPARE),
+    INJECT x inject_steps, INTEGRATE (stochastic: one clock, which adds the last INJECT's
+    pulse, see :meth:`CycleCore.step`); COMPARE_SIGN; binary: K x (DECREMENT m, COMPARE),
     counting: (2^K - 1) x (DECREMENT K-1, COMPARE); READOUT.
     """
     cfg = xbar.config
@@ -101,10 +103,19 @@ def mvm_program(xbar: Crossbar, x: np.ndarray, st: MvmSettings) -> Iterator[Cont
     nrn_in = NrnIn.BL if st.direction is Direction.BACKWARD else NrnIn.SL
     out_bl = st.direction is not Direction.FORWARD
 
+    # the V_decr DAC settles for two clocks (CycleCore.step: a DECREMENT uses the code of
+    # the word two before it): every word through COMPARE_SIGN carries the first
+    # DECREMENT's code, each DECREMENT and the COMPARE after it the next DECREMENT's
+    # (binary m + 1, the last ones K, unused; counting K - 1), READOUT the first again
+    counting = st.adc_mode is AdcMode.COUNTING
+    k_last = max(st.k - 1, 0)
+    first = k_last if counting else 0
+
     def ctl(phase, **kw):
         kw.setdefault("drv_bl", idle_bl)
         kw.setdefault("drv_sl", idle_sl)
         kw.setdefault("wl_en", no_wl)
+        kw.setdefault("dac_code", first)
         return Control(phase, nrn_in=nrn_in, out_bl=out_bl, **kw)
 
     yield ctl(Phase.PRECHARGE, drv_bl=np.full(cfg.rows, DRV_REF, np.uint8),
@@ -119,18 +130,14 @@ def mvm_program(xbar: Crossbar, x: np.ndarray, st: MvmSettings) -> Iterator[Cont
                 yield ctl(Phase.SAMPLE)
             for _ in range(st.t_integ):
                 yield ctl(Phase.INTEGRATE)
-    if st.activation is Activation.STOCHASTIC:
+    if st.activation is Activation.STOCHASTIC and st.inject_steps:
         for _ in range(st.inject_steps):
             yield ctl(Phase.INJECT)
-    # the V_decr DAC settles for one clock: COMPARE_SIGN and every COMPARE carry the code of
-    # the DECREMENT after them, each DECREMENT repeats it (CycleCore.step uses the DAC code
-    # set by the previous word)
-    counting = st.adc_mode is AdcMode.COUNTING
-    k_last = max(st.k - 1, 0)
-    yield ctl(Phase.COMPARE_SIGN, dac_code=k_last if counting else 0)
+        yield ctl(Phase.INTEGRATE)  # the last pulse, waiting on C_sample
+    yield ctl(Phase.COMPARE_SIGN)
     if not counting:
         for m in range(st.k):
-            yield ctl(Phase.DECREMENT, dac_code=m)
+            yield ctl(Phase.DECREMENT, dac_code=m + 1)
             yield ctl(Phase.COMPARE, dac_code=m + 1)
     else:
         for _ in range((1 << st.k) - 1 if st.k else 0):
@@ -158,11 +165,20 @@ def mvm_clocks(st: MvmSettings) -> int:
     return WORD_DELAY + cycle_count(st) + 1
 
 
+def inject_cycles(st: MvmSettings) -> int:
+    """Clocks of the noise injection: T INJECT words and the INTEGRATE that adds the last
+    pulse (stochastic, T = ``inject_steps`` > 0), else none."""
+    t = st.inject_steps if st.activation is Activation.STOCHASTIC else 0
+    return t + 1 if t else 0
+
+
 def cycle_count(st: MvmSettings) -> int:
-    """Cycles of one MVM: 1 + M t_wl + (t_sample + t_integ)(2^M - 1) + inject + 1 + ADC + 1."""
+    """Cycles of one MVM: 1 + M t_wl + (t_sample + t_integ)(2^M - 1) + inject + 1 + ADC + 1,
+    inject = T + 1 for a stochastic MVM with T > 0 injection steps (the INTEGRATE after the
+    last INJECT), else 0."""
     m = input_pulses(st.in_bits)
     adc = 2 * (st.k if st.adc_mode is AdcMode.BINARY else (1 << st.k) - 1)
-    inj = st.inject_steps if st.activation is Activation.STOCHASTIC else 0
+    inj = inject_cycles(st)
     return 1 + m * st.t_wl + (st.t_sample + st.t_integ) * ((1 << m) - 1) + inj + 1 + adc + 1
 
 
@@ -189,7 +205,9 @@ class CycleCore:
         self.cycles = 0
         # READOUT's codes (out_bl, sign, mag), landing WRITEBACK_DELAY clocks later
         self.pending: tuple[bool, np.ndarray, np.ndarray] | None = None
-        self.dac = 0  # the V_decr DAC's code: set by each word, used by the next DECREMENT
+        # the V_decr DAC's codes of the last two words: a DECREMENT uses the older one (the
+        # DAC settles for two clocks)
+        self.dac = (0, 0)
         self.trace: list[tuple[Phase, int, np.ndarray]] | None = None
         self.configure(MvmSettings.from_config(cfg))
 
@@ -234,20 +252,25 @@ class CycleCore:
         elif p is Phase.INTEGRATE:
             bank.integrate()
         elif p is Phase.INJECT:
+            # the pulse goes onto C_sample and reaches C_integ with the next word (INJECT or
+            # the INTEGRATE after the last): the RTL adds registers only, never the LFSR
+            # bit; the sums and saturations are those of NeuronBank.inject, in order
             if self.lfsr is None:
                 raise ValueError("INJECT needs an lfsr (stochastic activation)")
-            bank.inject(self.lfsr.bits(1)[0, :bank.n], st.inject_units)
+            bits = self.lfsr.bits(1)[0, :bank.n]
+            bank.integrate()
+            bank.q_sample = np.where(bits == 1, st.inject_units, -st.inject_units)
         elif p is Phase.COMPARE_SIGN:
             bank.compare_sign()
         elif p is Phase.DECREMENT:
             counting = st.adc_mode is AdcMode.COUNTING
-            bank.decrement(st.d_units >> self.dac, bank.active if counting else None)
+            bank.decrement(st.d_units >> self.dac[0], bank.active if counting else None)
         elif p is Phase.COMPARE:
             bank.compare(st.adc_mode is AdcMode.COUNTING)
         elif p is Phase.READOUT:
             sign, mag = bank.readout(st.k, st.adc_mode is AdcMode.COUNTING, st.activation)
             self.pending = (c.out_bl, sign, mag)
-        self.dac = c.dac_code
+        self.dac = (self.dac[1], c.dac_code)
         self.cycles += 1
         if self.trace is not None:
             self.trace.append((p, c.dac_code, bank.cmp.copy()))

@@ -43,9 +43,11 @@ register or register -> ``hold`` -> word register, with no state decode or compa
 of that clock (a register's sign bit): in a COMPARE_SIGN / COMPARE clock that clock's
 comparison, which the engine samples at the edge that ends it (it ignores ``cmp`` in
 every other clock); the latched comparator bits (golden ``bank.cmp``) stay inside the
-macro, for DECREMENT. The DECREMENT step is ``d_units >> dac_code`` of the previous word
-(the DAC settles for a clock), which is a COMPARE_SIGN, COMPARE or DECREMENT word in every
-sequence of the golden ``mvm_program`` (the macro assumes so). The bias inputs
+macro, for DECREMENT. The DECREMENT step is ``d_units >> dac_code`` of the word two
+before it (the DAC settles for two clocks; IDLE words do not count): a register, loaded
+with every non-IDLE word's shift, which the COMPARE_SIGN / COMPARE word before a DECREMENT
+(a COMPARE_SIGN, COMPARE or DECREMENT word in every sequence of the golden
+``mvm_program``, as the macro assumes) loads into the sample register. The bias inputs
 (``d_units``, ``inject_units``, ``clip_units``, ``rpu_step``) pass two registers
 (`BIAS_STAGES`), so they are seen two clocks after they change, and must be set two clocks
 before PRECHARGE (before an RPU update for ``rpu_step``) and stay constant through READOUT.
@@ -223,8 +225,9 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     n, d = config.rows, _den_bits(config, g_bits)
     cb = clip_bits(config)
     per_line = (d + 1) + d + LINE_BITS + 1 + 2  # P/remainder, Den, value/quotient, Den=0, code
-    # sample / operand, integrator (+ offset - 1), cmp, offset (saturation: no register)
-    per_neuron = max(cb, LINE_BITS) + (cb + 3) + 1 + offset_bits
+    # sample / operand (also +/-inject), integrator (+ offset - 1), cmp, offset
+    # (saturation: no register)
+    per_neuron = max(cb + 1, LINE_BITS) + (cb + 3) + 1 + offset_bits
     # row flags, side, ..., and the neurons' two shared saturation bounds (`lim_hi`,
     # `lim_lo`: integrator width, cb + 3 bits each)
     ctrl = 4 * n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4 + 2 * (cb + 3)
@@ -512,15 +515,21 @@ class AnalogMacro(ConfiguredComponent):
         # (no comparator between the integrator and the engine's converter logic). Every
         # clock is one adder with register operands: qc + operand + carry-in. The operand is
         # the sample register, which also holds the DECREMENT step: the COMPARE_SIGN /
-        # COMPARE word before a DECREMENT (whose dac_code is the DECREMENT's) loads ~step or
-        # step for a comparison of 1 or 0 and the DECREMENT adds it with carry-in 1 or 0
-        # (-step = ~step + 1), so neither a shifter nor a negation sits in front of the
-        # adder. INJECT adds inject_units or ~inject_units with carry-in 1 (lfsr bit 0).
+        # COMPARE word before a DECREMENT (whose previous word carries the DECREMENT's
+        # dac_code, so ``step`` is its shift) loads ~step or step for a comparison of 1
+        # or 0 and the DECREMENT adds it with carry-in 1 or 0 (-step = ~step + 1), so
+        # neither a shifter nor a negation sits in front of the adder. INJECT works the
+        # same way, one word late: it adds what the sample register and cmp hold (as
+        # INTEGRATE does) and loads inject_units, or ~inject_units with cmp 1 (lfsr bit 0:
+        # -inject = ~inject + 1), which the next word adds: the engine's INTEGRATE after
+        # the last INJECT (golden ``CycleCore``: INJECT charges C_sample). So the adder's
+        # operand, carry-in and sign are always the same three registers, with no select
+        # (and no strobe or LFSR net) in front of the adder.
         #
         # Saturation (INTEGRATE, INJECT) from the integrator's sum, with no register of its
         # own: the operand's sign is known at the start of the clock (the sample register's
-        # sign, or the LFSR bit in INJECT), and from a charge within +/-clip a non-negative
-        # operand can only cross +clip, a negative one only -clip. So one bound per neuron
+        # sign bit), and from a charge within +/-clip a non-negative operand can only
+        # cross +clip, a negative one only -clip. So one bound per neuron
         # and clock, picked by the sign beside the adder (bound = clip - 1 + offset or -clip
         # - 1 + offset, the saturated qc), and one carry chain after the adder, tot + ~bound
         # + neg, whose sign says tot < bound (neg) or tot > bound (not neg); the saturated
@@ -532,8 +541,9 @@ class AnalogMacro(ConfiguredComponent):
         # medium design's area.)
         unit = 1 << CHARGE_FRAC_BITS
         qb = cb + 2  # integrator: |q| <= clip + 2 d < 2**(cb+1) (module docstring)
-        sw = max(cb, LINE_BITS)  # sample register: a sample or +/-step - (0 or 1)
-        ow = max(cb + 1, LINE_BITS)  # operand: also +/-inject - (0 or 1)
+        # sample register (the adder's operand): a sample, +/-step - (0 or 1), or
+        # +/-inject - (0 or 1)
+        sw = max(cb + 1, LINE_BITS)
 
         def drive_value(code):
             return Mux(code == Drive.HIGH, unit, Mux(code == Drive.LOW, -unit, 0))
@@ -547,8 +557,12 @@ class AnalogMacro(ConfiguredComponent):
         d_reg = Signal(cb - 1)
         inj = Signal(signed(cb + 1))
         m.d.sync += [d_reg.eq(d_in), inj.eq(inj_in)]
+        # the step of the previous non-IDLE word's DAC code, a register (the DAC settles
+        # for two clocks: docs/cycle_interface.md), so the word's dac_code and the shifter
+        # end at flip-flops instead of fanning out to every neuron's sample register
         step = Signal(signed(sw))
-        m.d.comb += step.eq(d_reg >> ana.dac_code)
+        with m.If(phase != Phase.IDLE):
+            m.d.sync += step.eq(d_reg >> ana.dac_code)
         q_s = [Signal(signed(sw), name=f"q_sample{k}") for k in range(n)]
         # q_integ + offset - 1: |offset| <= 2**(cb-1), so qb + 1 signed bits
         qc = [Signal(signed(qb + 1), name=f"q_cmp{k}") for k in range(n)]
@@ -574,25 +588,16 @@ class AnalogMacro(ConfiguredComponent):
                 m.d.sync += [lim_hi.eq(clip_in - 1), lim_lo.eq(-clip_in - 1)]
             with m.Case(Phase.COMPARE_SIGN, Phase.COMPARE):
                 m.d.sync += [lim_hi.eq((1 << qb) - 1), lim_lo.eq(-(1 << qb))]
-        # The operand select reads only the word's INJECT strobe, no phase: the carry-in is
-        # the LFSR bit's complement in INJECT and the latched cmp otherwise, which is what
-        # a DECREMENT needs (-step = ~step + 1) and 0 in every INTEGRATE, because the
-        # latched cmp is cleared by PRECHARGE and first set by the COMPARE_SIGN after the
-        # last INTEGRATE and INJECT (the word order of every ``mvm_program``); in every other
-        # phase the sum is unused. So the word register's phase does not fan out to every
-        # neuron's carry-in.
-        sel_inj = ana.inject
-
+        # The carry-in is the latched cmp in every clock: 0 in every INTEGRATE and in the
+        # first INJECT (PRECHARGE and INTEGRATE clear it), ~lfsr after an INJECT, and the
+        # comparison after COMPARE_SIGN / COMPARE, which is what a DECREMENT needs (-step =
+        # ~step + 1); in every other phase the sum is unused. So no word strobe or phase
+        # reaches the adder's inputs.
         for k in range(n):
             sl = corelet_sl_line(cfg.corelet, k)  # neuron k senses BL k and this SL
-            opd = Signal(signed(ow), name=f"operand{k}")
-            cin = Signal(name=f"cin{k}")
+            opd, cin = q_s[k], cmp[k]
             neg = Signal(name=f"opd_neg{k}")  # operand + cin <= 0 if set, >= 0 if not
-            m.d.comb += [
-                neg.eq(Mux(sel_inj, ~lfsr[k], q_s[k][-1])),
-                opd.eq(Mux(sel_inj, Mux(lfsr[k], inj, ~inj), q_s[k])),
-                cin.eq(Mux(sel_inj, ~lfsr[k], cmp[k])),
-            ]
+            m.d.comb += neg.eq(q_s[k][-1])
             # x + operand + cin as one carry chain: (2x + 1 + 2 operand + cin) >> 1
             odd = Cat(cin, opd).as_signed()
             tot = Signal(signed(qb + 1), name=f"tot{k}")  # qc + operand + cin
@@ -619,10 +624,11 @@ class AnalogMacro(ConfiguredComponent):
                         m.d.sync += q_s[k].eq(Mux(side_bl, drive_value(ins[sl]), val[sl]))
                     with m.Elif(ana.nrn_in == NeuronInput.BL):
                         m.d.sync += q_s[k].eq(Mux(side_bl, val[k], drive_value(ins[k])))
-                with m.Case(Phase.INTEGRATE, Phase.INJECT):
-                    m.d.sync += qc[k].eq(q_next)
-                    with m.If(phase == Phase.INTEGRATE):
-                        m.d.sync += q_s[k].eq(0)
+                with m.Case(Phase.INTEGRATE):
+                    m.d.sync += [qc[k].eq(q_next), q_s[k].eq(0), cmp[k].eq(0)]
+                with m.Case(Phase.INJECT):
+                    m.d.sync += [qc[k].eq(q_next), q_s[k].eq(Mux(lfsr[k], inj, ~inj)),
+                                 cmp[k].eq(~lfsr[k])]
                 with m.Case(Phase.DECREMENT):
                     with m.If(dec_en[k]):
                         m.d.sync += qc[k].eq(q_next)  # never saturated: see lim_hi, lim_lo
@@ -683,12 +689,15 @@ class AnalogMacro(ConfiguredComponent):
         wp = Signal(range(depth + 1))
         rp = Signal(range(depth + 1))
         # the slot inputs registered first (the translators' comparisons feed them): a slot
-        # is queued one clock after its pulse; ``hold`` covers that clock (below)
-        push, push_new = Signal(), Signal()
+        # is queued one clock after its pulse; ``hold`` covers that clock (below). Whether
+        # it is queued (some row and some column pulse) is decided from those registers, so
+        # the comparisons end at flip-flops, not behind an OR over every line
+        push, slot_valid = Signal(), Signal()
         slot_in = Signal(rows + cols + 1)
-        m.d.comb += push_new.eq(self.rpu_valid & self.row_pulse.any() & self.col_pulse.any())
-        m.d.sync += [push.eq(push_new),
+        m.d.sync += [slot_valid.eq(self.rpu_valid),
                      slot_in.eq(Cat(self.row_pulse, self.col_pulse, self.rpu_up))]
+        m.d.comb += push.eq(slot_valid & slot_in[:rows].any()
+                            & slot_in[rows:rows + cols].any())
         m.d.comb += [sw.en.eq(push), sw.addr.eq(wp), sw.data.eq(slot_in)]
         # the slot being applied, registered from the read port in FETCH (no slot memory
         # output in front of the array's write enables): its rows as a shift register whose
@@ -697,9 +706,16 @@ class AnalogMacro(ConfiguredComponent):
         slot_cols_q = Signal(cols)
         slot_cols = lines(m, slot_cols_q, cols, 1, "slot_cols")
         slot_up = Signal()
-        step = Signal.like(self.rpu_step)  # a bias code too: two registers
-        m.d.sync += step.eq(_bias_stage(m, self.rpu_step, "rpu_step_in"))
-        # the lanes' operand of the slot, a register loaded with ``slot_up`` (``step`` is
+        # a bias code too: two registers. Both of the lanes' operands (`lane_operand` of
+        # either direction) are second stages of their own, so the slot word's sign from the
+        # slot memory (a block RAM's read data, slow out of its clock edge) picks one with a
+        # single LUT per bit in FETCH, with no subtraction behind the read data
+        step_in = _bias_stage(m, self.rpu_step, "rpu_step_in")
+        opd_up = Signal(gb + 1)
+        opd_down = Signal(gb + 1)
+        m.d.sync += [opd_up.eq(lane_operand(step_in, 1, gb)),
+                     opd_down.eq(lane_operand(step_in, 0, gb))]
+        # the lanes' operand of the slot, a register loaded with ``slot_up`` (``rpu_step`` is
         # constant through an update): no direction mux in front of the lanes' adders
         slot_opd = Signal(gb + 1)
         row = Signal(range(max(rows, 2)))
@@ -710,10 +726,13 @@ class AnalogMacro(ConfiguredComponent):
         idle_empty = Signal()
         # ``queued`` is the register rp != wp, loaded from the pointers' next values; the
         # queue's part of ``hold`` is returned as its next-clock value (the caller keeps it
-        # in a register), so no pointer compare sits in front of the engine's stall
-        rp_new, wp_new = Signal.like(rp), Signal.like(wp)
-        queued = Signal()
-        m.d.comb += [rp_new.eq(rp), wp_new.eq(wp)]
+        # in a register), so no pointer compare sits in front of the engine's stall. A push
+        # always leaves a slot queued (rp <= wp, and the push moves wp past rp), so both
+        # are ``push`` OR a compare of the pointers without the push (``rest``): the push,
+        # decided late in the clock, is one OR gate before the registers
+        rp_new, rp_step, wp_new = Signal.like(rp), Signal.like(rp), Signal.like(wp)
+        queued, rest = Signal(), Signal()
+        m.d.comb += [rp_step.eq(rp), rp_new.eq(rp_step), wp_new.eq(wp)]
         m.d.comb += sr.en.eq(0)  # a read port's enable resets to 1: hold the word by default
         with m.FSM(name="rpu_queue") as fsm:
             with m.State("IDLE"):
@@ -723,11 +742,11 @@ class AnalogMacro(ConfiguredComponent):
                 with m.Else():
                     m.d.comb += idle_empty.eq(1)
             with m.State("FETCH"):  # the slot word is out: register it, read array row 0
-                m.d.comb += [rd.en.eq(1), rd.addr.eq(0), rp_new.eq(rp + 1)]
+                m.d.comb += [rd.en.eq(1), rd.addr.eq(0), rp_step.eq(rp + 1)]
                 m.d.sync += [row.eq(0), slot_rows.eq(sr.data[:rows]),
                              slot_cols_q.eq(sr.data[rows:rows + cols]),
                              slot_up.eq(sr.data[-1]),
-                             slot_opd.eq(lane_operand(step, sr.data[-1], gb))]
+                             slot_opd.eq(Mux(sr.data[-1], opd_up, opd_down))]
                 m.next = "ROW"
             with m.State("ROW"):  # array row ``row`` is out: write it back, read the next
                 m.d.comb += [we.eq(1), rd.en.eq(~last), rd.addr.eq(row + 1)]
@@ -740,12 +759,13 @@ class AnalogMacro(ConfiguredComponent):
             m.d.comb += [wp_new.eq(0), rp_new.eq(0)]
         # the state is IDLE in the next clock after IDLE with nothing queued, or the last row
         to_idle = (fsm.ongoing("IDLE") & ~queued) | (fsm.ongoing("ROW") & last)
-        m.d.sync += [rp.eq(rp_new), wp.eq(wp_new), queued.eq(rp_new != wp_new)]
+        m.d.comb += rest.eq(~idle_empty & (rp_step != wp))
+        m.d.sync += [rp.eq(rp_new), wp.eq(wp_new), queued.eq(push | rest)]
         # the queue's stall of the next clock: a valid slot (whether or not it is pushed:
         # ``rpu_valid`` instead of the push decision keeps the translators' comparisons and
         # their OR trees out of ``hold``), a slot queued or being applied
         hold_next = Signal()
-        m.d.comb += hold_next.eq(self.rpu_valid | ~to_idle | (rp_new != wp_new))
+        m.d.comb += hold_next.eq(self.rpu_valid | ~to_idle | push | rest)
 
         # one lane of the write data per column
         new = saturating_lanes(m, [g[k] for k in range(cols)], slot_opd, slot_up, gb, "rpu_g",

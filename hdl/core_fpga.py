@@ -99,10 +99,15 @@ class NeurramCoreFpga(ConfiguredComponent):
         cmp, hold = Signal(cfg.rows, name="cmp"), Signal(name="hold")
         m.d.comb += [cmp.eq(core.analog.cmp), hold.eq(core.analog.hold)]
         # the RPU pulses into the macro; the ports (observation only) one clock later, from
-        # registers: the translators' comparisons are not pulled towards the pins
+        # registers: the translators' comparisons are not pulled towards the pins. The
+        # port registers are reset-less, so synthesis does not merge them with the macro's
+        # own registers of the same pulses (reset to 0), which feed its queue's push
+        # decision: merged, one flip-flop by the pins would drive that logic
         for name in ("rpu_valid", "rpu_up", "row_pulse", "col_pulse"):
-            m.d.sync += getattr(self, name).eq(getattr(core, name))
-            m.d.comb += getattr(macro, name).eq(getattr(core, name))
+            obs = Signal.like(getattr(core, name), name=f"{name}_obs", reset_less=True)
+            m.d.sync += obs.eq(getattr(core, name))
+            m.d.comb += [getattr(self, name).eq(obs),
+                         getattr(macro, name).eq(getattr(core, name))]
         m.d.comb += macro.rpu_step.eq(self.rpu_step)
         m.d.comb += [
             macro.noise_bits.eq(core.noise_bits),

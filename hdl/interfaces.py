@@ -197,9 +197,6 @@ class AnalogSignature(wiring.Signature):
     def __init__(self, rows: int, cols: int):
         super().__init__({
             "phase": Out(Phase),
-            # phase == INJECT, a register of its own: the neurons' operand select needs no
-            # decode of ``phase`` (docs/cycle_interface.md, the ``inject`` strobe)
-            "inject": Out(1),
             "drv_bl": Out(2 * rows),
             "drv_sl": Out(2 * cols),
             "wl_en": Out(rows),

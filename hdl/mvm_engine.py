@@ -4,8 +4,8 @@ Implements ``docs/cycle_interface.md``: from ``start`` it emits one control word
 exactly the sequence of the golden ``mvm_program`` for the mode inputs and line registers
 
     PRECHARGE; per magnitude bit m = 1..M (LSB first): WL_PULSE, 2^(m-1) x (SAMPLE,
-    INTEGRATE); INJECT x T (stochastic); COMPARE_SIGN; binary: K x (DECREMENT m, COMPARE m),
-    counting: (2^K - 1) x (DECREMENT K-1, COMPARE K-1); READOUT
+    INTEGRATE); INJECT x T, INTEGRATE (stochastic); COMPARE_SIGN; binary: K x (DECREMENT m,
+    COMPARE m), counting: (2^K - 1) x (DECREMENT K-1, COMPARE K-1); READOUT
 
 and keeps each neuron's sign latch, magnitude shift register / counter and ``active`` flag,
 so the analog macro only has to return one comparator bit per neuron.
@@ -27,9 +27,10 @@ Timing (pinned in docs/core_architecture.md):
 * ``start`` is accepted in the idle state only (also while ``hold`` is high); ``start`` while
   ``busy`` is ignored (the controller flags it). ``busy`` is high from the cycle after the
   accepted ``start`` through READOUT; ``done`` pulses for one cycle right after READOUT.
-* The V_decr DAC settles for a clock: COMPARE_SIGN and each COMPARE carry the DAC code of
-  the DECREMENT that follows them (binary: the next bit; counting: K-1), each DECREMENT
-  repeats it; the macro's step is the code of the previous word.
+* The V_decr DAC settles for two clocks: every word through COMPARE_SIGN carries the DAC
+  code of the first DECREMENT (binary 0, counting K-1), each DECREMENT and the COMPARE
+  after it the next DECREMENT's (binary: the next bit; counting: K-1), READOUT the first
+  again; the macro's step is the code of the word before the previous (a register).
 * Reset (the core holds the engine in reset while power gated) clears the sequencer, its
   counters and the word register's phase and strobes. The registers of every line and
   neuron (the driver and word-line words, the phase-flag, bit-select and readout-mode
@@ -203,10 +204,15 @@ class MvmEngine(ConfiguredComponent):
         strobe = Signal(8)
         strobe_end = Signal()
         one = {"WL_PULSE": t_wl_one, "SAMPLE": t_sample_one, "INTEGRATE": t_integ_one}
+        # the states whose word is not the phase of their name; INJECT_END is the one
+        # INTEGRATE word (one clock, not t_integ) after the last INJECT: each INJECT adds
+        # the previous one's pulse, and this word adds the last (docs/cycle_interface.md)
+        state_phase = {"IDLE": Phase.IDLE, "WAIT_LFSR": Phase.IDLE,
+                       "INJECT_END": Phase.INTEGRATE}
 
         def goto(state):
             m.next = state
-            m.d.comb += ph_next.eq(Phase.IDLE if state in ("IDLE", "WAIT_LFSR")
+            m.d.comb += ph_next.eq(state_phase[state] if state in state_phase
                                    else Phase[state])
             if state in one:
                 m.d.sync += strobe_end.eq(one[state])
@@ -272,7 +278,12 @@ class MvmEngine(ConfiguredComponent):
                 with m.If(run):
                     m.d.sync += inj.eq(inj + 1)
                     with m.If(inj == inj_last):
-                        goto("COMPARE_SIGN")
+                        goto("INJECT_END")
+            with m.State("INJECT_END"):
+                m.d.comb += busy.eq(1)
+                m.d.comb += ph.eq(Phase.INTEGRATE)
+                with m.If(run):
+                    goto("COMPARE_SIGN")
             with m.State("COMPARE_SIGN"):
                 m.d.comb += busy.eq(1)
                 m.d.comb += ph.eq(Phase.COMPARE_SIGN)
@@ -308,16 +319,17 @@ class MvmEngine(ConfiguredComponent):
         # register (no path from the sequencer's decode or from ``hold`` back into it)
         active_word = ph != Phase.IDLE
         out_bl = mode.direction != Direction.FORWARD  # backward and recurrent: BL registers
-        # the V_decr DAC settles for a clock: COMPARE_SIGN and COMPARE carry the code of the
-        # DECREMENT that follows them, each DECREMENT repeats it (docs/cycle_interface.md)
+        # the V_decr DAC settles for two clocks: the words through COMPARE_SIGN (and
+        # READOUT) carry the first DECREMENT's code, each DECREMENT and the COMPARE after it
+        # the next one's (docs/cycle_interface.md); an idle sequencer sends 0
         dac_next = Signal(4)
         with m.Switch(ph):
-            with m.Case(Phase.COMPARE_SIGN):
-                m.d.comb += dac_next.eq(Mux(counting, k_last, 0))
-            with m.Case(Phase.DECREMENT):
-                m.d.comb += dac_next.eq(Mux(counting, k_last, adc))
-            with m.Case(Phase.COMPARE):
+            with m.Case(Phase.IDLE):
+                pass
+            with m.Case(Phase.DECREMENT, Phase.COMPARE):
                 m.d.comb += dac_next.eq(Mux(counting, k_last, adc + 1))
+            with m.Default():
+                m.d.comb += dac_next.eq(Mux(counting, k_last, 0))
         nrn_next = Mux(active_word, Mux(bwd, NeuronInput.BL, NeuronInput.SL), NeuronInput.NONE)
 
         # ---------------------------------------------------------------- phase flags
@@ -403,7 +415,7 @@ class MvmEngine(ConfiguredComponent):
         word_nrn = Signal(NeuronInput)
         word_out_bl = Signal()
         word_dac = Signal(4)
-        word_inj = Signal()  # the INJECT strobe, beside the phase (no decode at the macro)
+        word_inj = Signal()  # the word is INJECT: the LFSR advances (a register, no decode)
         # a stall (``hold`` or the clock gate) loads the IDLE word and freezes the sequencer,
         # so the word it would have sent comes one clock later, unchanged
         # word lines: WL_PULSE on every row (backward) or on the rows in range; neuron test
@@ -430,7 +442,6 @@ class MvmEngine(ConfiguredComponent):
         ex = word_ph  # the word the analog side executes in this clock
         m.d.comb += [
             ana.phase.eq(word_ph),
-            ana.inject.eq(word_inj),
             ana.drv_bl.eq(word_drv_bl),
             ana.drv_sl.eq(word_drv_sl),
             ana.wl_en.eq(word_wl),

@@ -95,7 +95,9 @@ def test_program_phases_and_counts(mode, in_bits):
     assert phases.count(Phase.WL_PULSE) == m
     assert phases.count(Phase.SAMPLE) == phases.count(Phase.INTEGRATE) == 2**m - 1
     assert phases[0] is Phase.PRECHARGE and phases[-1] is Phase.READOUT
-    dec = [c.dac_code for c in prog if c.phase is Phase.DECREMENT]
+    # the DAC settles for two clocks: the code two words before each DECREMENT is its own
+    # (binary m = 0..K-1, counting K-1), and nothing else reads the code
+    dec = [prog[i - 2].dac_code for i, c in enumerate(prog) if c.phase is Phase.DECREMENT]
     assert dec == ([0, 1, 2, 3] if mode == "binary" else [3] * 15)
     # first pulse: pairs driven +/- for x = +1 on the LSB plane, outputs float
     p = prog[1]
@@ -103,6 +105,40 @@ def test_program_phases_and_counts(mode, in_bits):
     assert np.all(p.drv_bl[8:] == DRV_FLOAT) and np.all(p.drv_sl == DRV_FLOAT)
     assert list(p.wl_en[:9]) == [True] * 8 + [False]
     assert np.all(prog[0].drv_bl == DRV_REF)
+
+
+@pytest.mark.parametrize("steps", [0, 1, 4])
+def test_stochastic_program_adds_each_pulse_a_word_late(steps):
+    """T INJECT words, then one INTEGRATE (the last pulse waits on C_sample), then
+    COMPARE_SIGN; the charge after the i-th INJECT holds the first i - 1 pulses (the sum of
+    +/-A over the LFSR bits, no swing limit here) and the INTEGRATE adds the last."""
+    cfg = PRESETS["tiny"]
+    xb = Crossbar(cfg)
+    xb.program(np.ones((2, 2)))
+    s = MvmSettings(in_bits=2, out_bits=3, activation=Activation.STOCHASTIC,
+                    inject_steps=steps, v_inject=0.01)
+    prog = list(mvm_program(xb, np.array([1, -1]), s))
+    plain = MvmSettings(in_bits=2, out_bits=3)
+    assert len(prog) == cycle_count(s) == cycle_count(plain) + (steps + 1 if steps else 0)
+    phases = [c.phase for c in prog]
+    first = phases.index(Phase.COMPARE_SIGN) - steps - (1 if steps else 0)
+    tail = [Phase.INJECT] * steps + ([Phase.INTEGRATE] if steps else []) + [Phase.COMPARE_SIGN]
+    assert phases[first - 1] is Phase.INTEGRATE and phases[first:first + len(tail)] == tail
+    core = CycleCore(xb, lfsr=LfsrChains(cfg, 5, 9))
+    core.configure(s)
+    bits = LfsrChains(cfg, 5, 9).bits(max(steps, 1))[:, :cfg.rows]
+    pulses = np.where(bits == 1, s.inject_units, -s.inject_units)
+    assert s.inject_units > 0
+    base = None
+    for i, c in enumerate(prog):
+        if i == first:
+            base = core.bank.q_integ.copy()
+        core.step(c)
+        if first <= i < first + steps:  # after INJECT number i - first + 1
+            done = i - first
+            assert np.array_equal(core.bank.q_integ, base + pulses[:done].sum(axis=0))
+        elif steps and i == first + steps:  # the INTEGRATE after the last INJECT
+            assert np.array_equal(core.bank.q_integ, base + pulses[:steps].sum(axis=0))
 
 
 def test_backward_program_drives_sls_and_all_wls():
@@ -184,7 +220,11 @@ def test_cycle_neuron_converts_every_integer_charge(mode, k):
     core.configure(s)
     core.bank = NeuronBank(q.size)
     prog = list(mvm_program(xb, np.zeros(2, np.int64), s))
-    adc = [c for c in prog if c.phase in (Phase.COMPARE_SIGN, Phase.DECREMENT, Phase.COMPARE)]
+    # from the last INTEGRATE (C_sample empty: it adds 0), whose DAC code the first
+    # DECREMENT uses (the DAC settles for two clocks)
+    first = [c.phase for c in prog].index(Phase.COMPARE_SIGN) - 1
+    assert prog[first].phase is Phase.INTEGRATE
+    adc = [c for c in prog[first:] if c.phase is not Phase.READOUT]
     core.bank.q_integ[:] = q
     for c in adc:
         core.step(c)

@@ -231,14 +231,12 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0, settings=None, inputs
 
     async def idle_words(ctx, count):
         ctx.set(pin.phase, 0)
-        ctx.set(pin.inject, 0)
         for _ in range(count):
             await ctx.tick()
 
     async def apply(ctx, c, digital, noise, core, keep_word):
         assert not ctx.get(pin.hold)
         ctx.set(pin.phase, int(c.phase))
-        ctx.set(pin.inject, int(c.phase is Phase.INJECT))  # the engine's strobe beside phase
         ctx.set(pin.drv_bl, bus(c.drv_bl, 2))
         ctx.set(pin.drv_sl, bus(c.drv_sl, 2))
         ctx.set(pin.wl_en, bus(c.wl_en, 1))
@@ -259,7 +257,6 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0, settings=None, inputs
             assert (cmp_now == core.bank.cmp).all(), (c.phase, cmp_now, core.bank.cmp)
         if not keep_word:  # the engine sends IDLE words while held
             ctx.set(pin.phase, 0)
-            ctx.set(pin.inject, 0)
             ctx.set(pin.drv_bl, 0)
             ctx.set(pin.drv_sl, 0)
             ctx.set(pin.wl_en, 0)
@@ -270,7 +267,13 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0, settings=None, inputs
             held += 1
         assert held == (wl_pulse_cycles(cfg) - 1 if c.phase is Phase.WL_PULSE else 0)
         ctx.set(pin.phase, 0)
-        ctx.set(pin.inject, 0)
+        if c.phase is Phase.INJECT and rng.random() < 0.5:
+            # a stall (the clock gate) between an INJECT and the next word: IDLE words
+            # must keep the pending pulse, with the LFSR bits changing (not read)
+            ctx.set(dut.noise_bits, int(rng.integers(0, 1 << n)))
+            idle = int(rng.integers(1, 3))
+            await idle_words(ctx, idle)
+            held += idle
         # cmp: the comparator's output for the charge after the word (the latch is internal)
         cmp = bits_of(ctx.get(pin.cmp), n)
         live = (core.bank.q_integ + core.bank.offset > 0).astype(np.uint8)
