@@ -532,7 +532,8 @@ def _sign_mag(v, w):
                          [("tiny", 11, 10, 0), ("small", 12, 5, 30)])
 def test_macro_with_mvm_engine(name, seed, n_mvms, offset_bits):
     """MvmEngine + AnalogMacro + LfsrChains wired as in the core: the written-back codes equal
-    the golden CycleCore's, and every WL_PULSE adds rows + 27 held clocks to the MVM."""
+    the golden CycleCore's, and every WL_PULSE adds wl_pulse_cycles - 1 held clocks to the
+    MVM."""
     from amaranth.hdl import Module
     from amaranth.lib import wiring
 
