@@ -241,9 +241,9 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
             tree += count * ((g_bits + 1 + level) + (g_bits + level))
     slots = rpu_slots(config)
     slot_word = config.rows + config.cols + 1
-    # RPU queue: input, prefetch (`slot_next`) and applied registers of one slot word,
-    # push, two pointers, row counter, fsm
-    rpu = 3 * slot_word + 1 + 2 * slots.bit_length() + max(n - 1, 1).bit_length() + 2
+    # RPU queue: input, prefetch (`slot_next`), bypass and applied registers of one slot
+    # word, push, bypass flag, two pointers, row counter, fsm
+    rpu = 4 * slot_word + 2 + 2 * slots.bit_length() + max(n - 1, 1).bit_length() + 2
     # the forward read register (one row and three flags) and the programming read's
     # group registers, their read flag and the column of both stages
     cols = config.cols
@@ -701,8 +701,12 @@ class AnalogMacro(ConfiguredComponent):
         # clocks before a FETCH (FETCH follows IDLE; ``rp`` steps in FETCH, or returns to
         # 0 in an IDLE clock with nothing queued, which is then not followed by a FETCH),
         # and a slot pushed into an empty queue is written two clocks before its FETCH at
-        # the earliest, into the address being read: the read is transparent for the write
-        sr = smem.read_port(transparent_for=(sw,))
+        # the earliest, into the address being read: a registered bypass (``byp``,
+        # ``byp_word``) stands for the memory in that case. (A transparent read port is
+        # emitted as a registered address and an asynchronous read, and synthesis then
+        # merges ``slot_next`` into the block RAM as its output register: the read data
+        # would again come straight out of the block RAM.)
+        sr = smem.read_port()
         wp = Signal(range(depth + 1))
         rp = Signal(range(depth + 1))
         # the slot inputs registered first (the translators' comparisons feed them): a slot
@@ -718,7 +722,10 @@ class AnalogMacro(ConfiguredComponent):
         m.d.comb += [sw.en.eq(push), sw.addr.eq(wp), sw.data.eq(slot_in),
                      sr.en.eq(1), sr.addr.eq(rp)]
         slot_next = Signal(rows + cols + 1)  # the slot word at ``rp``, two clocks late
-        m.d.sync += slot_next.eq(sr.data)
+        byp = Signal()  # the previous clock wrote the address it read
+        byp_word = Signal(rows + cols + 1)  # the word written in the previous clock
+        m.d.sync += [byp.eq(push & (wp == rp)), byp_word.eq(slot_in),
+                     slot_next.eq(Mux(byp, byp_word, sr.data))]
         # the slot being applied, registered from the read port in FETCH (no slot memory
         # output in front of the array's write enables): its rows as a shift register whose
         # bit 0 is the row being written, its columns and its sign
