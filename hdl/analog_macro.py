@@ -289,7 +289,9 @@ class AnalogMacro(ConfiguredComponent):
     """Array + neurons of one core as synchronous logic; see the module docstring.
 
     Ports: ``analog`` (``AnalogSignature``, flipped: the control word in, ``cmp`` and
-    ``hold`` out); ``noise_bits`` rows (INJECT noise bit of neuron n); bias codes
+    ``hold`` out; the neurons act on its ``nrn_flags``, the word's phase decoded per group
+    of `NEURON_GROUP` neurons, the array and lines on ``phase``); ``noise_bits`` rows
+    (INJECT noise bit of neuron n); bias codes
     ``d_units`` (``clip_bits - 1`` bits), ``inject_units``, ``clip_units`` (``clip_bits``
     each; charge units);
     conductance port ``g_we``, ``g_re``, ``g_row``, ``g_col``, ``g_wdata``, ``g_rdata``
