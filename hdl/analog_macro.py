@@ -101,13 +101,15 @@ from amaranth.lib.wiring import In, Out
 from cimflow.config import CoreConfig, input_pulses
 
 from .interfaces import (
+    NEURON_GROUP,
     AnalogSignature,
     ConfiguredComponent,
     Drive,
-    NeuronInput,
+    NeuronFlag,
     Phase,
     corelet_sl_line,
     lines,
+    neuron_groups,
 )
 
 __all__ = ["AnalogMacro", "BIAS_STAGES", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles",
@@ -239,9 +241,9 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
             tree += count * ((g_bits + 1 + level) + (g_bits + level))
     slots = rpu_slots(config)
     slot_word = config.rows + config.cols + 1
-    # RPU queue: input and read registers of one slot word, push, two pointers, row
-    # counter, fsm
-    rpu = 2 * slot_word + 1 + 2 * slots.bit_length() + max(n - 1, 1).bit_length() + 2
+    # RPU queue: input, prefetch (`slot_next`), bypass and applied registers of one slot
+    # word, push, bypass flag, two pointers, row counter, fsm
+    rpu = 4 * slot_word + 2 + 2 * slots.bit_length() + max(n - 1, 1).bit_length() + 2
     # the forward read register (one row and three flags) and the programming read's
     # group registers, their read flag and the column of both stages
     cols = config.cols
@@ -287,7 +289,9 @@ class AnalogMacro(ConfiguredComponent):
     """Array + neurons of one core as synchronous logic; see the module docstring.
 
     Ports: ``analog`` (``AnalogSignature``, flipped: the control word in, ``cmp`` and
-    ``hold`` out); ``noise_bits`` rows (INJECT noise bit of neuron n); bias codes
+    ``hold`` out; the neurons act on its ``nrn_flags``, the word's phase decoded per group
+    of `NEURON_GROUP` neurons, the array and lines on ``phase``); ``noise_bits`` rows
+    (INJECT noise bit of neuron n); bias codes
     ``d_units`` (``clip_bits - 1`` bits), ``inject_units``, ``clip_units`` (``clip_bits``
     each; charge units);
     conductance port ``g_we``, ``g_re``, ``g_row``, ``g_col``, ``g_wdata``, ``g_rdata``
@@ -593,6 +597,7 @@ class AnalogMacro(ConfiguredComponent):
         # comparison after COMPARE_SIGN / COMPARE, which is what a DECREMENT needs (-step =
         # ~step + 1); in every other phase the sum is unused. So no word strobe or phase
         # reaches the adder's inputs.
+        flags = lines(m, ana.nrn_flags, neuron_groups(n), len(NeuronFlag), "nrn_flags")
         for k in range(n):
             sl = corelet_sl_line(cfg.corelet, k)  # neuron k senses BL k and this SL
             opd, cin = q_s[k], cmp[k]
@@ -615,27 +620,32 @@ class AnalogMacro(ConfiguredComponent):
             ]
             q_next = Signal(signed(qb + 1), name=f"q_next{k}")
             m.d.comb += q_next.eq(Mux(sat, bound, tot))
-            step_or_not = Mux(positive[k], ~step, step)
-            with m.Switch(phase):
-                with m.Case(Phase.PRECHARGE):
-                    m.d.sync += [q_s[k].eq(0), qc[k].eq(off[k] - 1), cmp[k].eq(0)]
-                with m.Case(Phase.SAMPLE):
-                    with m.If(ana.nrn_in == NeuronInput.SL):
-                        m.d.sync += q_s[k].eq(Mux(side_bl, drive_value(ins[sl]), val[sl]))
-                    with m.Elif(ana.nrn_in == NeuronInput.BL):
-                        m.d.sync += q_s[k].eq(Mux(side_bl, val[k], drive_value(ins[k])))
-                with m.Case(Phase.INTEGRATE):
-                    m.d.sync += [qc[k].eq(q_next), q_s[k].eq(0), cmp[k].eq(0)]
-                with m.Case(Phase.INJECT):
-                    m.d.sync += [qc[k].eq(q_next), q_s[k].eq(Mux(lfsr[k], inj, ~inj)),
-                                 cmp[k].eq(~lfsr[k])]
-                with m.Case(Phase.DECREMENT):
-                    with m.If(dec_en[k]):
-                        m.d.sync += qc[k].eq(q_next)  # never saturated: see lim_hi, lim_lo
-                    # the next DECREMENT would repeat the code: reload for the latched cmp
-                    m.d.sync += q_s[k].eq(Mux(cmp[k], ~step, step))
-                with m.Case(Phase.COMPARE_SIGN, Phase.COMPARE):
-                    m.d.sync += [cmp[k].eq(positive[k]), q_s[k].eq(step_or_not)]
+            # the word's phase from the group's flags (one-hot registers of the engine's):
+            # the sample register's next value as an OR of the flagged terms, with no phase
+            # decode or priority chain in front of its load
+            f = flags[k // NEURON_GROUP]
+            pre, smp_sl, smp_bl, integ, injf, dec, cmpf = (f[x] for x in NeuronFlag)
+            sample = Mux(smp_sl, Mux(side_bl, drive_value(ins[sl]), val[sl]),
+                         Mux(side_bl, val[k], drive_value(ins[k])))
+            with m.If(pre | smp_sl | smp_bl | integ | injf | dec | cmpf):
+                m.d.sync += q_s[k].eq(
+                    Mux(smp_sl | smp_bl, sample, 0)
+                    | Mux(injf, Mux(lfsr[k], inj, ~inj), 0)
+                    # DECREMENT: the next DECREMENT would repeat the code: reload for the
+                    # latched cmp; COMPARE_SIGN / COMPARE: for this comparison
+                    | Mux(dec, Mux(cmp[k], ~step, step), 0)
+                    | Mux(cmpf, Mux(positive[k], ~step, step), 0))
+            with m.If(pre):
+                m.d.sync += qc[k].eq(off[k] - 1)
+            with m.Elif(integ | injf | (dec & dec_en[k])):
+                # DECREMENT is never saturated: see lim_hi, lim_lo
+                m.d.sync += qc[k].eq(q_next)
+            with m.If(pre | integ):
+                m.d.sync += cmp[k].eq(0)
+            with m.Elif(injf):
+                m.d.sync += cmp[k].eq(~lfsr[k])
+            with m.Elif(cmpf):
+                m.d.sync += cmp[k].eq(positive[k])
         # cmp is the comparator's output in every clock, a register's sign bit: in a
         # COMPARE_SIGN / COMPARE clock that clock's comparison (the engine samples it at
         # the edge that ends it and ignores cmp in every other clock); the latched bits
@@ -685,6 +695,19 @@ class AnalogMacro(ConfiguredComponent):
         depth = rpu_slots(cfg)
         m.submodules.rpu_slots = smem = Memory(shape=rows + cols + 1, depth=depth, init=[])
         sw = smem.write_port()
+        # the slot memory is read at ``rp`` in every clock, and its read data go to a
+        # register with no logic behind the block RAM (``slot_next``), which FETCH takes: a
+        # block RAM's read data are slow out of their clock edge (5.8 ns on an ECP5), so
+        # they must not meet the lanes' operand mux or the row shift register. The word
+        # FETCH needs is the one read two clocks earlier: ``rp`` does not change in the two
+        # clocks before a FETCH (FETCH follows IDLE; ``rp`` steps in FETCH, or returns to
+        # 0 in an IDLE clock with nothing queued, which is then not followed by a FETCH),
+        # and a slot pushed into an empty queue is written two clocks before its FETCH at
+        # the earliest, into the address being read: a registered bypass (``byp``,
+        # ``byp_word``) stands for the memory in that case. (A transparent read port is
+        # emitted as a registered address and an asynchronous read, and synthesis then
+        # merges ``slot_next`` into the block RAM as its output register: the read data
+        # would again come straight out of the block RAM.)
         sr = smem.read_port()
         wp = Signal(range(depth + 1))
         rp = Signal(range(depth + 1))
@@ -698,7 +721,13 @@ class AnalogMacro(ConfiguredComponent):
                      slot_in.eq(Cat(self.row_pulse, self.col_pulse, self.rpu_up))]
         m.d.comb += push.eq(slot_valid & slot_in[:rows].any()
                             & slot_in[rows:rows + cols].any())
-        m.d.comb += [sw.en.eq(push), sw.addr.eq(wp), sw.data.eq(slot_in)]
+        m.d.comb += [sw.en.eq(push), sw.addr.eq(wp), sw.data.eq(slot_in),
+                     sr.en.eq(1), sr.addr.eq(rp)]
+        slot_next = Signal(rows + cols + 1)  # the slot word at ``rp``, two clocks late
+        byp = Signal()  # the previous clock wrote the address it read
+        byp_word = Signal(rows + cols + 1)  # the word written in the previous clock
+        m.d.sync += [byp.eq(push & (wp == rp)), byp_word.eq(slot_in),
+                     slot_next.eq(Mux(byp, byp_word, sr.data))]
         # the slot being applied, registered from the read port in FETCH (no slot memory
         # output in front of the array's write enables): its rows as a shift register whose
         # bit 0 is the row being written, its columns and its sign
@@ -733,20 +762,18 @@ class AnalogMacro(ConfiguredComponent):
         rp_new, rp_step, wp_new = Signal.like(rp), Signal.like(rp), Signal.like(wp)
         queued, rest = Signal(), Signal()
         m.d.comb += [rp_step.eq(rp), rp_new.eq(rp_step), wp_new.eq(wp)]
-        m.d.comb += sr.en.eq(0)  # a read port's enable resets to 1: hold the word by default
         with m.FSM(name="rpu_queue") as fsm:
             with m.State("IDLE"):
                 with m.If(queued):
-                    m.d.comb += [sr.en.eq(1), sr.addr.eq(rp)]
                     m.next = "FETCH"
                 with m.Else():
                     m.d.comb += idle_empty.eq(1)
-            with m.State("FETCH"):  # the slot word is out: register it, read array row 0
+            with m.State("FETCH"):  # take the slot word (``slot_next``), read array row 0
                 m.d.comb += [rd.en.eq(1), rd.addr.eq(0), rp_step.eq(rp + 1)]
-                m.d.sync += [row.eq(0), slot_rows.eq(sr.data[:rows]),
-                             slot_cols_q.eq(sr.data[rows:rows + cols]),
-                             slot_up.eq(sr.data[-1]),
-                             slot_opd.eq(Mux(sr.data[-1], opd_up, opd_down))]
+                m.d.sync += [row.eq(0), slot_rows.eq(slot_next[:rows]),
+                             slot_cols_q.eq(slot_next[rows:rows + cols]),
+                             slot_up.eq(slot_next[-1]),
+                             slot_opd.eq(Mux(slot_next[-1], opd_up, opd_down))]
                 m.next = "ROW"
             with m.State("ROW"):  # array row ``row`` is out: write it back, read the next
                 m.d.comb += [we.eq(1), rd.en.eq(~last), rd.addr.eq(row + 1)]

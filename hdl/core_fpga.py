@@ -50,9 +50,13 @@ from .prog_drivers import SEL_LATENCY
 __all__ = ["NeurramCoreFpga"]
 
 G_BITS = 16
+SEL_CLOCKS = 1
+"""The cell index (row and column) is a register of the encoded selection flags: the array's
+address sees a selection change this many clocks later."""
 # a PROGRAM's pulse starts SEL_LATENCY + 1 clocks after its selection's last change at the
-# earliest, so the read it sees (G_READ_CLOCKS clocks earlier) is of that selection
-assert G_READ_CLOCKS <= SEL_LATENCY + 1
+# earliest, so the read it sees (SEL_CLOCKS + G_READ_CLOCKS clocks after the change) is of
+# that selection
+assert SEL_CLOCKS + G_READ_CLOCKS <= SEL_LATENCY + 1
 
 
 def _encode(m: Module, onehot, width: int, name: str) -> Signal:
@@ -123,8 +127,12 @@ class NeurramCoreFpga(ConfiguredComponent):
         # array's write data). Saturating each step equals saturating the sum, because a
         # pulse only adds (SET) or only subtracts (RESET). Saturation comes from the carry /
         # borrow bit. The read path (selection -> read port) stays as it was.
-        row = _encode(m, core.prog_sel_bl, cfg.rows, "prog_row")
-        col = _encode(m, core.prog_sel_sl, cfg.cols, "prog_col")
+        # the selected cell's index, registered (`SEL_CLOCKS`): the encoders' OR trees end
+        # at flip-flops, not at the array's read and write addresses and write enables
+        row = Signal(range(max(cfg.rows, 2)), name="prog_row_q")
+        col = Signal(range(max(cfg.cols, 2)), name="prog_col_q")
+        m.d.sync += [row.eq(_encode(m, core.prog_sel_bl, cfg.rows, "prog_row")),
+                     col.eq(_encode(m, core.prog_sel_sl, cfg.cols, "prog_col"))]
         base = Signal(G_BITS)  # the code before this clock's step
         op_set = Signal()  # the pulse is a SET (else a RESET)
         # the clamp's operand (`lane_operand`), registered with ``op_set`` in the pulse's

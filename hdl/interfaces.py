@@ -32,7 +32,7 @@ from .commands import Op
 __all__ = [
     "Phase", "Drive", "NeuronInput", "MvmModeSignature", "AnalogSignature", "HostSignature",
     "lines", "mux_tree", "corelet_sl_line", "ConfiguredComponent", "LINE_GROUP_BITS",
-    "group_copy", "flat_ports",
+    "group_copy", "flat_ports", "NEURON_GROUP", "NeuronFlag", "neuron_groups", "neuron_flags",
     "flat_view",
     "ADDR_BITS",
     "LINE_ADDR_BITS", "OP_BITS", "ARG_BITS",
@@ -88,6 +88,55 @@ would otherwise reach every line: the register file's read groups, write enables
 write data, the translators' threshold copies, the engine's bit select, phase flag and
 readout mode copies. nextpnr does not replicate a high-fanout driver, so the HDL does
 (docs/fpga.md)."""
+
+
+NEURON_GROUP = 4
+"""Neurons per copy of the analog side's neuron phase flags (``nrn_flags``). Each flag
+loads every bit of a neuron's sample register (32-39 bits) and integrator, so a copy per
+16 neurons (`LINE_GROUP_BITS`, sized for lines with a bit or two each) would still drive
+500-600 loads; a copy per 4 neurons drives about as many as a line group's copy, and
+small (16 neurons) gets four instead of one (docs/fpga.md, branch wt-nrn)."""
+
+
+class NeuronFlag(enum.IntEnum):
+    """Bit of one group's neuron phase flags (``nrn_flags``): the executed word's phase,
+    decoded for what the neurons do in it (SAMPLE split by ``nrn_in``; COMPARE is
+    COMPARE_SIGN or COMPARE). At most one is set; an IDLE, WL_PULSE or READOUT word sets
+    none."""
+
+    PRECHARGE = 0
+    SAMPLE_SL = 1
+    SAMPLE_BL = 2
+    INTEGRATE = 3
+    INJECT = 4
+    DECREMENT = 5
+    COMPARE = 6
+
+
+_FLAG_OF = {
+    Phase.PRECHARGE: NeuronFlag.PRECHARGE, Phase.INTEGRATE: NeuronFlag.INTEGRATE,
+    Phase.INJECT: NeuronFlag.INJECT, Phase.DECREMENT: NeuronFlag.DECREMENT,
+    Phase.COMPARE_SIGN: NeuronFlag.COMPARE, Phase.COMPARE: NeuronFlag.COMPARE,
+}
+
+
+def neuron_groups(rows: int) -> int:
+    """Groups of `NEURON_GROUP` neurons (the last one may be smaller)."""
+    return -(-rows // NEURON_GROUP)
+
+
+def neuron_flags(phase: int, nrn_in: int, rows: int) -> int:
+    """The ``nrn_flags`` bus of a word with ``phase`` and ``nrn_in`` (codes), every group
+    the same: what a testbench that plays the engine drives beside ``phase``."""
+    phase, nrn_in = Phase(phase), NeuronInput(nrn_in)
+    if phase is Phase.SAMPLE:
+        flag = {NeuronInput.SL: NeuronFlag.SAMPLE_SL,
+                NeuronInput.BL: NeuronFlag.SAMPLE_BL}.get(nrn_in)
+    else:
+        flag = _FLAG_OF.get(phase)
+    if flag is None:
+        return 0
+    return sum(1 << (len(NeuronFlag) * g + flag) for g in range(neuron_groups(rows)))
 
 
 def group_copy(m, name: str, value, load, own=0, *, reset_less: bool = False) -> Signal:
@@ -204,6 +253,9 @@ class AnalogSignature(wiring.Signature):
             "out_bl": Out(1),
             "dac_code": Out(4),
             "dec_en": Out(rows),
+            # per group of NEURON_GROUP neurons, the word's phase decoded for the neurons
+            # (`NeuronFlag`): registers of their own, near the neurons they load
+            "nrn_flags": Out(len(NeuronFlag) * neuron_groups(rows)),
             "cmp": In(rows),
             "hold": In(1),
         })

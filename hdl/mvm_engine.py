@@ -74,9 +74,11 @@ from cimflow.modes import Activation, AdcMode, Direction
 
 from .interfaces import (
     LINE_GROUP_BITS,
+    NEURON_GROUP,
     AnalogSignature,
     ConfiguredComponent,
     MvmModeSignature,
+    NeuronFlag,
     NeuronInput,
     Phase,
     corelet_sl_line,
@@ -343,11 +345,14 @@ class MvmEngine(ConfiguredComponent):
             ``nxt`` is ``now`` after the next edge: the sequencer's phase (``ph_next``,
             ``ph``) for the drivers of the next word, the word's (``word_ph_next``,
             ``ex``) for the neurons. The copy loads at every edge that enters or leaves
-            ``phase``; ``gate`` is a mode decode (constant during an MVM), so the flag
-            is the decode of this clock without a decoder in front of the lines.
+            ``phase`` (a phase or a tuple of phases); ``gate`` is a mode decode (constant
+            during an MVM), so the flag is the decode of this clock without a decoder in
+            front of the lines.
             """
-            return group_copy(m, name, (nxt == phase) & gate, (nxt == phase) | (now == phase),
-                              own, reset_less=True)
+            phases = phase if isinstance(phase, tuple) else (phase,)
+            at_nxt = Cat(*(nxt == p for p in phases)).any()
+            at_now = Cat(*(now == p for p in phases)).any()
+            return group_copy(m, name, at_nxt & gate, at_nxt | at_now, own, reset_less=True)
 
         # ---------------------------------------------------------------- line drivers
         # ``in_len > r`` per line, registered in two stages: per group of _GROUP lines the
@@ -487,6 +492,31 @@ class MvmEngine(ConfiguredComponent):
                 for n in group:
                     m.d.sync += mag[n].eq(Cat(cmp[n], mag[n][:km - 1]))
         m.d.comb += ana.dec_en.eq(Cat(active[n] | ~counting for n in range(n_nrn)))
+
+        # the analog side's neuron phase flags (``nrn_flags``): the executed word's phase
+        # decoded for the neurons, one copy per NEURON_GROUP neurons, so that neither the
+        # word's phase register nor a decoder sits in front of the macro's sample and
+        # integrator loads. A copy's own condition is its group's last neuron being
+        # active (not the first: the copies above use neuron 16 g's, and copies with the
+        # same data and enable would be merged)
+        flag_phases = {
+            NeuronFlag.PRECHARGE: (Phase.PRECHARGE, 1),
+            NeuronFlag.SAMPLE_SL: (Phase.SAMPLE, ~bwd),
+            NeuronFlag.SAMPLE_BL: (Phase.SAMPLE, bwd),
+            NeuronFlag.INTEGRATE: (Phase.INTEGRATE, 1),
+            NeuronFlag.INJECT: (Phase.INJECT, 1),
+            NeuronFlag.DECREMENT: (Phase.DECREMENT, 1),
+            NeuronFlag.COMPARE: ((Phase.COMPARE_SIGN, Phase.COMPARE), 1),
+        }
+        nrn_flags = []
+        for first in range(0, n_nrn, NEURON_GROUP):
+            g = first // NEURON_GROUP
+            own = active[min(first + NEURON_GROUP, n_nrn) - 1]
+            for flag in NeuronFlag:
+                phase, gate = flag_phases[flag]
+                nrn_flags.append(phase_flag(f"ana_{flag.name.lower()}{g}", phase, gate, own,
+                                            word_ph_next, ex))
+        m.d.comb += ana.nrn_flags.eq(Cat(*nrn_flags))
 
         # readout codes: binary magnitudes inverted for sign 0; ReLU zeroes sign-0 magnitudes.
         # What the codes take from the mode (the inversion mask, ReLU, the bank order) is

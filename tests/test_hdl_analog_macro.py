@@ -38,6 +38,7 @@ from cimflow.hdl.analog_macro import (
     saturating_lanes,
     wl_pulse_cycles,
 )
+from cimflow.hdl.interfaces import neuron_flags
 from cimflow.modes import AdcMode
 
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
@@ -229,14 +230,19 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0, settings=None, inputs
             ctx.set(dut.dbg_nrn, k)
             assert ctx.get(dut.dbg_charge) == core.bank.q_integ[k], (k, st)
 
+    def set_phase(ctx, phase, nrn_in=0):
+        """The word's phase and, as the engine sends beside it, its neuron flags."""
+        ctx.set(pin.phase, phase)
+        ctx.set(pin.nrn_flags, neuron_flags(phase, nrn_in, n))
+
     async def idle_words(ctx, count):
-        ctx.set(pin.phase, 0)
+        set_phase(ctx, 0)
         for _ in range(count):
             await ctx.tick()
 
     async def apply(ctx, c, digital, noise, core, keep_word):
         assert not ctx.get(pin.hold)
-        ctx.set(pin.phase, int(c.phase))
+        set_phase(ctx, int(c.phase), int(c.nrn_in))
         ctx.set(pin.drv_bl, bus(c.drv_bl, 2))
         ctx.set(pin.drv_sl, bus(c.drv_sl, 2))
         ctx.set(pin.wl_en, bus(c.wl_en, 1))
@@ -256,7 +262,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0, settings=None, inputs
         if c.phase in (Phase.COMPARE_SIGN, Phase.COMPARE):
             assert (cmp_now == core.bank.cmp).all(), (c.phase, cmp_now, core.bank.cmp)
         if not keep_word:  # the engine sends IDLE words while held
-            ctx.set(pin.phase, 0)
+            set_phase(ctx, 0)
             ctx.set(pin.drv_bl, 0)
             ctx.set(pin.drv_sl, 0)
             ctx.set(pin.wl_en, 0)
@@ -266,7 +272,7 @@ def check_mvms(name, seed, n_cases, n_mvms, offset_bits=0, settings=None, inputs
             await ctx.tick()
             held += 1
         assert held == (wl_pulse_cycles(cfg) - 1 if c.phase is Phase.WL_PULSE else 0)
-        ctx.set(pin.phase, 0)
+        set_phase(ctx, 0)
         if c.phase is Phase.INJECT and rng.random() < 0.5:
             # a stall (the clock gate) between an INJECT and the next word: IDLE words
             # must keep the pending pulse, with the LFSR bits changing (not read)

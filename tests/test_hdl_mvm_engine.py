@@ -21,13 +21,30 @@ from cimflow.golden.cycle import WORD_DELAY, Control, NrnIn, Phase, cycle_count
 from cimflow.golden.lfsr import LfsrChains
 from cimflow.golden.mvm import mvm
 from cimflow.golden.neuron import Activation
-from cimflow.hdl.interfaces import flat_ports
+from cimflow.hdl.interfaces import NEURON_GROUP, NeuronFlag, flat_ports
 from cimflow.hdl.mvm_engine import MvmEngine
 from cimflow.modes import AdcMode
 from cimflow.verif.harness import Lockstep
 from cimflow.verif.mvm_scenario import mode_registers, pack, random_case, unpack
 
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
+
+_NEURON_FLAG = {Phase.PRECHARGE: NeuronFlag.PRECHARGE, Phase.INTEGRATE: NeuronFlag.INTEGRATE,
+                Phase.INJECT: NeuronFlag.INJECT, Phase.DECREMENT: NeuronFlag.DECREMENT,
+                Phase.COMPARE_SIGN: NeuronFlag.COMPARE, Phase.COMPARE: NeuronFlag.COMPARE}
+
+
+def want_flags(word: Control, rows: int) -> int:
+    """The ``nrn_flags`` of a golden word: one flag per group of NEURON_GROUP neurons, the
+    same in every group (SAMPLE's by the sensed side)."""
+    if word.phase is Phase.SAMPLE:
+        flag = NeuronFlag.SAMPLE_BL if word.nrn_in is NrnIn.BL else NeuronFlag.SAMPLE_SL
+    elif word.phase in _NEURON_FLAG:
+        flag = _NEURON_FLAG[word.phase]
+    else:
+        return 0
+    groups = -(-rows // NEURON_GROUP)
+    return sum(1 << (len(NeuronFlag) * g + flag) for g in range(groups))
 
 SEEDS = (5, 9)
 
@@ -96,6 +113,7 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0, gate="ho
                 if was_stalled:  # a stall makes the next clock's word IDLE
                     assert ph == 0 and not drv_bl.any() and not drv_sl.any() and not wl.any()
                     assert ctx.get(p.nrn_in) == 0 and not ctx.get(p.lfsr_en)
+                    assert ctx.get(p.nrn_flags) == 0
                     assert not ctx.get(p.wb_en)
                     ctx.set(p.cmp, int(rng.integers(0, 1 << rows)))  # must be ignored
                     stats["held"] += 1
@@ -108,6 +126,7 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0, gate="ho
                 assert got.phase is exp.phase, where  # before the engine-only checks
                 assert ctx.get(p.lfsr_en) == (exp.phase is Phase.INJECT), where
                 assert ctx.get(p.wb_en) == (exp.phase is Phase.READOUT), where
+                assert ctx.get(p.nrn_flags) == want_flags(exp, rows), where
                 if exp.phase is Phase.DECREMENT:
                     dec = unpack(ctx.get(p.dec_en), rows, 1).astype(bool)
                     if st.adc_mode is AdcMode.COUNTING:
