@@ -223,6 +223,17 @@ def _den_bits(config: CoreConfig, g_bits: int) -> int:
     return g_bits + (config.rows - 1).bit_length()
 
 
+PULSE_GROUP_BITS = 2
+"""Lines per copy of the pulse's line control (``2**PULSE_GROUP_BITS`` = 4): each group has
+its own copy of the pulse's counter and state and registered load flags for its lines'
+accumulators, values and driver codes (`AnalogMacro._line_control`). A line holds about 75
+flip-flops under those flags (two accumulators, its value, ``dz``, ``ins``), against one to
+a few bits per line behind a ``LINE_GROUP_BITS`` copy elsewhere, so a group of 4 lines gives
+a flag about as many loads (300) as a 16-line copy of a 16-bit register file word. Until
+then one FSM decode drove every line's clock enables, a net across the die (docs/fpga.md,
+branch wt-lines)."""
+
+
 def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) -> dict:
     """Estimate: block RAM bits and flip-flops of an `AnalogMacro`."""
     n, d = config.rows, _den_bits(config, g_bits)
@@ -245,29 +256,22 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     # RPU queue: input and read registers of one slot word, push, two pointers, row
     # counter, fsm
     rpu = 2 * slot_word + 1 + 2 * slots.bit_length() + max(n - 1, 1).bit_length() + 2
-    # the forward read register (one row and three flags) and the programming read's
-    # group registers, their read flag and the column of both stages
+    # the forward read register (one row) and the programming read's group registers,
+    # their read flag and the column of both stages
     cols = config.cols
-    reads = cols * g_bits + 3 + (-(-cols // read_group(cols))) * g_bits + 1 \
+    reads = cols * g_bits + (-(-cols // read_group(cols))) * g_bits + 1 \
         + 2 * max(cols - 1, 1).bit_length()
+    # per line group (`PULSE_GROUP_BITS`): the pulse's counter, three states, the side,
+    # seven load flags and the three forward term flags
+    groups = -(-n // (1 << PULSE_GROUP_BITS))
+    control = groups * (max(n + stream_stages(n), LINE_BITS).bit_length() + 14)
     return {
         "memory_bits": config.rows * config.cols * g_bits,
         "memory_shape": (config.rows, config.cols * g_bits),
         "rpu_slot_bits": slots * slot_word,
         "rpu_slot_shape": (slots, slot_word),
-        "flops": n * per_line + n * per_neuron + ctrl + tree + rpu + reads,
+        "flops": n * per_line + n * per_neuron + ctrl + tree + rpu + reads + control,
     }
-
-
-PULSE_GROUP_BITS = 2
-"""Lines per copy of the pulse's line control (``2**PULSE_GROUP_BITS`` = 4): each group has
-its own copy of the pulse's counter and state and registered load flags for its lines'
-accumulators, values and driver codes (`AnalogMacro._line_control`). A line holds about 75
-flip-flops under those flags (two accumulators, its value, ``dz``, ``ins``), against one to
-a few bits per line behind a ``LINE_GROUP_BITS`` copy elsewhere, so a group of 4 lines gives
-a flag about as many loads (300) as a 16-line copy of a 16-bit register file word. Until
-then one FSM decode drove every line's clock enables, a net across the die (docs/fpga.md,
-branch wt-lines)."""
 
 
 BIAS_STAGES = 2
