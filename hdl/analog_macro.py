@@ -672,7 +672,7 @@ class AnalogMacro(ConfiguredComponent):
             m.d.sync += side.eq(~bl_any)
         # the next clock's STREAM count is 0 after ``start``, else cnt + 1: is it in the
         # backward shift window [stages, rows + stages)?
-        win = C(1, 1) if stages == 0 else (cnt >= stages - 1)
+        win = C(1, 1) if stages <= 1 else (cnt >= stages - 1)
         if extra > stages:
             win = win & (cnt < n + stages - 1)
         win_next = Mux(start, stages == 0, win)
