@@ -76,7 +76,8 @@ clock.
   ``[0, 2 Den]``, so the dividend is non-negative and no sign correction is needed.
 
 If both sides are driven (the golden model rejects it)
-the BL side wins; if neither is, every line settles to 0.
+the BL side wins (the driver code a neuron samples is its line's BL code where that BL is
+driven, else its SL code); if neither is, every line settles to 0.
 
 RPU update (the ``rpu_*`` ports, the stochastic-translator bank's pulses): a deterministic
 constant-step cell. Every pulse slot (``rpu_valid``) moves each cell whose row and column
@@ -447,8 +448,9 @@ class AnalogMacro(ConfiguredComponent):
                     m.d.comb += [rd.en.eq(1), rd.addr.eq(0), pulse_hold.eq(1)]
                     m.d.sync += [side_bl.eq(~bl_any), r_wl.eq(ana.wl_en), cnt.eq(0)]
                     for k in range(n):
-                        code = Mux(bl_any, drv_bl[k], drv_sl[k])
-                        on = bl_any & ana.wl_en[k]  # forward rows only
+                        # forward rows only: a driven BL (no ``bl_any``: with the BLs
+                        # floating every flag is 0 anyway)
+                        on, code = ana.wl_en[k], drv_bl[k]
                         m.d.sync += [r_two[k].eq(on & (code == Drive.HIGH)),
                                      r_one[k].eq(on & (code == Drive.REF)),
                                      r_act[k].eq(on & (code != Drive.OFF))]
@@ -491,8 +493,10 @@ class AnalogMacro(ConfiguredComponent):
         for first in range(0, n, size):
             lc = self._line_control(m, first // size, phase, bl_any, (r_two, r_one, r_act))
             for k in range(first, min(first + size, n)):
+                # the line's driven code: its BL's if driven, else its SL's (one side
+                # is driven in every pulse; no ``bl_any`` net to every line)
                 self._line(m, k, lc, (acc_p, acc_d, val, dz, ins), g_fwd, (sum_p, sum_d),
-                           Mux(bl_any, drv_bl[k], drv_sl[k]))
+                           Mux(drv_bl[k] != Drive.OFF, drv_bl[k], drv_sl[k]))
 
         m.d.sync += hold_q.eq(pulse_hold | rpu_hold)
         m.d.comb += ana.hold.eq((pulse_fsm.ongoing("IDLE") & (phase == Phase.WL_PULSE))
