@@ -60,8 +60,9 @@ words; the next word (SAMPLE) then sees the settled lines. Every other phase tak
 clock.
 
 * clock 0: latch the driver codes of the driven side, ``wl_en`` and per-row forward flags
-  (shift registers), clear the line accumulators, read row 0;
-* clocks 1..rows + S: one array row per clock. Forward (BLs driven): every SL j accumulates
+  (shift registers), read row 0;
+* clocks 1..rows + S: one array row per clock (clock 1 clears the forward accumulators:
+  no row is added in it). Forward (BLs driven): every SL j accumulates
   ``P_j += (s_i + 1) G_ij`` and ``Den_j += G_ij`` for a conducting row i, from a register
   of the row's read data (row i in clock i + 2: the block RAM's output drives a register
   beside it, not the 64 lines' adders across the die; the last S - 1 clocks add nothing).
@@ -74,6 +75,14 @@ clock.
   value registers as remainder and quotient):
   ``floor(2**24 N / Den) = floor(2**24 P / Den) - 2**24`` with ``P = N + Den`` in
   ``[0, 2 Den]``, so the dividend is non-negative and no sign correction is needed.
+
+Line control. The lines' registers do not decode the pulse's state: each group of
+``2**PULSE_GROUP_BITS`` lines has its own copy of the pulse's counter and state, and
+registered flags, set one clock ahead, for every load of its lines (clear, add, shift,
+INIT, division step, last step, PRECHARGE clear), so each load is a flip-flop's output with
+local fan-out. PRECHARGE clears the values and driver codes in the clock after its word
+(the WL_PULSE word, which reloads the driver codes, wins): every program follows PRECHARGE
+with WL_PULSE, whose division writes every value before a SAMPLE reads it.
 
 If both sides are driven (the golden model rejects it)
 the BL side wins (the driver code a neuron samples is its line's BL code where that BL is
