@@ -427,7 +427,7 @@ class AnalogMacro(ConfiguredComponent):
         g_fwd = [Signal(gb, name=f"g_fwd{k}") for k in range(n)]
         m.d.sync += [r.eq(x) for r, x in zip(g_fwd, g, strict=True)]
 
-        m.d.comb += [rd.en.eq(self.g_re), rd.addr.eq(self.g_row)]
+        m.d.comb += rd.addr.eq(self.g_row)
         # ``hold`` is the WL_PULSE word's decode in the idle pulse, or a register:
         # ``hold_q`` is loaded with the hold of the next clock (``pulse_hold`` for the
         # states of the pulse below, ``rpu_hold`` for the RPU queue), so the engine's stall
@@ -439,6 +439,11 @@ class AnalogMacro(ConfiguredComponent):
         # (overrides the read port in its states; the core issues no MVM or PROGRAM while
         # an update runs, and the queue holds ``hold`` until it has written every slot)
         apply_we, apply_row, apply_data, apply_en, rpu_hold = self._rpu_queue(m, g, rd)
+        # the array's read port reads in every clock (after the queue's enables, which this
+        # overrides): no reader needs its data held. The programming read registers them
+        # only in the clock after a ``g_re``, the stream and the queue use each row in the
+        # clock after its read. So no word decode or state reaches a read enable
+        m.d.comb += rd.en.eq(1)
         m.d.comb += [
             wr.addr.eq(Mux(apply_we, apply_row, self.g_row)),
             wr.data.eq(apply_data),  # the programming code outside the queue's writes
@@ -454,7 +459,7 @@ class AnalogMacro(ConfiguredComponent):
         with m.FSM(name="pulse") as pulse_fsm:
             with m.State("IDLE"):
                 with m.If(phase == Phase.WL_PULSE):
-                    m.d.comb += [rd.en.eq(1), rd.addr.eq(0), pulse_hold.eq(1)]
+                    m.d.comb += [rd.addr.eq(0), pulse_hold.eq(1)]
                     m.d.sync += [side_bl.eq(~bl_any), r_wl.eq(ana.wl_en), cnt.eq(0)]
                     for k in range(n):
                         # forward rows only: a driven BL (no ``bl_any``: with the BLs
@@ -467,7 +472,7 @@ class AnalogMacro(ConfiguredComponent):
             with m.State("STREAM"):
                 # rows + extra clocks: the backward tree's last sum leaves the pipeline,
                 # the forward read register's last row is added
-                m.d.comb += [pulse_hold.eq(1), rd.en.eq(1), rd.addr.eq(cnt + 1)]
+                m.d.comb += [pulse_hold.eq(1), rd.addr.eq(cnt + 1)]
                 m.d.sync += [cnt.eq(cnt + 1), r_wl.eq(r_wl >> 1), r_two.eq(r_two >> 1),
                              r_one.eq(r_one >> 1), r_act.eq(r_act >> 1)]
                 with m.If(cnt == n + extra - 1):
