@@ -60,8 +60,9 @@ words; the next word (SAMPLE) then sees the settled lines. Every other phase tak
 clock.
 
 * clock 0: latch the driver codes of the driven side, ``wl_en`` and per-row forward flags
-  (shift registers), clear the line accumulators, read row 0;
-* clocks 1..rows + S: one array row per clock. Forward (BLs driven): every SL j accumulates
+  (shift registers), read row 0;
+* clocks 1..rows + S: one array row per clock (clock 1 clears the forward accumulators:
+  no row is added in it). Forward (BLs driven): every SL j accumulates
   ``P_j += (s_i + 1) G_ij`` and ``Den_j += G_ij`` for a conducting row i, from a register
   of the row's read data (row i in clock i + 2: the block RAM's output drives a register
   beside it, not the 64 lines' adders across the die; the last S - 1 clocks add nothing).
@@ -75,8 +76,17 @@ clock.
   ``floor(2**24 N / Den) = floor(2**24 P / Den) - 2**24`` with ``P = N + Den`` in
   ``[0, 2 Den]``, so the dividend is non-negative and no sign correction is needed.
 
+Line control. The lines' registers do not decode the pulse's state: each group of
+``2**PULSE_GROUP_BITS`` lines has its own copy of the pulse's counter and state, and
+registered flags, set one clock ahead, for every load of its lines (clear, add, shift,
+INIT, division step, last step, PRECHARGE clear), so each load is a flip-flop's output with
+local fan-out. PRECHARGE clears the values and driver codes in the clock after its word
+(the WL_PULSE word, which reloads the driver codes, wins): every program follows PRECHARGE
+with WL_PULSE, whose division writes every value before a SAMPLE reads it.
+
 If both sides are driven (the golden model rejects it)
-the BL side wins; if neither is, every line settles to 0.
+the BL side wins (the driver code a neuron samples is its line's BL code where that BL is
+driven, else its SL code); if neither is, every line settles to 0.
 
 RPU update (the ``rpu_*`` ports, the stochastic-translator bank's pulses): a deterministic
 constant-step cell. Every pulse slot (``rpu_valid``) moves each cell whose row and column
@@ -94,6 +104,8 @@ before ``done``, so no command sees a half-updated array. A queue holds one upda
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -108,6 +120,7 @@ from .interfaces import (
     NeuronFlag,
     Phase,
     corelet_sl_line,
+    group_copy,
     lines,
     neuron_groups,
 )
@@ -115,7 +128,7 @@ from .interfaces import (
 __all__ = ["AnalogMacro", "BIAS_STAGES", "CHARGE_FRAC_BITS", "LINE_BITS", "wl_pulse_cycles",
            "tree_stages", "stream_stages", "clip_bits", "charge_bits", "no_clip",
            "macro_resources", "rpu_slots", "lane_operand", "saturating_lanes", "G_READ_CLOCKS",
-           "read_group"]
+           "read_group", "PULSE_GROUP_BITS"]
 
 CHARGE_FRAC_BITS = 24
 """One charge unit is C_s V_read / 2**24 (golden ``neuron.CHARGE_FRAC_BITS``)."""
@@ -222,6 +235,17 @@ def _den_bits(config: CoreConfig, g_bits: int) -> int:
     return g_bits + (config.rows - 1).bit_length()
 
 
+PULSE_GROUP_BITS = 2
+"""Lines per copy of the pulse's line control (``2**PULSE_GROUP_BITS`` = 4): each group has
+its own copy of the pulse's counter and state and registered load flags for its lines'
+accumulators, values and driver codes (`AnalogMacro._line_control`). A line holds about 75
+flip-flops under those flags (two accumulators, its value, ``dz``, ``ins``), against one to
+a few bits per line behind a ``LINE_GROUP_BITS`` copy elsewhere, so a group of 4 lines gives
+a flag about as many loads (300) as a 16-line copy of a 16-bit register file word. Until
+then one FSM decode drove every line's clock enables, a net across the die (docs/fpga.md,
+branch wt-lines)."""
+
+
 def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) -> dict:
     """Estimate: block RAM bits and flip-flops of an `AnalogMacro`."""
     n, d = config.rows, _den_bits(config, g_bits)
@@ -244,17 +268,21 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     # RPU queue: input, prefetch (`slot_next`), bypass and applied registers of one slot
     # word, push, bypass flag, two pointers, row counter, fsm
     rpu = 4 * slot_word + 2 + 2 * slots.bit_length() + max(n - 1, 1).bit_length() + 2
-    # the forward read register (one row and three flags) and the programming read's
-    # group registers, their read flag and the column of both stages
+    # the forward read register (one row) and the programming read's group registers,
+    # their read flag and the column of both stages
     cols = config.cols
-    reads = cols * g_bits + 3 + (-(-cols // read_group(cols))) * g_bits + 1 \
+    reads = cols * g_bits + (-(-cols // read_group(cols))) * g_bits + 1 \
         + 2 * max(cols - 1, 1).bit_length()
+    # per line group (`PULSE_GROUP_BITS`): the pulse's counter, three states, the side,
+    # seven load flags and the three forward term flags
+    groups = -(-n // (1 << PULSE_GROUP_BITS))
+    control = groups * (max(n + stream_stages(n), LINE_BITS).bit_length() + 14)
     return {
         "memory_bits": config.rows * config.cols * g_bits,
         "memory_shape": (config.rows, config.cols * g_bits),
         "rpu_slot_bits": slots * slot_word,
         "rpu_slot_shape": (slots, slot_word),
-        "flops": n * per_line + n * per_neuron + ctrl + tree + rpu + reads,
+        "flops": n * per_line + n * per_neuron + ctrl + tree + rpu + reads + control,
     }
 
 
@@ -382,11 +410,14 @@ class AnalogMacro(ConfiguredComponent):
         # ---------------------------------------------------------------- line state
         db = _den_bits(cfg, gb)
         ab = db + 1  # P = N + Den <= 2 Den; the division remainder (shifted) as well
-        acc_p = [Signal(ab, name=f"acc_p{k}") for k in range(n)]
-        acc_d = [Signal(db, name=f"acc_d{k}") for k in range(n)]
-        val = [Signal(signed(LINE_BITS), name=f"val{k}") for k in range(n)]
-        dz = [Signal(name=f"dz{k}") for k in range(n)]
-        ins = [Signal(Drive, name=f"ins{k}") for k in range(n)]  # driver code of the input side
+        # the line registers are reset-less: every pulse clears or loads them before they
+        # are read (the forward clear, the backward shift of every line, INIT, DIV)
+        acc_p = [Signal(ab, name=f"acc_p{k}", reset_less=True) for k in range(n)]
+        acc_d = [Signal(db, name=f"acc_d{k}", reset_less=True) for k in range(n)]
+        val = [Signal(signed(LINE_BITS), name=f"val{k}", reset_less=True) for k in range(n)]
+        dz = [Signal(name=f"dz{k}", reset_less=True) for k in range(n)]
+        # driver code of the input side
+        ins = [Signal(Drive, name=f"ins{k}", reset_less=True) for k in range(n)]
         side_bl = Signal()  # 1: outputs on the BLs (backward), 0: outputs on the SLs
         stages = tree_stages(n)  # the backward tree's pipeline
         extra = stream_stages(n)  # the stream's clocks after its last row
@@ -395,14 +426,12 @@ class AnalogMacro(ConfiguredComponent):
         # WL on, and forward conducting with s + 1 = 2 / 1 / any
         r_wl, r_two, r_one, r_act = (Signal(n, name=f"row_{x}") for x in
                                      ("wl", "two", "one", "act"))
-        # the forward read register: the previous clock's row and its flags (clear in the
-        # stream's first clock, so the register's old contents add nothing)
+        # the forward read register: the previous clock's row (its flags are the line
+        # groups' copies, `_line_control`)
         g_fwd = [Signal(gb, name=f"g_fwd{k}") for k in range(n)]
-        f_two, f_one, f_act = Signal(), Signal(), Signal()
         m.d.sync += [r.eq(x) for r, x in zip(g_fwd, g, strict=True)]
 
-        last_div = Signal()
-        m.d.comb += [rd.en.eq(self.g_re), rd.addr.eq(self.g_row)]
+        m.d.comb += rd.addr.eq(self.g_row)
         # ``hold`` is the WL_PULSE word's decode in the idle pulse, or a register:
         # ``hold_q`` is loaded with the hold of the next clock (``pulse_hold`` for the
         # states of the pulse below, ``rpu_hold`` for the RPU queue), so the engine's stall
@@ -414,6 +443,11 @@ class AnalogMacro(ConfiguredComponent):
         # (overrides the read port in its states; the core issues no MVM or PROGRAM while
         # an update runs, and the queue holds ``hold`` until it has written every slot)
         apply_we, apply_row, apply_data, apply_en, rpu_hold = self._rpu_queue(m, g, rd)
+        # the array's read port reads in every clock (after the queue's enables, which this
+        # overrides): no reader needs its data held. The programming read registers them
+        # only in the clock after a ``g_re``, the stream and the queue use each row in the
+        # clock after its read. So no word decode or state reaches a read enable
+        m.d.comb += rd.en.eq(1)
         m.d.comb += [
             wr.addr.eq(Mux(apply_we, apply_row, self.g_row)),
             wr.data.eq(apply_data),  # the programming code outside the queue's writes
@@ -421,94 +455,67 @@ class AnalogMacro(ConfiguredComponent):
                          Cat(*(self.g_we & (self.g_col == k) for k in range(n))))),
         ]
 
+        # The pulse's sequencer: the array's read address, the row flags and ``hold``. The
+        # line registers take their loads from the line groups' own copies of its state
+        # (`_line_control`), not from this FSM.
+        bl_any = Signal()  # the WL_PULSE word drives a BL: forward
+        m.d.comb += bl_any.eq(ana.drv_bl != 0)
         with m.FSM(name="pulse") as pulse_fsm:
             with m.State("IDLE"):
                 with m.If(phase == Phase.WL_PULSE):
-                    m.d.comb += [rd.en.eq(1), rd.addr.eq(0), pulse_hold.eq(1)]
-                    bl_any = ana.drv_bl != 0
-                    m.d.sync += [side_bl.eq(~bl_any), r_wl.eq(ana.wl_en), cnt.eq(0),
-                                 f_two.eq(0), f_one.eq(0), f_act.eq(0)]
+                    m.d.comb += [rd.addr.eq(0), pulse_hold.eq(1)]
+                    m.d.sync += [side_bl.eq(~bl_any), r_wl.eq(ana.wl_en), cnt.eq(0)]
                     for k in range(n):
-                        code = Mux(bl_any, drv_bl[k], drv_sl[k])
-                        on = bl_any & ana.wl_en[k]  # forward rows only
-                        m.d.sync += [ins[k].eq(code), acc_p[k].eq(0), acc_d[k].eq(0),
-                                     r_two[k].eq(on & (code == Drive.HIGH)),
+                        # forward rows only: a driven BL (no ``bl_any``: with the BLs
+                        # floating every flag is 0 anyway)
+                        on, code = ana.wl_en[k], drv_bl[k]
+                        m.d.sync += [r_two[k].eq(on & (code == Drive.HIGH)),
                                      r_one[k].eq(on & (code == Drive.REF)),
                                      r_act[k].eq(on & (code != Drive.OFF))]
                     m.next = "STREAM"
             with m.State("STREAM"):
                 # rows + extra clocks: the backward tree's last sum leaves the pipeline,
                 # the forward read register's last row is added
-                m.d.comb += [pulse_hold.eq(1), rd.en.eq(1), rd.addr.eq(cnt + 1)]
+                m.d.comb += [pulse_hold.eq(1), rd.addr.eq(cnt + 1)]
                 m.d.sync += [cnt.eq(cnt + 1), r_wl.eq(r_wl >> 1), r_two.eq(r_two >> 1),
-                             r_one.eq(r_one >> 1), r_act.eq(r_act >> 1),
-                             f_two.eq(r_two[0]), f_one.eq(r_one[0]), f_act.eq(r_act[0])]
+                             r_one.eq(r_one >> 1), r_act.eq(r_act >> 1)]
                 with m.If(cnt == n + extra - 1):
                     m.next = "INIT"
-                with m.If(side_bl):
-                    # backward: row cnt's cells summed over the driven SLs; the sum of row
-                    # cnt - stages leaves the tree and shifts into the accumulator chain
-                    tp = [Mux(ins[k] == Drive.HIGH, g[k] << 1,
-                              Mux(ins[k] == Drive.REF, g[k], 0)) for k in range(n)]
-                    td = [Mux(ins[k] != Drive.OFF, g[k], 0) for k in range(n)]
-                    wl_d = r_wl[0]
-                    for i in range(stages):  # the row's WL bit beside its partial sums
-                        nxt = Signal(name=f"tree_wl{i}")
-                        m.d.sync += nxt.eq(wl_d)
-                        wl_d = nxt
-                    sum_p, sum_d = Signal(ab), Signal(db)
-                    m.d.comb += [sum_p.eq(Mux(wl_d, _tree(m, tp, "tree_p"), 0)),
-                                 sum_d.eq(Mux(wl_d, _tree(m, td, "tree_d"), 0))]
-                    # (no constant compare; the bound only where the stream is longer)
-                    window = cnt >= stages if stages else C(1, 1)
-                    if extra > stages:
-                        window = window & (cnt < n + stages)
-                    with m.If(window):
-                        for k in range(n):
-                            nxt_p = acc_p[k + 1] if k + 1 < n else sum_p
-                            nxt_d = acc_d[k + 1] if k + 1 < n else sum_d
-                            m.d.sync += [acc_p[k].eq(nxt_p), acc_d[k].eq(nxt_d)]
-                with m.Else():
-                    # forward: row cnt - 1 (the read register) conducts into every SL
-                    # accumulator (none before the first row or after the last: the
-                    # flags are clear, or have shifted out)
-                    for k in range(n):
-                        m.d.sync += [
-                            acc_p[k].eq(acc_p[k] + Mux(f_two, g_fwd[k] << 1,
-                                                       Mux(f_one, g_fwd[k], 0))),
-                            acc_d[k].eq(acc_d[k] + Mux(f_act, g_fwd[k], 0)),
-                        ]
             with m.State("INIT"):
                 m.d.comb += pulse_hold.eq(1)  # DIV's first step holds
                 m.d.sync += cnt.eq(0)
-                for k in range(n):
-                    # dividend P * 2**24 = {P >> 2, P[1:0] << 24}
-                    m.d.sync += [acc_p[k].eq(acc_p[k] >> 2),
-                                 val[k].eq(Cat(C(0, CHARGE_FRAC_BITS), acc_p[k][:2])),
-                                 dz[k].eq(acc_d[k] == 0)]
                 m.next = "DIV"
             with m.State("DIV"):
                 # hold asks for an IDLE word in the next clock: none after the last step
-                m.d.comb += [last_div.eq(cnt == LINE_BITS - 1),
-                             pulse_hold.eq(cnt < LINE_BITS - 2)]
+                m.d.comb += pulse_hold.eq(cnt < LINE_BITS - 2)
                 m.d.sync += cnt.eq(cnt + 1)
-                with m.If(last_div):
+                with m.If(cnt == LINE_BITS - 1):
                     m.next = "IDLE"
-                for k in range(n):
-                    sh = Cat(val[k][-1], acc_p[k][:ab - 1])
-                    diff = Signal(signed(ab + 1), name=f"diff{k}")
-                    q_next = Signal(LINE_BITS, name=f"q_next{k}")
-                    ge = ~diff[-1]
-                    m.d.comb += [diff.eq(sh - acc_d[k]), q_next.eq(Cat(ge, val[k][:-1]))]
-                    m.d.sync += acc_p[k].eq(Mux(ge, diff[:ab], sh))
-                    with m.If(last_div):
-                        m.d.sync += val[k].eq(
-                            Mux(dz[k], 0, q_next - (1 << CHARGE_FRAC_BITS)))
-                    with m.Else():
-                        m.d.sync += val[k].eq(q_next)
 
-        with m.If(phase == Phase.PRECHARGE):
-            m.d.sync += [v.eq(0) for v in val] + [s.eq(Drive.OFF) for s in ins]
+        # backward: row r's cells summed over the driven SLs by an adder tree that runs in
+        # every clock (its registers need no enable: in STREAM clock c >= stages the tree's
+        # output is row c - stages, read in the stream), with the row's WL bit beside it
+        tp = [Mux(ins[k] == Drive.HIGH, g[k] << 1, Mux(ins[k] == Drive.REF, g[k], 0))
+              for k in range(n)]
+        td = [Mux(ins[k] != Drive.OFF, g[k], 0) for k in range(n)]
+        wl_d = r_wl[0]
+        for i in range(stages):
+            nxt = Signal(name=f"tree_wl{i}")
+            m.d.sync += nxt.eq(wl_d)
+            wl_d = nxt
+        sum_p, sum_d = Signal(ab), Signal(db)
+        m.d.comb += [sum_p.eq(Mux(wl_d, _tree(m, tp, "tree_p"), 0)),
+                     sum_d.eq(Mux(wl_d, _tree(m, td, "tree_d"), 0))]
+
+        size = 1 << PULSE_GROUP_BITS
+        for first in range(0, n, size):
+            lc = self._line_control(m, first // size, phase, bl_any, (r_two, r_one, r_act))
+            for k in range(first, min(first + size, n)):
+                # the line's driven code: its BL's if driven, else its SL's (one side
+                # is driven in every pulse; no ``bl_any`` net to every line)
+                self._line(m, k, lc, (acc_p, acc_d, val, dz, ins), g_fwd, (sum_p, sum_d),
+                           Mux(drv_bl[k] != Drive.OFF, drv_bl[k], drv_sl[k]))
+
         m.d.sync += hold_q.eq(pulse_hold | rpu_hold)
         m.d.comb += ana.hold.eq((pulse_fsm.ongoing("IDLE") & (phase == Phase.WL_PULSE))
                                 | hold_q)
@@ -657,6 +664,110 @@ class AnalogMacro(ConfiguredComponent):
             self.dbg_charge.eq(Array(qc[k] - off[k] + 1 for k in range(n))[self.dbg_nrn]),
         ]
         return m
+
+    def _line_control(self, m, j, phase, bl_any, row_flags):
+        """Line group ``j``'s own copy of the pulse's state, and the loads of its line
+        registers, each a register set one clock ahead (see `PULSE_GROUP_BITS`).
+
+        The group's counter and state follow the pulse FSM of `elaborate` clock for clock
+        (both start at the WL_PULSE word in IDLE), so every flag is computed from the
+        group's own registers: the copies have their own D logic, not one shared net, and
+        synthesis cannot merge them (no two copies have the same inputs). Only the word's
+        phase and ``bl_any`` (the side, at the WL_PULSE word) come from outside the group.
+        The forward term flags are copies of the row flags' bit 0 (`group_copy`, loaded in
+        the group's STREAM clocks).
+        """
+        n = self._config.rows
+        stages, extra = tree_stages(n), stream_stages(n)
+        span = n + extra  # STREAM clocks
+        cnt = Signal(range(max(span, LINE_BITS) + 1), name=f"lc{j}_cnt")
+        stream, init, div = (Signal(name=f"lc{j}_{x}") for x in ("stream", "init", "div"))
+        side = Signal(name=f"lc{j}_side")
+        idle = ~(stream | init | div)
+        start, pre_word = Signal(name=f"lc{j}_start"), Signal(name=f"lc{j}_pre_word")
+        m.d.comb += [start.eq(idle & (phase == Phase.WL_PULSE)),
+                     pre_word.eq(idle & (phase == Phase.PRECHARGE))]
+        stream_end, div_end = cnt == span - 1, cnt == LINE_BITS - 1
+        stream_next = start | (stream & ~stream_end)
+        init_next = stream & stream_end
+        div_next = init | (div & ~div_end)
+        with m.If(start | init):
+            m.d.sync += cnt.eq(0)
+        with m.Elif(stream | div):
+            m.d.sync += cnt.eq(cnt + 1)
+        m.d.sync += [stream.eq(stream_next), init.eq(init_next), div.eq(div_next)]
+        with m.If(start):
+            m.d.sync += side.eq(~bl_any)
+        # the next clock's STREAM count is 0 after ``start``, else cnt + 1: is it in the
+        # backward shift window [stages, rows + stages)?
+        win = C(1, 1) if stages <= 1 else (cnt >= stages - 1)
+        if extra > stages:
+            win = win & (cnt < n + stages - 1)
+        win_next = Mux(start, stages == 0, win)
+        # the side in the next clock; after ``start`` the forward clear (``clr``) overrides
+        # every other load, so the side register is soon enough, except where the backward
+        # window opens at once (no tree register: rows <= 2)
+        side_next = Mux(start, ~bl_any, side) if stages == 0 else side
+        shift = stream_next & (~side_next | win_next)  # STREAM: add (forward) or shift
+        flags = {
+            # the stream's first clock: forward accumulators cleared (the term is 0)
+            "clr": start & bl_any if stages == 0 else start,
+            "ce_p": shift | init_next | div_next,
+            "ce_d": shift,
+            "post": init_next | div_next,  # INIT or DIV: acc_p's select, val's load
+            "sel0": div_next | (stream_next & side_next),  # DIV, or the backward shift
+            "last": div & (cnt == LINE_BITS - 2),  # the last DIV step: val = quotient - 2**24
+            "pre": pre_word,  # the clock after a PRECHARGE word: clear val, ins
+        }
+        out = {}
+        for name, value in flags.items():
+            reg = Signal(name=f"lc{j}_{name}")
+            m.d.sync += reg.eq(value)
+            out[name] = reg
+        for name, flag in zip(("f_two", "f_one", "f_act"), row_flags, strict=True):
+            out[name] = group_copy(m, f"lc{j}_{name}", flag[0], 0, stream, reset_less=True)
+        return SimpleNamespace(start=start, side=side, init=init, **out)
+
+    @staticmethod
+    def _line(m, k, lc, regs, g_fwd, tail, code):
+        """Line ``k``'s registers, loaded by its group's flags ``lc`` (`_line_control`):
+        no state decode or count compare in front of them. ``regs`` = (acc_p, acc_d, val,
+        dz, ins) of every line; ``tail`` = the backward tree's (P, Den) sums, shifted into
+        the last line; ``code`` = the line's driver code at the WL_PULSE word."""
+        acc_p, acc_d, val, dz, ins = regs
+        n, ab = len(acc_p), len(acc_p[k])
+        nxt_p, nxt_d = (acc_p[k + 1], acc_d[k + 1]) if k + 1 < n else tail
+        # forward: the read register's row conducts into the SL (flags 0 outside its rows)
+        add_p = acc_p[k] + Mux(lc.f_two, g_fwd[k] << 1, Mux(lc.f_one, g_fwd[k], 0))
+        add_d = acc_d[k] + Mux(lc.f_act, g_fwd[k], 0)
+        # one restoring-division step: remainder in acc_p, quotient shifting into val
+        sh = Cat(val[k][-1], acc_p[k][:ab - 1])
+        diff = Signal(signed(ab + 1), name=f"diff{k}")
+        q_next = Signal(LINE_BITS, name=f"q_next{k}")
+        ge = ~diff[-1]
+        m.d.comb += [diff.eq(sh - acc_d[k]), q_next.eq(Cat(ge, val[k][:-1]))]
+        with m.If(lc.clr):
+            m.d.sync += [acc_p[k].eq(0), acc_d[k].eq(0)]
+        with m.Else():
+            with m.If(lc.ce_p):
+                # INIT: dividend P * 2**24 = {P >> 2, P[1:0] << 24} (val takes P[1:0])
+                m.d.sync += acc_p[k].eq(Mux(lc.post,
+                                            Mux(lc.sel0, Mux(ge, diff[:ab], sh), acc_p[k] >> 2),
+                                            Mux(lc.sel0, nxt_p, add_p)))
+            with m.If(lc.ce_d):
+                m.d.sync += acc_d[k].eq(Mux(lc.side, nxt_d, add_d))
+        with m.If(lc.pre):
+            m.d.sync += val[k].eq(0)
+        with m.Elif(lc.post):
+            last = Mux(dz[k], 0, q_next - (1 << CHARGE_FRAC_BITS))
+            m.d.sync += val[k].eq(Mux(lc.init, Cat(C(0, CHARGE_FRAC_BITS), acc_p[k][:2]),
+                                      Mux(lc.last, last, q_next)))
+        with m.If(lc.init):
+            m.d.sync += dz[k].eq(acc_d[k] == 0)
+        with m.If(lc.start):
+            m.d.sync += ins[k].eq(code)
+        with m.Elif(lc.pre):
+            m.d.sync += ins[k].eq(Drive.OFF)
 
     def _read_back(self, m, g):
         """The programming read ``g_rdata``: a ``read_group`` : 1 multiplexer per group of

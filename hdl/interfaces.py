@@ -148,6 +148,9 @@ def group_copy(m, name: str, value, load, own=0, *, reset_less: bool = False) ->
     value; ``own`` is a condition of the group's own lines, which gives each copy its own
     clock enable so that synthesis keeps the copies apart (flip-flops with the same data
     and enable are merged). Loading the right value more often changes nothing.
+    The copies still share ``value``'s net: where that net's length matters (a decode
+    across the die), the group computes ``value`` from its own copies of the state it
+    decodes, as the analog macro's line groups do (``AnalogMacro._line_control``).
     ``reset_less`` leaves the copy out of its domain's reset (a ``ResetInserter`` around
     the block), for copies whose value the reset does not need to set.
     """
