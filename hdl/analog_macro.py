@@ -231,9 +231,15 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     # sample / operand (also +/-inject), integrator (+ offset - 1), cmp, offset
     # (saturation: no register)
     per_neuron = max(cb + 1, LINE_BITS) + (cb + 3) + 1 + offset_bits
-    # row flags, side, ..., and the neurons' two shared saturation bounds (`lim_hi`,
-    # `lim_lo`: integrator width, cb + 3 bits each)
-    ctrl = 4 * n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4 + 2 * (cb + 3)
+    # row flags, side, ...
+    ctrl = 4 * n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4
+    # the bias codes' first stages (d_units, inject_units, clip - 1 and -clip - 1) and,
+    # per neuron group, their second stages: the saturation bounds (`lim_hi`, `lim_lo`:
+    # integrator width, cb + 3 bits each), the DECREMENT step (sample width) and the
+    # injection code (cb + 1)
+    sw = max(cb + 1, LINE_BITS)
+    bias = (cb - 1) + (cb + 1) + 2 * (cb + 3) \
+        + neuron_groups(n) * (2 * (cb + 3) + sw + cb + 1)
     # the backward tree's pipeline registers (P and Den terms, one WL bit per stage)
     count, level, tree = n, 0, tree_stages(n)
     while count > 1:
@@ -255,7 +261,7 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
         "memory_shape": (config.rows, config.cols * g_bits),
         "rpu_slot_bits": slots * slot_word,
         "rpu_slot_shape": (slots, slot_word),
-        "flops": n * per_line + n * per_neuron + ctrl + tree + rpu + reads,
+        "flops": n * per_line + n * per_neuron + ctrl + bias + tree + rpu + reads,
     }
 
 
