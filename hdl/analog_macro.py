@@ -44,13 +44,18 @@ of that clock (a register's sign bit): in a COMPARE_SIGN / COMPARE clock that cl
 comparison, which the engine samples at the edge that ends it (it ignores ``cmp`` in
 every other clock); the latched comparator bits (golden ``bank.cmp``) stay inside the
 macro, for DECREMENT. The DECREMENT step is ``d_units >> dac_code`` of the word two
-before it (the DAC settles for two clocks; IDLE words do not count): a register, loaded
-with every non-IDLE word's shift, which the COMPARE_SIGN / COMPARE word before a DECREMENT
-(a COMPARE_SIGN, COMPARE or DECREMENT word in every sequence of the golden
+before it (the DAC settles for two clocks; IDLE words do not count): a register per group
+of `NEURON_GROUP` neurons, loaded with the shift of every word that sets one of the group's
+neuron flags (``nrn_flags``: not IDLE, WL_PULSE or READOUT, none of which comes right
+before a COMPARE_SIGN, COMPARE or DECREMENT), which the COMPARE_SIGN / COMPARE word before
+a DECREMENT (a COMPARE_SIGN, COMPARE or DECREMENT word in every sequence of the golden
 ``mvm_program``, as the macro assumes) loads into the sample register. The bias inputs
 (``d_units``, ``inject_units``, ``clip_units``, ``rpu_step``) pass two registers
 (`BIAS_STAGES`), so they are seen two clocks after they change, and must be set two clocks
 before PRECHARGE (before an RPU update for ``rpu_step``) and stay constant through READOUT.
+The neurons' second stages are one copy per group of `NEURON_GROUP` neurons (``group_copy``:
+the step above, the injection code and the saturation bounds, loaded at the group's
+PRECHARGE flag), so an MVM uses the codes of two clocks before its PRECHARGE.
 
 WL_PULSE is the only multi-clock phase: ``rows + 28 + S`` clocks (`wl_pulse_cycles`; ``S =
 stream_stages(rows)`` = ``max(tree_stages(rows), 1)``: the backward adder tree's pipeline
