@@ -44,13 +44,18 @@ of that clock (a register's sign bit): in a COMPARE_SIGN / COMPARE clock that cl
 comparison, which the engine samples at the edge that ends it (it ignores ``cmp`` in
 every other clock); the latched comparator bits (golden ``bank.cmp``) stay inside the
 macro, for DECREMENT. The DECREMENT step is ``d_units >> dac_code`` of the word two
-before it (the DAC settles for two clocks; IDLE words do not count): a register, loaded
-with every non-IDLE word's shift, which the COMPARE_SIGN / COMPARE word before a DECREMENT
-(a COMPARE_SIGN, COMPARE or DECREMENT word in every sequence of the golden
+before it (the DAC settles for two clocks; IDLE words do not count): a register per group
+of `NEURON_GROUP` neurons, loaded with the shift of every word that sets one of the group's
+neuron flags (``nrn_flags``: not IDLE, WL_PULSE or READOUT, none of which comes right
+before a COMPARE_SIGN, COMPARE or DECREMENT), which the COMPARE_SIGN / COMPARE word before
+a DECREMENT (a COMPARE_SIGN, COMPARE or DECREMENT word in every sequence of the golden
 ``mvm_program``, as the macro assumes) loads into the sample register. The bias inputs
 (``d_units``, ``inject_units``, ``clip_units``, ``rpu_step``) pass two registers
 (`BIAS_STAGES`), so they are seen two clocks after they change, and must be set two clocks
 before PRECHARGE (before an RPU update for ``rpu_step``) and stay constant through READOUT.
+The neurons' second stages are one copy per group of `NEURON_GROUP` neurons (``group_copy``:
+the step above, the injection code and the saturation bounds, loaded at the group's
+PRECHARGE flag), so an MVM uses the codes of two clocks before its PRECHARGE.
 
 WL_PULSE is the only multi-clock phase: ``rows + 28 + S`` clocks (`wl_pulse_cycles`; ``S =
 stream_stages(rows)`` = ``max(tree_stages(rows), 1)``: the backward adder tree's pipeline
@@ -254,9 +259,15 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     # sample / operand (also +/-inject), integrator (+ offset - 1), cmp, offset
     # (saturation: no register)
     per_neuron = max(cb + 1, LINE_BITS) + (cb + 3) + 1 + offset_bits
-    # row flags, side, ..., and the neurons' two shared saturation bounds (`lim_hi`,
-    # `lim_lo`: integrator width, cb + 3 bits each)
-    ctrl = 4 * n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4 + 2 * (cb + 3)
+    # row flags, side, ...
+    ctrl = 4 * n + 1 + 2 * max(n, LINE_BITS).bit_length() + g_bits + 4
+    # the bias codes' first stages (d_units, inject_units, clip - 1 and -clip - 1) and,
+    # per neuron group, their second stages: the saturation bounds (`lim_hi`, `lim_lo`:
+    # integrator width, cb + 3 bits each), the DECREMENT step (sample width) and the
+    # injection code (cb + 1)
+    sw = max(cb + 1, LINE_BITS)
+    bias = (cb - 1) + (cb + 1) + 2 * (cb + 3) \
+        + neuron_groups(n) * (2 * (cb + 3) + sw + cb + 1)
     # the backward tree's pipeline registers (P and Den terms, one WL bit per stage)
     count, level, tree = n, 0, tree_stages(n)
     while count > 1:
@@ -282,7 +293,7 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
         "memory_shape": (config.rows, config.cols * g_bits),
         "rpu_slot_bits": slots * slot_word,
         "rpu_slot_shape": (slots, slot_word),
-        "flops": n * per_line + n * per_neuron + ctrl + tree + rpu + reads + control,
+        "flops": n * per_line + n * per_neuron + ctrl + bias + tree + rpu + reads + control,
     }
 
 
@@ -544,12 +555,12 @@ class AnalogMacro(ConfiguredComponent):
         # and clock, picked by the sign beside the adder (bound = clip - 1 + offset or -clip
         # - 1 + offset, the saturated qc), and one carry chain after the adder, tot + ~bound
         # + neg, whose sign says tot < bound (neg) or tot > bound (not neg); the saturated
-        # charge is the bound itself. The bounds are shared registers (`lim_hi`, `lim_lo`,
-        # below) loaded at PRECHARGE and moved beyond every charge by COMPARE_SIGN /
-        # COMPARE, so a DECREMENT takes the sum unsaturated, as the golden bank does, with
-        # no phase in the saturation logic. (Until wt-cfm two headroom registers per neuron,
-        # clip - q and clip + q, decided it in parallel with the adder: a quarter of the
-        # medium design's area.)
+        # charge is the bound itself. The bounds are registers, one copy per group of
+        # neurons (`lim_hi`, `lim_lo`, below), loaded at PRECHARGE and moved beyond every
+        # charge by COMPARE_SIGN / COMPARE, so a DECREMENT takes the sum unsaturated, as
+        # the golden bank does, with no phase in the saturation logic. (Until wt-cfm two
+        # headroom registers per neuron, clip - q and clip + q, decided it in parallel with
+        # the adder: a quarter of the medium design's area.)
         unit = 1 << CHARGE_FRAC_BITS
         qb = cb + 2  # integrator: |q| <= clip + 2 d < 2**(cb+1) (module docstring)
         # sample register (the adder's operand): a sample, +/-step - (0 or 1), or
@@ -559,21 +570,54 @@ class AnalogMacro(ConfiguredComponent):
         def drive_value(code):
             return Mux(code == Drive.HIGH, unit, Mux(code == Drive.LOW, -unit, 0))
 
-        # the bias codes change rarely: two registers each (`BIAS_STAGES`), seen two
-        # clocks late. The first stage is the only load of the input (a bare top's pin),
-        # so the pins do not pull the neurons, which the second stage feeds
+        # the bias codes change rarely: two registers each (`BIAS_STAGES`). The first stage
+        # is the only load of the input (a bare top's pin), so the pins do not pull the
+        # neurons. The second stage is one copy per group of `NEURON_GROUP` neurons
+        # (``group_copy``), loaded at the group's own phase flags, so no register's net
+        # reaches all neurons (nextpnr does not replicate drivers; docs/fpga.md, branch
+        # wt-nb): ``inj{g}`` at PRECHARGE; ``step{g}`` (below) for d_units; ``lim_hi{g}``
+        # and ``lim_lo{g}`` for clip_units. An MVM therefore uses the codes of two clocks
+        # before its PRECHARGE, which the contract (constant from then through READOUT)
+        # makes the same as the codes of every one of its clocks.
         d_in = _bias_stage(m, self.d_units, "d_in")
-        inj_in = _bias_stage(m, self.inject_units, "inj_in")
-        clip_in = _bias_stage(m, self.clip_units, "clip_in")
-        d_reg = Signal(cb - 1)
-        inj = Signal(signed(cb + 1))
-        m.d.sync += [d_reg.eq(d_in), inj.eq(inj_in)]
-        # the step of the previous non-IDLE word's DAC code, a register (the DAC settles
-        # for two clocks: docs/cycle_interface.md), so the word's dac_code and the shifter
-        # end at flip-flops instead of fanning out to every neuron's sample register
-        step = Signal(signed(sw))
-        with m.If(phase != Phase.IDLE):
-            m.d.sync += step.eq(d_reg >> ana.dac_code)
+        inj_in = Signal(signed(cb + 1), name="inj_in")  # inject_units, one bit wider
+        m.d.sync += inj_in.eq(self.inject_units)
+        # clip - 1 and -clip - 1, the bounds of q_integ + offset - 1 (see lim_hi, lim_lo)
+        clip_init = self.clip_units.init
+        clip_hi = Signal(signed(qb + 1), init=clip_init - 1, name="clip_hi_in")
+        clip_lo = Signal(signed(qb + 1), init=-clip_init - 1, name="clip_lo_in")
+        m.d.sync += [clip_hi.eq(self.clip_units - 1), clip_lo.eq(-self.clip_units - 1)]
+        # the DECREMENT step: d_units >> dac_code of the previous word with a neuron phase
+        # (the DAC settles for two clocks: docs/cycle_interface.md). One shifter on the
+        # first stage, and per group a register of it, loaded at every word that loads the
+        # group's sample registers, so the word's dac_code and the shifter end at
+        # flip-flops instead of fanning out to every neuron's sample register. (IDLE,
+        # WL_PULSE and READOUT words do not load it; the word before a COMPARE_SIGN,
+        # COMPARE or DECREMENT is always one of the others.) The copy cannot be a second
+        # register behind a shared one: a DECREMENT's code is on the word two before it,
+        # and the COMPARE before the DECREMENT loads the step, one clock after that word.
+        shift = Signal(signed(sw), name="step_shift")
+        m.d.comb += shift.eq(d_in >> ana.dac_code)
+        flags = lines(m, ana.nrn_flags, neuron_groups(n), len(NeuronFlag), "nrn_flags")
+        # the saturation bounds of q_integ + offset - 1, without the offset (registers):
+        # clip - 1 and -clip - 1 from PRECHARGE to the first COMPARE_SIGN / COMPARE, then
+        # (and from reset) beyond every charge, so DECREMENT and anything after a comparison
+        # take the adder's sum unsaturated, as the golden bank does, with no phase or flag
+        # in the saturation logic
+        hi_free, lo_free = (1 << qb) - 1, -(1 << qb)
+        inj, step, lim_hi, lim_lo, any_flag = [], [], [], [], []
+        for g in range(neuron_groups(n)):
+            f = flags[g]
+            pre, cmpf = f[NeuronFlag.PRECHARGE], f[NeuronFlag.COMPARE]
+            anyf = Signal(name=f"nrn_any{g}")  # the word loads the group's sample registers
+            m.d.comb += anyf.eq(f.any())
+            any_flag.append(anyf)
+            inj.append(group_copy(m, f"inj{g}", inj_in, pre))
+            step.append(group_copy(m, f"step{g}", shift, anyf))
+            lim_hi.append(group_copy(m, f"lim_hi{g}", Mux(pre, clip_hi, hi_free), pre | cmpf,
+                                     init=hi_free))
+            lim_lo.append(group_copy(m, f"lim_lo{g}", Mux(pre, clip_lo, lo_free), pre | cmpf,
+                                     init=lo_free))
         q_s = [Signal(signed(sw), name=f"q_sample{k}") for k in range(n)]
         # q_integ + offset - 1: |offset| <= 2**(cb-1), so qb + 1 signed bits
         qc = [Signal(signed(qb + 1), name=f"q_cmp{k}") for k in range(n)]
@@ -587,26 +631,14 @@ class AnalogMacro(ConfiguredComponent):
                     m.d.sync += off[k].eq(self.off_wdata)
         else:
             off = [C(0, signed(1))] * n
-        # the saturation bounds of q_integ + offset - 1, without the offset (register-fed):
-        # clip - 1 and -clip - 1 from PRECHARGE to the first COMPARE_SIGN / COMPARE, then
-        # (and from reset) beyond every charge, so DECREMENT and anything after a comparison
-        # take the adder's sum unsaturated, as the golden bank does, with no phase or flag
-        # in the saturation logic
-        lim_hi = Signal(signed(qb + 1), init=(1 << qb) - 1)
-        lim_lo = Signal(signed(qb + 1), init=-(1 << qb))
-        with m.Switch(phase):
-            with m.Case(Phase.PRECHARGE):
-                m.d.sync += [lim_hi.eq(clip_in - 1), lim_lo.eq(-clip_in - 1)]
-            with m.Case(Phase.COMPARE_SIGN, Phase.COMPARE):
-                m.d.sync += [lim_hi.eq((1 << qb) - 1), lim_lo.eq(-(1 << qb))]
         # The carry-in is the latched cmp in every clock: 0 in every INTEGRATE and in the
         # first INJECT (PRECHARGE and INTEGRATE clear it), ~lfsr after an INJECT, and the
         # comparison after COMPARE_SIGN / COMPARE, which is what a DECREMENT needs (-step =
         # ~step + 1); in every other phase the sum is unused. So no word strobe or phase
         # reaches the adder's inputs.
-        flags = lines(m, ana.nrn_flags, neuron_groups(n), len(NeuronFlag), "nrn_flags")
         for k in range(n):
             sl = corelet_sl_line(cfg.corelet, k)  # neuron k senses BL k and this SL
+            grp = k // NEURON_GROUP
             opd, cin = q_s[k], cmp[k]
             neg = Signal(name=f"opd_neg{k}")  # operand + cin <= 0 if set, >= 0 if not
             m.d.comb += neg.eq(q_s[k][-1])
@@ -621,7 +653,7 @@ class AnalogMacro(ConfiguredComponent):
             past = Signal(signed(qb + 3), name=f"sat_diff{k}")
             sat = Signal(name=f"sat{k}")
             m.d.comb += [
-                bound.eq(Mux(neg, lim_lo, lim_hi) + off[k]),
+                bound.eq(Mux(neg, lim_lo[grp], lim_hi[grp]) + off[k]),
                 past.eq((Cat(C(1, 1), tot).as_signed() + Cat(neg, ~bound).as_signed()) >> 1),
                 sat.eq(past[-1] == neg),
             ]
@@ -630,18 +662,18 @@ class AnalogMacro(ConfiguredComponent):
             # the word's phase from the group's flags (one-hot registers of the engine's):
             # the sample register's next value as an OR of the flagged terms, with no phase
             # decode or priority chain in front of its load
-            f = flags[k // NEURON_GROUP]
+            f = flags[grp]
             pre, smp_sl, smp_bl, integ, injf, dec, cmpf = (f[x] for x in NeuronFlag)
             sample = Mux(smp_sl, Mux(side_bl, drive_value(ins[sl]), val[sl]),
                          Mux(side_bl, val[k], drive_value(ins[k])))
-            with m.If(pre | smp_sl | smp_bl | integ | injf | dec | cmpf):
+            with m.If(any_flag[grp]):
                 m.d.sync += q_s[k].eq(
                     Mux(smp_sl | smp_bl, sample, 0)
-                    | Mux(injf, Mux(lfsr[k], inj, ~inj), 0)
+                    | Mux(injf, Mux(lfsr[k], inj[grp], ~inj[grp]), 0)
                     # DECREMENT: the next DECREMENT would repeat the code: reload for the
                     # latched cmp; COMPARE_SIGN / COMPARE: for this comparison
-                    | Mux(dec, Mux(cmp[k], ~step, step), 0)
-                    | Mux(cmpf, Mux(positive[k], ~step, step), 0))
+                    | Mux(dec, Mux(cmp[k], ~step[grp], step[grp]), 0)
+                    | Mux(cmpf, Mux(positive[k], ~step[grp], step[grp]), 0))
             with m.If(pre):
                 m.d.sync += qc[k].eq(off[k] - 1)
             with m.Elif(integ | injf | (dec & dec_en[k])):

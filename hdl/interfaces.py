@@ -139,22 +139,26 @@ def neuron_flags(phase: int, nrn_in: int, rows: int) -> int:
     return sum(1 << (len(NeuronFlag) * g + flag) for g in range(neuron_groups(rows)))
 
 
-def group_copy(m, name: str, value, load, own=0, *, reset_less: bool = False) -> Signal:
+def group_copy(m, name: str, value, load, own=0, *, init=0,
+               reset_less: bool = False) -> Signal:
     """A register that takes ``value`` at every edge where ``load`` or ``own`` is high.
 
-    The local copy, for one group of ``2**LINE_GROUP_BITS`` lines or neurons, of a signal
-    that would otherwise be one net from one driver to every line (nextpnr does not
-    replicate drivers). ``load`` must be high at every edge at which the readers need a new
-    value; ``own`` is a condition of the group's own lines, which gives each copy its own
-    clock enable so that synthesis keeps the copies apart (flip-flops with the same data
-    and enable are merged). Loading the right value more often changes nothing.
-    The copies still share ``value``'s net: where that net's length matters (a decode
-    across the die), the group computes ``value`` from its own copies of the state it
-    decodes, as the analog macro's line groups do (``AnalogMacro._line_control``).
-    ``reset_less`` leaves the copy out of its domain's reset (a ``ResetInserter`` around
-    the block), for copies whose value the reset does not need to set.
+    The local copy, for one group of lines or neurons (``2**LINE_GROUP_BITS`` lines,
+    `NEURON_GROUP` neurons), of a signal that would otherwise be one net from one driver
+    to every line (nextpnr does not replicate drivers). ``load`` must be high at every edge
+    at which the readers need a new value; ``own`` is a condition of the group's own lines,
+    which gives each copy its own clock enable so that synthesis keeps the copies apart
+    (flip-flops with the same data and enable are merged; a ``load`` that is itself a
+    per-group register, such as a neuron phase flag, does that alone). Loading the right
+    value more often changes nothing. The copies still share ``value``'s net: where that
+    net's length matters (a decode across the die), the group computes ``value`` from its
+    own copies of the state it decodes, as the analog macro's line groups do
+    (``AnalogMacro._line_control``). The copy has ``value``'s shape (signed stays signed)
+    and the reset value ``init``; ``reset_less`` leaves it out of its domain's reset (a
+    ``ResetInserter`` around the block), for copies whose value the reset does not need to
+    set.
     """
-    reg = Signal(len(Value.cast(value)), name=name, reset_less=reset_less)
+    reg = Signal(Value.cast(value).shape(), name=name, init=init, reset_less=reset_less)
     with m.If(load | own):
         m.d.sync += reg.eq(value)
     return reg

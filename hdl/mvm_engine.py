@@ -491,7 +491,18 @@ class MvmEngine(ConfiguredComponent):
             with m.Elif(flags[3]):
                 for n in group:
                     m.d.sync += mag[n].eq(Cat(cmp[n], mag[n][:km - 1]))
-        m.d.comb += ana.dec_en.eq(Cat(active[n] | ~counting for n in range(n_nrn)))
+        # a DECREMENT moves every neuron (binary) or the active ones (counting): the mode
+        # decode as one copy per NEURON_GROUP neurons (``group_copy``), loaded at the edge
+        # into PRECHARGE and while the group's last neuron is active (the mode is constant
+        # from ``start`` through READOUT), so no one net from ``counting`` reaches every
+        # neuron's integrator enable
+        pre_next = word_ph_next == Phase.PRECHARGE
+        count_copy = [group_copy(m, f"ana_counting{first // NEURON_GROUP}", counting,
+                                 pre_next, active[min(first + NEURON_GROUP, n_nrn) - 1],
+                                 reset_less=True)
+                      for first in range(0, n_nrn, NEURON_GROUP)]
+        m.d.comb += ana.dec_en.eq(Cat(active[n] | ~count_copy[n // NEURON_GROUP]
+                                      for n in range(n_nrn)))
 
         # the analog side's neuron phase flags (``nrn_flags``): the executed word's phase
         # decoded for the neurons, one copy per NEURON_GROUP neurons, so that neither the
