@@ -451,13 +451,13 @@ class AnalogMacro(ConfiguredComponent):
         hold_q = Signal()
 
         # ---------------------------------------------------------------- RPU queue
-        # (overrides the read port in its states; the core issues no MVM or PROGRAM while
+        # (sets the read address in its states; the core issues no MVM or PROGRAM while
         # an update runs, and the queue holds ``hold`` until it has written every slot)
         apply_we, apply_row, apply_data, apply_en, rpu_hold = self._rpu_queue(m, g, rd)
-        # the array's read port reads in every clock (after the queue's enables, which this
-        # overrides): no reader needs its data held. The programming read registers them
-        # only in the clock after a ``g_re``, the stream and the queue use each row in the
-        # clock after its read. So no word decode or state reaches a read enable
+        # the array's read port reads in every clock: no reader needs its data held. The
+        # programming read registers them only in the clock after a ``g_re``, the stream
+        # and the queue use each row in the clock after its read. So no word decode or
+        # state reaches a read enable
         m.d.comb += rd.en.eq(1)
         m.d.comb += [
             wr.addr.eq(Mux(apply_we, apply_row, self.g_row)),
@@ -912,14 +912,14 @@ class AnalogMacro(ConfiguredComponent):
                 with m.Else():
                     m.d.comb += idle_empty.eq(1)
             with m.State("FETCH"):  # take the slot word (``slot_next``), read array row 0
-                m.d.comb += [rd.en.eq(1), rd.addr.eq(0), rp_step.eq(rp + 1)]
+                m.d.comb += [rd.addr.eq(0), rp_step.eq(rp + 1)]
                 m.d.sync += [row.eq(0), slot_rows.eq(slot_next[:rows]),
                              slot_cols_q.eq(slot_next[rows:rows + cols]),
                              slot_up.eq(slot_next[-1]),
                              slot_opd.eq(Mux(slot_next[-1], opd_up, opd_down))]
                 m.next = "ROW"
             with m.State("ROW"):  # array row ``row`` is out: write it back, read the next
-                m.d.comb += [we.eq(1), rd.en.eq(~last), rd.addr.eq(row + 1)]
+                m.d.comb += [we.eq(1), rd.addr.eq(row + 1)]
                 m.d.sync += [row.eq(row + 1), slot_rows.eq(slot_rows >> 1)]
                 with m.If(last):
                     m.next = "IDLE"
