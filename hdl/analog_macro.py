@@ -264,10 +264,10 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     # the bias codes' first stages (d_units, inject_units, clip - 1 and -clip - 1) and,
     # per neuron group, their second stages: the saturation bounds (`lim_hi`, `lim_lo`:
     # integrator width, cb + 3 bits each), the DECREMENT step (sample width) and the
-    # injection code (cb + 1)
+    # injection code (cb + 1); and the group's copy of the side (`nrn_side`)
     sw = max(cb + 1, LINE_BITS)
     bias = (cb - 1) + (cb + 1) + 2 * (cb + 3) \
-        + neuron_groups(n) * (2 * (cb + 3) + sw + cb + 1)
+        + neuron_groups(n) * (2 * (cb + 3) + sw + cb + 1 + 1)
     # the backward tree's pipeline registers (P and Den terms, one WL bit per stage)
     count, level, tree = n, 0, tree_stages(n)
     while count > 1:
@@ -451,13 +451,13 @@ class AnalogMacro(ConfiguredComponent):
         hold_q = Signal()
 
         # ---------------------------------------------------------------- RPU queue
-        # (overrides the read port in its states; the core issues no MVM or PROGRAM while
+        # (sets the read address in its states; the core issues no MVM or PROGRAM while
         # an update runs, and the queue holds ``hold`` until it has written every slot)
         apply_we, apply_row, apply_data, apply_en, rpu_hold = self._rpu_queue(m, g, rd)
-        # the array's read port reads in every clock (after the queue's enables, which this
-        # overrides): no reader needs its data held. The programming read registers them
-        # only in the clock after a ``g_re``, the stream and the queue use each row in the
-        # clock after its read. So no word decode or state reaches a read enable
+        # the array's read port reads in every clock: no reader needs its data held. The
+        # programming read registers them only in the clock after a ``g_re``, the stream
+        # and the queue use each row in the clock after its read. So no word decode or
+        # state reaches a read enable
         m.d.comb += rd.en.eq(1)
         m.d.comb += [
             wr.addr.eq(Mux(apply_we, apply_row, self.g_row)),
@@ -605,6 +605,12 @@ class AnalogMacro(ConfiguredComponent):
         # take the adder's sum unsaturated, as the golden bank does, with no phase or flag
         # in the saturation logic
         hi_free, lo_free = (1 << qb) - 1, -(1 << qb)
+        # the pulse's side (``side_bl``) for the sample registers: one copy per group,
+        # loaded in every word that sets none of the group's flags, so no register's net
+        # reaches every neuron's sample mux. ``side_bl`` changes only at the edge after a
+        # WL_PULSE word, and the word after that is IDLE (the pulse holds), so every copy
+        # is current from that word's next edge, before any SAMPLE word
+        side = []
         inj, step, lim_hi, lim_lo, any_flag = [], [], [], [], []
         for g in range(neuron_groups(n)):
             f = flags[g]
@@ -612,6 +618,7 @@ class AnalogMacro(ConfiguredComponent):
             anyf = Signal(name=f"nrn_any{g}")  # the word loads the group's sample registers
             m.d.comb += anyf.eq(f.any())
             any_flag.append(anyf)
+            side.append(group_copy(m, f"nrn_side{g}", side_bl, ~anyf))
             inj.append(group_copy(m, f"inj{g}", inj_in, pre))
             step.append(group_copy(m, f"step{g}", shift, anyf))
             lim_hi.append(group_copy(m, f"lim_hi{g}", Mux(pre, clip_hi, hi_free), pre | cmpf,
@@ -664,8 +671,8 @@ class AnalogMacro(ConfiguredComponent):
             # decode or priority chain in front of its load
             f = flags[grp]
             pre, smp_sl, smp_bl, integ, injf, dec, cmpf = (f[x] for x in NeuronFlag)
-            sample = Mux(smp_sl, Mux(side_bl, drive_value(ins[sl]), val[sl]),
-                         Mux(side_bl, val[k], drive_value(ins[k])))
+            sample = Mux(smp_sl, Mux(side[grp], drive_value(ins[sl]), val[sl]),
+                         Mux(side[grp], val[k], drive_value(ins[k])))
             with m.If(any_flag[grp]):
                 m.d.sync += q_s[k].eq(
                     Mux(smp_sl | smp_bl, sample, 0)
@@ -912,14 +919,14 @@ class AnalogMacro(ConfiguredComponent):
                 with m.Else():
                     m.d.comb += idle_empty.eq(1)
             with m.State("FETCH"):  # take the slot word (``slot_next``), read array row 0
-                m.d.comb += [rd.en.eq(1), rd.addr.eq(0), rp_step.eq(rp + 1)]
+                m.d.comb += [rd.addr.eq(0), rp_step.eq(rp + 1)]
                 m.d.sync += [row.eq(0), slot_rows.eq(slot_next[:rows]),
                              slot_cols_q.eq(slot_next[rows:rows + cols]),
                              slot_up.eq(slot_next[-1]),
                              slot_opd.eq(Mux(slot_next[-1], opd_up, opd_down))]
                 m.next = "ROW"
             with m.State("ROW"):  # array row ``row`` is out: write it back, read the next
-                m.d.comb += [we.eq(1), rd.en.eq(~last), rd.addr.eq(row + 1)]
+                m.d.comb += [we.eq(1), rd.addr.eq(row + 1)]
                 m.d.sync += [row.eq(row + 1), slot_rows.eq(slot_rows >> 1)]
                 with m.If(last):
                     m.next = "IDLE"

@@ -504,30 +504,45 @@ class MvmEngine(ConfiguredComponent):
         m.d.comb += ana.dec_en.eq(Cat(active[n] | ~count_copy[n // NEURON_GROUP]
                                       for n in range(n_nrn)))
 
-        # the analog side's neuron phase flags (``nrn_flags``): the executed word's phase
-        # decoded for the neurons, one copy per NEURON_GROUP neurons, so that neither the
-        # word's phase register nor a decoder sits in front of the macro's sample and
-        # integrator loads. A copy's own condition is its group's last neuron being
-        # active (not the first: the copies above use neuron 16 g's, and copies with the
-        # same data and enable would be merged)
-        flag_phases = {
-            NeuronFlag.PRECHARGE: (Phase.PRECHARGE, 1),
-            NeuronFlag.SAMPLE_SL: (Phase.SAMPLE, ~bwd),
-            NeuronFlag.SAMPLE_BL: (Phase.SAMPLE, bwd),
-            NeuronFlag.INTEGRATE: (Phase.INTEGRATE, 1),
-            NeuronFlag.INJECT: (Phase.INJECT, 1),
-            NeuronFlag.DECREMENT: (Phase.DECREMENT, 1),
-            NeuronFlag.COMPARE: ((Phase.COMPARE_SIGN, Phase.COMPARE), 1),
-        }
-        nrn_flags = []
-        for first in range(0, n_nrn, NEURON_GROUP):
-            g = first // NEURON_GROUP
-            own = active[min(first + NEURON_GROUP, n_nrn) - 1]
-            for flag in NeuronFlag:
-                phase, gate = flag_phases[flag]
-                nrn_flags.append(phase_flag(f"ana_{flag.name.lower()}{g}", phase, gate, own,
-                                            word_ph_next, ex))
-        m.d.comb += ana.nrn_flags.eq(Cat(*nrn_flags))
+        def neuron_flags():
+            """The analog side's neuron phase flags (``nrn_flags``), one copy per group.
+
+            The executed word's phase decoded for the neurons, one register per flag and
+            NEURON_GROUP neurons, so that neither the word's phase register nor a decoder
+            sits in front of the macro's sample and integrator loads. Each copy has D logic
+            of its own, so that nextpnr can place it by its group's loads: a first stage
+            per group and flag (``phase_flag`` on the sequencer's ``ph_next``, ``ph``) is
+            this clock's sequencer phase decoded, and the flag takes it at the next edge
+            unless ``hold`` stalls the word (the word register's IDLE word then; no flag is
+            an IDLE one). So the flag is the decode of ``word_ph`` as before, in the same
+            clock, with no net of one register or LUT to all groups' loads. A first stage's
+            own condition is its group's last neuron being active (the digital neurons'
+            copies above use the first neuron; copies with the same data and enable would
+            be merged); the second stages differ in their first stages.
+            """
+            flag_phases = {
+                NeuronFlag.PRECHARGE: (Phase.PRECHARGE, 1),
+                NeuronFlag.SAMPLE_SL: (Phase.SAMPLE, ~bwd),
+                NeuronFlag.SAMPLE_BL: (Phase.SAMPLE, bwd),
+                NeuronFlag.INTEGRATE: (Phase.INTEGRATE, 1),
+                NeuronFlag.INJECT: (Phase.INJECT, 1),
+                NeuronFlag.DECREMENT: (Phase.DECREMENT, 1),
+                NeuronFlag.COMPARE: ((Phase.COMPARE_SIGN, Phase.COMPARE), 1),
+            }
+            flags = []
+            for first in range(0, n_nrn, NEURON_GROUP):
+                g = first // NEURON_GROUP
+                own = active[min(first + NEURON_GROUP, n_nrn) - 1]
+                for flag in NeuronFlag:
+                    phase, gate = flag_phases[flag]
+                    name = f"ana_{flag.name.lower()}{g}"
+                    seq = phase_flag(f"{name}_seq", phase, gate, own)
+                    reg = Signal(name=name, reset_less=True)
+                    m.d.sync += reg.eq(seq & ~hold)
+                    flags.append(reg)
+            return Cat(*flags)
+
+        m.d.comb += ana.nrn_flags.eq(neuron_flags())
 
         # readout codes: binary magnitudes inverted for sign 0; ReLU zeroes sign-0 magnitudes.
         # What the codes take from the mode (the inversion mask, ReLU, the bank order) is
