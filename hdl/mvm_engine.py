@@ -99,16 +99,21 @@ _GROUP = 1 << LINE_GROUP_BITS
 
 
 class MvmEngine(ConfiguredComponent):
-    """Sequencer + WL/BL/SL driver control + digital neurons of one core (see module doc)."""
+    """Sequencer + WL/BL/SL driver control + digital neurons of one core (see module doc).
 
-    def __init__(self, config: CoreConfig):
+    ``nrn_flags``: the control word also carries the neuron phase flags (``nrn_flags`` of
+    ``AnalogSignature``), one register per flag and group of `NEURON_GROUP` neurons, for
+    the behavioural macro's neurons; without it (the default) they are not built."""
+
+    def __init__(self, config: CoreConfig, *, nrn_flags: bool = False):
         cfg = self._take_config(config)
         w = cfg.line_bits
         super().__init__({
             # mode registers, neuron test, clock gate, start / done (from the controller)
             "mode": In(MvmModeSignature()),
-            # the control word out, cmp and hold back (to the array and neurons)
-            "analog": Out(AnalogSignature(cfg.rows, cfg.cols)),
+            # the control word out, cmp and hold back (to the array and neurons); with
+            # ``nrn_flags`` also the neuron phase flags, for the behavioural macro
+            "analog": Out(AnalogSignature(cfg.rows, cfg.cols, nrn_flags=nrn_flags)),
             # data
             "bl_values": In(cfg.rows * w),
             "sl_values": In(cfg.cols * w),
@@ -519,15 +524,16 @@ class MvmEngine(ConfiguredComponent):
             NeuronFlag.DECREMENT: (Phase.DECREMENT, 1),
             NeuronFlag.COMPARE: ((Phase.COMPARE_SIGN, Phase.COMPARE), 1),
         }
-        nrn_flags = []
-        for first in range(0, n_nrn, NEURON_GROUP):
-            g = first // NEURON_GROUP
-            own = active[min(first + NEURON_GROUP, n_nrn) - 1]
-            for flag in NeuronFlag:
-                phase, gate = flag_phases[flag]
-                nrn_flags.append(phase_flag(f"ana_{flag.name.lower()}{g}", phase, gate, own,
-                                            word_ph_next, ex))
-        m.d.comb += ana.nrn_flags.eq(Cat(*nrn_flags))
+        if "nrn_flags" in ana.signature.members:  # only where the macro reads them
+            nrn_flags = []
+            for first in range(0, n_nrn, NEURON_GROUP):
+                g = first // NEURON_GROUP
+                own = active[min(first + NEURON_GROUP, n_nrn) - 1]
+                for flag in NeuronFlag:
+                    phase, gate = flag_phases[flag]
+                    nrn_flags.append(phase_flag(f"ana_{flag.name.lower()}{g}", phase, gate,
+                                                own, word_ph_next, ex))
+            m.d.comb += ana.nrn_flags.eq(Cat(*nrn_flags))
 
         # readout codes: binary magnitudes inverted for sign 0; ReLU zeroes sign-0 magnitudes.
         # What the codes take from the mode (the inversion mask, ReLU, the bank order) is
