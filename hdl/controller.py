@@ -195,6 +195,14 @@ class Controller(ConfiguredComponent):
         unknown = Signal()
         bad_arg = Signal()
         m.d.sync += [unknown.eq(unknown_c), bad_arg.eq(bad_c)]
+        # the operations (the commands that start the state machine), decoded here with
+        # their argument check: ``runs[op]`` is "the registered command is ``op`` and its
+        # argument is good", so the start decisions and the state register's enable are a
+        # few gates of registers, not the opcode compares and the whole refusal chain (the
+        # opcode -> argument refusal -> state enable path limited core medium, docs/fpga.md)
+        runs = {o: Signal(name=f"runs_{o.name.lower()}")
+                for o in (Op.MVM, Op.RPU_UPDATE, Op.SEED_LOAD, Op.PROGRAM)}
+        m.d.sync += [r.eq((raw_op == o) & ~bad_c) for o, r in runs.items()]
         assert COMMAND_LATENCY == 1  # one register stage
 
         # stage 2: the state checks, on the registered command and the state of its decision
@@ -273,27 +281,10 @@ class Controller(ConfiguredComponent):
                     m.d.sync += [reg["out_k"].eq(arg[0:4]), reg["in_m"].eq(arg[4:7])]
                 with m.Case(Op.SET_IN_LEN):
                     m.d.sync += reg["in_len"].eq(arg)
-                with m.Case(Op.MVM):
-                    with m.If(~state_err):
-                        m.d.comb += go["mvm"].eq(1)
-                        m.d.sync += mode.start.eq(1)
-                with m.Case(Op.RPU_UPDATE):
-                    with m.If(~state_err):
-                        m.d.comb += go["rpu"].eq(1)
-                        m.d.sync += [self.rpu_start.eq(1), self.rpu_bl.eq(arg)]
-                with m.Case(Op.SEED_LOAD):
-                    m.d.comb += go["seed"].eq(1)
-                    m.d.sync += self.seed_load.eq(1)
                 with m.Case(Op.SET_PULSE):
                     m.d.sync += [self.prog_amp.eq(arg[0:8]), self.prog_tap.eq(arg[8:12])]
                 with m.Case(Op.SET_WIDTH):
                     m.d.sync += [self.prog_width.eq(arg)]
-                with m.Case(Op.PROGRAM):
-                    with m.If(~state_err):
-                        # a line register written in the last clocks: wait for the check
-                        m.d.comb += [go["pulse"].eq(self.prog_sel_valid),
-                                     go["select"].eq(~self.prog_sel_valid)]
-                        m.d.sync += prog_op.eq(arg[0:2])
                 with m.Case(Op.POWER):
                     m.d.sync += [self.pwr_gate.eq(arg[0]), self.clk_gate.eq(arg[1])]
                 with m.Case(Op.SET_GAIN):
@@ -316,6 +307,30 @@ class Controller(ConfiguredComponent):
             m.d.sync += self.seed_a.eq(Cat(arg, self.seed_a))
         with m.If(plain & (op == Op.SEED_B)):
             m.d.sync += self.seed_b.eq(Cat(arg, self.seed_b))
+
+        # The operations' starts: the acceptance of ``accept_basic`` for these opcodes (not
+        # power-gated, as POWER is not one of them; not busy; clock not gated; a known
+        # opcode with a good argument: ``runs``), then the state checks of ``state_err``.
+        # A PROGRAM whose selection check has not seen the last line register write waits
+        # in SELECT for it.
+        can_run = valid & ~self.pwr_gate & ~busy & ~self.clk_gate
+        m.d.comb += [
+            go["mvm"].eq(can_run & runs[Op.MVM]
+                         & ~((reg["act"] == Activation.STOCHASTIC) & ~self.rpu_ready)),
+            go["rpu"].eq(can_run & runs[Op.RPU_UPDATE] & self.rpu_ready),
+            go["seed"].eq(can_run & runs[Op.SEED_LOAD]),
+            go["pulse"].eq(can_run & runs[Op.PROGRAM] & self.prog_sel_valid
+                           & self.prog_sel_ok),
+            go["select"].eq(can_run & runs[Op.PROGRAM] & ~self.prog_sel_valid),
+        ]
+        with m.If(go["mvm"]):
+            m.d.sync += mode.start.eq(1)
+        with m.If(go["rpu"]):
+            m.d.sync += [self.rpu_start.eq(1), self.rpu_bl.eq(arg)]
+        with m.If(go["seed"]):
+            m.d.sync += self.seed_load.eq(1)
+        with m.If(go["pulse"] | go["select"]):
+            m.d.sync += prog_op.eq(arg[0:2])
 
         finish = Signal()
         with m.FSM(name="ctrl_fsm") as fsm:
