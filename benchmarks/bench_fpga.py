@@ -48,7 +48,7 @@ class MvmDatapath(wiring.Component):
 
     def elaborate(self, platform):
         cfg, m = self._config, Module()
-        eng = m.submodules.engine = MvmEngine(cfg)
+        eng = m.submodules.engine = MvmEngine(cfg, nrn_flags=True)  # as in core_fpga
         mac = m.submodules.macro = AnalogMacro(cfg)
         lfsr = m.submodules.lfsr = LfsrChains(cfg)
         wiring.connect(m, eng.analog, mac.analog)

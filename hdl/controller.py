@@ -195,6 +195,13 @@ class Controller(ConfiguredComponent):
         unknown = Signal()
         bad_arg = Signal()
         m.d.sync += [unknown.eq(unknown_c), bad_arg.eq(bad_c)]
+        # every opcode decoded here with its argument check: ``ok[op]`` is "the registered
+        # command is ``op`` and its argument is good", so the operations' starts, the state
+        # register's enable and the register commands' write enables are a few gates of
+        # registers, not the opcode compares and the whole refusal chain (the command ->
+        # argument refusal -> state or write enable paths limited core medium, docs/fpga.md)
+        ok = {o: Signal(name=f"ok_{o.name.lower()}") for o in Op}
+        m.d.sync += [r.eq((raw_op == o) & ~bad_c) for o, r in ok.items()]
         assert COMMAND_LATENCY == 1  # one register stage
 
         # stage 2: the state checks, on the registered command and the state of its decision
@@ -234,16 +241,7 @@ class Controller(ConfiguredComponent):
             m.d.comb += [reject.eq(1), cause.eq(state_cause)]
 
         accept = Signal()
-        accept_basic = Signal()  # accepted unless a state check refuses it
-        reject_basic = Signal()  # the refusals before the state checks (same order)
-        m.d.comb += [
-            reject_basic.eq((self.pwr_gate & ~power_up) | (busy & (op != Op.CLEAR_ERROR))
-                            | (self.clk_gate & ((op == Op.MVM) | (op == Op.RPU_UPDATE)
-                                                | (op == Op.SEED_LOAD) | (op == Op.PROGRAM)))
-                            | unknown | bad_arg),
-            accept.eq(valid & ~reject),
-            accept_basic.eq(valid & ~reject_basic),
-        ]
+        m.d.comb += accept.eq(valid & ~reject)
 
         # ---------------------------------------------------------------- state
         err = Signal()
@@ -262,60 +260,64 @@ class Controller(ConfiguredComponent):
             m.d.sync += [err.eq(1), err_cause.eq(cause)]
 
         go = {k: Signal(name=f"go_{k}") for k in ("mvm", "rpu", "seed", "pulse", "select")}
-        with m.If(accept_basic):
-            with m.Switch(op):
-                with m.Case(Op.NOP):
-                    pass
-                with m.Case(Op.SET_MODE):
-                    m.d.sync += [reg[name].eq(mode_arg[name])
-                                 for name in ("direction", "adc_mode", "act", "neuron_test")]
-                with m.Case(Op.SET_PRECISION):
-                    m.d.sync += [reg["out_k"].eq(arg[0:4]), reg["in_m"].eq(arg[4:7])]
-                with m.Case(Op.SET_IN_LEN):
-                    m.d.sync += reg["in_len"].eq(arg)
-                with m.Case(Op.MVM):
-                    with m.If(~state_err):
-                        m.d.comb += go["mvm"].eq(1)
-                        m.d.sync += mode.start.eq(1)
-                with m.Case(Op.RPU_UPDATE):
-                    with m.If(~state_err):
-                        m.d.comb += go["rpu"].eq(1)
-                        m.d.sync += [self.rpu_start.eq(1), self.rpu_bl.eq(arg)]
-                with m.Case(Op.SEED_LOAD):
-                    m.d.comb += go["seed"].eq(1)
-                    m.d.sync += self.seed_load.eq(1)
-                with m.Case(Op.SET_PULSE):
-                    m.d.sync += [self.prog_amp.eq(arg[0:8]), self.prog_tap.eq(arg[8:12])]
-                with m.Case(Op.SET_WIDTH):
-                    m.d.sync += [self.prog_width.eq(arg)]
-                with m.Case(Op.PROGRAM):
-                    with m.If(~state_err):
-                        # a line register written in the last clocks: wait for the check
-                        m.d.comb += [go["pulse"].eq(self.prog_sel_valid),
-                                     go["select"].eq(~self.prog_sel_valid)]
-                        m.d.sync += prog_op.eq(arg[0:2])
-                with m.Case(Op.POWER):
-                    m.d.sync += [self.pwr_gate.eq(arg[0]), self.clk_gate.eq(arg[1])]
-                with m.Case(Op.SET_GAIN):
-                    m.d.sync += self.str_gain.eq(arg)
-                with m.Case(Op.SET_TIMING):
-                    m.d.sync += [reg["t_wl"].eq(arg[0:4]), reg["t_sample"].eq(arg[4:8]),
-                                 reg["t_integ"].eq(arg[8:16])]
-                with m.Case(Op.CLEAR_ERROR):
-                    m.d.sync += [err.eq(0), err_cause.eq(Cause.NONE)]
-
-        # The commands no argument can refuse (SET_INJECT, SEED_A, SEED_B): their write
-        # enables are the refusals that can apply to them, without the argument checks of
-        # the other opcodes, which synthesis does not drop by itself (the argument -> the
-        # refusal chain -> the seeds' clock enables was a limiting path of core medium,
-        # docs/fpga.md). Same acceptance as ``accept_basic`` for these opcodes.
+        # The register commands' write enables: the refusals that can apply to each opcode
+        # (power gate, busy) and its ``ok``, not the refusal chain of every opcode, which
+        # synthesis does not cut by itself (the argument -> the refusal chain -> a write
+        # enable was a limiting path of core medium, docs/fpga.md). The same acceptance
+        # as ``reject`` for these opcodes: POWER is refused while power-gated unless it
+        # powers up, CLEAR_ERROR is accepted while busy; the clock gate refuses none.
         plain = valid & ~self.pwr_gate & ~busy
-        with m.If(plain & (op == Op.SET_INJECT)):
+        with m.If(plain & ok[Op.SET_MODE]):
+            m.d.sync += [reg[name].eq(mode_arg[name])
+                         for name in ("direction", "adc_mode", "act", "neuron_test")]
+        with m.If(plain & ok[Op.SET_PRECISION]):
+            m.d.sync += [reg["out_k"].eq(arg[0:4]), reg["in_m"].eq(arg[4:7])]
+        with m.If(plain & ok[Op.SET_IN_LEN]):
+            m.d.sync += reg["in_len"].eq(arg)
+        with m.If(plain & ok[Op.SET_PULSE]):
+            m.d.sync += [self.prog_amp.eq(arg[0:8]), self.prog_tap.eq(arg[8:12])]
+        with m.If(plain & ok[Op.SET_WIDTH]):
+            m.d.sync += [self.prog_width.eq(arg)]
+        with m.If(valid & ~busy & ok[Op.POWER] & (~self.pwr_gate | ~arg[0])):
+            m.d.sync += [self.pwr_gate.eq(arg[0]), self.clk_gate.eq(arg[1])]
+        with m.If(plain & ok[Op.SET_GAIN]):
+            m.d.sync += self.str_gain.eq(arg)
+        with m.If(plain & ok[Op.SET_TIMING]):
+            m.d.sync += [reg["t_wl"].eq(arg[0:4]), reg["t_sample"].eq(arg[4:8]),
+                         reg["t_integ"].eq(arg[8:16])]
+        with m.If(valid & ~self.pwr_gate & ok[Op.CLEAR_ERROR]):
+            m.d.sync += [err.eq(0), err_cause.eq(Cause.NONE)]
+        # (SET_INJECT, SEED_A and SEED_B have no argument check: ``ok`` is the opcode)
+        with m.If(plain & ok[Op.SET_INJECT]):
             m.d.sync += reg["inject_steps"].eq(arg)
-        with m.If(plain & (op == Op.SEED_A)):
+        with m.If(plain & ok[Op.SEED_A]):
             m.d.sync += self.seed_a.eq(Cat(arg, self.seed_a))
-        with m.If(plain & (op == Op.SEED_B)):
+        with m.If(plain & ok[Op.SEED_B]):
             m.d.sync += self.seed_b.eq(Cat(arg, self.seed_b))
+
+        # The operations' starts: the acceptance of ``reject`` for these opcodes (not
+        # power-gated, as POWER is not one of them; not busy; clock not gated; a known
+        # opcode with a good argument: ``ok``), then the state checks of ``state_err``.
+        # A PROGRAM whose selection check has not seen the last line register write waits
+        # in SELECT for it.
+        can_run = valid & ~self.pwr_gate & ~busy & ~self.clk_gate
+        m.d.comb += [
+            go["mvm"].eq(can_run & ok[Op.MVM]
+                         & ~((reg["act"] == Activation.STOCHASTIC) & ~self.rpu_ready)),
+            go["rpu"].eq(can_run & ok[Op.RPU_UPDATE] & self.rpu_ready),
+            go["seed"].eq(can_run & ok[Op.SEED_LOAD]),
+            go["pulse"].eq(can_run & ok[Op.PROGRAM] & self.prog_sel_valid
+                           & self.prog_sel_ok),
+            go["select"].eq(can_run & ok[Op.PROGRAM] & ~self.prog_sel_valid),
+        ]
+        with m.If(go["mvm"]):
+            m.d.sync += mode.start.eq(1)
+        with m.If(go["rpu"]):
+            m.d.sync += [self.rpu_start.eq(1), self.rpu_bl.eq(arg)]
+        with m.If(go["seed"]):
+            m.d.sync += self.seed_load.eq(1)
+        with m.If(go["pulse"] | go["select"]):
+            m.d.sync += prog_op.eq(arg[0:2])
 
         finish = Signal()
         with m.FSM(name="ctrl_fsm") as fsm:

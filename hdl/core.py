@@ -63,14 +63,19 @@ class NeurramCore(ConfiguredComponent):
     engine's control word, ``cmp`` and ``hold``), and the flat ports of the other analog
     units: ``noise_bits``, the programming pulse (``prog_*``, ``g_read``), the RPU pulses
     (``rpu_*``, ``row_pulse``, ``col_pulse``) and the control bits.
+
+    ``nrn_flags``: the control word also carries the neuron phase flags (``nrn_flags``),
+    which only the behavioural macro reads (``NeurramCoreFpga`` asks for them); the core for
+    the chip's macro, and the ``core`` top, leave them out.
     """
 
-    def __init__(self, config: CoreConfig):
+    def __init__(self, config: CoreConfig, *, nrn_flags: bool = False):
         self._take_config(config)
+        self._nrn_flags = nrn_flags
         rows, cols = config.rows, config.cols
         super().__init__({
             "host": In(HostSignature(config.line_bits, Op)),
-            "analog": Out(AnalogSignature(rows, cols)),
+            "analog": Out(AnalogSignature(rows, cols, nrn_flags=nrn_flags)),
             "noise_bits": Out(rows),
             "prog_op": Out(ProgOp), "prog_amp": Out(8), "prog_tap": Out(4),
             "prog_pulse": Out(1), "prog_sel_bl": Out(rows), "prog_sel_sl": Out(cols),
@@ -87,7 +92,7 @@ class NeurramCore(ConfiguredComponent):
         regs = m.submodules.regs = LineRegisters(cfg)
         spi = m.submodules.spi = SpiTarget(cfg)
         ctrl = m.submodules.ctrl = Controller(cfg)
-        engine = MvmEngine(cfg)
+        engine = MvmEngine(cfg, nrn_flags=self._nrn_flags)
         m.submodules.engine = ResetInserter(ctrl.pwr_gate)(engine)
         strb = m.submodules.str_bank = StochasticTranslatorBank(cfg)
         prog = m.submodules.prog = ProgDrivers(cfg)

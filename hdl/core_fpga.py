@@ -93,7 +93,8 @@ class NeurramCoreFpga(ConfiguredComponent):
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
-        core = m.submodules.core = NeurramCore(cfg)
+        # the behavioural macro's neurons act on the engine's neuron phase flags
+        core = m.submodules.core = NeurramCore(cfg, nrn_flags=True)
         macro = m.submodules.macro = AnalogMacro(cfg, g_bits=G_BITS)
 
         connect(m, flipped(flat_view(HostSignature(cfg.line_bits, Op).flip(), self)),

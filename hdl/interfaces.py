@@ -248,9 +248,20 @@ class MvmModeSignature(wiring.Signature):
 
 
 class AnalogSignature(wiring.Signature):
-    """The cycle interface, from the digital side (Out) to array + neurons (In)."""
+    """The cycle interface, from the digital side (Out) to array + neurons (In).
 
-    def __init__(self, rows: int, cols: int):
+    ``nrn_flags`` says whether the word also carries the neuron phase flags (member
+    ``nrn_flags``, `NeuronFlag` per group of `NEURON_GROUP` neurons): the behavioural macro
+    (``AnalogMacro``, the FPGA core ``NeurramCoreFpga``) reads its neurons' phase from them;
+    a macro that decodes ``phase`` and ``nrn_in`` itself (the chip's) does not need them, and
+    a digital side built for it (``NeurramCore``, ``MvmEngine`` by default) leaves out their
+    7 x ceil(rows / 4) registers. The signature's own default is the macro's: with them.
+    """
+
+    def __init__(self, rows: int, cols: int, *, nrn_flags: bool = True):
+        # per group of NEURON_GROUP neurons, the word's phase decoded for the neurons
+        # (`NeuronFlag`): registers of their own, near the neurons they load
+        flags = {"nrn_flags": Out(len(NeuronFlag) * neuron_groups(rows))} if nrn_flags else {}
         super().__init__({
             "phase": Out(Phase),
             "drv_bl": Out(2 * rows),
@@ -260,9 +271,7 @@ class AnalogSignature(wiring.Signature):
             "out_bl": Out(1),
             "dac_code": Out(4),
             "dec_en": Out(rows),
-            # per group of NEURON_GROUP neurons, the word's phase decoded for the neurons
-            # (`NeuronFlag`): registers of their own, near the neurons they load
-            "nrn_flags": Out(len(NeuronFlag) * neuron_groups(rows)),
+            **flags,
             "cmp": In(rows),
             "hold": In(1),
         })

@@ -99,16 +99,21 @@ _GROUP = 1 << LINE_GROUP_BITS
 
 
 class MvmEngine(ConfiguredComponent):
-    """Sequencer + WL/BL/SL driver control + digital neurons of one core (see module doc)."""
+    """Sequencer + WL/BL/SL driver control + digital neurons of one core (see module doc).
 
-    def __init__(self, config: CoreConfig):
+    ``nrn_flags``: the control word also carries the neuron phase flags (``nrn_flags`` of
+    ``AnalogSignature``), one register per flag and group of `NEURON_GROUP` neurons, for
+    the behavioural macro's neurons; without it (the default) they are not built."""
+
+    def __init__(self, config: CoreConfig, *, nrn_flags: bool = False):
         cfg = self._take_config(config)
         w = cfg.line_bits
         super().__init__({
             # mode registers, neuron test, clock gate, start / done (from the controller)
             "mode": In(MvmModeSignature()),
-            # the control word out, cmp and hold back (to the array and neurons)
-            "analog": Out(AnalogSignature(cfg.rows, cfg.cols)),
+            # the control word out, cmp and hold back (to the array and neurons); with
+            # ``nrn_flags`` also the neuron phase flags, for the behavioural macro
+            "analog": Out(AnalogSignature(cfg.rows, cfg.cols, nrn_flags=nrn_flags)),
             # data
             "bl_values": In(cfg.rows * w),
             "sl_values": In(cfg.cols * w),
@@ -227,7 +232,7 @@ class MvmEngine(ConfiguredComponent):
                 m.d.sync += strobe.eq(0)
                 yield
 
-        with m.FSM(name="mvm_fsm"):
+        with m.FSM(name="mvm_fsm") as fsm:
             with m.State("IDLE"):
                 with m.If(mode.start & (word_ph == Phase.IDLE)):
                     with m.If(stochastic & ~self.lfsr_ready):
@@ -314,6 +319,18 @@ class MvmEngine(ConfiguredComponent):
                 m.d.comb += ph.eq(Phase.READOUT)
                 with m.If(run):
                     goto("IDLE")
+
+        # ``ph_next == WL_PULSE`` written out per transition (enter from PRECHARGE or from
+        # a bit's last INTEGRATE, stay while the strobe runs or the engine is held), for the
+        # WL_PULSE flag copies of the drivers and word lines: a few gates of registers, not
+        # the priority of every state's transitions behind ``hold`` (``hold`` -> the next
+        # phase -> a ``bl_pulse{g}`` / ``sl_pulse{g}`` copy limited core medium, docs/fpga.md)
+        wl_next = Signal()
+        m.d.comb += wl_next.eq(
+            (run & (fsm.ongoing("PRECHARGE")
+                    | (fsm.ongoing("INTEGRATE") & strobe_end & rep_end & (b != last_b))))
+            | (fsm.ongoing("WL_PULSE") & ~(run & strobe_end)))
+        ph_next_wl = Mux(wl_next, Phase.WL_PULSE, Phase.IDLE)  # equals ph_next for WL_PULSE
 
         # ---------------------------------------------------------------- next word
         # ``ph`` and the fields below are the word the sequencer emits for its state; the
@@ -403,7 +420,8 @@ class MvmEngine(ConfiguredComponent):
                     g, own = r // _GROUP, bank_on & in_range[r]
                     sel = bit_select(r, bank_on, side)
                     pre = phase_flag(f"{side}_pre{g}", Phase.PRECHARGE, 1, own)
-                    drive = phase_flag(f"{side}_pulse{g}", Phase.WL_PULSE, bank_on, own)
+                    drive = phase_flag(f"{side}_pulse{g}", Phase.WL_PULSE, bank_on, own,
+                                       nxt=ph_next_wl)
                 v = regs[r]
                 mag = v[:w - 1] if w > 1 else v
                 mb = Signal(name=f"{side}_bit{r}")
@@ -430,9 +448,9 @@ class MvmEngine(ConfiguredComponent):
             if r % _GROUP == 0:
                 g = r // _GROUP
                 wl_all = phase_flag(f"wl_all{g}", Phase.WL_PULSE, bwd & ~mode.neuron_test,
-                                    in_range[r])
+                                    in_range[r], nxt=ph_next_wl)
                 wl_in = phase_flag(f"wl_in{g}", Phase.WL_PULSE, ~bwd & ~mode.neuron_test,
-                                   in_range[r])
+                                   in_range[r], nxt=ph_next_wl)
             wl.append(wl_all | (wl_in & in_range[r]))
         m.d.sync += [
             word_ph.eq(word_ph_next),
@@ -542,7 +560,8 @@ class MvmEngine(ConfiguredComponent):
                     flags.append(reg)
             return Cat(*flags)
 
-        m.d.comb += ana.nrn_flags.eq(neuron_flags())
+        if "nrn_flags" in ana.signature.members:  # only where the macro reads them
+            m.d.comb += ana.nrn_flags.eq(neuron_flags())
 
         # readout codes: binary magnitudes inverted for sign 0; ReLU zeroes sign-0 magnitudes.
         # What the codes take from the mode (the inversion mask, ReLU, the bank order) is

@@ -551,7 +551,7 @@ def test_macro_with_mvm_engine(name, seed, n_mvms, offset_bits):
     w, rows = cfg.line_bits, cfg.rows
     rng = np.random.default_rng(seed)
     m = Module()
-    m.submodules.eng = eng = MvmEngine(cfg)
+    m.submodules.eng = eng = MvmEngine(cfg, nrn_flags=True)  # the macro reads the flags
     m.submodules.mac = mac = AnalogMacro(cfg, offset_bits=offset_bits)
     m.submodules.lfsr = lfsr = LfsrChains(cfg)
     wiring.connect(m, eng.analog, mac.analog)

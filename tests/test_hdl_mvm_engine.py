@@ -58,12 +58,14 @@ def pins(dut):
     return SimpleNamespace(**{k: Value.cast(v) for k, (_, v) in flat_ports(dut).items()})
 
 
-def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0, gate="hold"):
+def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0, gate="hold",
+              nrn_flags=True):
     """Run ``cases`` back to back on one simulated engine; check every word and readout.
 
     ``gate`` names the input that holds the engine with probability ``hold_p``: the macro's
-    ``hold`` or the controller's ``clk_gate`` (clock gating acts as a hold)."""
-    dut = MvmEngine(cfg)
+    ``hold`` or the controller's ``clk_gate`` (clock gating acts as a hold). ``nrn_flags``:
+    the engine is built with the neuron phase flags (checked against the golden word)."""
+    dut = MvmEngine(cfg, nrn_flags=nrn_flags)
     p = pins(dut)
     w = cfg.line_bits
     rows, cols = cfg.rows, cfg.cols
@@ -113,7 +115,7 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0, gate="ho
                 if was_stalled:  # a stall makes the next clock's word IDLE
                     assert ph == 0 and not drv_bl.any() and not drv_sl.any() and not wl.any()
                     assert ctx.get(p.nrn_in) == 0 and not ctx.get(p.lfsr_en)
-                    assert ctx.get(p.nrn_flags) == 0
+                    assert not nrn_flags or ctx.get(p.nrn_flags) == 0
                     assert not ctx.get(p.wb_en)
                     ctx.set(p.cmp, int(rng.integers(0, 1 << rows)))  # must be ignored
                     stats["held"] += 1
@@ -126,7 +128,8 @@ def run_cases(cfg, cases, rng, *, hold_p=0.0, start_p=0.0, lfsr_wait=0, gate="ho
                 assert got.phase is exp.phase, where  # before the engine-only checks
                 assert ctx.get(p.lfsr_en) == (exp.phase is Phase.INJECT), where
                 assert ctx.get(p.wb_en) == (exp.phase is Phase.READOUT), where
-                assert ctx.get(p.nrn_flags) == want_flags(exp, rows), where
+                if nrn_flags:
+                    assert ctx.get(p.nrn_flags) == want_flags(exp, rows), where
                 if exp.phase is Phase.DECREMENT:
                     dec = unpack(ctx.get(p.dec_en), rows, 1).astype(bool)
                     if st.adc_mode is AdcMode.COUNTING:
@@ -259,6 +262,36 @@ def test_config_line_widths(in_bits, out_bits):
     directions = [Direction.BACKWARD] if in_bits == out_bits == 1 else list(Direction)
     cases = [random_case(cfg, rng, direction=d) for d in directions for _ in range(2)]
     run_cases(cfg, cases, rng)
+
+
+def test_neuron_flags_are_an_option():
+    """Without ``nrn_flags`` (the default: the core for the chip's macro) the engine has no
+    ``nrn_flags`` port and none of its flag registers, every other port as with them, the
+    per-group ``dec_en`` copies kept; its words and readouts still equal the golden ones."""
+    cfg = _cfg("small")
+
+    def ports(dut):
+        dut._MustUse__silence = True  # ports only
+        return {k: (member.flow, len(Value.cast(v)))
+                for k, (member, v) in flat_ports(dut).items()}
+
+    with_flags = ports(MvmEngine(cfg, nrn_flags=True))
+    without = ports(MvmEngine(cfg))
+    assert with_flags["nrn_flags"][1] == len(NeuronFlag) * (cfg.rows // NEURON_GROUP)
+    assert "nrn_flags" not in without
+    assert without == {k: v for k, v in with_flags.items() if k != "nrn_flags"}
+    texts = {flags: verilog.convert(MvmEngine(cfg, nrn_flags=flags), name="eng",
+                                    emit_src=False)
+             for flags in (False, True)}
+    for flag in NeuronFlag:
+        assert f"ana_{flag.name.lower()}0 " in texts[True].replace(";", " ")
+        assert f"ana_{flag.name.lower()}" not in texts[False]
+    assert "ana_counting0" in texts[False]  # dec_en's copies serve every macro
+    tiny = _cfg("tiny")
+    rng = np.random.default_rng(15)
+    cases = [random_case(tiny, rng, max_counting_k=4) for _ in range(6)]
+    stats = run_cases(tiny, cases, rng, hold_p=0.2, nrn_flags=False)
+    assert stats["held"] > 10
 
 
 def test_verilog_full_preset_converts():
