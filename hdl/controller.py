@@ -200,7 +200,7 @@ class Controller(ConfiguredComponent):
         # register's enable and the register commands' write enables are a few gates of
         # registers, not the opcode compares and the whole refusal chain (the command ->
         # argument refusal -> state or write enable paths limited core medium, docs/fpga.md)
-        ok = {o: Signal(name=f"ok_{o.name.lower()}") for o in Op}
+        ok = {o: Signal(name=f"ok_{o.name.lower()}") for o in Op if o is not Op.NOP}
         m.d.sync += [r.eq((raw_op == o) & ~bad_c) for o, r in ok.items()]
         assert COMMAND_LATENCY == 1  # one register stage
 
