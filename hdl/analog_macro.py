@@ -433,6 +433,10 @@ class AnalogMacro(ConfiguredComponent):
         stages = tree_stages(n)  # the backward tree's pipeline
         extra = stream_stages(n)  # the stream's clocks after its last row
         cnt = Signal(range(max(n + extra, LINE_BITS) + 1))
+        # the stream's read address, ``cnt + 1`` in every STREAM clock, kept as a register
+        # of its own (1 at the WL_PULSE word, stepped with ``cnt``): no carry chain and no
+        # counter enable between the word's phase and the array's read address
+        rd_next = Signal.like(cnt, name="rd_next")
         # per-row flags of the pulse, shift registers (row cnt's at bit 0 while streaming):
         # WL on, and forward conducting with s + 1 = 2 / 1 / any
         r_wl, r_two, r_one, r_act = (Signal(n, name=f"row_{x}") for x in
@@ -475,7 +479,8 @@ class AnalogMacro(ConfiguredComponent):
             with m.State("IDLE"):
                 with m.If(phase == Phase.WL_PULSE):
                     m.d.comb += [rd.addr.eq(0), pulse_hold.eq(1)]
-                    m.d.sync += [side_bl.eq(~bl_any), r_wl.eq(ana.wl_en), cnt.eq(0)]
+                    m.d.sync += [side_bl.eq(~bl_any), r_wl.eq(ana.wl_en), cnt.eq(0),
+                                 rd_next.eq(1)]
                     for k in range(n):
                         # forward rows only: a driven BL (no ``bl_any``: with the BLs
                         # floating every flag is 0 anyway)
@@ -487,8 +492,9 @@ class AnalogMacro(ConfiguredComponent):
             with m.State("STREAM"):
                 # rows + extra clocks: the backward tree's last sum leaves the pipeline,
                 # the forward read register's last row is added
-                m.d.comb += [pulse_hold.eq(1), rd.addr.eq(cnt + 1)]
-                m.d.sync += [cnt.eq(cnt + 1), r_wl.eq(r_wl >> 1), r_two.eq(r_two >> 1),
+                m.d.comb += [pulse_hold.eq(1), rd.addr.eq(rd_next)]
+                m.d.sync += [cnt.eq(cnt + 1), rd_next.eq(rd_next + 1),
+                             r_wl.eq(r_wl >> 1), r_two.eq(r_two >> 1),
                              r_one.eq(r_one >> 1), r_act.eq(r_act >> 1)]
                 with m.If(cnt == n + extra - 1):
                     m.next = "INIT"
