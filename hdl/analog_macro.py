@@ -288,6 +288,8 @@ def macro_resources(config: CoreConfig, g_bits: int = 16, offset_bits: int = 0) 
     # seven load flags and the three forward term flags
     groups = -(-n // (1 << PULSE_GROUP_BITS))
     control = groups * (max(n + stream_stages(n), LINE_BITS).bit_length() + 14)
+    # the stream's read address (`rd_next`, the pulse counter's width)
+    control += max(n + stream_stages(n), LINE_BITS).bit_length()
     return {
         "memory_bits": config.rows * config.cols * g_bits,
         "memory_shape": (config.rows, config.cols * g_bits),
